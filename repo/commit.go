@@ -19,12 +19,12 @@ func (s Signature) String() string {
 	return fmt.Sprintf("%s <%s> %d %s", s.Name, s.Email, s.When, formatTZ(s.TZ))
 }
 
-func formatTZ(min int) string {
+func formatTZ(minutes int) string {
 	sign := byte('+')
-	if min < 0 {
-		sign, min = '-', -min
+	if minutes < 0 {
+		sign, minutes = '-', -minutes
 	}
-	return fmt.Sprintf("%c%02d%02d", sign, min/60, min%60)
+	return fmt.Sprintf("%c%02d%02d", sign, minutes/60, minutes%60)
 }
 
 func parseSignature(field, v string) (Signature, error) {

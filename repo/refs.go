@@ -232,7 +232,7 @@ func (r *Repo) UpdateRef(u RefUpdate) error {
 // with the zone's presence marker (written first if absent) and the reflog
 // entry. If the repository has no HEAD yet, HEAD is pointed at this branch,
 // as the zonegit tools expect of a new repository.
-func (r *Repo) UpdateBranch(zone, branch string, old, new Hash, log *ReflogEntry) error {
+func (r *Repo) UpdateBranch(zone, branch string, old, next Hash, log *ReflogEntry) error {
 	if err := ValidateZone(zone); err != nil {
 		return err
 	}
@@ -241,7 +241,7 @@ func (r *Repo) UpdateBranch(zone, branch string, old, new Hash, log *ReflogEntry
 	}
 	name := BranchRef(zone, branch)
 	return r.update(func(txn *badger.Txn) error {
-		if !new.IsZero() {
+		if !next.IsZero() {
 			if err := ensureZone(txn, zone); err != nil {
 				return err
 			}
@@ -249,12 +249,12 @@ func (r *Repo) UpdateBranch(zone, branch string, old, new Hash, log *ReflogEntry
 				return err
 			}
 		}
-		return casRef(txn, RefUpdate{Name: name, Old: old, New: new, Log: log})
+		return casRef(txn, RefUpdate{Name: name, Old: old, New: next, Log: log})
 	})
 }
 
 // UpdateTag moves a tag with compare-and-swap (zone marker first).
-func (r *Repo) UpdateTag(zone, tag string, old, new Hash, log *ReflogEntry) error {
+func (r *Repo) UpdateTag(zone, tag string, old, next Hash, log *ReflogEntry) error {
 	if err := ValidateZone(zone); err != nil {
 		return err
 	}
@@ -262,12 +262,12 @@ func (r *Repo) UpdateTag(zone, tag string, old, new Hash, log *ReflogEntry) erro
 		return err
 	}
 	return r.update(func(txn *badger.Txn) error {
-		if !new.IsZero() {
+		if !next.IsZero() {
 			if err := ensureZone(txn, zone); err != nil {
 				return err
 			}
 		}
-		return casRef(txn, RefUpdate{Name: TagRef(zone, tag), Old: old, New: new, Log: log})
+		return casRef(txn, RefUpdate{Name: TagRef(zone, tag), Old: old, New: next, Log: log})
 	})
 }
 
