@@ -32,6 +32,26 @@ const ObjectKindHeader = "X-Object-Kind"
 const (
 	CapBatch = "batch"
 	CapTags  = "tags"
+	// CapPack announces POST /v0/objects/pack: a walk and the transfer of
+	// everything it finds in one round trip (see PackPath).
+	CapPack = "pack"
+)
+
+// Extension endpoints (under BasePath) and their framing.
+const (
+	// BatchPath takes a BatchRequest and streams the objects it names.
+	BatchPath = BasePath + "/objects/batch"
+	// PackPath takes a WalkRequest and streams every object the walk finds
+	// missing, in the same framing as BatchPath.
+	PackPath = BasePath + "/objects/pack"
+	// ObjectStreamContentType is the Content-Type of batch and pack
+	// responses.
+	ObjectStreamContentType = "application/vnd.zonegit.objects"
+	// ObjectCountTrailer is an HTTP trailer sent after the last frame of a
+	// batch or pack response with the number of frames (decimal). It is
+	// absent when the server aborted the stream, so a client can tell a
+	// complete stream from one cut at a frame boundary.
+	ObjectCountTrailer = "X-Zonegit-Objects"
 )
 
 // Branch identifies one (zone, name) pair plus the commit hash it points
@@ -51,11 +71,25 @@ type RefsResponse struct {
 	Tags     []Branch `json:"tags,omitempty"`
 }
 
-// WalkRequest is the body POSTed to /v0/objects/walk.
+// WalkRequest is the body POSTed to /v0/objects/walk (and, with the "pack"
+// extension, to /v0/objects/pack).
 //
 // Roots are the object hashes the secondary wants to reach (typically the
 // primary's branch tips after diffing /v0/refs). Known are object hashes the
 // secondary already has, with their complete closures.
+//
+// Errors: 400 bad JSON or hash ("roots: ..." / "known: ..."); 404 a root the
+// primary does not have (the all-zero root is skipped; unknown known hashes
+// are ignored); 413 body too large (default 8 MiB) or too many hashes
+// (default 100,000 roots+known); 405 not POST; 500 the primary's own store
+// is damaged.
+//
+// Pack ("pack" extension): the same request and the same errors before any
+// frame; on success 200 with the BatchRequest framing, one frame per missing
+// object, each object before the objects it links to (a commit before its
+// tree and parents, a tree before its entries), and the ObjectCountTrailer
+// trailer after the last frame. A failure after the first frame aborts the
+// connection.
 type WalkRequest struct {
 	Roots []string `json:"roots"` // hex
 	Known []string `json:"known"` // hex
@@ -68,7 +102,26 @@ type WalkResponse struct {
 }
 
 // BatchRequest is the body POSTed to /v0/objects/batch ("batch" extension).
-// The response streams each object framed as "<hex> <kind> <len>\n<payload>".
+//
+// Request: JSON {"hashes":[hex,...]}, hashes case-insensitive, at most the
+// server's per-request limit (default 50,000) and body size limit.
+//
+// Errors, all sent before any frame (text/plain body saying why): 400 bad
+// JSON or a bad hash; 404 when any hash is not in the primary (the body names
+// the first one, "object <hex> not in primary"; nothing is streamed, so ask
+// again without it); 413 body too large or too many hashes; 405 not POST;
+// 401 missing or wrong token.
+//
+// Success: 200, Content-Type ObjectStreamContentType, then exactly one frame
+// per requested hash, in request order (a hash asked twice is sent twice):
+//
+//	<64 lowercase hex> SP <kind> SP <decimal payload length> LF <payload bytes>
+//
+// with no separator between frames. After the last frame the server sends
+// the ObjectCountTrailer trailer. If the server fails mid-stream (I/O
+// error) it aborts the connection: the client sees a truncated body or a
+// missing trailer, never a clean end. Clients must verify every object (hash
+// and kind) as it arrives, as with single GETs.
 type BatchRequest struct {
 	Hashes []string `json:"hashes"`
 }
