@@ -1,10 +1,38 @@
 package repo
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
 )
+
+// Defaults of an import. The author defaults can be overridden with the
+// environment variables ZONEGIT_AUTHOR_NAME and ZONEGIT_AUTHOR_EMAIL, which
+// the zonegit tools read too.
+const (
+	DefaultBranch      = "main"
+	DefaultAuthorName  = "zonegit-replicate"
+	DefaultAuthorEmail = "zonegit-replicate@localhost"
+	// defaultTTL applies to records when the file gives neither a TTL nor
+	// $TTL (FORMAT.md, import semantics).
+	defaultTTL = 3600
+)
+
+// ErrInvalidZoneFile: a zone file that cannot be imported (syntax error,
+// a record outside the zone, a refused construct). The error text names the
+// file, line and record.
+var ErrInvalidZoneFile = errors.New("invalid zone file")
 
 // ImportOptions describe one zone-file import.
 type ImportOptions struct {
@@ -23,12 +51,653 @@ type ImportResult struct {
 	Tree         Hash
 	Parent       Hash // ZeroHash for a root commit
 	RRsets       int
-	Objects      int  // objects in the new commit's closure
+	Blobs        int  // blobs in the new tree (one per RRset)
+	Trees        int  // trees in the new tree, the root included
+	Objects      int  // the commit, its trees and blobs (history not counted)
 	Changed      bool // false: the tree equals the tip's tree, no commit made
 }
 
-// Import parses a master file and commits it as the zone's whole content.
-// TODO(import): implemented in the repo import issue.
+// Import parses an RFC 1035 master file (miekg/dns, the parser the zonegit
+// tools use) and commits it as the zone's whole content on a branch: the
+// file is the truth, so RRsets absent from the file are absent from the new
+// tree. The parent is the branch tip when the branch exists. When the new
+// tree equals the tip's tree no commit is made and Changed is false.
+//
+// Objects are written with a Batch that is flushed and synced before the
+// branch moves by compare-and-swap against the tip read at the start, so a
+// concurrent writer makes the import fail with ErrConflict instead of being
+// overwritten.
+//
+// The same file gives the same blob and tree hashes as the zonegit tools:
+// owner names are lowercased (names inside record data keep their case),
+// relative names are made absolute, RRsets are merged across the file,
+// an RRset whose records carry different TTLs gets the lowest (RFC 2181
+// §5.2), records are sorted by their uncompressed wire rdata, and every name
+// on the way from the apex to an owner gets a tree (empty non-terminals too).
+//
+// Where the zonegit tools are lenient this import decides (and documents):
+//   - identical records of an RRset are stored once (RFC 2181 §5 allows
+//     it; an RRset is a set);
+//   - a CNAME beside other data at the same owner (other than the DNSSEC
+//     types RRSIG and NSEC, RFC 4035 §2.5) is refused, and so is a CNAME
+//     RRset of more than one record (RFC 1034 §3.6.2);
+//   - a type without a mnemonic is stored under the leaf name TYPEnnn
+//     (RFC 3597), e.g. TYPE65280;
+//   - a record without record data (miekg/dns accepts those as dynamic
+//     update syntax) and meta types such as ANY or OPT are refused;
+//   - owner names with escapes (\. or \DDD) are refused: an escaped dot
+//     cannot be a tree label and no zonegit vector shows how other escapes
+//     map to labels.
+//
+// Refused as well, each with the file line: owners outside the zone
+// (including look-alikes such as xexample.com. in example.com.), classes
+// other than IN, $INCLUDE, syntax errors and an empty zone. All of these
+// errors wrap ErrInvalidZoneFile.
+//
+// Import is linear in the number of records apart from one sort of the
+// owner names, and holds only the packed record data in memory, not the
+// parsed records.
 func (r *Repo) Import(ctx context.Context, opts ImportOptions) (*ImportResult, error) {
-	return nil, errors.New("import: not implemented yet")
+	if r.readOnly {
+		return nil, ErrReadOnly
+	}
+	zone, branch := opts.Zone, opts.Branch
+	if branch == "" {
+		branch = DefaultBranch
+	}
+	if err := ValidateZone(zone); err != nil {
+		return nil, err
+	}
+	if err := ValidateBranch(branch); err != nil {
+		return nil, err
+	}
+	if opts.Source == nil {
+		return nil, errors.New("import: no zone file to read")
+	}
+	file := opts.SourceName
+	if file == "" {
+		file = "zone file"
+	}
+	author, err := importAuthor(opts.Author)
+	if err != nil {
+		return nil, err
+	}
+
+	// The tip is read before anything else: it is both the parent and the
+	// expected value of the compare-and-swap that publishes the commit.
+	tip, tipTree, err := r.tipTree(zone, branch)
+	if err != nil {
+		return nil, err
+	}
+
+	z, err := parseZone(ctx, zone, file, opts.Source)
+	if err != nil {
+		return nil, err
+	}
+	ks := z.sortedSets()
+	if err := z.checkOwners(ks); err != nil {
+		return nil, err
+	}
+
+	b, err := r.NewBatch()
+	if err != nil {
+		return nil, err
+	}
+	flushed := false
+	defer func() {
+		if !flushed {
+			b.Cancel()
+		}
+	}()
+	root, err := z.build(ctx, b, ks)
+	if err != nil {
+		return nil, err
+	}
+	res := &ImportResult{
+		Zone: zone, Branch: branch, Tree: root, Parent: tip,
+		RRsets: len(z.sets), Blobs: z.blobs, Trees: z.trees,
+		Objects: 1 + z.blobs + z.trees,
+	}
+	if !tip.IsZero() && root == tipTree {
+		res.Commit = tip
+		return res, nil
+	}
+
+	msg := opts.Message
+	if msg == "" {
+		msg = "import " + filepath.Base(file)
+	}
+	c := &Commit{Tree: root, Author: author, Committer: author, Message: msg}
+	if !tip.IsZero() {
+		c.Parents = []Hash{tip}
+	}
+	ch, err := b.PutObject(KindCommit, c.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("import %s: store commit: %w", file, err)
+	}
+	flushed = true
+	if err := b.Flush(); err != nil {
+		return nil, fmt.Errorf("import %s: %w", file, err)
+	}
+	first, _, _ := strings.Cut(msg, "\n")
+	err = r.UpdateBranch(zone, branch, tip, ch, &ReflogEntry{
+		Author:   author.Name + " <" + author.Email + ">",
+		UnixTime: author.When,
+		TZOffset: author.TZ,
+		Op:       "commit",
+		Message:  first,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("import %s: move branch %s: %w", file, BranchRef(zone, branch), err)
+	}
+	res.Commit, res.Changed = ch, true
+	return res, nil
+}
+
+// tipTree returns a branch's tip and the tip commit's tree, or zero hashes
+// when the branch does not exist yet.
+func (r *Repo) tipTree(zone, branch string) (tip, tree Hash, err error) {
+	tip, err = r.Branch(zone, branch)
+	if errors.Is(err, ErrNotFound) {
+		return ZeroHash, ZeroHash, nil
+	}
+	if err != nil {
+		return tip, tree, err
+	}
+	kind, payload, err := r.Get(tip)
+	if err != nil {
+		return tip, tree, fmt.Errorf("branch %s: tip: %w", BranchRef(zone, branch), err)
+	}
+	if kind != KindCommit {
+		return tip, tree, fmt.Errorf("branch %s: tip %s is a %s, want a commit: %w", BranchRef(zone, branch), tip.Short(), kind, ErrCorrupt)
+	}
+	c, err := DecodeCommit(payload)
+	if err != nil {
+		return tip, tree, fmt.Errorf("branch %s: tip %s: %w", BranchRef(zone, branch), tip.Short(), err)
+	}
+	return tip, c.Tree, nil
+}
+
+// importAuthor fills in the author defaults and refuses values that would
+// corrupt the commit's author line.
+func importAuthor(a Signature) (Signature, error) {
+	if a.Name == "" {
+		a.Name = os.Getenv("ZONEGIT_AUTHOR_NAME")
+	}
+	if a.Name == "" {
+		a.Name = DefaultAuthorName
+	}
+	if a.Email == "" {
+		a.Email = os.Getenv("ZONEGIT_AUTHOR_EMAIL")
+	}
+	if a.Email == "" {
+		a.Email = DefaultAuthorEmail
+	}
+	if a.When == 0 {
+		now := time.Now()
+		_, off := now.Zone()
+		a.When, a.TZ = now.Unix(), off/60
+	}
+	if strings.ContainsAny(a.Name, "<>\n") || strings.ContainsAny(a.Email, "<>\n") {
+		return a, fmt.Errorf("author %q <%s>: name and email must not contain '<', '>' or a newline", clip(a.Name), clip(a.Email))
+	}
+	return a, nil
+}
+
+// setKey identifies an RRset while the file is read.
+type setKey struct {
+	owner string
+	typ   uint16
+}
+
+// rrset is one RRset being collected. Its records live in zoneData.recs as
+// a linked list, so adding a record never copies the others.
+type rrset struct {
+	owner      string // lowercase FQDN
+	typ        uint16
+	ttl        uint32
+	n          int32 // records, duplicates included
+	line       int32 // line of the first record
+	head, tail int32 // indexes into zoneData.recs
+}
+
+// rec is one record's packed rdata in zoneData.arena.
+type rec struct {
+	off  int
+	n    uint16
+	next int32 // next record of the same RRset, -1 at the end
+}
+
+// zoneData is a parsed zone: RRsets with their rdata packed into one arena,
+// which keeps the memory of a million-record zone to a few bytes per record
+// beyond its rdata.
+type zoneData struct {
+	zone, file string
+	sets       []rrset
+	index      map[setKey]int32
+	recs       []rec
+	arena      []byte
+
+	// filled by build
+	blobs, trees int
+}
+
+// zoneErr is an error about one line (and record) of the zone file.
+func (z *zoneData) zoneErr(line int, record, format string, args ...any) error {
+	where := z.file
+	if line > 0 {
+		where += ":" + strconv.Itoa(line)
+	}
+	if record != "" {
+		where += ": " + record
+	}
+	return fmt.Errorf("%s: %s: %w", where, fmt.Sprintf(format, args...), ErrInvalidZoneFile)
+}
+
+// lineReader feeds the zone parser byte by byte (miekg/dns then does no
+// read-ahead of its own) and tracks which line each record starts on, which
+// the parser does not expose for records it accepts.
+type lineReader struct {
+	br       *bufio.Reader
+	line     int  // newlines read so far
+	content  bool // the current line has had a non-blank, non-comment byte
+	comment  bool
+	first    int // first line since mark() with a record on it (not a directive)
+	lastLine int // last line with any content
+}
+
+func (lr *lineReader) ReadByte() (byte, error) {
+	c, err := lr.br.ReadByte()
+	if err != nil {
+		return c, err
+	}
+	switch {
+	case c == '\n':
+		lr.line++
+		lr.content, lr.comment = false, false
+	case lr.content || lr.comment:
+	case c == ';':
+		lr.comment = true
+	case c == ' ' || c == '\t' || c == '\r':
+	default:
+		lr.content = true
+		lr.lastLine = lr.line + 1
+		if lr.first == 0 && c != '$' {
+			lr.first = lr.line + 1
+		}
+	}
+	return c, nil
+}
+
+// Read is never used by the parser (it takes the io.ByteReader path) but
+// makes lineReader an io.Reader.
+func (lr *lineReader) Read(p []byte) (int, error) {
+	for i := range p {
+		c, err := lr.ReadByte()
+		if err != nil {
+			return i, err
+		}
+		p[i] = c
+	}
+	return len(p), nil
+}
+
+func (lr *lineReader) mark() { lr.first = 0 }
+
+// recordLine is the line the record returned last started on; records made
+// by $GENERATE get the directive's line.
+func (lr *lineReader) recordLine() int {
+	if lr.first != 0 {
+		return lr.first
+	}
+	return lr.lastLine
+}
+
+// parseZone reads the whole file into RRsets.
+func parseZone(ctx context.Context, zone, file string, src io.Reader) (*zoneData, error) {
+	z := &zoneData{zone: zone, file: file, index: make(map[setKey]int32)}
+	lr := &lineReader{br: bufio.NewReaderSize(src, 64<<10)}
+	zp := dns.NewZoneParser(lr, zone, file)
+	zp.SetDefaultTTL(defaultTTL)
+	zp.SetIncludeAllowed(false)
+	// Room for the largest record: owner (255) + header (10) + rdata (65535).
+	buf := make([]byte, 66<<10)
+	count := 0
+	for {
+		lr.mark()
+		rr, ok := zp.Next()
+		if !ok {
+			break
+		}
+		if count++; count&4095 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		if err := z.add(rr, lr.recordLine(), buf); err != nil {
+			return nil, err
+		}
+	}
+	if err := zp.Err(); err != nil {
+		if strings.Contains(err.Error(), "$INCLUDE") {
+			return nil, fmt.Errorf("%w: %w ($INCLUDE is not supported: a zone is imported from one self-contained file)", ErrInvalidZoneFile, err)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrInvalidZoneFile, err)
+	}
+	if len(z.sets) == 0 {
+		return nil, z.zoneErr(0, "", "no records: refusing to import an empty zone")
+	}
+	return z, nil
+}
+
+// add checks one parsed record and files its rdata under its RRset.
+func (z *zoneData) add(rr dns.RR, line int, buf []byte) error {
+	h := rr.Header()
+	typ := h.Rrtype
+	record := h.Name + " " + dns.Type(typ).String()
+	if h.Class != dns.ClassINET {
+		return z.zoneErr(line, record, "class %s is not supported (only IN)", dns.Class(h.Class))
+	}
+	switch typ {
+	case dns.TypeNone, dns.TypeOPT, dns.TypeTKEY, dns.TypeTSIG, dns.TypeIXFR, dns.TypeAXFR,
+		dns.TypeMAILB, dns.TypeMAILA, dns.TypeANY:
+		return z.zoneErr(line, record, "type %s cannot appear in a zone", dns.Type(typ))
+	}
+	owner, err := ownerInZone(h.Name, z.zone)
+	if err != nil {
+		return z.zoneErr(line, record, "%v", err)
+	}
+	end, err := dns.PackRR(rr, buf, 0, nil, false)
+	if err != nil {
+		return z.zoneErr(line, record, "cannot encode record data: %v", err)
+	}
+	rdlen := int(h.Rdlength)
+	if rdlen == 0 {
+		return z.zoneErr(line, record, "record has no data")
+	}
+	rdata := buf[end-rdlen : end]
+
+	k := setKey{owner: owner, typ: typ}
+	i, ok := z.index[k]
+	if !ok {
+		if len(z.sets) == math.MaxInt32 {
+			return z.zoneErr(line, record, "more than %d RRsets", math.MaxInt32)
+		}
+		i = int32(len(z.sets))
+		z.index[k] = i
+		z.sets = append(z.sets, rrset{owner: owner, typ: typ, ttl: h.Ttl, line: int32(line), head: -1, tail: -1})
+	}
+	s := &z.sets[i]
+	if h.Ttl < s.ttl {
+		s.ttl = h.Ttl // RFC 2181 §5.2: one TTL per RRset, the lowest given
+	}
+	if s.n == 0xffff {
+		return z.zoneErr(line, record, "more than 65535 records in one RRset")
+	}
+	ri := int32(len(z.recs))
+	z.recs = append(z.recs, rec{off: len(z.arena), n: uint16(rdlen), next: -1})
+	z.arena = append(z.arena, rdata...)
+	if s.tail >= 0 {
+		z.recs[s.tail].next = ri
+	} else {
+		s.head = ri
+	}
+	s.tail = ri
+	s.n++
+	return nil
+}
+
+// ownerInZone lowercases an owner name (ASCII only, as DNS compares names)
+// and checks that it is the zone or below it, label-wise, so that
+// xexample.com. is not taken for a name in example.com.
+func ownerInZone(name, zone string) (string, error) {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c == '\\' {
+			if escapedDot(name[i:]) {
+				return "", errors.New("owner name has a label containing an escaped dot, which cannot be a tree label")
+			}
+			return "", errors.New("owner name uses an escape (\\X or \\DDD); escaped owner names are not supported")
+		}
+		if c <= ' ' || c == 0x7f {
+			return "", fmt.Errorf("owner name has byte 0x%02x", c)
+		}
+	}
+	owner := asciiLower(name)
+	if owner == zone {
+		return owner, nil
+	}
+	if len(owner) <= len(zone) || !strings.HasSuffix(owner, zone) || owner[len(owner)-len(zone)-1] != '.' {
+		return "", fmt.Errorf("owner is outside the zone %s", zone)
+	}
+	return owner, nil
+}
+
+// escapedDot reports whether s starts with an escape that stands for '.'.
+func escapedDot(s string) bool {
+	return strings.HasPrefix(s, `\.`) || strings.HasPrefix(s, `\046`)
+}
+
+// asciiLower lowercases A-Z only, returning s itself (no allocation) when
+// it has no capitals.
+func asciiLower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; c >= 'A' && c <= 'Z' {
+					b[j] = c + 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+// pathKey turns an owner into its tree path below the apex as one string:
+// labels from the apex down, each followed by a 0 byte (owner labels never
+// hold one). Sorting these keys bytewise puts every name right after its
+// ancestors and keeps each subtree contiguous, which lets build close
+// trees bottom-up with a stack.
+func pathKey(owner, zone string) string {
+	rel := owner[:len(owner)-len(zone)] // "a.b.c." or "" at the apex
+	if rel == "" {
+		return ""
+	}
+	var sb strings.Builder
+	sb.Grow(len(rel))
+	end := len(rel) - 1 // index of the dot after the last label
+	for end > 0 {
+		start := strings.LastIndexByte(rel[:end], '.') + 1
+		sb.WriteString(rel[start:end])
+		sb.WriteByte(0)
+		end = start - 1
+	}
+	return sb.String()
+}
+
+// keyedSet is an RRset index with its path key, sorted to build the tree.
+type keyedSet struct {
+	key string
+	set int32
+}
+
+// sortedSets returns the RRsets ordered by tree path (RRsets of one owner
+// adjacent) and drops the lookup map, which is no longer needed.
+func (z *zoneData) sortedSets() []keyedSet {
+	z.index = nil
+	ks := make([]keyedSet, len(z.sets))
+	for i := range z.sets {
+		ks[i] = keyedSet{key: pathKey(z.sets[i].owner, z.zone), set: int32(i)}
+	}
+	slices.SortFunc(ks, func(a, b keyedSet) int {
+		if c := strings.Compare(a.key, b.key); c != 0 {
+			return c
+		}
+		return int(z.sets[a.set].typ) - int(z.sets[b.set].typ)
+	})
+	return ks
+}
+
+// checkOwners enforces the per-owner rules on RRsets in path order (the
+// RRsets of one owner are adjacent): a CNAME stands alone (RFC 1034 §3.6.2)
+// apart from the DNSSEC records RFC 4035 §2.5 allows beside it, and a CNAME
+// RRset has one distinct record. It runs before anything is written.
+func (z *zoneData) checkOwners(ks []keyedSet) error {
+	var rd [][]byte
+	for i := 0; i < len(ks); {
+		j := i + 1
+		for j < len(ks) && ks[j].key == ks[i].key {
+			j++
+		}
+		group := ks[i:j]
+		i = j
+		var cname *rrset
+		for _, k := range group {
+			if s := &z.sets[k.set]; s.typ == dns.TypeCNAME {
+				cname = s
+			}
+		}
+		if cname == nil {
+			continue
+		}
+		if cname.n > 1 {
+			// Identical records collapse into one; only distinct targets
+			// are an error.
+			if rd = z.distinctRData(cname, rd); len(rd) > 1 {
+				return z.zoneErr(int(cname.line), cname.owner+" CNAME", "%d different CNAME records at one name; a name has at most one CNAME", len(rd))
+			}
+		}
+		for _, k := range group {
+			o := &z.sets[k.set]
+			switch o.typ {
+			case dns.TypeCNAME, dns.TypeRRSIG, dns.TypeNSEC:
+				continue
+			}
+			return z.zoneErr(int(max(cname.line, o.line)), cname.owner+" CNAME",
+				"a CNAME cannot be beside other data (%s at line %d, CNAME at line %d)", dns.Type(o.typ), o.line, cname.line)
+		}
+	}
+	return nil
+}
+
+// distinctRData collects an RRset's rdata, sorted and without duplicates,
+// reusing scratch.
+func (z *zoneData) distinctRData(s *rrset, scratch [][]byte) [][]byte {
+	rd := scratch[:0]
+	for i := s.head; i >= 0; i = z.recs[i].next {
+		r := z.recs[i]
+		rd = append(rd, z.arena[r.off:r.off+int(r.n):r.off+int(r.n)])
+	}
+	if len(rd) > 1 {
+		slices.SortFunc(rd, func(a, b []byte) int { return strings.Compare(string(a), string(b)) })
+		rd = slices.CompactFunc(rd, func(a, b []byte) bool { return string(a) == string(b) })
+	}
+	return rd
+}
+
+// frame is a tree under construction at one depth of the current path.
+type frame struct {
+	label        string
+	subs, leaves []TreeEntry
+}
+
+// build writes every blob and tree into b and returns the root tree's hash.
+// RRsets are visited in path order, so each tree is complete when the walk
+// leaves its path and is encoded then: memory holds one path of open trees
+// (plus the root's entries), never the whole tree.
+func (z *zoneData) build(ctx context.Context, b *Batch, ks []keyedSet) (Hash, error) {
+	stack := []*frame{{}}
+	var pool []*frame // frames reused by depth, so deep zones do not allocate per name
+	var rd [][]byte
+	var entries []TreeEntry
+
+	closeTop := func() error {
+		f := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		h, err := z.writeTree(b, f, &entries)
+		if err != nil {
+			return err
+		}
+		parent := stack[len(stack)-1]
+		parent.subs = append(parent.subs, TreeEntry{Kind: EntrySubtree, Name: f.label, Hash: h})
+		return nil
+	}
+
+	for n, k := range ks {
+		if n&4095 == 4095 {
+			if err := ctx.Err(); err != nil {
+				return ZeroHash, err
+			}
+		}
+		// Depth shared with the open path.
+		pos, depth := 0, 0
+		for pos < len(k.key) {
+			end := pos + strings.IndexByte(k.key[pos:], 0)
+			if depth+1 < len(stack) && stack[depth+1].label == k.key[pos:end] {
+				depth++
+				pos = end + 1
+				continue
+			}
+			break
+		}
+		for len(stack)-1 > depth {
+			if err := closeTop(); err != nil {
+				return ZeroHash, err
+			}
+		}
+		for pos < len(k.key) {
+			end := pos + strings.IndexByte(k.key[pos:], 0)
+			d := len(stack)
+			for len(pool) <= d {
+				pool = append(pool, &frame{})
+			}
+			f := pool[d]
+			f.label, f.subs, f.leaves = k.key[pos:end], f.subs[:0], f.leaves[:0]
+			stack = append(stack, f)
+			pos = end + 1
+		}
+
+		s := &z.sets[k.set]
+		rd = z.distinctRData(s, rd)
+		blob := Blob{Owner: s.owner, Class: dns.ClassINET, Type: s.typ, TTL: s.ttl, RData: rd}
+		payload, err := blob.Encode()
+		if err != nil {
+			return ZeroHash, z.zoneErr(int(s.line), s.owner+" "+dns.Type(s.typ).String(), "%v", err)
+		}
+		h, err := b.PutObject(KindBlob, payload)
+		if err != nil {
+			return ZeroHash, fmt.Errorf("import %s: store blob: %w", z.file, err)
+		}
+		z.blobs++
+		top := stack[len(stack)-1]
+		top.leaves = append(top.leaves, TreeEntry{Kind: EntryLeaf, Name: dns.Type(s.typ).String(), Hash: h})
+	}
+	for len(stack) > 1 {
+		if err := closeTop(); err != nil {
+			return ZeroHash, err
+		}
+	}
+	return z.writeTree(b, stack[0], &entries)
+}
+
+// writeTree encodes and stores one finished tree node. Subtrees arrive in
+// label order and leaves in type-code order; Tree.Encode puts them into
+// canonical order either way.
+func (z *zoneData) writeTree(b *Batch, f *frame, scratch *[]TreeEntry) (Hash, error) {
+	es := append((*scratch)[:0], f.subs...)
+	es = append(es, f.leaves...)
+	*scratch = es
+	t := Tree{Entries: es}
+	payload, err := t.Encode()
+	if err != nil {
+		return ZeroHash, fmt.Errorf("import %s: tree %q: %w", z.file, f.label, err)
+	}
+	h, err := b.PutObject(KindTree, payload)
+	if err != nil {
+		return ZeroHash, fmt.Errorf("import %s: store tree: %w", z.file, err)
+	}
+	z.trees++
+	return h, nil
 }
