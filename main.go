@@ -1,0 +1,37 @@
+// Command terraform-provider-zonegit is the zonegit Terraform provider. Terraform
+// starts it; run it with -debug to attach a debugger (see the provider
+// development documentation for TF_REATTACH_PROVIDERS).
+package main
+
+import (
+	"context"
+	"flag"
+	"log"
+
+	"github.com/hashicorp/terraform-plugin-framework/providerserver"
+
+	"github.com/zonegit/terraform-provider-zonegit/provider"
+)
+
+// Generate the documentation in docs/ from the schema, examples/ and
+// templates/. tfplugindocs needs a Terraform CLI on PATH (it never downloads
+// one here because --tf-version is not given).
+//go:generate go tool tfplugindocs generate --provider-name zonegit
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	var debug bool
+	flag.BoolVar(&debug, "debug", false, "set to true to run the provider with support for debuggers like delve")
+	flag.Parse()
+
+	err := providerserver.Serve(context.Background(), provider.New(version), providerserver.ServeOpts{
+		Address:         "registry.terraform.io/zonegit/zonegit",
+		Debug:           debug,
+		ProtocolVersion: 6,
+	})
+	if err != nil {
+		log.Fatal(err.Error())
+	}
+}

@@ -1,0 +1,321 @@
+// Package provider is the zonegit Terraform provider: its configuration
+// schema, the translation of that configuration into replication client
+// settings, and the list of resources and data sources it offers.
+package provider
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework-validators/boolvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/provider"
+	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/zonegit/terraform-provider-zonegit/replicate"
+	"github.com/zonegit/terraform-provider-zonegit/resources"
+)
+
+var (
+	_ provider.Provider                     = (*ZonegitProvider)(nil)
+	_ provider.ProviderWithConfigValidators = (*ZonegitProvider)(nil)
+)
+
+// Environment variables read when the matching attribute is not set.
+const (
+	EnvPrimaryURL = "ZONEGIT_PRIMARY_URL"
+	EnvToken      = "ZONEGIT_TOKEN"
+)
+
+// New returns a constructor for the provider at the given release version.
+func New(version string) func() provider.Provider {
+	return func() provider.Provider {
+		return &ZonegitProvider{version: version}
+	}
+}
+
+// ZonegitProvider is the zonegit provider.
+type ZonegitProvider struct {
+	// version is "dev" for local builds and the release version otherwise.
+	version string
+}
+
+// zonegitProviderModel is the provider configuration.
+type zonegitProviderModel struct {
+	PrimaryURL     types.String `tfsdk:"primary_url"`
+	Token          types.String `tfsdk:"token"`
+	Headers        types.Map    `tfsdk:"headers"`
+	CACertPEM      types.String `tfsdk:"ca_cert_pem"`
+	ClientCertPEM  types.String `tfsdk:"client_cert_pem"`
+	ClientKeyPEM   types.String `tfsdk:"client_key_pem"`
+	Insecure       types.Bool   `tfsdk:"insecure"`
+	RequestTimeout types.String `tfsdk:"request_timeout"`
+	Concurrency    types.Int64  `tfsdk:"concurrency"`
+	Retry          *retryModel  `tfsdk:"retry"`
+}
+
+// retryModel is the retry block.
+type retryModel struct {
+	Attempts   types.Int64 `tfsdk:"attempts"`
+	MinDelayMs types.Int64 `tfsdk:"min_delay_ms"`
+	MaxDelayMs types.Int64 `tfsdk:"max_delay_ms"`
+}
+
+func (p *ZonegitProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
+	resp.TypeName = "zonegit"
+	resp.Version = p.version
+}
+
+func (p *ZonegitProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *provider.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "The zonegit provider replicates DNS zones from a zonegit primary into local zonegit " +
+			"repositories (`zonegit_replica`) and reads a primary's branch tips as data (`zonegit_refs`).\n\n" +
+			"zonegit stores zones the way git stores files: RRsets are content-addressed blobs, a zone is a " +
+			"label-wise tree, and each zone has branches of commits. A primary serves its repository over HTTP; " +
+			"this provider pulls exactly the commits a plan shows.",
+		Attributes: map[string]schema.Attribute{
+			"primary_url": schema.StringAttribute{
+				MarkdownDescription: "Base URL of the zonegit primary, `http://` or `https://` (for example " +
+					"`https://primary.example:9354`). Used by resources and data sources that do not set their own. " +
+					"May also be set with the `" + EnvPrimaryURL + "` environment variable.",
+				Optional:   true,
+				Validators: []validator.String{resources.PrimaryURLValidator()},
+			},
+			"token": schema.StringAttribute{
+				MarkdownDescription: "Bearer token sent to the primary (`Authorization: Bearer ...`). May also be set " +
+					"with the `" + EnvToken + "` environment variable.",
+				Optional:  true,
+				Sensitive: true,
+			},
+			"headers": schema.MapAttribute{
+				MarkdownDescription: "Extra HTTP headers sent with every request to the primary.",
+				ElementType:         types.StringType,
+				Optional:            true,
+			},
+			"ca_cert_pem": schema.StringAttribute{
+				MarkdownDescription: "PEM-encoded certificate authorities trusted, in addition to the system's, " +
+					"when verifying an `https://` primary.",
+				Optional: true,
+			},
+			"client_cert_pem": schema.StringAttribute{
+				MarkdownDescription: "PEM-encoded client certificate for mutual TLS. Requires `client_key_pem`.",
+				Optional:            true,
+				Validators: []validator.String{
+					stringvalidator.AlsoRequires(path.MatchRoot("client_key_pem")),
+				},
+			},
+			"client_key_pem": schema.StringAttribute{
+				MarkdownDescription: "PEM-encoded private key of `client_cert_pem`. Requires `client_cert_pem`.",
+				Optional:            true,
+				Sensitive:           true,
+				Validators: []validator.String{
+					stringvalidator.AlsoRequires(path.MatchRoot("client_cert_pem")),
+				},
+			},
+			"insecure": schema.BoolAttribute{
+				MarkdownDescription: "Skip verification of the primary's TLS certificate. Only for testing; " +
+					"prefer `ca_cert_pem`, which it conflicts with. Defaults to `false`.",
+				Optional: true,
+				Validators: []validator.Bool{
+					boolvalidator.ConflictsWith(path.MatchRoot("ca_cert_pem")),
+				},
+			},
+			"request_timeout": schema.StringAttribute{
+				MarkdownDescription: "Timeout of each HTTP request to the primary, as a Go duration such as `30s` " +
+					"or `2m`. Defaults to `30s`.",
+				Optional:   true,
+				Validators: []validator.String{durationValidator{}},
+			},
+			"concurrency": schema.Int64Attribute{
+				MarkdownDescription: "Parallel object requests when the primary does not offer batch transfer. " +
+					"Defaults to `8`.",
+				Optional:   true,
+				Validators: []validator.Int64{int64validator.Between(1, 256)},
+			},
+		},
+		Blocks: map[string]schema.Block{
+			"retry": schema.SingleNestedBlock{
+				MarkdownDescription: "Retries of requests that fail with a connection error, `429` or `5xx`, with " +
+					"exponential backoff and jitter. `Retry-After` is honoured, capped at `max_delay_ms`.",
+				Attributes: map[string]schema.Attribute{
+					"attempts": schema.Int64Attribute{
+						MarkdownDescription: "Retries after the first try; `0` disables retries. Defaults to `4`.",
+						Optional:            true,
+						Validators:          []validator.Int64{int64validator.AtLeast(0)},
+					},
+					"min_delay_ms": schema.Int64Attribute{
+						MarkdownDescription: "Minimum delay between retries in milliseconds. Defaults to `200`.",
+						Optional:            true,
+						Validators:          []validator.Int64{int64validator.AtLeast(0)},
+					},
+					"max_delay_ms": schema.Int64Attribute{
+						MarkdownDescription: "Maximum delay between retries in milliseconds, at least `min_delay_ms`. " +
+							"Defaults to `5000`.",
+						Optional:   true,
+						Validators: []validator.Int64{int64validator.AtLeast(0)},
+					},
+				},
+			},
+		},
+	}
+}
+
+func (p *ZonegitProvider) ConfigValidators(_ context.Context) []provider.ConfigValidator {
+	return []provider.ConfigValidator{retryBoundsValidator{}}
+}
+
+func (p *ZonegitProvider) Configure(ctx context.Context, req provider.ConfigureRequest, resp *provider.ConfigureResponse) {
+	var config zonegitProviderModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &config)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+
+	// Unknown values (computed from resources not yet created) cannot
+	// configure a client.
+	unknown := func(attr, env string, isUnknown bool) {
+		if !isUnknown {
+			return
+		}
+		detail := fmt.Sprintf("The provider cannot build its replication client because %s is unknown until apply. "+
+			"Set it to a value known at plan time", attr)
+		if env != "" {
+			detail += fmt.Sprintf(", or unset it and use the %s environment variable", env)
+		}
+		resp.Diagnostics.AddAttributeError(attrPath(attr), "Unknown zonegit provider setting", detail+".")
+	}
+	unknown("primary_url", EnvPrimaryURL, config.PrimaryURL.IsUnknown())
+	unknown("token", EnvToken, config.Token.IsUnknown())
+	unknown("headers", "", config.Headers.IsUnknown())
+	unknown("ca_cert_pem", "", config.CACertPEM.IsUnknown())
+	unknown("client_cert_pem", "", config.ClientCertPEM.IsUnknown())
+	unknown("client_key_pem", "", config.ClientKeyPEM.IsUnknown())
+	unknown("insecure", "", config.Insecure.IsUnknown())
+	unknown("request_timeout", "", config.RequestTimeout.IsUnknown())
+	unknown("concurrency", "", config.Concurrency.IsUnknown())
+	if config.Retry != nil {
+		unknown("retry.attempts", "", config.Retry.Attempts.IsUnknown())
+		unknown("retry.min_delay_ms", "", config.Retry.MinDelayMs.IsUnknown())
+		unknown("retry.max_delay_ms", "", config.Retry.MaxDelayMs.IsUnknown())
+	}
+	if resp.Diagnostics.HasError() {
+		return
+	}
+
+	opts := replicate.ClientOptions{
+		PrimaryURL:    stringOrEnv(config.PrimaryURL, EnvPrimaryURL),
+		Token:         stringOrEnv(config.Token, EnvToken),
+		CACertPEM:     config.CACertPEM.ValueString(),
+		ClientCertPEM: config.ClientCertPEM.ValueString(),
+		ClientKeyPEM:  config.ClientKeyPEM.ValueString(),
+		Insecure:      config.Insecure.ValueBool(),
+		Concurrency:   int(config.Concurrency.ValueInt64()),
+		UserAgent:     "terraform-provider-zonegit/" + p.version,
+	}
+	if opts.PrimaryURL != "" && config.PrimaryURL.IsNull() {
+		if err := resources.CheckPrimaryURL(opts.PrimaryURL); err != nil {
+			resp.Diagnostics.AddAttributeError(path.Root("primary_url"), "Invalid primary URL",
+				fmt.Sprintf("The %s environment variable: %v", EnvPrimaryURL, err))
+		}
+	}
+	if !config.Headers.IsNull() {
+		resp.Diagnostics.Append(config.Headers.ElementsAs(ctx, &opts.Headers, false)...)
+	}
+	if !config.RequestTimeout.IsNull() {
+		// The schema validator has checked the syntax.
+		opts.RequestTimeout, _ = time.ParseDuration(config.RequestTimeout.ValueString())
+	}
+	if config.Retry != nil {
+		if !config.Retry.Attempts.IsNull() {
+			opts.RetryAttempts = int(config.Retry.Attempts.ValueInt64())
+			if opts.RetryAttempts == 0 {
+				// ClientOptions' zero value means "default"; a negative
+				// count means no retries.
+				opts.RetryAttempts = -1
+			}
+		}
+		opts.RetryMinDelay = time.Duration(config.Retry.MinDelayMs.ValueInt64()) * time.Millisecond
+		opts.RetryMaxDelay = time.Duration(config.Retry.MaxDelayMs.ValueInt64()) * time.Millisecond
+	}
+	resp.Diagnostics.Append(checkTLS(opts)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+
+	tflog.Debug(ctx, "configured zonegit provider", map[string]any{
+		"primary_url":     opts.PrimaryURL,
+		"token_set":       opts.Token != "",
+		"headers":         len(opts.Headers),
+		"custom_ca":       opts.CACertPEM != "",
+		"client_cert":     opts.ClientCertPEM != "",
+		"insecure":        opts.Insecure,
+		"request_timeout": opts.RequestTimeout.String(),
+		"concurrency":     opts.Concurrency,
+		"retry_attempts":  opts.RetryAttempts,
+	})
+	data := &resources.ProviderData{Client: opts, Version: p.version}
+	resp.ResourceData = data
+	resp.DataSourceData = data
+}
+
+func (p *ZonegitProvider) Resources(_ context.Context) []func() resource.Resource {
+	return []func() resource.Resource{
+		resources.NewReplicaResource,
+	}
+}
+
+func (p *ZonegitProvider) DataSources(_ context.Context) []func() datasource.DataSource {
+	return []func() datasource.DataSource{
+		resources.NewRefsDataSource,
+	}
+}
+
+// stringOrEnv returns the configured value, or the environment variable when
+// the attribute is not set.
+func stringOrEnv(v types.String, env string) string {
+	if !v.IsNull() {
+		return v.ValueString()
+	}
+	return os.Getenv(env)
+}
+
+// attrPath turns "a.b" into the path of attribute b in block a.
+func attrPath(name string) path.Path {
+	for i := 0; i < len(name); i++ {
+		if name[i] == '.' {
+			return path.Root(name[:i]).AtName(name[i+1:])
+		}
+	}
+	return path.Root(name)
+}
+
+// checkTLS parses the PEM material now, so a bad certificate is an error on
+// the attribute that holds it rather than a failure at the first request.
+func checkTLS(opts replicate.ClientOptions) (diags diag.Diagnostics) {
+	if opts.CACertPEM != "" {
+		if ok := x509.NewCertPool().AppendCertsFromPEM([]byte(opts.CACertPEM)); !ok {
+			diags.AddAttributeError(path.Root("ca_cert_pem"), "Invalid CA certificate",
+				"ca_cert_pem contains no PEM-encoded certificate. Provide one or more \"-----BEGIN CERTIFICATE-----\" blocks.")
+		}
+	}
+	if opts.ClientCertPEM != "" || opts.ClientKeyPEM != "" {
+		if _, err := tls.X509KeyPair([]byte(opts.ClientCertPEM), []byte(opts.ClientKeyPEM)); err != nil {
+			diags.AddAttributeError(path.Root("client_cert_pem"), "Invalid client certificate",
+				fmt.Sprintf("client_cert_pem and client_key_pem do not form a usable key pair: %v. Provide the "+
+					"PEM-encoded certificate and its matching private key.", err))
+		}
+	}
+	return diags
+}
