@@ -2,8 +2,11 @@ package replicate
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"net/http"
+	"sort"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/zonegit/terraform-provider-zonegit/repo"
@@ -19,7 +22,12 @@ type Client struct {
 	HTTP       *http.Client
 
 	opts ClientOptions
-	// TODO(client): retrying client, stop channel, etc.
+	tr   *transport // built from opts; HTTP is its underlying client
+
+	pullMu sync.Mutex // one Pull at a time per Client
+
+	stopMu sync.Mutex
+	stopCh chan struct{}
 }
 
 // ClientOptions configure transport, auth and retries. Zero values take
@@ -76,7 +84,7 @@ type Progress struct {
 	Bytes          int64
 }
 
-// Target is one branch a pull will move (the output of Plan).
+// Target is one branch (or tag) a pull will move (the output of Plan).
 type Target struct {
 	Zone, Name string
 	Hash       string // hex; the pin if pinned, else the primary's tip
@@ -87,6 +95,13 @@ type Target struct {
 type PullPlan struct {
 	Targets []Target // sorted by zone, name
 	Prune   []repo.Ref
+	// Tags are the primary's tags within the zone filter, when the primary
+	// offers the "tags" extension (sorted by zone, name).
+	Tags []Target
+	// Invalid lists selected branches and tags the primary advertised with
+	// a name or hash that cannot be used (hostile or corrupt); a pull
+	// reports each as a failed branch.
+	Invalid []*BranchError
 }
 
 // Refs returns the refs a local repository will have after the plan is
@@ -112,6 +127,7 @@ type BranchResult struct {
 	Objects    int    // objects fetched for this branch
 	Bytes      int64
 	Pruned     bool
+	Tag        bool  // a tag rather than a branch
 	Err        error // nil when the branch was applied
 }
 
@@ -126,33 +142,150 @@ type PullResult struct {
 }
 
 // NewClient builds a Client with sensible defaults: 5s poll interval, 30s
-// per-request HTTP timeout.
+// per-request HTTP timeout. A malformed URL is reported by the first Pull.
 func NewClient(primaryURL string, local *repo.Repo) *Client {
-	c, err := NewClientWithOptions(local, ClientOptions{PrimaryURL: primaryURL})
+	opts := ClientOptions{PrimaryURL: primaryURL}
+	opts.setDefaults()
+	tr, err := newTransport(&opts)
 	if err != nil {
-		// Only bad TLS material can fail, and there is none here.
+		// Only TLS material can fail here, and there is none.
 		panic(err)
 	}
-	return c
+	return &Client{PrimaryURL: primaryURL, Local: local, Interval: defaultInterval, HTTP: tr.hc, opts: opts, tr: tr}
+}
+
+func (o *ClientOptions) setDefaults() {
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = defaultRequestTimeout
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = defaultConcurrency
+	}
+	if o.RetryAttempts < 0 {
+		o.RetryAttempts = 0
+	} else if o.RetryAttempts == 0 {
+		o.RetryAttempts = defaultRetryAttempts
+	}
+	if o.RetryMinDelay <= 0 {
+		o.RetryMinDelay = defaultRetryMinDelay
+	}
+	if o.RetryMaxDelay <= 0 {
+		o.RetryMaxDelay = defaultRetryMaxDelay
+	}
+	if o.RetryMaxDelay < o.RetryMinDelay {
+		o.RetryMaxDelay = o.RetryMinDelay
+	}
+	if o.UserAgent == "" {
+		o.UserAgent = defaultUserAgent
+	}
 }
 
 // NewClientWithOptions builds a Client from options, validating the URL
 // (http or https) and TLS material. local may be nil for a client that only
-// reads refs.
+// reads refs. RetryAttempts 0 means the default; a negative value disables
+// retries.
 func NewClientWithOptions(local *repo.Repo, opts ClientOptions) (*Client, error) {
-	return nil, errors.New("TODO(client): not implemented")
+	if _, err := parsePrimaryURL(opts.PrimaryURL); err != nil {
+		return nil, err
+	}
+	opts.setDefaults()
+	tr, err := newTransport(&opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{PrimaryURL: opts.PrimaryURL, Local: local, Interval: defaultInterval, HTTP: tr.hc, opts: opts, tr: tr}, nil
 }
 
-// Plan selects targets and prunes from the primary's refs and the local
-// branches, without any I/O. Bad filters, pins or hashes are errors naming
-// the value.
-func Plan(primary *RefsResponse, local []repo.Ref, opts PullOptions) (*PullPlan, error) {
-	return nil, errors.New("TODO(client): not implemented")
+// transport returns the HTTP machinery for the current PrimaryURL and HTTP
+// fields (both may be changed after construction, as in the seed API).
+func (c *Client) transport() (*transport, error) {
+	if c.tr == nil { // a Client built as a struct literal
+		opts := c.opts
+		opts.PrimaryURL = c.PrimaryURL
+		opts.setDefaults()
+		tr, err := newTransport(&opts)
+		if err != nil {
+			return nil, err
+		}
+		c.opts, c.tr = opts, tr
+		if c.HTTP == nil {
+			c.HTTP = tr.hc
+		}
+	}
+	base, err := parsePrimaryURL(c.PrimaryURL)
+	if err != nil {
+		return nil, err
+	}
+	return c.tr.with(base, c.HTTP), nil
+}
+
+// RefsInfo is the primary's refs plus what it announced about itself.
+type RefsInfo struct {
+	Refs *RefsResponse
+	// Capabilities are the extensions the primary announced (empty for a
+	// v0 daemon, or when the client is V0Only).
+	Capabilities []string
+}
+
+// Has reports whether the primary announced the extension.
+func (r *RefsInfo) Has(capability string) bool {
+	for _, c := range r.Capabilities {
+		if c == capability {
+			return true
+		}
+	}
+	return false
 }
 
 // Refs fetches the primary's refs (retried).
 func (c *Client) Refs(ctx context.Context) (*RefsResponse, error) {
-	return nil, errors.New("TODO(client): not implemented")
+	info, err := c.RefsInfo(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return info.Refs, nil
+}
+
+// RefsInfo fetches the primary's refs and announced capabilities (retried).
+// Tags are only kept when the "tags" capability is announced.
+func (c *Client) RefsInfo(ctx context.Context) (*RefsInfo, error) {
+	tr, err := c.transport()
+	if err != nil {
+		return nil, err
+	}
+	return c.refsInfo(ctx, tr)
+}
+
+func (c *Client) refsInfo(ctx context.Context, tr *transport) (*RefsInfo, error) {
+	resp, err := tr.do(ctx, http.MethodGet, BasePath+"/refs", nil, "")
+	if err != nil {
+		return nil, err
+	}
+	defer drain(resp.Body)
+	if ct := resp.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return nil, fmt.Errorf("GET %s%s/refs: content type %q, want application/json (is this a zonegit primary?)", tr.base, BasePath, clipStr(ct))
+	}
+	refs, err := decodeRefs(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s%s/refs: %w", tr.base, BasePath, err)
+	}
+	info := &RefsInfo{Refs: refs}
+	if !c.opts.V0Only {
+		seen := map[string]bool{}
+		for _, v := range resp.Header.Values(CapabilitiesHeader) {
+			for _, f := range strings.Split(v, ",") {
+				if f = strings.ToLower(strings.TrimSpace(f)); f != "" && !seen[f] {
+					seen[f] = true
+					info.Capabilities = append(info.Capabilities, f)
+				}
+			}
+		}
+		sort.Strings(info.Capabilities)
+	}
+	if !info.Has(CapTags) {
+		refs.Tags = nil
+	}
+	return info, nil
 }
 
 // Pull performs one full sync cycle of every branch: refs -> missing-walk ->
@@ -162,17 +295,70 @@ func (c *Client) Pull(ctx context.Context) error {
 	return err
 }
 
-// PullWith performs one sync cycle with options and reports per branch. Any
-// branch error makes it return an error listing each failed branch; the
-// branches that succeeded stay applied and appear in the result.
-func (c *Client) PullWith(ctx context.Context, opts PullOptions) (*PullResult, error) {
-	return nil, errors.New("TODO(client): not implemented")
-}
-
-// Run polls every Interval until ctx is done or Stop is called.
+// Run polls every Interval until ctx is done or Stop is called. Each poll
+// is one Pull; errors are logged and the loop continues. It returns nil
+// when stopped and ctx's error when ctx ends.
 func (c *Client) Run(ctx context.Context) error {
-	return errors.New("TODO(client): not implemented")
+	c.stopMu.Lock()
+	if c.stopCh == nil {
+		c.stopCh = make(chan struct{})
+	}
+	stop := c.stopCh
+	c.stopMu.Unlock()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	interval := c.Interval
+	if interval <= 0 {
+		interval = defaultInterval
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		res, err := c.PullWith(ctx, PullOptions{})
+		select {
+		case <-stop:
+			return nil
+		default:
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if l := c.opts.Logger; l != nil {
+			if err != nil {
+				l.Error("pull failed", "primary", c.PrimaryURL, "error", err.Error())
+			} else if res.Objects > 0 {
+				l.Info("pulled", "primary", c.PrimaryURL, "objects", res.Objects, "bytes", res.Bytes, "duration", res.Duration.String())
+			}
+		}
+		select {
+		case <-stop:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
-// Stop ends a running Run loop.
-func (c *Client) Stop() {}
+// Stop ends a running Run loop (and any Run started later). It is safe to
+// call more than once.
+func (c *Client) Stop() {
+	c.stopMu.Lock()
+	defer c.stopMu.Unlock()
+	if c.stopCh == nil {
+		c.stopCh = make(chan struct{})
+	}
+	select {
+	case <-c.stopCh:
+	default:
+		close(c.stopCh)
+	}
+}

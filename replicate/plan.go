@@ -1,0 +1,240 @@
+package replicate
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/zonegit/terraform-provider-zonegit/repo"
+)
+
+// BranchError is the failure of one branch (or tag) in a pull.
+type BranchError struct {
+	Zone, Name string
+	Tag        bool
+	Err        error
+}
+
+func (e *BranchError) Error() string {
+	what := "branch"
+	if e.Tag {
+		what = "tag"
+	}
+	return fmt.Sprintf("%s %s/%s: %v", what, e.Zone, e.Name, e.Err)
+}
+
+func (e *BranchError) Unwrap() error { return e.Err }
+
+// PullError is returned by PullWith when any branch failed. It lists each
+// failed branch; the branches that are not listed were applied.
+type PullError struct {
+	Primary string
+	Failed  []*BranchError
+}
+
+func (e *PullError) Error() string {
+	var b strings.Builder
+	if len(e.Failed) == 1 {
+		fmt.Fprintf(&b, "pull from %s: %v", e.Primary, e.Failed[0])
+		return b.String()
+	}
+	fmt.Fprintf(&b, "pull from %s: %d branches failed", e.Primary, len(e.Failed))
+	for _, f := range e.Failed {
+		b.WriteString("\n  ")
+		b.WriteString(f.Error())
+	}
+	return b.String()
+}
+
+// Unwrap exposes each branch error to errors.Is / errors.As.
+func (e *PullError) Unwrap() []error {
+	out := make([]error, len(e.Failed))
+	for i, f := range e.Failed {
+		out[i] = f
+	}
+	return out
+}
+
+// validPatterns checks filters up front so a typo is an error naming it
+// rather than a filter that silently matches nothing.
+func validPatterns(what string, pats []string) error {
+	for _, p := range pats {
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("%s filter %q: %w", what, p, err)
+		}
+	}
+	return nil
+}
+
+func matchAny(pats []string, s string) bool {
+	if len(pats) == 0 {
+		return true
+	}
+	for _, p := range pats {
+		if p == s {
+			return true
+		}
+		if ok, _ := path.Match(p, s); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// parsePins validates every pin: "<zone>/<branch>" with a valid zone and
+// branch name, and a 64-hex commit hash.
+func parsePins(pins map[string]string) (map[string]repo.Hash, error) {
+	out := make(map[string]repo.Hash, len(pins))
+	keys := make([]string, 0, len(pins))
+	for k := range pins {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		zone, name, ok := repo.SplitRefPath(k)
+		if !ok {
+			return nil, fmt.Errorf("pin %q: key must be \"<zone>/<branch>\"", clipStr(k))
+		}
+		if err := repo.ValidateZone(zone); err != nil {
+			return nil, fmt.Errorf("pin %q: %w", clipStr(k), err)
+		}
+		if err := repo.ValidateBranch(name); err != nil {
+			return nil, fmt.Errorf("pin %q: %w", clipStr(k), err)
+		}
+		h, err := repo.ParseHash(strings.TrimSpace(pins[k]))
+		if err != nil {
+			return nil, fmt.Errorf("pin %q: %w", clipStr(k), err)
+		}
+		if h.IsZero() {
+			return nil, fmt.Errorf("pin %q: the zero hash is not a commit", clipStr(k))
+		}
+		out[k] = h
+	}
+	return out, nil
+}
+
+// checkAdvertised validates one ref the primary advertised. The names
+// become Badger keys, so anything a ref name may not contain is refused.
+func checkAdvertised(b Branch, tag bool) (repo.Hash, error) {
+	if err := repo.ValidateZone(b.Zone); err != nil {
+		return repo.Hash{}, fmt.Errorf("primary advertised an invalid name: %w", err)
+	}
+	validate := repo.ValidateBranch
+	if tag {
+		validate = repo.ValidateTag
+	}
+	if err := validate(b.Name); err != nil {
+		return repo.Hash{}, fmt.Errorf("primary advertised an invalid name: %w", err)
+	}
+	h, err := repo.ParseHash(b.Hash)
+	if err != nil {
+		return h, fmt.Errorf("primary advertised an invalid hash: %w", err)
+	}
+	if h.IsZero() {
+		return h, fmt.Errorf("primary advertised the zero hash")
+	}
+	return h, nil
+}
+
+// Plan selects targets and prunes from the primary's refs and the local
+// branches, without any I/O. Bad filters, pins or hashes are errors naming
+// the value. Branches the primary advertises with hostile names or hashes
+// are not targets; they are listed in Invalid (an error for that branch).
+func Plan(primary *RefsResponse, local []repo.Ref, opts PullOptions) (*PullPlan, error) {
+	if primary == nil {
+		primary = &RefsResponse{}
+	}
+	if err := validPatterns("zone", opts.Zones); err != nil {
+		return nil, err
+	}
+	if err := validPatterns("branch", opts.Branches); err != nil {
+		return nil, err
+	}
+	pins, err := parsePins(opts.Pins)
+	if err != nil {
+		return nil, err
+	}
+	selected := func(zone, name string) bool {
+		return matchAny(opts.Zones, zone) && matchAny(opts.Branches, name)
+	}
+
+	p := &PullPlan{}
+	advertised := map[string]bool{}
+	targets := map[string]Target{}
+	for _, b := range primary.Branches {
+		key := b.Zone + "/" + b.Name
+		if _, pinned := pins[key]; pinned {
+			advertised[key] = true
+			continue // the pin decides; the advertised tip does not matter
+		}
+		if !selected(b.Zone, b.Name) {
+			advertised[key] = true
+			continue
+		}
+		h, err := checkAdvertised(b, false)
+		if err != nil {
+			p.Invalid = append(p.Invalid, &BranchError{Zone: clipStr(b.Zone), Name: clipStr(b.Name), Err: err})
+			// A hostile entry must not make a valid local branch look
+			// absent (and be pruned) either.
+			advertised[key] = true
+			continue
+		}
+		if prev, dup := targets[key]; dup && prev.Hash != h.String() {
+			p.Invalid = append(p.Invalid, &BranchError{Zone: b.Zone, Name: b.Name,
+				Err: fmt.Errorf("primary advertised the branch twice (%s and %s)", prev.Hash[:12], h.Short())})
+			delete(targets, key)
+			advertised[key] = true
+			continue
+		}
+		advertised[key] = true
+		targets[key] = Target{Zone: b.Zone, Name: b.Name, Hash: h.String()}
+	}
+	for key, h := range pins {
+		zone, name, _ := repo.SplitRefPath(key)
+		targets[key] = Target{Zone: zone, Name: name, Hash: h.String(), Pinned: true}
+	}
+	for _, t := range targets {
+		p.Targets = append(p.Targets, t)
+	}
+	sort.Slice(p.Targets, func(i, j int) bool {
+		a, b := p.Targets[i], p.Targets[j]
+		if a.Zone != b.Zone {
+			return a.Zone < b.Zone
+		}
+		return a.Name < b.Name
+	})
+
+	if opts.Prune {
+		for _, r := range local {
+			key := r.Zone + "/" + r.Name
+			if advertised[key] || !selected(r.Zone, r.Name) {
+				continue
+			}
+			if _, pinned := pins[key]; pinned {
+				continue
+			}
+			p.Prune = append(p.Prune, r)
+		}
+	}
+
+	for _, t := range primary.Tags {
+		if !matchAny(opts.Zones, t.Zone) {
+			continue
+		}
+		h, err := checkAdvertised(t, true)
+		if err != nil {
+			p.Invalid = append(p.Invalid, &BranchError{Zone: clipStr(t.Zone), Name: clipStr(t.Name), Tag: true, Err: err})
+			continue
+		}
+		p.Tags = append(p.Tags, Target{Zone: t.Zone, Name: t.Name, Hash: h.String()})
+	}
+	sort.Slice(p.Tags, func(i, j int) bool {
+		a, b := p.Tags[i], p.Tags[j]
+		if a.Zone != b.Zone {
+			return a.Zone < b.Zone
+		}
+		return a.Name < b.Name
+	})
+	return p, nil
+}

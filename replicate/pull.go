@@ -1,0 +1,689 @@
+package replicate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zonegit/terraform-provider-zonegit/repo"
+)
+
+// Reflog identity for refs moved by replication.
+const (
+	reflogAuthor = "zonegit-replicate <replicate@localhost>"
+	reflogOp     = "replicate"
+)
+
+// Walk request bounds: roots per walk and known hashes sent. Known only
+// makes the answer smaller (missing may be a superset), so capping it is
+// safe.
+const (
+	walkRootsPerRequest = 512
+	walkMaxKnown        = 4096
+	objectAttempts      = 3 // network attempts per object on verification failures
+)
+
+// item is one ref a pull may move: a branch, a tag, or a prune.
+type item struct {
+	res    BranchResult
+	tag    bool
+	pinned bool
+	old    repo.Hash
+	new    repo.Hash
+	needs  bool // its target closure must be fetched/verified
+}
+
+// puller holds the state of one PullWith call.
+type puller struct {
+	c        *Client
+	ctx      context.Context
+	tr       *transport
+	opts     PullOptions
+	useBatch bool
+
+	mu        sync.Mutex // guards idx, batch, counters, failures, claimed
+	idx       *objIndex
+	batch     *repo.Batch
+	objects   int
+	bytes     int64
+	total     int
+	failures  map[int]error // idx -> why the object is unusable
+	claimed   []claim       // children the walk said we have
+	lastProg  time.Time
+	rootErr   map[repo.Hash]error
+	discovery int // objects fetched because the walk's list was incomplete
+}
+
+// claim is a link to an object outside the walk's missing set: the
+// primary says it is in the closure of our known tips, so it must be local.
+type claim struct {
+	h      repo.Hash
+	want   repo.Kind
+	parent int32
+}
+
+// PullWith performs one sync cycle with options and reports per branch. Any
+// branch error makes it return an error listing each failed branch (a
+// *PullError); the branches that succeeded stay applied and appear in the
+// result.
+func (c *Client) PullWith(ctx context.Context, opts PullOptions) (*PullResult, error) {
+	c.pullMu.Lock()
+	defer c.pullMu.Unlock()
+	start := time.Now()
+	var nreq atomic.Int64
+	ctx = withCounter(ctx, &nreq)
+	res := &PullResult{Primary: c.PrimaryURL}
+	defer func() {
+		res.Requests = int(nreq.Load())
+		res.Duration = time.Since(start)
+	}()
+	if c.Local == nil {
+		return res, errors.New("pull: client has no local repository")
+	}
+	tr, err := c.transport()
+	if err != nil {
+		return res, err
+	}
+	res.Primary = tr.base
+
+	// 1. refs and plan.
+	info, err := c.refsInfo(ctx, tr)
+	if err != nil {
+		return res, err
+	}
+	localBranches, err := c.Local.Branches("")
+	if err != nil {
+		return res, fmt.Errorf("pull: listing local branches: %w", err)
+	}
+	localTags, err := c.Local.Tags("")
+	if err != nil {
+		return res, fmt.Errorf("pull: listing local tags: %w", err)
+	}
+	refs := *info.Refs
+	if !info.Has(CapTags) {
+		refs.Tags = nil
+	}
+	plan, err := Plan(&refs, localBranches, opts)
+	if err != nil {
+		return res, fmt.Errorf("pull: %w", err)
+	}
+
+	p := &puller{c: c, ctx: ctx, tr: tr, opts: opts, useBatch: info.Has(CapBatch),
+		failures: map[int]error{}, rootErr: map[repo.Hash]error{}}
+	items := p.items(plan, localBranches, localTags)
+
+	// 2-5. walk, fetch, verify closures, flush.
+	if err := p.transfer(items, localBranches, localTags); err != nil {
+		for _, it := range items {
+			if it.needs && it.res.Err == nil {
+				it.res.Err = err
+			}
+		}
+	}
+	res.Objects, res.Bytes = p.objects, p.bytes
+	p.attribute(items)
+
+	// 6. move refs, then prune.
+	log := &repo.ReflogEntry{Author: reflogAuthor, Op: reflogOp, Message: "replicate from " + tr.base}
+	for _, it := range moveOrder(items) {
+		if it.res.Err != nil || it.old == it.new {
+			continue
+		}
+		var err error
+		switch {
+		case it.res.Pruned:
+			pl := *log
+			pl.Message = "prune: not on primary " + tr.base
+			err = c.Local.UpdateBranch(it.res.Zone, it.res.Name, it.old, repo.ZeroHash, &pl)
+		case it.tag:
+			err = c.Local.UpdateTag(it.res.Zone, it.res.Name, it.old, it.new, log)
+		default:
+			err = c.Local.UpdateBranch(it.res.Zone, it.res.Name, it.old, it.new, log)
+		}
+		if err != nil {
+			it.res.Err = fmt.Errorf("moving the local ref: %w", err)
+		}
+	}
+
+	// 7. report.
+	var pe PullError
+	pe.Primary = tr.base
+	for _, it := range items {
+		res.Branches = append(res.Branches, it.res)
+		if it.res.Err != nil {
+			pe.Failed = append(pe.Failed, &BranchError{Zone: it.res.Zone, Name: it.res.Name, Tag: it.tag, Err: it.res.Err})
+		}
+	}
+	if len(pe.Failed) > 0 {
+		return res, &pe
+	}
+	return res, nil
+}
+
+// moveOrder puts "main" branches first: the first branch created in a new
+// repository becomes its HEAD, and the zonegit tools default HEAD to main.
+func moveOrder(items []*item) []*item {
+	out := make([]*item, 0, len(items))
+	for _, it := range items {
+		if !it.tag && it.res.Name == "main" {
+			out = append(out, it)
+		}
+	}
+	for _, it := range items {
+		if it.tag || it.res.Name != "main" {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// items turns a plan into the refs to move, with their current local values.
+func (p *puller) items(plan *PullPlan, branches, tags []repo.Ref) []*item {
+	localB := map[string]repo.Hash{}
+	for _, r := range branches {
+		localB[r.Zone+"/"+r.Name] = r.Hash
+	}
+	localT := map[string]repo.Hash{}
+	for _, r := range tags {
+		localT[r.Zone+"/"+r.Name] = r.Hash
+	}
+	var out []*item
+	add := func(t Target, tag bool, local map[string]repo.Hash) {
+		h := repo.MustParseHash(t.Hash) // Plan produced it
+		old := local[t.Zone+"/"+t.Name]
+		it := &item{tag: tag, pinned: t.Pinned, old: old, new: h, needs: old != h,
+			res: BranchResult{Zone: t.Zone, Name: t.Name, Old: hexOrEmpty(old), New: t.Hash}}
+		out = append(out, it)
+	}
+	for _, t := range plan.Targets {
+		add(t, false, localB)
+	}
+	for _, t := range plan.Tags {
+		add(t, true, localT)
+	}
+	for _, r := range plan.Prune {
+		out = append(out, &item{old: r.Hash, res: BranchResult{Zone: r.Zone, Name: r.Name, Old: r.Hash.String(), Pruned: true}})
+	}
+	for _, e := range plan.Invalid {
+		out = append(out, &item{tag: e.Tag, res: BranchResult{Zone: e.Zone, Name: e.Name, Err: e.Err}})
+	}
+	return out
+}
+
+func hexOrEmpty(h repo.Hash) string {
+	if h.IsZero() {
+		return ""
+	}
+	return h.String()
+}
+
+// transfer makes every needed target closure local and synced, or marks the
+// items whose closure could not be completed. A returned error applies to
+// every item that needed objects.
+func (p *puller) transfer(items []*item, branches, tags []repo.Ref) error {
+	known := map[repo.Hash]bool{}
+	var knownList []string
+	for _, rs := range [][]repo.Ref{branches, tags} {
+		for _, r := range rs {
+			if !known[r.Hash] {
+				known[r.Hash] = true
+				if len(knownList) < walkMaxKnown {
+					knownList = append(knownList, r.Hash.String())
+				}
+			}
+		}
+	}
+	var roots []repo.Hash
+	seen := map[repo.Hash]bool{}
+	for _, it := range items {
+		if !it.needs || known[it.new] || seen[it.new] {
+			continue
+		}
+		seen[it.new] = true
+		roots = append(roots, it.new)
+	}
+	if len(roots) == 0 {
+		return nil
+	}
+
+	// 3. one walk for all diverged targets (chunked when there are many).
+	missing, err := p.walkAll(roots, knownList)
+	if err != nil {
+		return err
+	}
+	p.idx = newObjIndex(missing)
+	for _, it := range items {
+		if e, bad := p.rootErr[it.new]; bad && it.needs {
+			if it.pinned {
+				it.res.Err = fmt.Errorf("pin %s/%s=%s: the primary cannot walk it: %w", it.res.Zone, it.res.Name, it.new, e)
+			} else {
+				it.res.Err = fmt.Errorf("the primary cannot walk %s: %w", it.new.Short(), e)
+			}
+		}
+	}
+
+	batch, err := p.c.Local.NewBatch()
+	if err != nil {
+		return fmt.Errorf("pull: %w", err)
+	}
+	p.batch = batch
+	flushed := false
+	defer func() {
+		if !flushed {
+			p.batch.Cancel()
+		}
+	}()
+
+	// Roots the walk did not list must still be local or fetched.
+	for _, r := range roots {
+		if _, bad := p.rootErr[r]; bad {
+			continue
+		}
+		if _, ok := p.idx.find(r); !ok {
+			has, err := p.c.Local.Has(r)
+			if err != nil {
+				return fmt.Errorf("pull: reading local store: %w", err)
+			}
+			if !has {
+				p.idx.add(r)
+			}
+		}
+	}
+
+	// 4-5. fetch in rounds: the walk's list, then anything the closure
+	// check finds missing (a walk answer that was a subset).
+	from := 0
+	for round := 0; ; round++ {
+		if err := p.ctx.Err(); err != nil {
+			return fmt.Errorf("pull canceled: %w", context.Cause(p.ctx))
+		}
+		if err := p.markLocal(from); err != nil {
+			return err
+		}
+		var need []int
+		for i := from; i < p.idx.len(); i++ {
+			if p.idx.flags[i]&flagLocal == 0 {
+				need = append(need, i)
+			}
+		}
+		p.total += len(need)
+		if err := p.fetch(need); err != nil {
+			return err
+		}
+		from = p.idx.len()
+		added, err := p.resolveClaims()
+		if err != nil {
+			return err
+		}
+		if added == 0 {
+			break
+		}
+		p.discovery += added
+		if p.c.opts.Logger != nil {
+			p.c.opts.Logger.Warn("walk answer was incomplete; fetching objects found by the closure check", "objects", added, "round", round)
+		}
+	}
+	flushed = true
+	if err := p.batch.Flush(); err != nil {
+		return fmt.Errorf("pull: %w", err)
+	}
+	p.progress(true)
+
+	// Which targets have a complete closure? With no failures, all of them.
+	if len(p.failures) > 0 {
+		if err := p.checkTargets(items); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// walkAll asks for everything the roots need given known, in one request
+// per chunk of roots. A 404 ("root unknown") is narrowed down to the roots
+// that caused it with one walk per root, so the error can name the branch
+// or pin and the other targets still proceed.
+func (p *puller) walkAll(roots []repo.Hash, known []string) ([]repo.Hash, error) {
+	var missing []repo.Hash
+	for start := 0; start < len(roots); start += walkRootsPerRequest {
+		chunk := roots[start:min(len(roots), start+walkRootsPerRequest)]
+		got, err := p.walk(chunk, known)
+		var se *StatusError
+		if err != nil && errors.As(err, &se) && se.StatusCode == http.StatusNotFound && len(chunk) > 1 {
+			for _, r := range chunk {
+				one, err := p.walk([]repo.Hash{r}, known)
+				if err != nil {
+					if errors.As(err, &se) && se.StatusCode == http.StatusNotFound {
+						p.rootErr[r] = err
+						continue
+					}
+					return nil, err
+				}
+				missing = append(missing, one...)
+			}
+			continue
+		}
+		if err != nil {
+			if errors.As(err, &se) && se.StatusCode == http.StatusNotFound {
+				p.rootErr[chunk[0]] = err
+				continue
+			}
+			return nil, err
+		}
+		missing = append(missing, got...)
+	}
+	return missing, nil
+}
+
+func (p *puller) walk(roots []repo.Hash, known []string) ([]repo.Hash, error) {
+	req := WalkRequest{Roots: make([]string, len(roots)), Known: known}
+	for i, r := range roots {
+		req.Roots[i] = r.String()
+	}
+	if req.Known == nil {
+		req.Known = []string{}
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := p.tr.do(p.ctx, http.MethodPost, BasePath+"/objects/walk", body, "application/json")
+	if err != nil {
+		return nil, err
+	}
+	defer drain(resp.Body)
+	var out []repo.Hash
+	if err := decodeWalk(resp.Body, func(h repo.Hash) { out = append(out, h) }); err != nil {
+		return nil, fmt.Errorf("POST %s%s/objects/walk: %w", p.tr.base, BasePath, err)
+	}
+	return out, nil
+}
+
+// markLocal flags objects from index from on that are already stored, and
+// checks their links: they may be leftovers of an interrupted pull, whose
+// children were never written.
+func (p *puller) markLocal(from int) error {
+	err := p.c.Local.View(func(r repo.Reader) error {
+		for i := from; i < p.idx.len(); i++ {
+			if i%4096 == 0 && p.ctx.Err() != nil {
+				return p.ctx.Err()
+			}
+			kind, payload, err := r.Get(p.idx.hashes[i])
+			if errors.Is(err, repo.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			p.idx.flags[i] |= flagLocal
+			p.mu.Lock()
+			p.checkLinks(i, kind, payload)
+			p.mu.Unlock()
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("pull: reading local store: %w", err)
+	}
+	return nil
+}
+
+// checkLinks records an object's kind and checks every child: one the walk
+// listed gets its expected kind (checked when it arrives, or now if it
+// already has); any other is a claim to verify locally. Caller holds p.mu.
+func (p *puller) checkLinks(i int, kind repo.Kind, payload []byte) {
+	x := p.idx
+	x.kind[i] = kindCodes[kind]
+	x.flags[i] |= flagChecked
+	if w := x.want[i]; w != 0 && w != x.kind[i] {
+		p.fail(i, fmt.Errorf("object %s is a %s, but its parent links it as a %s", x.hashes[i].Short(), kind, codeKinds[w]))
+	}
+	if kind == repo.KindBlob || kind == repo.KindSymref {
+		return
+	}
+	links, err := repo.Links(kind, payload)
+	if err != nil {
+		p.fail(i, fmt.Errorf("object %s (%s) does not decode: %w", x.hashes[i].Short(), kind, err))
+		return
+	}
+	for _, l := range links {
+		j, ok := x.find(l.Hash)
+		if !ok {
+			p.claimed = append(p.claimed, claim{h: l.Hash, want: l.Kind, parent: int32(i)})
+			continue
+		}
+		if x.parent[j] < 0 && j != i {
+			x.parent[j] = int32(i)
+		}
+		w := kindCodes[l.Kind]
+		if x.want[j] == 0 {
+			x.want[j] = w
+			if x.kind[j] != 0 && x.kind[j] != w {
+				p.fail(j, fmt.Errorf("object %s is a %s, but %s links it as a %s", l.Hash.Short(), codeKinds[x.kind[j]], x.hashes[i].Short(), l.Kind))
+			}
+		}
+	}
+}
+
+// fail marks an object unusable. Caller holds p.mu.
+func (p *puller) fail(i int, err error) {
+	p.idx.flags[i] |= flagFailed
+	if _, dup := p.failures[i]; !dup {
+		p.failures[i] = err
+	}
+}
+
+// accept verifies one received object against the hash it was requested
+// under and queues it in the batch. The hash covers the kind, so a wrong
+// kind from the server is a hash mismatch too.
+func (p *puller) accept(i int, kind repo.Kind, payload []byte) error {
+	h := p.idx.hashes[i]
+	if got := repo.HashObject(kind, payload); got != h {
+		return fmt.Errorf("object %s failed verification (%s, %d bytes hash to %s): %w", h, kind, len(payload), got.Short(), repo.ErrHashMismatch)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.idx.flags[i]&(flagFetched|flagLocal) != 0 {
+		return nil // a duplicate frame or a retry that raced; already have it
+	}
+	if err := p.batch.Put(h, kind, payload); err != nil {
+		return fmt.Errorf("object %s: %w", h, err)
+	}
+	p.idx.flags[i] |= flagFetched
+	p.idx.flags[i] &^= flagFailed
+	delete(p.failures, i)
+	p.idx.size[i] = uint32(len(payload))
+	p.objects++
+	p.bytes += int64(len(payload))
+	p.checkLinks(i, kind, payload)
+	p.progress(false)
+	return nil
+}
+
+// progress calls the Progress callback at most every 250ms. Caller holds
+// p.mu (or is the only goroutine left).
+func (p *puller) progress(final bool) {
+	if p.opts.Progress == nil {
+		return
+	}
+	if now := time.Now(); final || now.Sub(p.lastProg) >= 250*time.Millisecond {
+		p.lastProg = now
+		p.opts.Progress(Progress{Objects: p.objects, Total: p.total, Bytes: p.bytes})
+	}
+}
+
+// resolveClaims checks every claimed child locally. Those that are absent
+// were left out of the walk's answer: they join the index to be fetched in
+// the next round. Returns how many were added.
+func (p *puller) resolveClaims() (int, error) {
+	claims := p.claimed
+	p.claimed = nil
+	if len(claims) == 0 {
+		return 0, nil
+	}
+	sort.Slice(claims, func(a, b int) bool { return hashCmp(claims[a].h, claims[b].h) < 0 })
+	added := 0
+	err := p.c.Local.View(func(r repo.Reader) error {
+		var last repo.Hash
+		for k, cl := range claims {
+			if k > 0 && cl.h == last {
+				continue
+			}
+			last = cl.h
+			if _, ok := p.idx.find(cl.h); ok {
+				continue // fetched meanwhile as part of another claim
+			}
+			has, err := r.Has(cl.h)
+			if err != nil {
+				return err
+			}
+			if has {
+				continue
+			}
+			j := p.idx.add(cl.h)
+			p.idx.want[j] = kindCodes[cl.want]
+			p.idx.parent[j] = cl.parent
+			added++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("pull: reading local store: %w", err)
+	}
+	return added, nil
+}
+
+// checkTargets runs when some objects failed: it walks each target's
+// closure through the objects this pull dealt with and fails exactly the
+// targets that reach a failed or absent object. Objects outside the index
+// were verified local (closure of a known tip).
+func (p *puller) checkTargets(items []*item) error {
+	x := p.idx
+	mark := make([]uint32, x.len())
+	epoch := uint32(0)
+	return p.c.Local.View(func(r repo.Reader) error {
+		for _, it := range items {
+			if !it.needs || it.res.Err != nil {
+				continue
+			}
+			epoch++
+			stack := []repo.Hash{it.new}
+			for len(stack) > 0 {
+				h := stack[len(stack)-1]
+				stack = stack[:len(stack)-1]
+				i, ok := x.find(h)
+				if !ok {
+					continue
+				}
+				if mark[i] == epoch {
+					continue
+				}
+				mark[i] = epoch
+				if x.flags[i]&flagFailed != 0 {
+					it.res.Err = p.failures[i]
+					if it.res.Err == nil {
+						it.res.Err = fmt.Errorf("object %s could not be fetched", h)
+					}
+					break
+				}
+				if x.flags[i]&(flagLocal|flagFetched) == 0 {
+					it.res.Err = fmt.Errorf("object %s is missing: the closure is incomplete", h)
+					break
+				}
+				kind, payload, err := r.Get(h)
+				if err != nil {
+					it.res.Err = fmt.Errorf("object %s: %w", h, err)
+					break
+				}
+				links, err := repo.Links(kind, payload)
+				if err != nil {
+					it.res.Err = fmt.Errorf("object %s (%s) does not decode: %w", h, kind, err)
+					break
+				}
+				for _, l := range links {
+					stack = append(stack, l.Hash)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// attribute fills each branch's Objects/Bytes: an object counts for the
+// first target whose closure reached it (following the first parent that
+// linked it), so shared objects are counted once.
+func (p *puller) attribute(items []*item) {
+	if p.idx == nil {
+		return
+	}
+	x := p.idx
+	owner := map[int]*item{}
+	for _, it := range items {
+		if !it.needs {
+			continue
+		}
+		if i, ok := x.find(it.new); ok {
+			if _, dup := owner[i]; !dup {
+				owner[i] = it
+			}
+		}
+	}
+	memo := make([]int32, x.len()) // 0 unknown, -1 none, else root index+1
+	var rootOf func(i int) int32
+	rootOf = func(i int) int32 {
+		// Iterative: parent chains can be as long as the history.
+		var path []int
+		r := int32(-1)
+		for steps := 0; steps <= x.len(); steps++ {
+			if memo[i] != 0 {
+				r = memo[i]
+				break
+			}
+			if _, ok := owner[i]; ok {
+				r = int32(i) + 1
+				break
+			}
+			path = append(path, i)
+			if x.parent[i] < 0 {
+				break
+			}
+			i = int(x.parent[i])
+		}
+		for _, j := range path {
+			memo[j] = r
+		}
+		return r
+	}
+	for i := 0; i < x.len(); i++ {
+		if x.flags[i]&flagFetched == 0 {
+			continue
+		}
+		if r := rootOf(i); r > 0 {
+			it := owner[int(r-1)]
+			it.res.Objects++
+			it.res.Bytes += int64(x.size[i])
+		}
+	}
+}
+
+// fetch gets the objects at the given index positions, by the batch
+// extension when offered, else by concurrent GETs.
+func (p *puller) fetch(need []int) error {
+	if len(need) == 0 {
+		return nil
+	}
+	if p.useBatch {
+		rest, err := p.fetchBatch(need)
+		if err != nil {
+			return err
+		}
+		need = rest
+	}
+	return p.fetchV0(need)
+}
+
