@@ -1,7 +1,19 @@
 package replicate
 
 import (
+	"bufio"
+	"bytes"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
@@ -9,20 +21,749 @@ import (
 // Server exposes a zonegit repo to secondaries over HTTP. Every request
 // reads the current snapshot; correctness comes from content-addressed
 // object bodies, not from session state. Server never writes.
+//
+// With V0Only the server is indistinguishable from a plain zonegit v0
+// daemon: same routes, status codes, Content-Types and refs body bytes.
+// Otherwise it also serves the extensions of DESIGN §4.2 (see
+// BatchRequest and WalkRequest for their exact wire behaviour).
 type Server struct {
 	// SnapshotFn returns the repository to serve for one request, so
 	// secondaries see the latest commits. The server does not close it.
+	// Ignored when Snapshots is set.
 	SnapshotFn func() (*repo.Repo, error)
 
+	// Snapshots, when set, hands out a handle per request and is told when
+	// the request is done with it (see Snapshotter), so handles can be
+	// replaced while requests are in flight.
+	Snapshots SnapshotSource
+
 	// V0Only disables every extension: the server then behaves exactly as a
-	// plain zonegit v0 daemon (no capabilities header, no tags, no batch).
+	// plain zonegit v0 daemon (no capabilities header, no tags, no batch,
+	// no pack, no cache headers).
 	V0Only bool
-	// Token, when set, requires "Authorization: Bearer <token>".
+	// Token, when set, requires "Authorization: Bearer <token>" on every
+	// request (compared in constant time); others get 401.
 	Token string
-	// TODO(server): limits, logger.
+
+	// Limits; zero values take the defaults noted.
+	MaxBodyBytes    int64 // request body cap for walk, pack and batch; default 8 MiB
+	MaxWalkHashes   int   // roots+known per walk or pack; default 100,000
+	MaxBatchHashes  int   // hashes per batch; default 50,000
+	MaxKnownCommits int   // see WalkOptions; default 100,000
+
+	// Banner is the text served on paths the server does not route (the
+	// zonegit daemon answers those with 200 and a banner, and so do we).
+	Banner string
+
+	// Logger, when set, gets one line per failed request (4xx at Debug,
+	// 5xx at Error) and per walk (Debug). Nothing secret is logged.
+	Logger Logger
+
+	// Stats, when set, counts requests and work (tests, metrics).
+	Stats *ServerStats
 }
 
-// RegisterHandlers wires the protocol endpoints onto mux under BasePath.
+// SnapshotSource hands out repository handles. release must be called when
+// the request no longer uses the handle.
+type SnapshotSource interface {
+	Acquire() (r *repo.Repo, release func(), err error)
+}
+
+// ServerStats are counters a Server updates atomically.
+type ServerStats struct {
+	Requests      atomic.Int64 // every request that reached a handler
+	ClientErrors  atomic.Int64 // 4xx responses
+	ServerErrors  atomic.Int64 // 5xx responses
+	Walks         atomic.Int64 // walk and pack requests answered
+	WalkVisited   atomic.Int64 // objects read by walks (WalkStats.Visited)
+	WalkMissing   atomic.Int64 // objects reported by walks
+	ObjectsServed atomic.Int64 // objects sent (GET, batch, pack)
+	BytesServed   atomic.Int64 // payload bytes sent
+}
+
+const (
+	defaultMaxBodyBytes   = 8 << 20
+	defaultMaxWalkHashes  = 100000
+	defaultMaxBatchHashes = 50000
+	defaultBanner         = "zonegit-replicate — replication endpoints under /v0\n"
+	immutableCache        = "public, max-age=31536000, immutable"
+)
+
+func (s *Server) maxBody() int64 {
+	if s.MaxBodyBytes > 0 {
+		return s.MaxBodyBytes
+	}
+	return defaultMaxBodyBytes
+}
+
+func (s *Server) maxWalkHashes() int {
+	if s.MaxWalkHashes > 0 {
+		return s.MaxWalkHashes
+	}
+	return defaultMaxWalkHashes
+}
+
+func (s *Server) maxBatchHashes() int {
+	if s.MaxBatchHashes > 0 {
+		return s.MaxBatchHashes
+	}
+	return defaultMaxBatchHashes
+}
+
+// Capabilities is the list announced in CapabilitiesHeader ("" when
+// V0Only).
+func (s *Server) Capabilities() string {
+	if s.V0Only {
+		return ""
+	}
+	return strings.Join([]string{CapBatch, CapTags, CapPack}, ", ")
+}
+
+// RegisterHandlers wires the protocol endpoints onto mux under BasePath,
+// including the banner for unrouted paths below BasePath. Callers can mount
+// the same server alongside their existing /metrics endpoint by passing
+// http.DefaultServeMux or any sub-mux.
 func (s *Server) RegisterHandlers(mux *http.ServeMux) {
-	// TODO(server): implement.
+	mux.Handle(BasePath+"/refs", s.wrap(s.handleRefs))
+	mux.Handle(BasePath+"/objects/walk", s.wrap(s.handleWalk))
+	mux.Handle(BasePath+"/objects/", s.wrap(s.handleObject))
+	if !s.V0Only {
+		// In v0-only mode these paths fall through to /v0/objects/ and get
+		// the daemon's "GET only" 405, as a v0 client would expect.
+		mux.Handle(BatchPath, s.wrap(s.handleBatch))
+		mux.Handle(PackPath, s.wrap(s.handlePack))
+	}
+	mux.Handle(BasePath+"/", s.wrap(s.handleBanner))
+}
+
+// Handler returns a complete handler: the protocol endpoints and the banner
+// on every other path, as the zonegit daemon serves them.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	s.RegisterHandlers(mux)
+	mux.Handle("/", s.wrap(s.handleBanner))
+	return mux
+}
+
+// NewHTTPServer returns an http.Server for h with timeouts that keep slow
+// or stalled clients from holding connections: headers within 10 s, a
+// request body within 1 min, a response within 15 min (a full pack of a
+// million-record zone takes well under that on a LAN; a stalled reader is
+// cut off), idle keep-alive connections closed after 2 min.
+func NewHTTPServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      15 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// statusWriter records the status for stats and logs.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach Flush and deadlines.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush passes flushes through for streamed responses.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *Server) wrap(h func(w http.ResponseWriter, r *http.Request)) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: rw}
+		if s.Stats != nil {
+			s.Stats.Requests.Add(1)
+			defer func() {
+				switch {
+				case sw.status >= 500:
+					s.Stats.ServerErrors.Add(1)
+				case sw.status >= 400:
+					s.Stats.ClientErrors.Add(1)
+				}
+			}()
+		}
+		if s.Token != "" && !s.authorized(r) {
+			sw.Header().Set("WWW-Authenticate", `Bearer realm="zonegit"`)
+			s.fail(sw, r, http.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
+		h(sw, r)
+	})
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	auth := r.Header.Get("Authorization")
+	const prefix = "bearer "
+	if len(auth) < len(prefix) || !strings.EqualFold(auth[:len(prefix)], prefix) {
+		return false
+	}
+	got := strings.TrimSpace(auth[len(prefix):])
+	return subtle.ConstantTimeCompare([]byte(got), []byte(s.Token)) == 1
+}
+
+// fail writes a plain-text error like the daemon (http.Error) and logs it.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	if s.Logger != nil {
+		if code >= 500 {
+			s.Logger.Error("replicate server: request failed", "method", r.Method, "path", clipPath(r.URL.Path), "status", code, "error", msg)
+		} else {
+			s.Logger.Debug("replicate server: request refused", "method", r.Method, "path", clipPath(r.URL.Path), "status", code, "error", msg)
+		}
+	}
+	http.Error(w, msg, code)
+}
+
+func clipPath(p string) string {
+	if len(p) > 100 {
+		return p[:100] + "…"
+	}
+	return p
+}
+
+// acquire returns the repository for one request and its release.
+func (s *Server) acquire() (*repo.Repo, func(), error) {
+	if s.Snapshots != nil {
+		return s.Snapshots.Acquire()
+	}
+	if s.SnapshotFn == nil {
+		return nil, nil, errors.New("server has no repository (SnapshotFn and Snapshots are nil)")
+	}
+	r, err := s.SnapshotFn()
+	return r, func() {}, err
+}
+
+// snapshotFailed answers when no repository handle is available: 503 when
+// the source says to try again later (a writer holds the directory), 500
+// otherwise.
+func (s *Server) snapshotFailed(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, ErrSnapshotUnavailable) {
+		w.Header().Set("Retry-After", "1")
+		s.fail(w, r, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	s.fail(w, r, http.StatusInternalServerError, "open repository: "+err.Error())
+}
+
+func (s *Server) handleBanner(w http.ResponseWriter, r *http.Request) {
+	b := s.Banner
+	if b == "" {
+		b = defaultBanner
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, b)
+}
+
+func (s *Server) handleRefs(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		s.fail(w, r, http.StatusMethodNotAllowed, "GET only")
+		return
+	}
+	rp, release, err := s.acquire()
+	if err != nil {
+		s.snapshotFailed(w, r, err)
+		return
+	}
+	defer release()
+	resp, err := s.refs(rp)
+	if err != nil {
+		s.fail(w, r, http.StatusInternalServerError, err.Error())
+		return
+	}
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(resp); err != nil {
+		s.fail(w, r, http.StatusInternalServerError, "encode refs: "+err.Error())
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	if !s.V0Only {
+		h.Set(CapabilitiesHeader, s.Capabilities())
+		h.Set("Cache-Control", "no-cache")
+	}
+	w.Write(buf.Bytes())
+}
+
+func (s *Server) refs(rp *repo.Repo) (*RefsResponse, error) {
+	zones, err := rp.Zones()
+	if err != nil {
+		return nil, fmt.Errorf("list zones: %w", err)
+	}
+	branches, err := rp.Branches("")
+	if err != nil {
+		return nil, fmt.Errorf("list branches: %w", err)
+	}
+	resp := &RefsResponse{Zones: zones, Branches: make([]Branch, 0, len(branches))}
+	if resp.Zones == nil {
+		resp.Zones = []string{}
+	}
+	for _, b := range branches {
+		resp.Branches = append(resp.Branches, Branch{Zone: b.Zone, Name: b.Name, Hash: b.Hash.String()})
+	}
+	if !s.V0Only {
+		tags, err := rp.Tags("")
+		if err != nil {
+			return nil, fmt.Errorf("list tags: %w", err)
+		}
+		for _, t := range tags {
+			resp.Tags = append(resp.Tags, Branch{Zone: t.Zone, Name: t.Name, Hash: t.Hash.String()})
+		}
+	}
+	return resp, nil
+}
+
+// errInvalidObject ends hash errors, as in the daemon's messages.
+var errInvalidObject = errors.New("invalid object")
+
+// parseWireHash parses a hash from the network: 64 hex characters, either
+// case (the daemon accepts uppercase too).
+func parseWireHash(s string) (repo.Hash, error) {
+	var h repo.Hash
+	if len(s) != 64 {
+		return h, fmt.Errorf("hash must be 64 hex chars, got %d: %w", len(s), errInvalidObject)
+	}
+	if _, err := hex.Decode(h[:], []byte(s)); err != nil {
+		return h, fmt.Errorf("decode hash %q: %w", s, errInvalidObject)
+	}
+	return h, nil
+}
+
+func parseWireHashes(field string, in []string, out []repo.Hash) ([]repo.Hash, error) {
+	for _, s := range in {
+		h, err := parseWireHash(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", field, err)
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+func (s *Server) handleObject(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		s.fail(w, r, http.StatusMethodNotAllowed, "GET only")
+		return
+	}
+	hexs := strings.TrimPrefix(r.URL.Path, BasePath+"/objects/")
+	h, err := parseWireHash(hexs)
+	if err != nil {
+		s.fail(w, r, http.StatusBadRequest, "bad hash: "+err.Error())
+		return
+	}
+	if !s.V0Only && etagMatches(r.Header.Get("If-None-Match"), h) {
+		// Objects never change: a client holding this ETag holds the object.
+		w.Header().Set("ETag", etag(h))
+		w.Header().Set("Cache-Control", immutableCache)
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	rp, release, err := s.acquire()
+	if err != nil {
+		s.snapshotFailed(w, r, err)
+		return
+	}
+	defer release()
+	kind, payload, err := rp.Get(h)
+	if errors.Is(err, repo.ErrNotFound) {
+		if s.Logger != nil {
+			s.Logger.Debug("replicate server: object not found", "hash", h.String())
+		}
+		http.NotFound(w, r)
+		return
+	}
+	if err != nil {
+		s.fail(w, r, http.StatusInternalServerError, fmt.Sprintf("read object %s: %v", h.Short(), err))
+		return
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", "application/octet-stream")
+	hd.Set(ObjectKindHeader, string(kind))
+	if !s.V0Only {
+		hd.Set("Cache-Control", immutableCache)
+		hd.Set("ETag", etag(h))
+	}
+	hd.Set("Content-Length", strconv.Itoa(len(payload)))
+	if s.Stats != nil {
+		s.Stats.ObjectsServed.Add(1)
+		s.Stats.BytesServed.Add(int64(len(payload)))
+	}
+	w.Write(payload)
+}
+
+func etag(h repo.Hash) string { return `"` + h.String() + `"` }
+
+// etagMatches implements If-None-Match for one strong ETag: a list of
+// quoted tags (weak ones compare equal too, RFC 9110 §13.1.2) or "*".
+func etagMatches(header string, h repo.Hash) bool {
+	if header == "" {
+		return false
+	}
+	want := h.String()
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" {
+			return true
+		}
+		t = strings.TrimPrefix(t, "W/")
+		if len(t) == 66 && t[0] == '"' && t[65] == '"' && strings.EqualFold(t[1:65], want) {
+			return true
+		}
+	}
+	return false
+}
+
+// decodeJSONBody reads one JSON value from a size-limited body. It returns
+// the status to answer with on failure.
+func (s *Server) decodeJSONBody(w http.ResponseWriter, r *http.Request, v any) (int, error) {
+	body := http.MaxBytesReader(w, r.Body, s.maxBody())
+	if err := json.NewDecoder(body).Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return http.StatusRequestEntityTooLarge, fmt.Errorf("request body exceeds %d bytes", tooBig.Limit)
+		}
+		return http.StatusBadRequest, fmt.Errorf("decode: %w", err)
+	}
+	return 0, nil
+}
+
+// ParseWalkRequest decodes and validates a walk (or pack) request body the
+// way the server does: at most maxBytes of JSON (unknown fields ignored,
+// null lists accepted), at most maxHashes roots+known, every hash 64 hex
+// characters. It is exported for fuzzing and for tools that want the exact
+// server rules.
+func ParseWalkRequest(body io.Reader, maxBytes int64, maxHashes int) (roots, known []repo.Hash, err error) {
+	var req WalkRequest
+	if err := json.NewDecoder(io.LimitReader(body, maxBytes)).Decode(&req); err != nil {
+		return nil, nil, fmt.Errorf("decode: %w", err)
+	}
+	return validateWalk(&req, maxHashes)
+}
+
+func validateWalk(req *WalkRequest, maxHashes int) (roots, known []repo.Hash, err error) {
+	if n := len(req.Roots) + len(req.Known); n > maxHashes {
+		return nil, nil, &tooManyError{n: n, max: maxHashes}
+	}
+	if roots, err = parseWireHashes("roots", req.Roots, make([]repo.Hash, 0, len(req.Roots))); err != nil {
+		return nil, nil, err
+	}
+	if known, err = parseWireHashes("known", req.Known, make([]repo.Hash, 0, len(req.Known))); err != nil {
+		return nil, nil, err
+	}
+	return roots, known, nil
+}
+
+// ParseBatchRequest decodes and validates a batch request body with the
+// server's rules (see ParseWalkRequest).
+func ParseBatchRequest(body io.Reader, maxBytes int64, maxHashes int) ([]repo.Hash, error) {
+	var req BatchRequest
+	if err := json.NewDecoder(io.LimitReader(body, maxBytes)).Decode(&req); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	return validateBatch(&req, maxHashes)
+}
+
+func validateBatch(req *BatchRequest, maxHashes int) ([]repo.Hash, error) {
+	if len(req.Hashes) > maxHashes {
+		return nil, &tooManyError{n: len(req.Hashes), max: maxHashes}
+	}
+	return parseWireHashes("hashes", req.Hashes, make([]repo.Hash, 0, len(req.Hashes)))
+}
+
+type tooManyError struct{ n, max int }
+
+func (e *tooManyError) Error() string {
+	return fmt.Sprintf("%d hashes in one request, the limit is %d: split the request", e.n, e.max)
+}
+
+func statusFor(err error) int {
+	var tm *tooManyError
+	if errors.As(err, &tm) {
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusBadRequest
+}
+
+// readWalk decodes a walk or pack request; on failure it has answered.
+func (s *Server) readWalk(w http.ResponseWriter, r *http.Request) (roots, known []repo.Hash, ok bool) {
+	if r.Method != http.MethodPost {
+		s.fail(w, r, http.StatusMethodNotAllowed, "POST only")
+		return nil, nil, false
+	}
+	var req WalkRequest
+	if code, err := s.decodeJSONBody(w, r, &req); err != nil {
+		s.fail(w, r, code, err.Error())
+		return nil, nil, false
+	}
+	roots, known, err := validateWalk(&req, s.maxWalkHashes())
+	if err != nil {
+		s.fail(w, r, statusFor(err), err.Error())
+		return nil, nil, false
+	}
+	return roots, known, true
+}
+
+func (s *Server) walkFailed(w http.ResponseWriter, r *http.Request, err error) {
+	var nf *RootNotFoundError
+	if errors.As(err, &nf) {
+		s.fail(w, r, http.StatusNotFound, err.Error())
+		return
+	}
+	s.fail(w, r, http.StatusInternalServerError, "walk: "+err.Error())
+}
+
+func (s *Server) walkOptions() WalkOptions {
+	return WalkOptions{MaxKnownCommits: s.MaxKnownCommits}
+}
+
+func (s *Server) countWalk(st WalkStats) {
+	if s.Stats != nil {
+		s.Stats.Walks.Add(1)
+		s.Stats.WalkVisited.Add(int64(st.Visited()))
+		s.Stats.WalkMissing.Add(int64(st.Missing))
+	}
+}
+
+func (s *Server) handleWalk(w http.ResponseWriter, r *http.Request) {
+	roots, known, ok := s.readWalk(w, r)
+	if !ok {
+		return
+	}
+	rp, release, err := s.acquire()
+	if err != nil {
+		s.snapshotFailed(w, r, err)
+		return
+	}
+	defer release()
+	// The whole answer is computed before the status is sent, so a failure
+	// is a proper error status, as with the daemon.
+	var missing []repo.Hash
+	var st WalkStats
+	start := time.Now()
+	err = rp.View(func(rd repo.Reader) error {
+		var err error
+		st, err = Walk(rd, roots, known, s.walkOptions(), func(h repo.Hash, _ repo.Kind, _ []byte) error {
+			missing = append(missing, h)
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		s.walkFailed(w, r, err)
+		return
+	}
+	s.countWalk(st)
+	if s.Logger != nil {
+		s.Logger.Debug("replicate server: walk", "roots", len(roots), "known", len(known), "missing", st.Missing, "visited", st.Visited(), "duration", time.Since(start).String())
+	}
+	w.Header().Set("Content-Type", "application/json")
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.WriteString(`{"missing":[`)
+	var buf [66]byte
+	for i, h := range missing {
+		b := buf[:0]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = hex.AppendEncode(b, h[:])
+		b = append(b, '"')
+		bw.Write(b)
+	}
+	bw.WriteString("]}\n")
+	bw.Flush()
+}
+
+func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		s.fail(w, r, http.StatusMethodNotAllowed, "POST only")
+		return
+	}
+	var req BatchRequest
+	if code, err := s.decodeJSONBody(w, r, &req); err != nil {
+		s.fail(w, r, code, err.Error())
+		return
+	}
+	hashes, err := validateBatch(&req, s.maxBatchHashes())
+	if err != nil {
+		s.fail(w, r, statusFor(err), err.Error())
+		return
+	}
+	rp, release, err := s.acquire()
+	if err != nil {
+		s.snapshotFailed(w, r, err)
+		return
+	}
+	defer release()
+	// One read transaction for the check and the stream: an object seen
+	// present is still there when it is sent.
+	err = rp.View(func(rd repo.Reader) error {
+		for _, h := range hashes {
+			ok, err := rd.Has(h)
+			if err != nil {
+				s.fail(w, r, http.StatusInternalServerError, fmt.Sprintf("read object %s: %v", h.Short(), err))
+				return nil
+			}
+			if !ok {
+				s.fail(w, r, http.StatusNotFound, fmt.Sprintf("object %s not in primary", h))
+				return nil
+			}
+		}
+		fw := s.startStream(w)
+		for _, h := range hashes {
+			kind, payload, err := rd.Get(h)
+			if err != nil {
+				return fmt.Errorf("read object %s: %w", h.Short(), err)
+			}
+			if err := fw.frame(h, kind, payload); err != nil {
+				return err
+			}
+		}
+		return fw.finish()
+	})
+	if err != nil {
+		s.abort(r, err)
+	}
+}
+
+func (s *Server) handlePack(w http.ResponseWriter, r *http.Request) {
+	roots, known, ok := s.readWalk(w, r)
+	if !ok {
+		return
+	}
+	rp, release, err := s.acquire()
+	if err != nil {
+		s.snapshotFailed(w, r, err)
+		return
+	}
+	defer release()
+	var fw *frameWriter
+	err = rp.View(func(rd repo.Reader) error {
+		// Roots are checked before the first frame so that an unknown root
+		// is a clean 404, as with walk.
+		for _, h := range roots {
+			if h.IsZero() {
+				continue
+			}
+			ok, err := rd.Has(h)
+			if err != nil {
+				return fmt.Errorf("read root %s: %w", h.Short(), err)
+			}
+			if !ok {
+				return &RootNotFoundError{Hash: h}
+			}
+		}
+		st, err := Walk(rd, roots, known, s.walkOptions(), func(h repo.Hash, kind repo.Kind, payload []byte) error {
+			if payload == nil {
+				k, p, err := rd.Get(h)
+				if err != nil {
+					return fmt.Errorf("read object %s: %w (%w)", h.Short(), err, errIncomplete)
+				}
+				if k != kind {
+					return fmt.Errorf("object %s is a %s where a %s is linked (%w)", h.Short(), k, kind, errIncomplete)
+				}
+				payload = p
+			}
+			if fw == nil {
+				fw = s.startStream(w)
+			}
+			return fw.frame(h, kind, payload)
+		})
+		if err != nil {
+			return err
+		}
+		s.countWalk(st)
+		if fw == nil {
+			fw = s.startStream(w)
+		}
+		return fw.finish()
+	})
+	if err == nil {
+		return
+	}
+	if fw == nil {
+		s.walkFailed(w, r, err)
+		return
+	}
+	s.abort(r, err)
+}
+
+// abort ends a response whose status was already sent: the connection is
+// dropped so the client sees a truncated stream rather than a clean end.
+func (s *Server) abort(r *http.Request, err error) {
+	if s.Stats != nil {
+		s.Stats.ServerErrors.Add(1)
+	}
+	if s.Logger != nil {
+		s.Logger.Error("replicate server: stream aborted", "path", r.URL.Path, "error", err.Error())
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// frameWriter writes the batch/pack framing.
+type frameWriter struct {
+	s  *Server
+	w  http.ResponseWriter
+	bw *bufio.Writer
+	n  int
+}
+
+func (s *Server) startStream(w http.ResponseWriter) *frameWriter {
+	h := w.Header()
+	h.Set("Content-Type", ObjectStreamContentType)
+	h.Set("Trailer", ObjectCountTrailer)
+	w.WriteHeader(http.StatusOK)
+	return &frameWriter{s: s, w: w, bw: bufio.NewWriterSize(w, 256<<10)}
+}
+
+func (f *frameWriter) frame(h repo.Hash, kind repo.Kind, payload []byte) error {
+	var hdr [64 + 1 + 8 + 1 + 20 + 1]byte
+	b := hex.AppendEncode(hdr[:0], h[:])
+	b = append(b, ' ')
+	b = append(b, kind...)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(len(payload)), 10)
+	b = append(b, '\n')
+	if _, err := f.bw.Write(b); err != nil {
+		return fmt.Errorf("send object %s: %w", h.Short(), err)
+	}
+	if _, err := f.bw.Write(payload); err != nil {
+		return fmt.Errorf("send object %s: %w", h.Short(), err)
+	}
+	f.n++
+	if st := f.s.Stats; st != nil {
+		st.ObjectsServed.Add(1)
+		st.BytesServed.Add(int64(len(payload)))
+	}
+	return nil
+}
+
+func (f *frameWriter) finish() error {
+	if err := f.bw.Flush(); err != nil {
+		return fmt.Errorf("send objects: %w", err)
+	}
+	f.w.Header().Set(ObjectCountTrailer, strconv.Itoa(f.n))
+	return nil
 }
