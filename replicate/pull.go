@@ -686,4 +686,3 @@ func (p *puller) fetch(need []int) error {
 	}
 	return p.fetchV0(need)
 }
-
