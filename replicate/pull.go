@@ -198,7 +198,7 @@ func (p *puller) items(plan *PullPlan, branches, tags []repo.Ref) []*item {
 		h := repo.MustParseHash(t.Hash) // Plan produced it
 		old := local[t.Zone+"/"+t.Name]
 		it := &item{tag: tag, pinned: t.Pinned, old: old, new: h, needs: old != h,
-			res: BranchResult{Zone: t.Zone, Name: t.Name, Old: hexOrEmpty(old), New: t.Hash}}
+			res: BranchResult{Zone: t.Zone, Name: t.Name, Old: hexOrEmpty(old), New: t.Hash, Tag: tag}}
 		out = append(out, it)
 	}
 	for _, t := range plan.Targets {
@@ -211,7 +211,7 @@ func (p *puller) items(plan *PullPlan, branches, tags []repo.Ref) []*item {
 		out = append(out, &item{old: r.Hash, res: BranchResult{Zone: r.Zone, Name: r.Name, Old: r.Hash.String(), Pruned: true}})
 	}
 	for _, e := range plan.Invalid {
-		out = append(out, &item{tag: e.Tag, res: BranchResult{Zone: e.Zone, Name: e.Name, Err: e.Err}})
+		out = append(out, &item{tag: e.Tag, res: BranchResult{Zone: e.Zone, Name: e.Name, Tag: e.Tag, Err: e.Err}})
 	}
 	return out
 }
