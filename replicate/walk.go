@@ -22,16 +22,19 @@ import (
 //   - Usually exact, sometimes a superset: an object that the client holds
 //     can be reported when it is only reachable from known through a path
 //     the walk did not look at (a subtree moved to another name, content
-//     shared between zones, or history beyond WalkOptions.MaxKnownCommits on
-//     the known side). The v0 protocol allows that; clients skip what they
-//     have.
+//     shared between zones, history beyond WalkOptions.MaxKnownCommits on
+//     the known side, or commit clocks that run backwards: commits are
+//     visited newest first, so a root the client holds is recognised only
+//     when a known commit reaching it is not older than it). The v0 protocol
+//     allows that; clients skip what they have.
 //   - Cost in proportion to what changed, not to history or zone size:
 //     commits are visited newest first from roots and known at the same time
 //     (git's "paint down to the merge base"), and the walk stops as soon as
 //     every commit still queued from a root is also reachable from known.
 //     Only commits between the known tips and the roots are read. Each
 //     missing commit's tree is then diffed path by path against its parents'
-//     trees, descending only into entries whose hash differs; an unchanged
+//     trees (and the trees of up to 4 known tips whose history meets the
+//     roots'), descending only into entries whose hash differs; an unchanged
 //     subtree is never opened. An incremental pull of one changed record reads
 //     the two commits, and the trees on the changed path in both versions
 //     (3 levels for a name one label below the apex).

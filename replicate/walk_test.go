@@ -1,0 +1,342 @@
+package replicate
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/zonegit/terraform-provider-zonegit/repo"
+	"github.com/zonegit/terraform-provider-zonegit/repo/repotest"
+)
+
+func memRepo(t testing.TB) *repo.Repo {
+	t.Helper()
+	r, err := repo.Open("", repo.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func must[T any](t testing.TB) func(T, error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
+// walkSet runs Walk and returns what it reported, failing on duplicates.
+func walkSet(t testing.TB, r *repo.Repo, roots, known []repo.Hash) (map[repo.Hash]repo.Kind, WalkStats) {
+	t.Helper()
+	got := map[repo.Hash]repo.Kind{}
+	var st WalkStats
+	err := r.View(func(rd repo.Reader) error {
+		var err error
+		st, err = Walk(rd, roots, known, WalkOptions{}, func(h repo.Hash, kind repo.Kind, payload []byte) error {
+			if _, dup := got[h]; dup {
+				t.Errorf("%s reported twice", h.Short())
+			}
+			if payload != nil && repo.HashObject(kind, payload) != h {
+				t.Errorf("%s reported with a payload of another object", h.Short())
+			}
+			got[h] = kind
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("walk: %v", err)
+	}
+	if st.Missing != len(got) {
+		t.Errorf("stats say %d missing, %d reported", st.Missing, len(got))
+	}
+	return got, st
+}
+
+// wantDiff is the definition: closure(roots) minus closure(known).
+func wantDiff(t testing.TB, r *repo.Repo, roots, known []repo.Hash) map[repo.Hash]bool {
+	want := map[repo.Hash]bool{}
+	for _, h := range roots {
+		for x := range closure(t, r, h) {
+			want[x] = true
+		}
+	}
+	for _, h := range known {
+		for x := range closure(t, r, h) {
+			delete(want, x)
+		}
+	}
+	return want
+}
+
+func assertExact(t *testing.T, got map[repo.Hash]repo.Kind, want map[repo.Hash]bool) {
+	t.Helper()
+	for h := range want {
+		if _, ok := got[h]; !ok {
+			t.Errorf("missing object %s not reported (subset!)", h.Short())
+		}
+	}
+	for h := range got {
+		if !want[h] {
+			t.Errorf("reported %s, which the client holds", h.Short())
+		}
+	}
+}
+
+func TestWalkIncrementalFlat(t *testing.T) {
+	r := memRepo(t)
+	c0 := must[repo.Hash](t)(repotest.SyntheticZone(r, "example.com.", "main", 1000))
+	c1 := must[repo.Hash](t)(repotest.SetA(r, "example.com.", "main", []string{"h500"}, 60, [4]byte{192, 0, 2, 1}))
+
+	got, st := walkSet(t, r, []repo.Hash{c1}, []repo.Hash{c0})
+	assertExact(t, got, wantDiff(t, r, []repo.Hash{c1}, []repo.Hash{c0}))
+	// c1, the new apex tree, the new h500 tree and its new A blob.
+	if len(got) != 4 {
+		t.Errorf("%d objects reported, want 4", len(got))
+	}
+	// Both commits, and both versions of the two trees on the path.
+	if st.Commits != 2 || st.Trees != 4 {
+		t.Errorf("visited %d commits and %d trees, want 2 and 4", st.Commits, st.Trees)
+	}
+}
+
+func TestWalkIncrementalNested(t *testing.T) {
+	r := memRepo(t)
+	c0 := must[repo.Hash](t)(repotest.Synthetic(r, repotest.SyntheticOptions{Zone: "example.com.", N: 1000, Fanout: 50}))
+	// h123 lives under g2 (123/50).
+	c1 := must[repo.Hash](t)(repotest.SetA(r, "example.com.", "main", []string{"g2", "h123"}, 60, [4]byte{192, 0, 2, 1}))
+	got, st := walkSet(t, r, []repo.Hash{c1}, []repo.Hash{c0})
+	assertExact(t, got, wantDiff(t, r, []repo.Hash{c1}, []repo.Hash{c0}))
+	if len(got) != 5 || st.Commits != 2 || st.Trees != 6 {
+		t.Errorf("reported %d, visited %d commits %d trees; want 5, 2, 6", len(got), st.Commits, st.Trees)
+	}
+}
+
+// TestWalkStopsAtKnown: the work of an incremental walk does not depend on
+// how much history lies behind the known commit.
+func TestWalkStopsAtKnown(t *testing.T) {
+	r := memRepo(t)
+	var tips []repo.Hash
+	tips = append(tips, must[repo.Hash](t)(repotest.SyntheticZone(r, "example.com.", "main", 100)))
+	for i := 0; i < 60; i++ {
+		tips = append(tips, must[repo.Hash](t)(repotest.SetA(r, "example.com.", "main", []string{fmt.Sprintf("h%d", i)}, 60, [4]byte{192, 0, 2, byte(i)})))
+	}
+	var visited []int
+	for _, k := range []int{1, 20, 59} {
+		got, st := walkSet(t, r, []repo.Hash{tips[k+1]}, []repo.Hash{tips[k]})
+		assertExact(t, got, wantDiff(t, r, []repo.Hash{tips[k+1]}, []repo.Hash{tips[k]}))
+		visited = append(visited, st.Visited())
+	}
+	if visited[0] != visited[1] || visited[1] != visited[2] {
+		t.Errorf("objects visited grow with history: %v", visited)
+	}
+	// Several commits behind: every commit in between, nothing older.
+	got, st := walkSet(t, r, []repo.Hash{tips[60]}, []repo.Hash{tips[50]})
+	assertExact(t, got, wantDiff(t, r, []repo.Hash{tips[60]}, []repo.Hash{tips[50]}))
+	if st.Commits != 11 {
+		t.Errorf("visited %d commits for 10 new ones, want 11", st.Commits)
+	}
+	// A root that the client already has (an ancestor of known): nothing.
+	got, _ = walkSet(t, r, []repo.Hash{tips[30]}, []repo.Hash{tips[60]})
+	if len(got) != 0 {
+		t.Errorf("root behind known: %d reported", len(got))
+	}
+	// Full walk equals the closure.
+	got, _ = walkSet(t, r, []repo.Hash{tips[60]}, nil)
+	assertExact(t, got, wantDiff(t, r, []repo.Hash{tips[60]}, nil))
+}
+
+func TestWalkMerge(t *testing.T) {
+	r := memRepo(t)
+	const zone = "example.com."
+	base := must[repo.Hash](t)(repotest.SyntheticZone(r, zone, "main", 50))
+	if err := r.UpdateBranch(zone, "side", repo.ZeroHash, base, nil); err != nil {
+		t.Fatal(err)
+	}
+	a1 := must[repo.Hash](t)(repotest.SetA(r, zone, "main", []string{"h1"}, 60, [4]byte{192, 0, 2, 1}))
+	b1 := must[repo.Hash](t)(repotest.SetA(r, zone, "side", []string{"h2"}, 60, [4]byte{192, 0, 2, 2}))
+	b2 := must[repo.Hash](t)(repotest.SetA(r, zone, "side", []string{"h3"}, 60, [4]byte{192, 0, 2, 3}))
+	// The merge takes main's tree plus side's h2 and h3 changes: build it
+	// on main, then commit that tree with both parents.
+	must[repo.Hash](t)(repotest.SetA(r, zone, "main", []string{"h2"}, 60, [4]byte{192, 0, 2, 2}))
+	tmp := must[repo.Hash](t)(repotest.SetA(r, zone, "main", []string{"h3"}, 60, [4]byte{192, 0, 2, 3}))
+	_, p, _ := r.Get(tmp)
+	tmpc, _ := repo.DecodeCommit(p)
+	if err := r.UpdateBranch(zone, "main", tmp, a1, nil); err != nil {
+		t.Fatal(err)
+	}
+	m := must[repo.Hash](t)(repotest.Commit(r, zone, "main", tmpc.Tree, "merge side", b2))
+	_, p, _ = r.Get(m)
+	if mc, _ := repo.DecodeCommit(p); len(mc.Parents) != 2 {
+		t.Fatalf("merge commit has %d parents", len(mc.Parents))
+	}
+
+	for _, c := range []struct {
+		name  string
+		known []repo.Hash
+		want  int // objects
+	}{
+		{"know main only: side's commits come along", []repo.Hash{a1}, -1},
+		{"know side only: main's commit comes along", []repo.Hash{b2}, -1},
+		{"know both parents: the merge commit and its new apex tree", []repo.Hash{a1, b2}, 2},
+		{"know base", []repo.Hash{base}, -1},
+		{"know b1 and a1", []repo.Hash{b1, a1}, -1},
+		{"know nothing", nil, -1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, _ := walkSet(t, r, []repo.Hash{m}, c.known)
+			want := wantDiff(t, r, []repo.Hash{m}, c.known)
+			assertExact(t, got, want)
+			if c.want >= 0 && len(got) != c.want {
+				t.Errorf("%d reported, want %d", len(got), c.want)
+			}
+			for _, h := range []repo.Hash{a1, b1, b2} {
+				if want[h] && got[h] != repo.KindCommit {
+					t.Errorf("parent-side commit %s not followed", h.Short())
+				}
+			}
+		})
+	}
+}
+
+// TestWalkNeverSubset builds a random history (branches, merges, changes)
+// and checks the guarantee on many root/known combinations: never a
+// subset; and exact for these histories, which only change records.
+func TestWalkNeverSubset(t *testing.T) {
+	r := memRepo(t)
+	const zone = "example.com."
+	rng := rand.New(rand.NewPCG(1, 2))
+	branches := []string{"main"}
+	all := []repo.Hash{must[repo.Hash](t)(repotest.Synthetic(r, repotest.SyntheticOptions{Zone: zone, N: 60, Fanout: 8}))}
+	for i := 0; i < 80; i++ {
+		b := branches[rng.IntN(len(branches))]
+		switch x := rng.IntN(10); {
+		case x == 0 && len(branches) < 5:
+			nb := fmt.Sprintf("b%d", i)
+			if err := r.UpdateBranch(zone, nb, repo.ZeroHash, all[rng.IntN(len(all))], nil); err != nil {
+				t.Fatal(err)
+			}
+			branches = append(branches, nb)
+		case x == 1 && len(all) > 3:
+			tip := must[repo.Hash](t)(r.Branch(zone, b))
+			other := all[rng.IntN(len(all))]
+			if other == tip {
+				continue
+			}
+			_, p, _ := r.Get(tip)
+			c, _ := repo.DecodeCommit(p)
+			all = append(all, must[repo.Hash](t)(repotest.Commit(r, zone, b, c.Tree, "merge", other)))
+		default:
+			n := rng.IntN(60)
+			path := []string{fmt.Sprintf("g%d", n/8), fmt.Sprintf("h%d", n)}
+			all = append(all, must[repo.Hash](t)(repotest.SetA(r, zone, b, path, uint32(rng.IntN(3)*60+60), [4]byte{192, 0, 2, byte(rng.IntN(4))})))
+		}
+	}
+	for i := 0; i < 150; i++ {
+		roots := []repo.Hash{all[rng.IntN(len(all))]}
+		var known []repo.Hash
+		for k := rng.IntN(3); k > 0; k-- {
+			known = append(known, all[rng.IntN(len(all))])
+		}
+		got, _ := walkSet(t, r, roots, known)
+		want := wantDiff(t, r, roots, known)
+		for h := range want {
+			if _, ok := got[h]; !ok {
+				t.Fatalf("roots %v known %v: %s not reported (subset)", roots, known, h.Short())
+			}
+		}
+		extra := 0
+		for h := range got {
+			if !want[h] {
+				extra++
+			}
+		}
+		if extra > 0 {
+			t.Logf("roots %v known %v: %d extra objects (allowed superset)", roots, known, extra)
+		}
+	}
+}
+
+// TestWalkClockSkew: a known commit older (by its clock) than its parent,
+// which is the root. The commit walk orders by time, so it cannot prove the
+// root is held before it stops: the documented superset, never a subset.
+// Without the skew, nothing is reported.
+func TestWalkClockSkew(t *testing.T) {
+	r := memRepo(t)
+	const zone = "example.com."
+	c0 := must[repo.Hash](t)(repotest.SyntheticZone(r, zone, "main", 10))
+	_, p, _ := r.Get(c0)
+	cc, _ := repo.DecodeCommit(p)
+	sig := repotest.Author
+	sig.When -= 1000 // committed "before" its parent
+	k := &repo.Commit{Tree: cc.Tree, Parents: []repo.Hash{c0}, Author: sig, Committer: sig, Message: "skewed\n"}
+	kh := must[repo.Hash](t)(r.PutObject(repo.KindCommit, k.Encode()))
+	got, _ := walkSet(t, r, []repo.Hash{c0}, []repo.Hash{kh})
+	if want := closure(t, r, c0); len(got) != len(want) {
+		t.Errorf("skewed: %d objects reported, want the superset of %d", len(got), len(want))
+	}
+	sig.When += 2000
+	k.Author, k.Committer = sig, sig
+	kh = must[repo.Hash](t)(r.PutObject(repo.KindCommit, k.Encode()))
+	if got, _ = walkSet(t, r, []repo.Hash{c0}, []repo.Hash{kh}); len(got) != 0 {
+		t.Errorf("not skewed: %d objects reported for a root the client holds", len(got))
+	}
+}
+
+func TestWalkRootKinds(t *testing.T) {
+	r := memRepo(t)
+	c0 := must[repo.Hash](t)(repotest.SyntheticZone(r, "example.com.", "main", 10))
+	_, p, _ := r.Get(c0)
+	cc, _ := repo.DecodeCommit(p)
+
+	got, _ := walkSet(t, r, []repo.Hash{cc.Tree}, nil)
+	assertExact(t, got, wantDiff(t, r, []repo.Hash{cc.Tree}, nil))
+
+	blob := must[repo.Hash](t)(r.PutObject(repo.KindBlob, []byte{1}))
+	got, _ = walkSet(t, r, []repo.Hash{blob, repo.ZeroHash}, nil)
+	if len(got) != 1 || got[blob] != repo.KindBlob {
+		t.Errorf("blob root: %v", got)
+	}
+
+	tag := &repo.Tag{Object: c0, Type: repo.KindCommit, Name: "v1", Tagger: repotest.Author, Message: "v1\n"}
+	th := must[repo.Hash](t)(r.PutObject(repo.KindTag, tag.Encode()))
+	got, _ = walkSet(t, r, []repo.Hash{th}, []repo.Hash{c0})
+	if len(got) != 1 || got[th] != repo.KindTag {
+		t.Errorf("tag root with its commit known: %v", got)
+	}
+	got, _ = walkSet(t, r, []repo.Hash{th}, nil)
+	assertExact(t, got, wantDiff(t, r, []repo.Hash{th}, nil))
+
+	err := r.View(func(rd repo.Reader) error {
+		_, err := Walk(rd, []repo.Hash{repo.HashObject(repo.KindBlob, []byte("absent"))}, nil, WalkOptions{}, func(repo.Hash, repo.Kind, []byte) error { return nil })
+		return err
+	})
+	var nf *RootNotFoundError
+	if !errors.As(err, &nf) {
+		t.Errorf("unknown root: %v, want RootNotFoundError", err)
+	}
+}
+
+// TestWalkDamagedStore: a tree the walk must open is missing from the
+// primary: a clear error, not a silent short answer.
+func TestWalkDamagedStore(t *testing.T) {
+	r := memRepo(t)
+	sub := repo.HashObject(repo.KindTree, []byte("never stored"))
+	root, err := (&repo.Tree{Entries: []repo.TreeEntry{{Kind: repo.EntrySubtree, Name: "www", Hash: sub}}}).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rh := must[repo.Hash](t)(r.PutObject(repo.KindTree, root))
+	err = r.View(func(rd repo.Reader) error {
+		_, err := Walk(rd, []repo.Hash{rh}, nil, WalkOptions{}, func(repo.Hash, repo.Kind, []byte) error { return nil })
+		return err
+	})
+	if !errors.Is(err, errIncomplete) || !errors.Is(err, repo.ErrNotFound) {
+		t.Errorf("walk over a missing tree: %v", err)
+	}
+}
