@@ -2,6 +2,7 @@ package repo
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -134,8 +135,8 @@ func (r *Repo) Import(ctx context.Context, opts ImportOptions) (*ImportResult, e
 	if err != nil {
 		return nil, err
 	}
-	ks := z.sortedSets()
-	if err := z.checkOwners(ks); err != nil {
+	z.sortRecords()
+	if err := z.check(); err != nil {
 		return nil, err
 	}
 
@@ -149,13 +150,13 @@ func (r *Repo) Import(ctx context.Context, opts ImportOptions) (*ImportResult, e
 			b.Cancel()
 		}
 	}()
-	root, err := z.build(ctx, b, ks)
+	root, err := z.build(ctx, b)
 	if err != nil {
 		return nil, err
 	}
 	res := &ImportResult{
 		Zone: zone, Branch: branch, Tree: root, Parent: tip,
-		RRsets: len(z.sets), Blobs: z.blobs, Trees: z.trees,
+		RRsets: z.rrsets, Blobs: z.blobs, Trees: z.trees,
 		Objects: 1 + z.blobs + z.trees,
 	}
 	if !tip.IsZero() && root == tipTree {
@@ -244,42 +245,61 @@ func importAuthor(a Signature) (Signature, error) {
 	return a, nil
 }
 
-// setKey identifies an RRset while the file is read.
-type setKey struct {
-	owner string
-	typ   uint16
+// record is one parsed record. Its tree path and rdata live in the arenas
+// of zoneData, so a record costs 24 bytes plus its data, whatever the
+// parser allocated for it.
+type record struct {
+	keyOff uint32 // path key in zoneData.keys (see pathKey)
+	rdOff  uint32 // rdata in zoneData.rdata
+	ttl    uint32
+	line   int32
+	typ    uint16
+	rdLen  uint16
+	keyLen uint8 // a relative owner name is shorter than 255 bytes
 }
 
-// rrset is one RRset being collected. Its records live in zoneData.recs as
-// a linked list, so adding a record never copies the others.
-type rrset struct {
-	owner      string // lowercase FQDN
-	typ        uint16
-	ttl        uint32
-	n          int32 // records, duplicates included
-	line       int32 // line of the first record
-	head, tail int32 // indexes into zoneData.recs
-}
-
-// rec is one record's packed rdata in zoneData.arena.
-type rec struct {
-	off  int
-	n    uint16
-	next int32 // next record of the same RRset, -1 at the end
-}
-
-// zoneData is a parsed zone: RRsets with their rdata packed into one arena,
-// which keeps the memory of a million-record zone to a few bytes per record
-// beyond its rdata.
+// zoneData is a parsed zone. RRsets are not grouped while reading: the
+// records are sorted by (path, type, rdata) afterwards, which makes the
+// records of an RRset adjacent and in blob order, the RRsets of a name
+// adjacent, and every subtree contiguous, so the tree can be built
+// bottom-up in one pass without any map.
 type zoneData struct {
 	zone, file string
-	sets       []rrset
-	index      map[setKey]int32
-	recs       []rec
-	arena      []byte
+	recs       []record
+	keyArena   []byte // path keys while reading
+	keys       string // keyArena once reading is done (substrings are free)
+	rdata      []byte
 
-	// filled by build
-	blobs, trees int
+	// the previous owner as the parser gave it, to share its path key
+	prevName             string
+	prevKeyOff, prevKeyN uint32
+
+	// filled by check and build
+	rrsets, rootLabels, blobs, trees int
+}
+
+func (z *zoneData) key(r *record) string { return z.keys[r.keyOff : r.keyOff+uint32(r.keyLen)] }
+
+func (z *zoneData) rd(r *record) []byte {
+	return z.rdata[r.rdOff : r.rdOff+uint32(r.rdLen) : r.rdOff+uint32(r.rdLen)]
+}
+
+// owner turns a path key back into the owner name (lowercase FQDN).
+func (z *zoneData) owner(key string) string {
+	if key == "" {
+		return z.zone
+	}
+	var sb strings.Builder
+	sb.Grow(len(key) + len(z.zone))
+	end := len(key) - 1 // the 0 after the last label
+	for end >= 0 {
+		start := strings.LastIndexByte(key[:end], 0) + 1
+		sb.WriteString(key[start:end])
+		sb.WriteByte('.')
+		end = start - 1
+	}
+	sb.WriteString(z.zone)
+	return sb.String()
 }
 
 // zoneErr is an error about one line (and record) of the zone file.
@@ -355,7 +375,7 @@ func (lr *lineReader) recordLine() int {
 
 // parseZone reads the whole file into RRsets.
 func parseZone(ctx context.Context, zone, file string, src io.Reader) (*zoneData, error) {
-	z := &zoneData{zone: zone, file: file, index: make(map[setKey]int32)}
+	z := &zoneData{zone: zone, file: file}
 	lr := &lineReader{br: bufio.NewReaderSize(src, 64<<10)}
 	zp := dns.NewZoneParser(lr, zone, file)
 	zp.SetDefaultTTL(defaultTTL)
@@ -384,66 +404,56 @@ func parseZone(ctx context.Context, zone, file string, src io.Reader) (*zoneData
 		}
 		return nil, fmt.Errorf("%w: %w", ErrInvalidZoneFile, err)
 	}
-	if len(z.sets) == 0 {
+	if len(z.recs) == 0 {
 		return nil, z.zoneErr(0, "", "no records: refusing to import an empty zone")
 	}
 	return z, nil
 }
 
-// add checks one parsed record and files its rdata under its RRset.
+// add checks one parsed record and appends it.
 func (z *zoneData) add(rr dns.RR, line int, buf []byte) error {
 	h := rr.Header()
 	typ := h.Rrtype
-	record := h.Name + " " + dns.Type(typ).String()
+	name := h.Name + " " + dns.Type(typ).String()
 	if h.Class != dns.ClassINET {
-		return z.zoneErr(line, record, "class %s is not supported (only IN)", dns.Class(h.Class))
+		return z.zoneErr(line, name, "class %s is not supported (only IN)", dns.Class(h.Class))
 	}
 	switch typ {
 	case dns.TypeNone, dns.TypeOPT, dns.TypeTKEY, dns.TypeTSIG, dns.TypeIXFR, dns.TypeAXFR,
 		dns.TypeMAILB, dns.TypeMAILA, dns.TypeANY:
-		return z.zoneErr(line, record, "type %s cannot appear in a zone", dns.Type(typ))
+		return z.zoneErr(line, name, "type %s cannot appear in a zone", dns.Type(typ))
 	}
-	owner, err := ownerInZone(h.Name, z.zone)
-	if err != nil {
-		return z.zoneErr(line, record, "%v", err)
+	r := record{typ: typ, ttl: h.Ttl, line: int32(line)}
+	if h.Name == z.prevName && z.prevName != "" {
+		r.keyOff, r.keyLen = z.prevKeyOff, uint8(z.prevKeyN)
+	} else {
+		owner, err := ownerInZone(h.Name, z.zone)
+		if err != nil {
+			return z.zoneErr(line, name, "%v", err)
+		}
+		off := len(z.keyArena)
+		z.keyArena = appendPathKey(z.keyArena, owner, z.zone)
+		n := len(z.keyArena) - off
+		if n > 255 || len(z.keyArena) > math.MaxUint32 {
+			return z.zoneErr(line, name, "zone too large to import in one piece")
+		}
+		r.keyOff, r.keyLen = uint32(off), uint8(n)
+		z.prevName, z.prevKeyOff, z.prevKeyN = h.Name, uint32(off), uint32(n)
 	}
 	end, err := dns.PackRR(rr, buf, 0, nil, false)
 	if err != nil {
-		return z.zoneErr(line, record, "cannot encode record data: %v", err)
+		return z.zoneErr(line, name, "cannot encode record data: %v", err)
 	}
 	rdlen := int(h.Rdlength)
 	if rdlen == 0 {
-		return z.zoneErr(line, record, "record has no data")
+		return z.zoneErr(line, name, "record has no data")
 	}
-	rdata := buf[end-rdlen : end]
-
-	k := setKey{owner: owner, typ: typ}
-	i, ok := z.index[k]
-	if !ok {
-		if len(z.sets) == math.MaxInt32 {
-			return z.zoneErr(line, record, "more than %d RRsets", math.MaxInt32)
-		}
-		i = int32(len(z.sets))
-		z.index[k] = i
-		z.sets = append(z.sets, rrset{owner: owner, typ: typ, ttl: h.Ttl, line: int32(line), head: -1, tail: -1})
+	if len(z.rdata)+rdlen > math.MaxUint32 {
+		return z.zoneErr(line, name, "zone too large to import in one piece (over 4 GiB of record data)")
 	}
-	s := &z.sets[i]
-	if h.Ttl < s.ttl {
-		s.ttl = h.Ttl // RFC 2181 §5.2: one TTL per RRset, the lowest given
-	}
-	if s.n == 0xffff {
-		return z.zoneErr(line, record, "more than 65535 records in one RRset")
-	}
-	ri := int32(len(z.recs))
-	z.recs = append(z.recs, rec{off: len(z.arena), n: uint16(rdlen), next: -1})
-	z.arena = append(z.arena, rdata...)
-	if s.tail >= 0 {
-		z.recs[s.tail].next = ri
-	} else {
-		s.head = ri
-	}
-	s.tail = ri
-	s.n++
+	r.rdOff, r.rdLen = uint32(len(z.rdata)), uint16(rdlen)
+	z.rdata = append(z.rdata, buf[end-rdlen:end]...)
+	z.recs = append(z.recs, r)
 	return nil
 }
 
@@ -495,106 +505,111 @@ func asciiLower(s string) string {
 	return s
 }
 
-// pathKey turns an owner into its tree path below the apex as one string:
-// labels from the apex down, each followed by a 0 byte (owner labels never
-// hold one). Sorting these keys bytewise puts every name right after its
-// ancestors and keeps each subtree contiguous, which lets build close
-// trees bottom-up with a stack.
-func pathKey(owner, zone string) string {
+// appendPathKey appends an owner's tree path below the apex as labels from
+// the apex down, each followed by a 0 byte (owner labels never hold one).
+// Sorting these keys bytewise puts every name right after its ancestors and
+// keeps each subtree contiguous, which lets build close trees bottom-up
+// with a stack. The apex has the empty key.
+func appendPathKey(dst []byte, owner, zone string) []byte {
 	rel := owner[:len(owner)-len(zone)] // "a.b.c." or "" at the apex
-	if rel == "" {
-		return ""
-	}
-	var sb strings.Builder
-	sb.Grow(len(rel))
-	end := len(rel) - 1 // index of the dot after the last label
+	end := len(rel) - 1                 // the dot after the last label
 	for end > 0 {
 		start := strings.LastIndexByte(rel[:end], '.') + 1
-		sb.WriteString(rel[start:end])
-		sb.WriteByte(0)
+		dst = append(dst, rel[start:end]...)
+		dst = append(dst, 0)
 		end = start - 1
 	}
-	return sb.String()
+	return dst
 }
 
-// keyedSet is an RRset index with its path key, sorted to build the tree.
-type keyedSet struct {
-	key string
-	set int32
-}
-
-// sortedSets returns the RRsets ordered by tree path (RRsets of one owner
-// adjacent) and drops the lookup map, which is no longer needed.
-func (z *zoneData) sortedSets() []keyedSet {
-	z.index = nil
-	ks := make([]keyedSet, len(z.sets))
-	for i := range z.sets {
-		ks[i] = keyedSet{key: pathKey(z.sets[i].owner, z.zone), set: int32(i)}
-	}
-	slices.SortFunc(ks, func(a, b keyedSet) int {
-		if c := strings.Compare(a.key, b.key); c != 0 {
+// sortRecords orders the records by (path key, type, rdata).
+func (z *zoneData) sortRecords() {
+	z.keys, z.keyArena = string(z.keyArena), nil
+	slices.SortFunc(z.recs, func(a, b record) int {
+		if c := strings.Compare(z.key(&a), z.key(&b)); c != 0 {
 			return c
 		}
-		return int(z.sets[a.set].typ) - int(z.sets[b.set].typ)
+		if a.typ != b.typ {
+			return int(a.typ) - int(b.typ)
+		}
+		return bytes.Compare(z.rd(&a), z.rd(&b))
 	})
-	return ks
 }
 
-// checkOwners enforces the per-owner rules on RRsets in path order (the
-// RRsets of one owner are adjacent): a CNAME stands alone (RFC 1034 §3.6.2)
-// apart from the DNSSEC records RFC 4035 §2.5 allows beside it, and a CNAME
-// RRset has one distinct record. It runs before anything is written.
-func (z *zoneData) checkOwners(ks []keyedSet) error {
-	var rd [][]byte
-	for i := 0; i < len(ks); {
+// rrsetEnd returns the end of the RRset starting at recs[i].
+func (z *zoneData) rrsetEnd(i int) int {
+	k, t := z.key(&z.recs[i]), z.recs[i].typ
+	j := i + 1
+	for j < len(z.recs) && z.recs[j].typ == t && z.key(&z.recs[j]) == k {
+		j++
+	}
+	return j
+}
+
+// check runs over the sorted records before anything is written. It counts
+// RRsets and root children, and enforces the per-owner rules: a CNAME
+// stands alone (RFC 1034 §3.6.2) apart from the DNSSEC records RFC 4035
+// §2.5 allows beside it, and a name has one CNAME record (identical copies
+// collapse into one).
+func (z *zoneData) check() error {
+	prevFirst := "\xff" // no first label looks like this
+	for i := 0; i < len(z.recs); {
+		// One owner: recs[i:j].
+		key := z.key(&z.recs[i])
 		j := i + 1
-		for j < len(ks) && ks[j].key == ks[i].key {
+		for j < len(z.recs) && z.key(&z.recs[j]) == key {
 			j++
 		}
-		group := ks[i:j]
+		if first, _, _ := strings.Cut(key, "\x00"); key != "" && first != prevFirst {
+			z.rootLabels++
+			prevFirst = first
+		}
+		cname, other := -1, -1 // RRset starts
+		for k := i; k < j; k = z.rrsetEnd(k) {
+			z.rrsets++
+			switch z.recs[k].typ {
+			case dns.TypeCNAME:
+				cname = k
+				if n := z.distinct(k, z.rrsetEnd(k)); n > 1 {
+					return z.zoneErr(int(z.firstLine(k)), z.owner(key)+" CNAME",
+						"%d different CNAME records at one name; a name has at most one CNAME", n)
+				}
+			case dns.TypeRRSIG, dns.TypeNSEC:
+			default:
+				if other < 0 {
+					other = k
+				}
+			}
+		}
+		if cname >= 0 && other >= 0 {
+			cl, ol := z.firstLine(cname), z.firstLine(other)
+			return z.zoneErr(int(max(cl, ol)), z.owner(key)+" CNAME",
+				"a CNAME cannot be beside other data (%s at line %d, CNAME at line %d)", dns.Type(z.recs[other].typ), ol, cl)
+		}
 		i = j
-		var cname *rrset
-		for _, k := range group {
-			if s := &z.sets[k.set]; s.typ == dns.TypeCNAME {
-				cname = s
-			}
-		}
-		if cname == nil {
-			continue
-		}
-		if cname.n > 1 {
-			// Identical records collapse into one; only distinct targets
-			// are an error.
-			if rd = z.distinctRData(cname, rd); len(rd) > 1 {
-				return z.zoneErr(int(cname.line), cname.owner+" CNAME", "%d different CNAME records at one name; a name has at most one CNAME", len(rd))
-			}
-		}
-		for _, k := range group {
-			o := &z.sets[k.set]
-			switch o.typ {
-			case dns.TypeCNAME, dns.TypeRRSIG, dns.TypeNSEC:
-				continue
-			}
-			return z.zoneErr(int(max(cname.line, o.line)), cname.owner+" CNAME",
-				"a CNAME cannot be beside other data (%s at line %d, CNAME at line %d)", dns.Type(o.typ), o.line, cname.line)
-		}
 	}
 	return nil
 }
 
-// distinctRData collects an RRset's rdata, sorted and without duplicates,
-// reusing scratch.
-func (z *zoneData) distinctRData(s *rrset, scratch [][]byte) [][]byte {
-	rd := scratch[:0]
-	for i := s.head; i >= 0; i = z.recs[i].next {
-		r := z.recs[i]
-		rd = append(rd, z.arena[r.off:r.off+int(r.n):r.off+int(r.n)])
+// firstLine is the lowest line among the records of the RRset at i: the
+// RRset's first appearance in the file.
+func (z *zoneData) firstLine(i int) int32 {
+	line := z.recs[i].line
+	for k := i + 1; k < z.rrsetEnd(i); k++ {
+		line = min(line, z.recs[k].line)
 	}
-	if len(rd) > 1 {
-		slices.SortFunc(rd, func(a, b []byte) int { return strings.Compare(string(a), string(b)) })
-		rd = slices.CompactFunc(rd, func(a, b []byte) bool { return string(a) == string(b) })
+	return line
+}
+
+// distinct counts the different rdata among recs[i:j] (sorted).
+func (z *zoneData) distinct(i, j int) int {
+	n := 1
+	for k := i + 1; k < j; k++ {
+		if !bytes.Equal(z.rd(&z.recs[k-1]), z.rd(&z.recs[k])) {
+			n++
+		}
 	}
-	return rd
+	return n
 }
 
 // frame is a tree under construction at one depth of the current path.
@@ -607,16 +622,17 @@ type frame struct {
 // RRsets are visited in path order, so each tree is complete when the walk
 // leaves its path and is encoded then: memory holds one path of open trees
 // (plus the root's entries), never the whole tree.
-func (z *zoneData) build(ctx context.Context, b *Batch, ks []keyedSet) (Hash, error) {
-	stack := []*frame{{}}
+func (z *zoneData) build(ctx context.Context, b *Batch) (Hash, error) {
+	// The root's subtree entries are the bulk of a flat zone's memory;
+	// sizing them once avoids the copies of a growing slice.
+	stack := []*frame{{subs: make([]TreeEntry, 0, z.rootLabels+16)}}
 	var pool []*frame // frames reused by depth, so deep zones do not allocate per name
 	var rd [][]byte
-	var entries []TreeEntry
 
 	closeTop := func() error {
 		f := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		h, err := z.writeTree(b, f, &entries)
+		h, err := z.writeTree(b, f)
 		if err != nil {
 			return err
 		}
@@ -625,17 +641,20 @@ func (z *zoneData) build(ctx context.Context, b *Batch, ks []keyedSet) (Hash, er
 		return nil
 	}
 
-	for n, k := range ks {
+	for i, n := 0, 0; i < len(z.recs); n++ {
 		if n&4095 == 4095 {
 			if err := ctx.Err(); err != nil {
 				return ZeroHash, err
 			}
 		}
+		j := z.rrsetEnd(i)
+		r := &z.recs[i]
+		key := z.key(r)
 		// Depth shared with the open path.
 		pos, depth := 0, 0
-		for pos < len(k.key) {
-			end := pos + strings.IndexByte(k.key[pos:], 0)
-			if depth+1 < len(stack) && stack[depth+1].label == k.key[pos:end] {
+		for pos < len(key) {
+			end := pos + strings.IndexByte(key[pos:], 0)
+			if depth+1 < len(stack) && stack[depth+1].label == key[pos:end] {
 				depth++
 				pos = end + 1
 				continue
@@ -647,24 +666,37 @@ func (z *zoneData) build(ctx context.Context, b *Batch, ks []keyedSet) (Hash, er
 				return ZeroHash, err
 			}
 		}
-		for pos < len(k.key) {
-			end := pos + strings.IndexByte(k.key[pos:], 0)
+		for pos < len(key) {
+			end := pos + strings.IndexByte(key[pos:], 0)
 			d := len(stack)
 			for len(pool) <= d {
 				pool = append(pool, &frame{})
 			}
 			f := pool[d]
-			f.label, f.subs, f.leaves = k.key[pos:end], f.subs[:0], f.leaves[:0]
+			f.label, f.subs, f.leaves = key[pos:end], f.subs[:0], f.leaves[:0]
 			stack = append(stack, f)
 			pos = end + 1
 		}
 
-		s := &z.sets[k.set]
-		rd = z.distinctRData(s, rd)
-		blob := Blob{Owner: s.owner, Class: dns.ClassINET, Type: s.typ, TTL: s.ttl, RData: rd}
+		// recs[i:j] is one RRset in rdata order: drop identical records,
+		// take the lowest TTL.
+		rd = rd[:0]
+		ttl := r.ttl
+		for k := i; k < j; k++ {
+			d := z.rd(&z.recs[k])
+			if k == i || !bytes.Equal(d, rd[len(rd)-1]) {
+				rd = append(rd, d)
+			}
+			ttl = min(ttl, z.recs[k].ttl) // RFC 2181 §5.2: one TTL per RRset, the lowest given
+		}
+		owner := z.owner(key)
+		if len(rd) > 0xffff {
+			return ZeroHash, z.zoneErr(int(z.firstLine(i)), owner+" "+dns.Type(r.typ).String(), "%d records in one RRset, at most 65535", len(rd))
+		}
+		blob := Blob{Owner: owner, Class: dns.ClassINET, Type: r.typ, TTL: ttl, RData: rd}
 		payload, err := blob.Encode()
 		if err != nil {
-			return ZeroHash, z.zoneErr(int(s.line), s.owner+" "+dns.Type(s.typ).String(), "%v", err)
+			return ZeroHash, z.zoneErr(int(z.firstLine(i)), owner+" "+dns.Type(r.typ).String(), "%v", err)
 		}
 		h, err := b.PutObject(KindBlob, payload)
 		if err != nil {
@@ -672,24 +704,30 @@ func (z *zoneData) build(ctx context.Context, b *Batch, ks []keyedSet) (Hash, er
 		}
 		z.blobs++
 		top := stack[len(stack)-1]
-		top.leaves = append(top.leaves, TreeEntry{Kind: EntryLeaf, Name: dns.Type(s.typ).String(), Hash: h})
+		top.leaves = append(top.leaves, TreeEntry{Kind: EntryLeaf, Name: dns.Type(r.typ).String(), Hash: h})
+		i = j
 	}
+	// Every blob is written; release the records before the largest
+	// trees (the root of a flat zone) are encoded. The path keys stay:
+	// the open frames' labels point into them.
+	z.recs, z.rdata = nil, nil
 	for len(stack) > 1 {
 		if err := closeTop(); err != nil {
 			return ZeroHash, err
 		}
 	}
-	return z.writeTree(b, stack[0], &entries)
+	return z.writeTree(b, stack[0])
 }
 
 // writeTree encodes and stores one finished tree node. Subtrees arrive in
 // label order and leaves in type-code order; Tree.Encode puts them into
 // canonical order either way.
-func (z *zoneData) writeTree(b *Batch, f *frame, scratch *[]TreeEntry) (Hash, error) {
-	es := append((*scratch)[:0], f.subs...)
-	es = append(es, f.leaves...)
-	*scratch = es
-	t := Tree{Entries: es}
+func (z *zoneData) writeTree(b *Batch, f *frame) (Hash, error) {
+	// Subtrees sort before leaves, so the leaves (few, at most one per
+	// type) go after the subtrees in the frame's own slice.
+	slices.SortFunc(f.leaves, func(a, b TreeEntry) int { return strings.Compare(a.Name, b.Name) })
+	f.subs = append(f.subs, f.leaves...)
+	t := Tree{Entries: f.subs}
 	payload, err := t.Encode()
 	if err != nil {
 		return ZeroHash, fmt.Errorf("import %s: tree %q: %w", z.file, f.label, err)

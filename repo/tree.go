@@ -48,9 +48,15 @@ func entryLess(a, b TreeEntry) bool {
 // Encode returns the canonical payload (entries sorted by kind, then name).
 // Duplicate entries are an error rather than silently dropped.
 func (t *Tree) Encode() ([]byte, error) {
-	es := make([]TreeEntry, len(t.Entries))
-	copy(es, t.Entries)
-	sort.Slice(es, func(i, j int) bool { return entryLess(es[i], es[j]) })
+	// Entries that are already in order (the importer and the decoder
+	// produce them so) are used in place: a flat zone's root holds one
+	// entry per name and a copy of it is a large share of an import's memory.
+	es := t.Entries
+	if !sort.SliceIsSorted(es, func(i, j int) bool { return entryLess(es[i], es[j]) }) {
+		es = make([]TreeEntry, len(t.Entries))
+		copy(es, t.Entries)
+		sort.Slice(es, func(i, j int) bool { return entryLess(es[i], es[j]) })
+	}
 	n := 1 + binary.MaxVarintLen64
 	for i, e := range es {
 		if e.Kind > EntryLeaf {
