@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/zonegit/terraform-provider-zonegit/replicate"
+)
+
+func init() {
+	register("serve", "serve a repository to secondaries (read-only, sees new commits within a second)", runServe)
+}
+
+// serveConfig is what the serve flags say.
+type serveConfig struct {
+	repo, listen        string
+	tokenFile           string
+	tlsCert, tlsKey     string
+	v0Only              bool
+	interval            time.Duration
+	shutdownGracePeriod time.Duration
+}
+
+func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := &serveConfig{}
+	fs.StringVar(&c.repo, "repo", "", "repository directory to serve (required)")
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:9354", "address to listen on; port 0 picks a free port (the address is printed)")
+	fs.StringVar(&c.tokenFile, "token-file", "", "file holding a bearer token that clients must send")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file (PEM); serve HTTPS")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS private key file (PEM), with --tls-cert")
+	fs.BoolVar(&c.v0Only, "v0-only", false, "behave as a plain zonegit v0 daemon (no extensions)")
+	fs.DurationVar(&c.interval, "poll", time.Second, "how often to look for new commits")
+	fs.DurationVar(&c.shutdownGracePeriod, "grace", 10*time.Second, "how long in-flight requests may finish on shutdown")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	case c.repo == "":
+		return nil, errors.New("--repo is required")
+	case (c.tlsCert == "") != (c.tlsKey == ""):
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	case c.interval <= 0:
+		return nil, errors.New("--poll must be positive")
+	}
+	return c, nil
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseServeFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "zonegit-replicate serve: %v\n", err)
+		return exitUsage
+	}
+	if err := serve(ctx, cfg, stderr); err != nil {
+		fmt.Fprintf(stderr, "zonegit-replicate serve: %v\n", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
+	logf := func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
+
+	var token string
+	if cfg.tokenFile != "" {
+		b, err := os.ReadFile(cfg.tokenFile)
+		if err != nil {
+			return fmt.Errorf("read token file: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+		if token == "" {
+			return fmt.Errorf("token file %s is empty", cfg.tokenFile)
+		}
+	}
+	var tlsConfig *tls.Config
+	if cfg.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.tlsCert, cfg.tlsKey)
+		if err != nil {
+			return fmt.Errorf("load TLS certificate: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+
+	// Read-only and without the lock, like the zonegit daemon: writers
+	// (import, pull, the zonegit tools) keep working on the directory.
+	snaps, err := replicate.NewSnapshotter(cfg.repo, replicate.SnapshotterOptions{Interval: cfg.interval, Logf: logf})
+	if err != nil {
+		return err
+	}
+	defer snaps.Close()
+	if _, release, err := snaps.Acquire(); err != nil {
+		logf("repository %s is not readable yet (%v); answering 503 until it is", cfg.repo, err)
+	} else {
+		release()
+	}
+
+	srv := &replicate.Server{Snapshots: snaps, V0Only: cfg.v0Only, Token: token, Logger: stderrLogger{logf}}
+	hs := replicate.NewHTTPServer(cfg.listen, srv.Handler())
+	hs.TLSConfig = tlsConfig
+
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	scheme := "http"
+	if tlsConfig != nil {
+		scheme = "https"
+	}
+	// Scripts and tests read this line to learn the port of --listen :0.
+	logf("serving %s on %s://%s", cfg.repo, scheme, ln.Addr())
+	if cfg.v0Only {
+		logf("extensions off: plain v0 protocol")
+	}
+
+	errc := make(chan error, 1)
+	go func() {
+		if tlsConfig != nil {
+			errc <- hs.ServeTLS(ln, "", "") // certificates come from hs.TLSConfig
+			return
+		}
+		errc <- hs.Serve(ln)
+	}()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logf("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownGracePeriod)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		hs.Close()
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+// stderrLogger prints server errors and warnings; debug lines (every
+// refused request) are left out to keep the log readable.
+type stderrLogger struct{ logf func(string, ...any) }
+
+func (l stderrLogger) Error(msg string, kv ...interface{}) { l.logf("error: %s%s", msg, kvString(kv)) }
+func (l stderrLogger) Warn(msg string, kv ...interface{})  { l.logf("warning: %s%s", msg, kvString(kv)) }
+func (l stderrLogger) Info(msg string, kv ...interface{})  { l.logf("%s%s", msg, kvString(kv)) }
+func (l stderrLogger) Debug(string, ...interface{})        {}
+
+func kvString(kv []interface{}) string {
+	var b strings.Builder
+	for i := 0; i+1 < len(kv); i += 2 {
+		fmt.Fprintf(&b, " %v=%v", kv[i], kv[i+1])
+	}
+	return b.String()
+}

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zonegit/terraform-provider-zonegit/replicate"
+	"github.com/zonegit/terraform-provider-zonegit/repo"
+	"github.com/zonegit/terraform-provider-zonegit/repo/repotest"
+)
+
+// syncBuffer is a bytes.Buffer safe for the serve goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var servingLine = regexp.MustCompile(`serving .* on (https?://[^\s]+)`)
+
+// startServe runs `serve` in-process and returns its base URL, a stop
+// function that cancels it and returns its exit code, and its stderr.
+func startServe(t *testing.T, args ...string) (string, func() int, *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stderr := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- dispatch(ctx, append([]string{"serve"}, args...), io.Discard, stderr) }()
+	var once sync.Once
+	code := -1
+	stop := func() int {
+		once.Do(func() {
+			cancel()
+			select {
+			case code = <-done:
+			case <-time.After(30 * time.Second):
+				t.Error("serve did not stop after its context was cancelled")
+			}
+		})
+		return code
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if m := servingLine.FindStringSubmatch(stderr.String()); m != nil {
+			t.Cleanup(func() { stop() })
+			return m[1], stop, stderr
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("serve exited with %d: %s", code, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("serve printed no address: %q", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func mainTip(t *testing.T, c *http.Client, url string, hdr ...string) (string, int) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url+"/v0/refs", nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET refs: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", resp.StatusCode
+	}
+	var rr replicate.RefsResponse
+	if err := json.NewDecoder(resp.Body).Decode(&rr); err != nil {
+		t.Fatalf("refs: %v", err)
+	}
+	for _, b := range rr.Branches {
+		if b.Zone == "example.com." && b.Name == "main" {
+			return b.Hash, resp.StatusCode
+		}
+	}
+	return "", resp.StatusCode
+}
+
+func writeCommit(t *testing.T, dir string, fn func(r *repo.Repo) (repo.Hash, error)) repo.Hash {
+	t.Helper()
+	r, err := repo.Open(dir, repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := fn(r)
+	if err != nil {
+		r.Close()
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// TestServeSeesNewCommits: serve reads the directory read-only while
+// another handle writes a commit; once the writer closes, the new tip is
+// served without a restart.
+func TestServeSeesNewCommits(t *testing.T) {
+	dir := t.TempDir()
+	c0 := writeCommit(t, dir, func(r *repo.Repo) (repo.Hash, error) {
+		return repotest.SyntheticZone(r, "example.com.", "main", 20)
+	})
+	url, stop, stderr := startServe(t, "--repo", dir, "--listen", "127.0.0.1:0")
+	if !strings.HasPrefix(url, "http://127.0.0.1:") || strings.HasSuffix(url, ":0") {
+		t.Fatalf("printed address %q is not the bound one", url)
+	}
+	c := &http.Client{}
+	if tip, code := mainTip(t, c, url); tip != c0.String() {
+		t.Fatalf("main = %q (status %d), want %s", tip, code, c0)
+	}
+
+	// A writer opens the directory (serve holds no lock, so this works)
+	// and commits; while it is open, serve keeps answering.
+	w, err := repo.Open(dir, repo.Options{})
+	if err != nil {
+		t.Fatalf("writable open while serving: %v", err)
+	}
+	c1, err := repotest.SetA(w, "example.com.", "main", []string{"h3"}, 60, [4]byte{192, 0, 2, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tip, code := mainTip(t, c, url); code != http.StatusOK || (tip != c0.String() && tip != c1.String()) {
+		t.Fatalf("while a writer is open: main %q, status %d", tip, code)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The snapshotter re-opens within about a second; the deadline is only
+	// a guard against hanging.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		tip, _ := mainTip(t, c, url)
+		if tip == c1.String() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("new tip %s never served (still %s); stderr: %s", c1.Short(), tip, stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The new objects are served too.
+	resp, err := c.Get(url + "/v0/objects/" + c1.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get(replicate.ObjectKindHeader) != "commit" {
+		t.Errorf("GET new commit: %d %q", resp.StatusCode, resp.Header.Get(replicate.ObjectKindHeader))
+	}
+	if code := stop(); code != exitOK {
+		t.Errorf("exit code %d after shutdown; stderr: %s", code, stderr.String())
+	}
+}
+
+func TestServeTLSAndToken(t *testing.T) {
+	dir := t.TempDir()
+	c0 := writeCommit(t, dir, func(r *repo.Repo) (repo.Hash, error) {
+		return repotest.SyntheticZone(r, "example.com.", "main", 5)
+	})
+	certFile, keyFile, pool := selfSigned(t)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("t0ken\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	url, _, stderr := startServe(t, "--repo", dir, "--listen", "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile, "--token-file", tokenFile, "--v0-only")
+	if !strings.HasPrefix(url, "https://") {
+		t.Fatalf("address %q is not https", url)
+	}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	if _, code := mainTip(t, c, url); code != http.StatusUnauthorized {
+		t.Errorf("no token: status %d, want 401", code)
+	}
+	if tip, code := mainTip(t, c, url, "Authorization", "Bearer t0ken"); tip != c0.String() {
+		t.Errorf("with token: main %q status %d", tip, code)
+	}
+	if strings.Contains(stderr.String(), "t0ken") {
+		t.Error("the token appears in the log")
+	}
+}
+
+func TestServeUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"--repo", t.TempDir(), "--tls-cert", "x.pem"},
+		{"--repo", t.TempDir(), "extra"},
+	} {
+		var stderr bytes.Buffer
+		if code := dispatch(context.Background(), append([]string{"serve"}, args...), io.Discard, &stderr); code != exitUsage {
+			t.Errorf("serve %v: exit %d, want %d (%s)", args, code, exitUsage, stderr.String())
+		}
+	}
+	var stderr bytes.Buffer
+	missing := filepath.Join(t.TempDir(), "absent")
+	if code := dispatch(context.Background(), []string{"serve", "--repo", missing, "--listen", "127.0.0.1:0"}, io.Discard, &stderr); code != exitFailed || !strings.Contains(stderr.String(), "absent") {
+		t.Errorf("missing repo: exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+// selfSigned writes a throw-away certificate for 127.0.0.1.
+func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "zonegit test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := t.TempDir()
+	certFile, keyFile = filepath.Join(d, "cert.pem"), filepath.Join(d, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
