@@ -1,30 +1,215 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"strings"
+
+	badger "github.com/dgraph-io/badger/v4"
 )
 
 // FsckProblem is one defect found by Fsck.
 type FsckProblem struct {
 	Ref    string // the ref whose closure reached the object
 	Hash   Hash
-	Kind   string // "missing", "hash mismatch", "undecodable", "wrong kind"
+	Kind   string // "missing", "hash mismatch", "undecodable", "wrong kind", "bad ref"
 	Detail string
+}
+
+func (p FsckProblem) String() string {
+	return fmt.Sprintf("%s %s (from %s): %s", p.Kind, p.Hash, p.Ref, p.Detail)
 }
 
 // FsckReport summarises a repository check.
 type FsckReport struct {
-	Refs     int
-	Objects  int // objects reached
-	Problems []FsckProblem
+	Refs        int // refs whose closure was walked (branches, tags, HEAD)
+	Objects     int // objects reached
+	Stored      int // objects in the store
+	Unreachable int // stored objects no ref reaches (informational: the zonegit tools leave such objects behind)
+	Problems    []FsckProblem
 }
 
 // OK reports whether the repository is sound.
 func (f *FsckReport) OK() bool { return len(f.Problems) == 0 }
 
-// Fsck walks every ref's closure and verifies every object reached.
-// TODO(fsck): implemented in the repo issue.
+// maxFsckProblems bounds the report: a badly damaged repository would
+// otherwise produce one problem per object.
+const maxFsckProblems = 1000
+
+// Fsck walks the closure of every branch, tag and HEAD (through its symref
+// object) and verifies each object reached exactly once: it is present, its
+// stored value has a known kind prefix, it re-hashes to its key, it has the
+// kind its parent expects (a commit's tree is a tree, a tree's leaf is a
+// blob, ...), and it decodes strictly. Zone markers must hold the exact
+// sentinel. It also counts stored objects that no ref reaches; those are
+// normal (the zonegit tools leave old trees and symrefs behind) and are not
+// problems. Everything is read in one consistent snapshot.
 func (r *Repo) Fsck(ctx context.Context) (*FsckReport, error) {
-	return nil, errors.New("fsck: not implemented yet")
+	rep := &FsckReport{}
+	err := r.db.View(func(txn *badger.Txn) error {
+		type root struct {
+			ref  string
+			hash Hash
+			want Kind
+		}
+		var roots []root
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 100, Prefix: []byte(refPrefix)})
+		for it.Rewind(); it.Valid(); it.Next() {
+			name := string(it.Item().Key()[len(refPrefix):])
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				it.Close()
+				return fmt.Errorf("ref %s: %w", name, err)
+			}
+			var h Hash
+			if len(v) != len(h) {
+				rep.add(FsckProblem{Ref: name, Kind: "bad ref", Detail: fmt.Sprintf("value of %d bytes, want 32", len(v))})
+				continue
+			}
+			copy(h[:], v)
+			switch {
+			case name == HeadRef:
+				roots = append(roots, root{name, h, KindSymref})
+			case strings.HasPrefix(name, branchRefPrefix):
+				roots = append(roots, root{name, h, KindCommit})
+			case strings.HasPrefix(name, tagRefPrefix):
+				// A tag ref names a commit today; an annotated tag object
+				// is allowed too.
+				roots = append(roots, root{name, h, ""})
+			case strings.HasPrefix(name, zoneRefPrefix):
+				if h != ZoneMarker {
+					rep.add(FsckProblem{Ref: name, Hash: h, Kind: "bad ref", Detail: "zone marker does not hold the zonegit sentinel"})
+				}
+			}
+		}
+		it.Close()
+		rep.Refs = len(roots)
+
+		visited := make(map[Hash]struct{})
+		var stack []fsckItem
+		for _, rt := range roots {
+			stack = append(stack[:0], fsckItem{rt.hash, rt.want, "ref " + rt.ref})
+			for len(stack) > 0 {
+				cur := stack[len(stack)-1]
+				stack = stack[:len(stack)-1]
+				if _, seen := visited[cur.hash]; seen {
+					continue
+				}
+				visited[cur.hash] = struct{}{}
+				rep.Objects++
+				if rep.Objects&4095 == 0 {
+					if err := ctx.Err(); err != nil {
+						return err
+					}
+				}
+				links, err := r.fsckObject(txn, rep, rt.ref, cur.hash, cur.want, cur.from)
+				if err != nil {
+					return err
+				}
+				for _, l := range links {
+					stack = append(stack, fsckItem{l.Hash, l.Kind, cur.name()})
+				}
+			}
+		}
+
+		// Unreachable objects: keys only, no values read.
+		oit := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(objPrefix)})
+		defer oit.Close()
+		for oit.Rewind(); oit.Valid(); oit.Next() {
+			k := oit.Item().Key()
+			rep.Stored++
+			var h Hash
+			if len(k) != len(objPrefix)+len(h) {
+				rep.add(FsckProblem{Kind: "bad key", Detail: fmt.Sprintf("object key %x has %d bytes, want 34", clipBytes(k), len(k))})
+				continue
+			}
+			copy(h[:], k[len(objPrefix):])
+			if _, ok := visited[h]; !ok {
+				rep.Unreachable++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fsck: %w", err)
+	}
+	return rep, nil
+}
+
+// fsckItem is an object to check, with the kind its parent expects
+// ("" under a tag ref: a commit or a tag) and who referenced it.
+type fsckItem struct {
+	hash Hash
+	want Kind
+	from string
+}
+
+// name describes the item as the parent of its children.
+func (it fsckItem) name() string {
+	if it.want == "" {
+		return "object " + it.hash.Short()
+	}
+	return string(it.want) + " " + it.hash.Short()
+}
+
+func (rep *FsckReport) add(p FsckProblem) {
+	if len(rep.Problems) < maxFsckProblems {
+		rep.Problems = append(rep.Problems, p)
+	}
+}
+
+// fsckObject checks one object and returns its links to walk. Problems go
+// into the report; only storage failures are returned as errors.
+func (r *Repo) fsckObject(txn *badger.Txn, rep *FsckReport, ref string, h Hash, want Kind, from string) ([]Link, error) {
+	item, err := txn.Get(objKey(h))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		rep.add(FsckProblem{Ref: ref, Hash: h, Kind: "missing", Detail: "referenced by " + from})
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read object %s: %w", h, err)
+	}
+	var links []Link
+	err = item.Value(func(v []byte) error {
+		kind, payload, err := decodeObjectValue(h, v)
+		if err != nil {
+			rep.add(FsckProblem{Ref: ref, Hash: h, Kind: "undecodable", Detail: err.Error()})
+			return nil
+		}
+		if got := HashObject(kind, payload); got != h {
+			rep.add(FsckProblem{Ref: ref, Hash: h, Kind: "hash mismatch",
+				Detail: fmt.Sprintf("stored %s of %d bytes hashes to %s", kind, len(payload), got)})
+			return nil
+		}
+		if want == "" && kind != KindCommit && kind != KindTag || want != "" && kind != want {
+			w := string(want)
+			if w == "" {
+				w = "commit or tag"
+			}
+			rep.add(FsckProblem{Ref: ref, Hash: h, Kind: "wrong kind",
+				Detail: fmt.Sprintf("is a %s, %s expects a %s", kind, from, w)})
+			return nil
+		}
+		// Links decodes trees, commits and tags strictly; Validate covers
+		// the kinds without links.
+		if kind == KindBlob || kind == KindSymref {
+			err = Validate(kind, payload)
+		} else {
+			links, err = Links(kind, payload)
+		}
+		if err != nil {
+			rep.add(FsckProblem{Ref: ref, Hash: h, Kind: "undecodable", Detail: err.Error()})
+		}
+		return nil
+	})
+	return links, err
+}
+
+func clipBytes(b []byte) []byte {
+	if len(b) > 40 {
+		return bytes.Clone(b[:40])
+	}
+	return b
 }

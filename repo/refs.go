@@ -81,16 +81,20 @@ func (r *Repo) Branch(zone, branch string) (Hash, error) {
 	return r.RefHash(BranchRef(zone, branch))
 }
 
-// listRefs returns every ref under prefix, split into zone and name.
-func (r *Repo) listRefs(prefix string) ([]Ref, error) {
+// listRefs returns every ref under base (refs/heads/ or refs/tags/), of one
+// zone or of all zones when zone is "", split into zone and name.
+func (r *Repo) listRefs(base, zone string) ([]Ref, error) {
 	var out []Ref
+	prefix := zonePrefix(base, zone)
 	err := r.db.View(func(txn *badger.Txn) error {
 		p := refKey(prefix)
 		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 100, Prefix: p})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			item := it.Item()
-			rest := string(item.Key()[len(p):])
+			// Split what follows the base, not the zone prefix: with a
+			// zone given, the rest would be the bare name.
+			rest := string(item.Key()[len(refPrefix)+len(base):])
 			zone, name, ok := SplitRefPath(rest)
 			if !ok {
 				continue // not a <zone>/<name> ref; not ours to interpret
@@ -100,7 +104,7 @@ func (r *Repo) listRefs(prefix string) ([]Ref, error) {
 				return err
 			}
 			if len(v) != 32 {
-				return fmt.Errorf("ref %s%s: value of %d bytes, want 32: %w", prefix, rest, len(v), ErrCorrupt)
+				return fmt.Errorf("ref %s%s: value of %d bytes, want 32: %w", base, rest, len(v), ErrCorrupt)
 			}
 			ref := Ref{Zone: zone, Name: name}
 			copy(ref.Hash[:], v)
@@ -121,12 +125,12 @@ func zonePrefix(base, zone string) string {
 // Branches lists the branches of one zone, or of all zones when zone is "",
 // ordered by zone then name.
 func (r *Repo) Branches(zone string) ([]Ref, error) {
-	return r.listRefs(zonePrefix(branchRefPrefix, zone))
+	return r.listRefs(branchRefPrefix, zone)
 }
 
 // Tags lists the tags of one zone, or of all zones when zone is "".
 func (r *Repo) Tags(zone string) ([]Ref, error) {
-	return r.listRefs(zonePrefix(tagRefPrefix, zone))
+	return r.listRefs(tagRefPrefix, zone)
 }
 
 // Zones lists the zones with a presence marker, sorted.
