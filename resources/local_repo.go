@@ -25,8 +25,9 @@ func absPath(p string) (string, error) {
 	return a, nil
 }
 
-// readLocalRefs lists the branches of the repository at dir without taking
-// its lock (a writer may be running). exists is false when dir does not
+// readLocalRefs lists the branches of the repository at dir, without taking
+// its lock when it can. An error wrapping repo.ErrLocked means another
+// process is writing to it. exists is false when dir does not
 // exist; a directory that exists but is empty is a repository with no
 // branches yet.
 func readLocalRefs(dir string) (refs []repo.Ref, exists bool, err error) {
@@ -42,7 +43,17 @@ func readLocalRefs(dir string) (refs []repo.Ref, exists bool, err error) {
 	}
 	r, err := repo.Open(dir, repo.Options{ReadOnly: true})
 	if err != nil {
-		return nil, true, err
+		// A read-only open fails when the write-ahead log needs recovery,
+		// which happens while another process writes. Tell that case
+		// (ErrLocked) apart; otherwise recover the log as any writer would.
+		w, werr := repo.Open(dir, repo.Options{})
+		if werr != nil {
+			if errors.Is(werr, repo.ErrLocked) {
+				return nil, true, werr
+			}
+			return nil, true, err
+		}
+		r = w
 	}
 	defer r.Close()
 	refs, err = r.Branches("")

@@ -249,7 +249,21 @@ func (r *ReplicaResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	planned, diags := planRefs(ctx, opts, dir, sel)
+	// The refresh's snapshot of the primary, so that this plan and the one
+	// Terraform makes again before applying agree (see privateKeyPrimaryRefs).
+	var primary *replicate.RefsResponse
+	if state != nil {
+		primary = loadSnapshot(ctx, req.Private, opts.PrimaryURL)
+	}
+	if primary == nil {
+		var err error
+		if primary, err = fetchRefs(ctx, opts); err != nil {
+			resp.Diagnostics.Append(refsError(opts.PrimaryURL, err))
+			return
+		}
+	}
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, encodeSnapshot(opts.PrimaryURL, primary))...)
+	planned, diags := planRefs(ctx, primary, opts.PrimaryURL, dir, sel)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
@@ -310,6 +324,11 @@ func (r *ReplicaResource) Read(ctx context.Context, req resource.ReadRequest, re
 	if !exists {
 		tflog.Info(ctx, "replica directory is gone; removing the replica from state", map[string]any{"path": dir})
 		resp.State.RemoveResource(ctx)
+		resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, nil)...)
+		return
+	}
+	if errors.Is(err, repo.ErrLocked) {
+		resp.Diagnostics.Append(openError(dir, err))
 		return
 	}
 	if err != nil {
@@ -335,6 +354,25 @@ func (r *ReplicaResource) Read(ctx context.Context, req resource.ReadRequest, re
 	}
 	tflog.Debug(ctx, "read replica refs", map[string]any{"path": dir, "branches": len(local)})
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+
+	// Snapshot the primary's refs for the plan (see privateKeyPrimaryRefs).
+	// A primary that cannot be reached is not a refresh error: the plan
+	// asks again and reports it.
+	var snapshot []byte
+	if r.data != nil {
+		opts := r.data.Client
+		if !state.PrimaryURL.IsNull() {
+			opts.PrimaryURL = state.PrimaryURL.ValueString()
+		}
+		if opts.PrimaryURL != "" {
+			if primary, err := fetchRefs(ctx, opts); err == nil {
+				snapshot = encodeSnapshot(opts.PrimaryURL, primary)
+			} else {
+				tflog.Warn(ctx, "cannot snapshot the primary's refs during refresh", map[string]any{"primary": opts.PrimaryURL, "error": err.Error()})
+			}
+		}
+	}
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, snapshot)...)
 }
 
 func (r *ReplicaResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -451,40 +489,41 @@ func (r *ReplicaResource) pullSettings(ctx context.Context, m *replicaResourceMo
 	return opts, sel, diags
 }
 
-// planRefs asks the primary for its refs and returns the refs the local
-// repository at dir will have once the selection is applied.
-func planRefs(ctx context.Context, opts replicate.ClientOptions, dir string, sel selection) (map[string]string, diag.Diagnostics) {
+// planRefs returns the refs the local repository at dir will have once the
+// selection is applied, given the primary's refs.
+func planRefs(ctx context.Context, primary *replicate.RefsResponse, primaryURL, dir string, sel selection) (map[string]string, diag.Diagnostics) {
 	var diags diag.Diagnostics
-	ctx, opts = withClientLogging(ctx, opts)
-	start := time.Now()
-	client, err := replicate.NewClientWithOptions(nil, opts)
-	if err != nil {
-		diags.AddError("Invalid replication client settings",
-			fmt.Sprintf("Cannot build a client for primary %s: %v. Check primary_url and the TLS settings of the provider.", opts.PrimaryURL, err))
-		return nil, diags
-	}
-	primary, err := client.Refs(ctx)
-	if err != nil {
-		diags.Append(refsError(opts.PrimaryURL, err))
-		return nil, diags
-	}
 	local, _, err := readLocalRefs(dir)
+	if errors.Is(err, repo.ErrLocked) {
+		diags.Append(openError(dir, err))
+		return nil, diags
+	}
 	if err != nil {
 		diags.AddAttributeError(path.Root("path"), "Cannot read replica",
-			fmt.Sprintf("Reading the branches of the replica at %s failed: %v. Check that the path is a zonegit repository, or choose another path.", dir, err))
+			fmt.Sprintf("Reading the branches of the replica at %s failed: %v. Check that the path is a zonegit repository, "+
+				"or choose another path. If another process (an apply or zonegit-replicate pull) is writing to it, wait "+
+				"for it to finish and plan again.", dir, err))
 		return nil, diags
 	}
 	p, err := replicate.Plan(primary, local, sel.pullOptions())
 	if err != nil {
 		diags.AddError("Cannot plan replica",
-			fmt.Sprintf("Selecting branches of primary %s for the replica at %s failed: %v. Check zones, branches and pins.", opts.PrimaryURL, dir, err))
+			fmt.Sprintf("Selecting branches of primary %s for the replica at %s failed: %v. Check zones, branches and pins.", primaryURL, dir, err))
 		return nil, diags
+	}
+	for _, e := range p.Invalid {
+		what := "Branch"
+		if e.Tag {
+			what = "Tag"
+		}
+		diags.AddError("Primary offers an invalid ref", fmt.Sprintf(
+			"%s %q of zone %q (primary %s): %v. The replica cannot store it. Fix it on the primary, or leave it "+
+				"out of the replica's zones and branches filters.", what, e.Name, e.Zone, primaryURL, e.Err))
 	}
 	planned := p.Refs(local)
 	tflog.Info(ctx, "planned replica refs", map[string]any{
-		"path": dir, "primary": opts.PrimaryURL, "primary_branches": len(primary.Branches),
+		"path": dir, "primary": primaryURL, "primary_branches": len(primary.Branches),
 		"local_branches": len(local), "targets": len(p.Targets), "prune": len(p.Prune),
-		"duration_ms": time.Since(start).Milliseconds(),
 	})
 	return planned, diags
 }
@@ -517,7 +556,12 @@ func (r *ReplicaResource) apply(ctx context.Context, plan *replicaResourceModel)
 	// (unknown inputs), the primary's now.
 	var planned map[string]string
 	if plan.Refs.IsUnknown() || plan.Refs.IsNull() {
-		planned, d = planRefs(ctx, opts, dir, sel)
+		primary, err := fetchRefs(ctx, opts)
+		if err != nil {
+			diags.Append(refsError(opts.PrimaryURL, err))
+			return nil, false, diags
+		}
+		planned, d = planRefs(ctx, primary, opts.PrimaryURL, dir, sel)
 	} else {
 		d = plan.Refs.ElementsAs(ctx, &planned, false)
 	}
@@ -630,7 +674,7 @@ func openError(dir string, err error) diag.Diagnostic {
 	if errors.Is(err, repo.ErrLocked) {
 		return diag.NewErrorDiagnostic("Replica is in use",
 			fmt.Sprintf("replica %s is in use by another process (another apply or zonegit-replicate pull?). "+
-				"Wait for it to finish, then run apply again.", dir))
+				"Wait for it to finish, then run Terraform again.", dir))
 	}
 	return diag.NewErrorDiagnostic("Cannot open replica",
 		fmt.Sprintf("Opening the replica at %s for writing failed: %v. Check that the path is a zonegit repository "+
