@@ -468,8 +468,8 @@ resource "zonegit_replica" "test" {
 			{
 				// attempts = 0: the first 503 is final, both for the
 				// refresh's snapshot and for the plan's own request.
-				PreConfig: func() { p.failRefs.Store(2) },
-				Config:    config(0),
+				PreConfig:   func() { p.failRefs.Store(2) },
+				Config:      config(0),
 				ExpectError: errorLike(p.URL, "503"),
 			},
 		},
@@ -545,7 +545,7 @@ resource "zonegit_replica" "test" {
 						t.Cleanup(func() { r.Close() })
 					}),
 				}},
-				ExpectError: errorLike("replica "+locked+" is in use by another process"),
+				ExpectError: errorLike("replica " + locked + " is in use by another process"),
 			},
 		},
 	})
