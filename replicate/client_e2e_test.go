@@ -433,3 +433,7 @@ func TestE2ETags(t *testing.T) {
 		t.Errorf("tags from a v0 primary: %v", tags)
 	}
 }
+
+func setA(r *repo.Repo, zone, branch, label string, ip byte) (repo.Hash, error) {
+	return repotest.SetA(r, zone, branch, []string{label}, 300, [4]byte{192, 0, 2, ip})
+}

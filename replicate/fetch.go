@@ -185,7 +185,7 @@ func (p *puller) batchOnce(chunk []int, tries map[int]int) error {
 		if !ok {
 			return fmt.Errorf("POST %s: the primary sent object %s, which was not requested", url, h.Short())
 		}
-		if err := p.accept(i, kind, payload); err != nil {
+		if err := p.accept(i, kind, payload, false); err != nil {
 			if !errors.Is(err, repo.ErrHashMismatch) {
 				return &fatalFetch{err}
 			}
@@ -255,7 +255,7 @@ func (p *puller) fetchOne(ctx context.Context, i int, buf *bytes.Buffer) error {
 		}
 		kind, err := p.getObject(ctx, p.idx.hashes[i], buf)
 		if err == nil {
-			err = p.accept(i, kind, buf.Bytes())
+			err = p.accept(i, kind, buf.Bytes(), true)
 			if err == nil {
 				return nil
 			}

@@ -14,6 +14,7 @@ const (
 	flagFetched                   // received, verified and queued in the batch
 	flagFailed                    // could not be fetched or failed verification
 	flagChecked                   // its links were checked
+	flagClaims                    // a tree with children outside the index
 )
 
 // kindCodes packs kinds into a byte per object.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -297,7 +296,8 @@ func (p *puller) transfer(items []*item, branches, tags []repo.Ref) error {
 	}
 
 	// 4-5. fetch in rounds: the walk's list, then anything the closure
-	// check finds missing (a walk answer that was a subset).
+	// check finds missing (a walk answer that was a subset). Each round is
+	// flushed before its closure is verified, which reads the store.
 	from := 0
 	for round := 0; ; round++ {
 		if err := p.ctx.Err(); err != nil {
@@ -317,7 +317,11 @@ func (p *puller) transfer(items []*item, branches, tags []repo.Ref) error {
 			return err
 		}
 		from = p.idx.len()
-		added, err := p.resolveClaims()
+		flushed = true
+		if err := p.batch.Flush(); err != nil {
+			return fmt.Errorf("pull: %w", err)
+		}
+		added, err := p.verifyClaims(known)
 		if err != nil {
 			return err
 		}
@@ -328,10 +332,10 @@ func (p *puller) transfer(items []*item, branches, tags []repo.Ref) error {
 		if p.c.opts.Logger != nil {
 			p.c.opts.Logger.Warn("walk answer was incomplete; fetching objects found by the closure check", "objects", added, "round", round)
 		}
-	}
-	flushed = true
-	if err := p.batch.Flush(); err != nil {
-		return fmt.Errorf("pull: %w", err)
+		if p.batch, err = p.c.Local.NewBatch(); err != nil {
+			return fmt.Errorf("pull: %w", err)
+		}
+		flushed = false
 	}
 	p.progress(true)
 
@@ -443,7 +447,34 @@ func (p *puller) checkLinks(i int, kind repo.Kind, payload []byte) {
 	if w := x.want[i]; w != 0 && w != x.kind[i] {
 		p.fail(i, fmt.Errorf("object %s is a %s, but its parent links it as a %s", x.hashes[i].Short(), kind, codeKinds[w]))
 	}
-	if kind == repo.KindBlob || kind == repo.KindSymref {
+	switch kind {
+	case repo.KindBlob, repo.KindSymref:
+		return
+	case repo.KindTree:
+		// In place, without allocating the entries: a flat zone's root
+		// has one entry per name.
+		it, err := newTreeIter(x.hashes[i], payload)
+		for err == nil && it.next() {
+			h := repo.Hash(it.hash)
+			want := kindCodes[repo.KindBlob]
+			if it.kind == byte(repo.EntrySubtree) {
+				want = kindCodes[repo.KindTree]
+			}
+			j, ok := x.find(h)
+			if !ok {
+				// Verified per tree by verifyClaims (against the known
+				// version of this tree when there is one).
+				x.flags[i] |= flagClaims
+				continue
+			}
+			p.linkIndexed(i, j, want)
+		}
+		if err == nil {
+			err = it.err
+		}
+		if err != nil {
+			p.fail(i, fmt.Errorf("object %s (tree) does not decode: %w", x.hashes[i].Short(), err))
+		}
 		return
 	}
 	links, err := repo.Links(kind, payload)
@@ -457,15 +488,21 @@ func (p *puller) checkLinks(i int, kind repo.Kind, payload []byte) {
 			p.claimed = append(p.claimed, claim{h: l.Hash, want: l.Kind, parent: int32(i)})
 			continue
 		}
-		if x.parent[j] < 0 && j != i {
-			x.parent[j] = int32(i)
-		}
-		w := kindCodes[l.Kind]
-		if x.want[j] == 0 {
-			x.want[j] = w
-			if x.kind[j] != 0 && x.kind[j] != w {
-				p.fail(j, fmt.Errorf("object %s is a %s, but %s links it as a %s", l.Hash.Short(), codeKinds[x.kind[j]], x.hashes[i].Short(), l.Kind))
-			}
+		p.linkIndexed(i, j, kindCodes[l.Kind])
+	}
+}
+
+// linkIndexed records that object i links to indexed object j as kind w,
+// and checks w against j's kind when both are known. Caller holds p.mu.
+func (p *puller) linkIndexed(i, j int, w uint8) {
+	x := p.idx
+	if x.parent[j] < 0 && j != i {
+		x.parent[j] = int32(i)
+	}
+	if x.want[j] == 0 {
+		x.want[j] = w
+		if x.kind[j] != 0 && x.kind[j] != w {
+			p.fail(j, fmt.Errorf("object %s is a %s, but %s links it as a %s", x.hashes[j].Short(), codeKinds[x.kind[j]], x.hashes[i].Short(), codeKinds[w]))
 		}
 	}
 }
@@ -479,19 +516,26 @@ func (p *puller) fail(i int, err error) {
 }
 
 // accept verifies one received object against the hash it was requested
-// under and queues it in the batch. The hash covers the kind, so a wrong
+// under and queues it in the batch. hashFirst hashes before taking the lock,
+// so concurrent fetchers hash in parallel. The hash covers the kind, so a wrong
 // kind from the server is a hash mismatch too.
-func (p *puller) accept(i int, kind repo.Kind, payload []byte) error {
+func (p *puller) accept(i int, kind repo.Kind, payload []byte, hashFirst bool) error {
 	h := p.idx.hashes[i]
-	if got := repo.HashObject(kind, payload); got != h {
-		return fmt.Errorf("object %s failed verification (%s, %d bytes hash to %s): %w", h, kind, len(payload), got.Short(), repo.ErrHashMismatch)
+	if hashFirst {
+		if got := repo.HashObject(kind, payload); got != h {
+			return fmt.Errorf("object %s failed verification (%s, %d bytes hash to %s): %w", h, kind, len(payload), got.Short(), repo.ErrHashMismatch)
+		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.idx.flags[i]&(flagFetched|flagLocal) != 0 {
 		return nil // a duplicate frame or a retry that raced; already have it
 	}
+	// Batch.Put verifies the hash again: it is the store's only way in.
 	if err := p.batch.Put(h, kind, payload); err != nil {
+		if errors.Is(err, repo.ErrHashMismatch) {
+			return fmt.Errorf("object %s failed verification (%s, %d bytes): %w", h, kind, len(payload), err)
+		}
 		return fmt.Errorf("object %s: %w", h, err)
 	}
 	p.idx.flags[i] |= flagFetched
@@ -515,47 +559,6 @@ func (p *puller) progress(final bool) {
 		p.lastProg = now
 		p.opts.Progress(Progress{Objects: p.objects, Total: p.total, Bytes: p.bytes})
 	}
-}
-
-// resolveClaims checks every claimed child locally. Those that are absent
-// were left out of the walk's answer: they join the index to be fetched in
-// the next round. Returns how many were added.
-func (p *puller) resolveClaims() (int, error) {
-	claims := p.claimed
-	p.claimed = nil
-	if len(claims) == 0 {
-		return 0, nil
-	}
-	sort.Slice(claims, func(a, b int) bool { return hashCmp(claims[a].h, claims[b].h) < 0 })
-	added := 0
-	err := p.c.Local.View(func(r repo.Reader) error {
-		var last repo.Hash
-		for k, cl := range claims {
-			if k > 0 && cl.h == last {
-				continue
-			}
-			last = cl.h
-			if _, ok := p.idx.find(cl.h); ok {
-				continue // fetched meanwhile as part of another claim
-			}
-			has, err := r.Has(cl.h)
-			if err != nil {
-				return err
-			}
-			if has {
-				continue
-			}
-			j := p.idx.add(cl.h)
-			p.idx.want[j] = kindCodes[cl.want]
-			p.idx.parent[j] = cl.parent
-			added++
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("pull: reading local store: %w", err)
-	}
-	return added, nil
 }
 
 // checkTargets runs when some objects failed: it walks each target's

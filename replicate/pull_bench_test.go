@@ -1,0 +1,116 @@
+package replicate_test
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/zonegit/terraform-provider-zonegit/replicate"
+	"github.com/zonegit/terraform-provider-zonegit/repo"
+)
+
+// benchRecords is the flat zone size (DESIGN §9: 100,000 A records);
+// ZONEGIT_BENCH_RECORDS overrides it.
+func benchRecords() int {
+	if s := os.Getenv("ZONEGIT_BENCH_RECORDS"); s != "" {
+		if n, err := strconv.Atoi(s); err == nil && n > 0 {
+			return n
+		}
+	}
+	return 100000
+}
+
+func benchPrimary(b *testing.B, v0 bool) *primary {
+	b.Helper()
+	p := newPrimary(b, v0, nil)
+	mustSynthetic(b, p.repo, "bench.test.", "main", benchRecords())
+	return p
+}
+
+func reportPull(b *testing.B, objects int, bytes int64, requests int, elapsed time.Duration) {
+	b.ReportMetric(float64(objects)/elapsed.Seconds(), "objects/s")
+	b.ReportMetric(float64(objects)/float64(b.N), "objects/op")
+	b.ReportMetric(float64(bytes)/float64(b.N), "payload-bytes/op")
+	b.ReportMetric(float64(requests)/float64(b.N), "requests/op")
+}
+
+func benchFull(b *testing.B, v0 bool) {
+	p := benchPrimary(b, v0)
+	var objects, requests int
+	var bytes int64
+	var elapsed time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		local := openRepo(b, b.TempDir())
+		c := newClient(b, p.url(), local, nil)
+		b.StartTimer()
+		start := time.Now()
+		res, err := c.PullWith(context.Background(), replicate.PullOptions{})
+		elapsed += time.Since(start)
+		if err != nil {
+			b.Fatal(err)
+		}
+		objects += res.Objects
+		bytes += res.Bytes
+		requests += res.Requests
+		b.StopTimer()
+		_ = local.Close()
+		b.StartTimer()
+	}
+	reportPull(b, objects, bytes, requests, elapsed)
+}
+
+// BenchmarkPullFull: a full pull of a flat zone over loopback, with the
+// server's extensions (target ≥ 50,000 objects/s) and against a v0-only
+// server (target ≥ 10,000 objects/s).
+func BenchmarkPullFull(b *testing.B) {
+	b.Run("extensions", func(b *testing.B) { benchFull(b, false) })
+	b.Run("v0only", func(b *testing.B) { benchFull(b, true) })
+}
+
+// BenchmarkPullIncremental: one changed record on the primary, then a pull
+// (target ≤ 20 ms end to end).
+func BenchmarkPullIncremental(b *testing.B) {
+	for _, mode := range []struct {
+		name string
+		v0   bool
+	}{{"extensions", false}, {"v0only", true}} {
+		b.Run(mode.name, func(b *testing.B) {
+			p := benchPrimary(b, mode.v0)
+			local := openRepo(b, b.TempDir())
+			c := newClient(b, p.url(), local, nil)
+			if _, err := c.PullWith(context.Background(), replicate.PullOptions{}); err != nil {
+				b.Fatal(err)
+			}
+			var objects, requests int
+			var bytes int64
+			var elapsed time.Duration
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				if _, err := repotestSetA(p.repo, i); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				start := time.Now()
+				res, err := c.PullWith(context.Background(), replicate.PullOptions{})
+				elapsed += time.Since(start)
+				if err != nil {
+					b.Fatal(err)
+				}
+				objects += res.Objects
+				bytes += res.Bytes
+				requests += res.Requests
+			}
+			reportPull(b, objects, bytes, requests, elapsed)
+			b.ReportMetric(float64(elapsed.Microseconds())/1000/float64(b.N), "ms/pull")
+		})
+	}
+}
+
+func repotestSetA(r *repo.Repo, i int) (repo.Hash, error) {
+	return setA(r, "bench.test.", "main", "h"+strconv.Itoa(i%1000), byte(i))
+}
