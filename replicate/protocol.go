@@ -80,9 +80,10 @@ type RefsResponse struct {
 //
 // Errors: 400 bad JSON or hash ("roots: ..." / "known: ..."); 404 a root the
 // primary does not have (the all-zero root is skipped; unknown known hashes
-// are ignored); 413 body too large (default 8 MiB) or too many hashes
-// (default 100,000 roots+known); 405 not POST; 500 the primary's own store
-// is damaged.
+// are ignored); 413 body too large (default 8 MiB), too many hashes
+// (default 100,000 roots+known), or (walk only) a result of more than the
+// server's response cap (default 10,000,000 hashes: split the roots or use
+// pack); 405 not POST; 500 the primary's own store is damaged.
 //
 // Pack ("pack" extension): the same request and the same errors before any
 // frame; on success 200 with the BatchRequest framing, one frame per missing

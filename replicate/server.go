@@ -50,6 +50,10 @@ type Server struct {
 	MaxWalkHashes   int   // roots+known per walk or pack; default 100,000
 	MaxBatchHashes  int   // hashes per batch; default 50,000
 	MaxKnownCommits int   // see WalkOptions; default 100,000
+	// MaxWalkMissing caps the hashes one walk response lists (memory and
+	// response size); a walk that would list more gets 413 and should be
+	// split by roots, or use pack, which streams. Default 10,000,000.
+	MaxWalkMissing int
 
 	// Banner is the text served on paths the server does not route (the
 	// zonegit daemon answers those with 200 and a banner, and so do we).
@@ -85,6 +89,7 @@ const (
 	defaultMaxBodyBytes   = 8 << 20
 	defaultMaxWalkHashes  = 100000
 	defaultMaxBatchHashes = 50000
+	defaultMaxWalkMissing = 10000000
 	defaultBanner         = "zonegit-replicate — replication endpoints under /v0\n"
 	immutableCache        = "public, max-age=31536000, immutable"
 )
@@ -101,6 +106,13 @@ func (s *Server) maxWalkHashes() int {
 		return s.MaxWalkHashes
 	}
 	return defaultMaxWalkHashes
+}
+
+func (s *Server) maxWalkMissing() int {
+	if s.MaxWalkMissing > 0 {
+		return s.MaxWalkMissing
+	}
+	return defaultMaxWalkMissing
 }
 
 func (s *Server) maxBatchHashes() int {
@@ -335,6 +347,8 @@ func (s *Server) refs(rp *repo.Repo) (*RefsResponse, error) {
 	return resp, nil
 }
 
+var errWalkTooLarge = errors.New("walk result too large")
+
 // errInvalidObject ends hash errors, as in the daemon's messages.
 var errInvalidObject = errors.New("invalid object")
 
@@ -562,14 +576,22 @@ func (s *Server) handleWalk(w http.ResponseWriter, r *http.Request) {
 	var missing []repo.Hash
 	var st WalkStats
 	start := time.Now()
+	limit := s.maxWalkMissing()
 	err = rp.View(func(rd repo.Reader) error {
 		var err error
 		st, err = Walk(rd, roots, known, s.walkOptions(), func(h repo.Hash, _ repo.Kind, _ []byte) error {
+			if len(missing) >= limit {
+				return errWalkTooLarge
+			}
 			missing = append(missing, h)
 			return nil
 		})
 		return err
 	})
+	if errors.Is(err, errWalkTooLarge) {
+		s.fail(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("walk would list more than %d objects: ask for fewer roots at a time, or use pack", limit))
+		return
+	}
 	if err != nil {
 		s.walkFailed(w, r, err)
 		return

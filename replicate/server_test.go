@@ -617,6 +617,20 @@ func TestServerBadInput(t *testing.T) {
 	}
 }
 
+func TestServerWalkResponseCap(t *testing.T) {
+	ts, d, _ := dumpServer(t, &Server{MaxWalkMissing: 10})
+	body := `{"roots":["` + d.Branches["main"] + `"]}`
+	resp, got := do(t, http.MethodPost, ts.URL+"/v0/objects/walk", strings.NewReader(body))
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("walk of 36 objects with a cap of 10: status %d %q", resp.StatusCode, got)
+	}
+	// Pack streams, so the cap does not apply to it.
+	resp, _ = do(t, http.MethodPost, ts.URL+"/v0/objects/pack", strings.NewReader(body))
+	if resp.StatusCode != http.StatusOK || resp.Trailer.Get(ObjectCountTrailer) != "36" {
+		t.Errorf("pack: status %d, trailer %q", resp.StatusCode, resp.Trailer.Get(ObjectCountTrailer))
+	}
+}
+
 func TestServerTokenAuth(t *testing.T) {
 	ts, _, _ := dumpServer(t, &Server{Token: "s3cret"})
 	for _, c := range []struct {
