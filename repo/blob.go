@@ -143,6 +143,11 @@ func decodeName(p []byte, off int) (string, int, error) {
 		if len(p)-off < l {
 			return "", 0, fmt.Errorf("label truncated at byte %d", off)
 		}
+		// A dot inside a label has no presentation form without escapes,
+		// which owners never use (the importer refuses escaped dots).
+		if i := bytes.IndexByte(p[off:off+l], '.'); i >= 0 {
+			return "", 0, fmt.Errorf("label at byte %d contains a dot", off-1)
+		}
 		sb.Write(p[off : off+l])
 		sb.WriteByte('.')
 		off += l

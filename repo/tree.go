@@ -95,6 +95,11 @@ func DecodeTree(p []byte) (*Tree, error) {
 	if n <= 0 {
 		return nil, fmt.Errorf("tree: bad entry count varint at byte 1: %w", ErrCorrupt)
 	}
+	// binary.Uvarint accepts padded encodings such as 80 00 for 0; only the
+	// shortest form is canonical (one tree, one hash).
+	if n != uvarintLen(count) {
+		return nil, fmt.Errorf("tree: entry count varint at byte 1 is not minimally encoded: %w", ErrCorrupt)
+	}
 	off := 1 + n
 	// Each entry takes at least 2+1+32 bytes; bound the count before allocating.
 	if count > uint64(len(p)-off)/35 {
@@ -145,4 +150,13 @@ func (t *Tree) Find(kind EntryKind, name string) (TreeEntry, bool) {
 		return t.Entries[i], true
 	}
 	return TreeEntry{}, false
+}
+
+// uvarintLen is the length of the shortest uvarint encoding of v.
+func uvarintLen(v uint64) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
+	}
+	return n
 }

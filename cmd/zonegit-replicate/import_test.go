@@ -65,8 +65,9 @@ func TestImportCLI(t *testing.T) {
 	if res["commit"] != commit.String() || res["changed"] != false || res["rrsets"] != float64(4) || res["branch"] != "main" {
 		t.Errorf("re-import: %s; want commit %s unchanged with 4 RRsets on main", out, commit)
 	}
-	if !strings.Contains(errOut, "unchanged") {
-		t.Errorf("stderr %q does not say the import changed nothing", errOut)
+	code, out, errOut = runCLI(t, "import", "--repo", dir, "--zone", "example.com.", "--file", file)
+	if code != exitOK || !strings.Contains(errOut, "unchanged") || !strings.Contains(out, "commit "+commit.String()) {
+		t.Errorf("plain re-import: exit %d, stdout %q, stderr %q; want the same commit, unchanged", code, out, errOut)
 	}
 
 	// A changed file on another branch.
