@@ -604,7 +604,10 @@ func newTreeIter(h repo.Hash, p []byte) (treeIter, error) {
 		return it, fmt.Errorf("tree %s: bad version or empty payload: %w (%w)", h, repo.ErrCorrupt, errIncomplete)
 	}
 	count, n := binary.Uvarint(p[1:])
-	if n <= 0 || count > uint64(len(p)-1-n)/35 {
+	// Only the shortest varint is canonical (binary.Uvarint also accepts
+	// padded forms such as 80 00); repo.DecodeTree rejects the others too.
+	var tmp [binary.MaxVarintLen64]byte
+	if n <= 0 || n != binary.PutUvarint(tmp[:], count) || count > uint64(len(p)-1-n)/35 {
 		return it, fmt.Errorf("tree %s: bad entry count: %w (%w)", h, repo.ErrCorrupt, errIncomplete)
 	}
 	it.off, it.left = 1+n, count
