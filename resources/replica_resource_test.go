@@ -3,7 +3,6 @@ package resources_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -482,13 +481,7 @@ resource "zonegit_replica" "test" {
 func TestAccReplicaResource_errors(t *testing.T) {
 	p := newTestPrimary(t, primaryOptions{})
 	p.commit("example.com.", "main")
-	// A port nothing listens on.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadURL := "http://" + l.Addr().String()
-	l.Close()
+	deadURL := deadURL(t)
 	base := t.TempDir()
 	locked := filepath.Join(base, "locked")
 
