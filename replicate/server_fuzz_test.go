@@ -85,6 +85,7 @@ func FuzzTreeIter(f *testing.F) {
 	}}).Encode()
 	f.Add(t1)
 	f.Add([]byte{1, 0})
+	f.Add([]byte{1, 0x80, 0}) // padded entry count: not canonical
 	f.Add([]byte{2, 0})
 	f.Add(append(append([]byte{}, t1...), 0))
 	f.Fuzz(func(t *testing.T, p []byte) {
