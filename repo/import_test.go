@@ -3,7 +3,6 @@ package repo
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -172,5 +171,3 @@ func TestImportErrorsNameLine(t *testing.T) {
 		})
 	}
 }
-
-var _ = fmt.Sprintf
