@@ -6,6 +6,12 @@
 // Guarantees: every object enters the store through a path that verifies its
 // hash; refs move only with compare-and-swap; names are validated before they
 // become keys.
+//
+// Zone files enter through Repo.Import, which gives the same blob and tree
+// hashes as the zonegit tools; its documentation lists the choices made where
+// those tools are lenient (identical records stored once, a CNAME beside
+// other data refused, types without a mnemonic stored as TYPEnnn). Repo.Fsck
+// verifies the closure of every ref.
 package repo
 
 import (
