@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -55,6 +56,12 @@ type Server struct {
 	// split by roots, or use pack, which streams. Default 10,000,000.
 	MaxWalkMissing int
 
+	// CacheBytes bounds the memory kept for large objects (256 KiB and
+	// more: the apex trees of flat zones) that walks read repeatedly when
+	// many secondaries pull the same change. Default 128 MiB; negative
+	// disables the cache.
+	CacheBytes int64
+
 	// Banner is the text served on paths the server does not route (the
 	// zonegit daemon answers those with 200 and a banner, and so do we).
 	Banner string
@@ -65,6 +72,24 @@ type Server struct {
 
 	// Stats, when set, counts requests and work (tests, metrics).
 	Stats *ServerStats
+
+	cacheOnce sync.Once
+	cache     *bigObjectCache
+}
+
+// reader wraps a snapshot reader with the large-object cache.
+func (s *Server) reader(rd repo.Reader) repo.Reader {
+	s.cacheOnce.Do(func() {
+		max := s.CacheBytes
+		if max == 0 {
+			max = 128 << 20
+		}
+		s.cache = newBigObjectCache(max, 256<<10)
+	})
+	if s.cache.disabled {
+		return rd
+	}
+	return cachedReader{Reader: rd, c: s.cache}
 }
 
 // SnapshotSource hands out repository handles. release must be called when
@@ -579,7 +604,7 @@ func (s *Server) handleWalk(w http.ResponseWriter, r *http.Request) {
 	limit := s.maxWalkMissing()
 	err = rp.View(func(rd repo.Reader) error {
 		var err error
-		st, err = Walk(rd, roots, known, s.walkOptions(), func(h repo.Hash, _ repo.Kind, _ []byte) error {
+		st, err = Walk(s.reader(rd), roots, known, s.walkOptions(), func(h repo.Hash, _ repo.Kind, _ []byte) error {
 			if len(missing) >= limit {
 				return errWalkTooLarge
 			}
@@ -697,7 +722,7 @@ func (s *Server) handlePack(w http.ResponseWriter, r *http.Request) {
 				return &RootNotFoundError{Hash: h}
 			}
 		}
-		st, err := Walk(rd, roots, known, s.walkOptions(), func(h repo.Hash, kind repo.Kind, payload []byte) error {
+		st, err := Walk(s.reader(rd), roots, known, s.walkOptions(), func(h repo.Hash, kind repo.Kind, payload []byte) error {
 			if payload == nil {
 				k, p, err := rd.Get(h)
 				if err != nil {

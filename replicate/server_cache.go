@@ -1,0 +1,90 @@
+package replicate
+
+import (
+	"container/list"
+	"sync"
+
+	"github.com/zonegit/terraform-provider-zonegit/repo"
+)
+
+// bigObjectCache keeps recently read large objects in memory. Objects are
+// immutable, so an entry can never be stale, whatever snapshot it came
+// from. It exists for flat zones: there the apex tree holds one entry per
+// name (about 40 MB for a million names), and every secondary pulling the
+// same change makes the walk read the same two apex trees; from memory that
+// costs a byte comparison instead of two large store reads.
+type bigObjectCache struct {
+	mu       sync.Mutex
+	max      int64 // total payload bytes kept
+	minSize  int   // smaller objects are cheap to read from the store
+	used     int64
+	lru      *list.List // front = most recent; values are *cacheEntry
+	byHash   map[repo.Hash]*list.Element
+	hits     int64
+	misses   int64
+	disabled bool
+}
+
+type cacheEntry struct {
+	hash    repo.Hash
+	kind    repo.Kind
+	payload []byte
+}
+
+func newBigObjectCache(maxBytes int64, minSize int) *bigObjectCache {
+	return &bigObjectCache{
+		max: maxBytes, minSize: minSize, disabled: maxBytes <= 0,
+		lru: list.New(), byHash: make(map[repo.Hash]*list.Element),
+	}
+}
+
+func (c *bigObjectCache) get(h repo.Hash) (repo.Kind, []byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.byHash[h]; ok {
+		c.lru.MoveToFront(el)
+		c.hits++
+		e := el.Value.(*cacheEntry)
+		return e.kind, e.payload, true
+	}
+	c.misses++
+	return "", nil, false
+}
+
+func (c *bigObjectCache) add(h repo.Hash, kind repo.Kind, payload []byte) {
+	if c.disabled || len(payload) < c.minSize || int64(len(payload)) > c.max/2 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.byHash[h]; ok {
+		return
+	}
+	c.byHash[h] = c.lru.PushFront(&cacheEntry{hash: h, kind: kind, payload: payload})
+	c.used += int64(len(payload))
+	for c.used > c.max {
+		el := c.lru.Back()
+		e := el.Value.(*cacheEntry)
+		c.lru.Remove(el)
+		delete(c.byHash, e.hash)
+		c.used -= int64(len(e.payload))
+	}
+}
+
+// cachedReader reads through the cache. Payloads it returns are shared and
+// must not be modified (the walk and the stream writers only read them).
+type cachedReader struct {
+	repo.Reader
+	c *bigObjectCache
+}
+
+func (r cachedReader) Get(h repo.Hash) (repo.Kind, []byte, error) {
+	if kind, p, ok := r.c.get(h); ok {
+		return kind, p, nil
+	}
+	kind, p, err := r.Reader.Get(h)
+	if err == nil {
+		r.c.add(h, kind, p)
+	}
+	return kind, p, err
+}

@@ -1,0 +1,79 @@
+package replicate
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/zonegit/terraform-provider-zonegit/repo"
+)
+
+func TestBigObjectCache(t *testing.T) {
+	c := newBigObjectCache(1000, 100)
+	obj := func(i byte, n int) (repo.Hash, []byte) {
+		p := bytes.Repeat([]byte{i}, n)
+		return repo.HashObject(repo.KindTree, p), p
+	}
+	small, sp := obj(1, 99)
+	c.add(small, repo.KindTree, sp)
+	if _, _, ok := c.get(small); ok {
+		t.Error("object below the size threshold was cached")
+	}
+	var hs []repo.Hash
+	for i := byte(0); i < 4; i++ {
+		h, p := obj(10+i, 300)
+		c.add(h, repo.KindTree, p)
+		hs = append(hs, h)
+	}
+	// 4 x 300 > 1000: the least recently used one was evicted.
+	if _, _, ok := c.get(hs[0]); ok {
+		t.Error("oldest entry not evicted")
+	}
+	for _, h := range hs[1:] {
+		if k, p, ok := c.get(h); !ok || k != repo.KindTree || repo.HashObject(k, p) != h {
+			t.Errorf("entry %s: ok=%v", h.Short(), ok)
+		}
+	}
+	if c.used > c.max {
+		t.Errorf("cache holds %d bytes, max %d", c.used, c.max)
+	}
+	big, bp := obj(9, 600) // more than half the cache: never kept
+	c.add(big, repo.KindTree, bp)
+	if _, _, ok := c.get(big); ok {
+		t.Error("object larger than half the cache was kept")
+	}
+}
+
+// TestServerCacheServesWalks: a second identical walk through the server
+// reads the large apex tree from the cache and answers the same.
+func TestServerCacheServesWalks(t *testing.T) {
+	r := memRepo(t)
+	c0 := must[repo.Hash](t)(syntheticFlat(r, 20000)) // apex tree of about 800 KB
+	c1 := must[repo.Hash](t)(setA(r, "h7"))
+	s := &Server{}
+	var first, second map[repo.Hash]repo.Kind
+	for i, dst := range []*map[repo.Hash]repo.Kind{&first, &second} {
+		got := map[repo.Hash]repo.Kind{}
+		err := r.View(func(rd repo.Reader) error {
+			_, err := Walk(s.reader(rd), []repo.Hash{c1}, []repo.Hash{c0}, WalkOptions{}, func(h repo.Hash, k repo.Kind, _ []byte) error {
+				got[h] = k
+				return nil
+			})
+			return err
+		})
+		if err != nil {
+			t.Fatalf("walk %d: %v", i, err)
+		}
+		*dst = got
+	}
+	if len(first) != 4 || len(second) != len(first) {
+		t.Fatalf("walks reported %d and %d objects, want 4 each", len(first), len(second))
+	}
+	for h := range first {
+		if _, ok := second[h]; !ok {
+			t.Errorf("second walk lacks %s", h.Short())
+		}
+	}
+	if s.cache.hits < 2 {
+		t.Errorf("%d cache hits on the second walk, want the two apex trees", s.cache.hits)
+	}
+}
