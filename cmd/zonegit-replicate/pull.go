@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/zonegit/terraform-provider-zonegit/replicate"
+	"github.com/zonegit/terraform-provider-zonegit/repo"
+)
+
+func init() {
+	register("pull", "replicate branches from a primary into a local repository", runPull)
+}
+
+// repeatedFlag collects a flag given several times.
+type repeatedFlag []string
+
+func (r *repeatedFlag) String() string     { return strings.Join(*r, ",") }
+func (r *repeatedFlag) Set(v string) error { *r = append(*r, v); return nil }
+
+type pullConfig struct {
+	primary, repo string
+	zones         repeatedFlag
+	branches      repeatedFlag
+	pins          map[string]string
+	prune, json   bool
+	tokenFile     string
+	v0Only        bool
+	timeout       time.Duration
+	concurrency   int
+}
+
+func parsePullFlags(args []string, stderr io.Writer) (*pullConfig, error) {
+	fs := flag.NewFlagSet("pull", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := &pullConfig{pins: map[string]string{}}
+	var pins repeatedFlag
+	fs.StringVar(&c.primary, "primary", "", "primary URL, http(s)://host:port (required)")
+	fs.StringVar(&c.repo, "repo", "", "local repository directory, created if absent (required)")
+	fs.Var(&c.zones, "zone", "zone to replicate, exact or glob (repeatable; default all)")
+	fs.Var(&c.branches, "branch", "branch to replicate, exact or glob (repeatable; default all)")
+	fs.Var(&pins, "pin", "ZONE/BRANCH=HASH: replicate that commit instead of the primary's tip (repeatable)")
+	fs.BoolVar(&c.prune, "prune", false, "delete local branches (within the selection) the primary no longer has")
+	fs.BoolVar(&c.json, "json", false, "print the result as JSON on stdout")
+	fs.StringVar(&c.tokenFile, "token-file", "", "file holding the primary's bearer token")
+	fs.BoolVar(&c.v0Only, "v0-only", false, "ignore the primary's extensions (plain v0 protocol)")
+	fs.DurationVar(&c.timeout, "request-timeout", 30*time.Second, "per-request timeout")
+	fs.IntVar(&c.concurrency, "concurrency", 8, "parallel object GETs against a v0 primary")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	case c.primary == "":
+		return nil, errors.New("--primary is required")
+	case c.repo == "":
+		return nil, errors.New("--repo is required")
+	case c.timeout <= 0:
+		return nil, fmt.Errorf("--request-timeout %s: must be positive", c.timeout)
+	case c.concurrency <= 0:
+		return nil, fmt.Errorf("--concurrency %d: must be positive", c.concurrency)
+	}
+	for _, p := range pins {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok {
+			return nil, fmt.Errorf("--pin %q: want ZONE/BRANCH=HASH", p)
+		}
+		if _, dup := c.pins[k]; dup {
+			return nil, fmt.Errorf("--pin %q: %s pinned twice", p, k)
+		}
+		c.pins[k] = v
+	}
+	return c, nil
+}
+
+// clientToken reads a token file, trimming the trailing newline editors add.
+func clientToken(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("token file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("token file %s is empty", path)
+	}
+	return tok, nil
+}
+
+// pullJSON is the --json shape of a pull result.
+type pullJSON struct {
+	Primary    string       `json:"primary"`
+	Objects    int          `json:"objects"`
+	Bytes      int64        `json:"bytes"`
+	Requests   int          `json:"requests"`
+	DurationMS int64        `json:"duration_ms"`
+	Branches   []branchJSON `json:"branches"`
+}
+
+type branchJSON struct {
+	Zone    string `json:"zone"`
+	Name    string `json:"name"`
+	Tag     bool   `json:"tag,omitempty"`
+	Old     string `json:"old"`
+	New     string `json:"new"`
+	Objects int    `json:"objects"`
+	Bytes   int64  `json:"bytes"`
+	Pruned  bool   `json:"pruned,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, err := parsePullFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "zonegit-replicate pull: %v\n", err)
+		return exitUsage
+	}
+	// A pull's memory is mostly Badger's caches and the object index; a
+	// soft limit keeps the garbage collector from letting the heap double
+	// on a million-object pull. GOMEMLIMIT still wins when set.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(192 << 20)
+	}
+	token, err := clientToken(cfg.tokenFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "zonegit-replicate pull: %v\n", err)
+		return exitUsage
+	}
+	opts := replicate.ClientOptions{PrimaryURL: cfg.primary, Token: token, V0Only: cfg.v0Only,
+		RequestTimeout: cfg.timeout, Concurrency: cfg.concurrency, UserAgent: "zonegit-replicate/" + version}
+	// Validate the URL and pins before touching the repository.
+	if _, err := replicate.NewClientWithOptions(nil, opts); err != nil {
+		fmt.Fprintf(stderr, "zonegit-replicate pull: --primary: %v\n", err)
+		return exitUsage
+	}
+	if _, err := replicate.Plan(nil, nil, replicate.PullOptions{Zones: cfg.zones, Branches: cfg.branches, Pins: cfg.pins}); err != nil {
+		fmt.Fprintf(stderr, "zonegit-replicate pull: %v\n", err)
+		return exitUsage
+	}
+	local, err := repo.Open(cfg.repo, repo.Options{})
+	if err != nil {
+		fmt.Fprintf(stderr, "zonegit-replicate pull: %v\n", err)
+		return exitFailed
+	}
+	defer local.Close()
+	c, err := replicate.NewClientWithOptions(local, opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "zonegit-replicate pull: %v\n", err)
+		return exitUsage
+	}
+	start := time.Now()
+	progress := func(p replicate.Progress) {
+		// Only long pulls report, so short ones stay quiet.
+		if time.Since(start) > 2*time.Second {
+			fmt.Fprintf(stderr, "pull: %d/%d objects, %d bytes\n", p.Objects, p.Total, p.Bytes)
+		}
+	}
+	res, err := c.PullWith(ctx, replicate.PullOptions{Zones: cfg.zones, Branches: cfg.branches, Pins: cfg.pins, Prune: cfg.prune, Progress: progress})
+	if res != nil {
+		if cfg.json {
+			out := pullJSON{Primary: res.Primary, Objects: res.Objects, Bytes: res.Bytes, Requests: res.Requests,
+				DurationMS: res.Duration.Milliseconds(), Branches: []branchJSON{}}
+			for _, b := range res.Branches {
+				bj := branchJSON{Zone: b.Zone, Name: b.Name, Tag: b.Tag, Old: b.Old, New: b.New, Objects: b.Objects, Bytes: b.Bytes, Pruned: b.Pruned}
+				if b.Err != nil {
+					bj.Error = b.Err.Error()
+				}
+				out.Branches = append(out.Branches, bj)
+			}
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(out)
+		} else {
+			for _, b := range res.Branches {
+				what := "branch"
+				if b.Tag {
+					what = "tag"
+				}
+				switch {
+				case b.Err != nil:
+				case b.Pruned:
+					fmt.Fprintf(stdout, "%s %s/%s: pruned (was %s)\n", what, b.Zone, b.Name, short(b.Old))
+				case b.Old == b.New:
+					fmt.Fprintf(stdout, "%s %s/%s: up to date at %s\n", what, b.Zone, b.Name, short(b.New))
+				default:
+					fmt.Fprintf(stdout, "%s %s/%s: %s -> %s (%d objects)\n", what, b.Zone, b.Name, orNone(short(b.Old)), short(b.New), b.Objects)
+				}
+			}
+			fmt.Fprintf(stderr, "pulled %d objects (%d bytes) in %d requests, %s\n", res.Objects, res.Bytes, res.Requests, res.Duration.Round(time.Millisecond))
+		}
+	}
+	if err != nil {
+		var pe *replicate.PullError
+		if errors.As(err, &pe) {
+			for _, f := range pe.Failed {
+				fmt.Fprintf(stderr, "zonegit-replicate pull: %v\n", f)
+			}
+		} else {
+			fmt.Fprintf(stderr, "zonegit-replicate pull: %v\n", err)
+		}
+		return exitFailed
+	}
+	return exitOK
+}
+
+func short(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
