@@ -18,6 +18,9 @@ import (
 // amortise the round trip, small enough that a broken stream costs little.
 const batchChunk = 16384
 
+// batchStreams is how many batch responses are read at once.
+const batchStreams = 2
+
 // fatalFetch marks errors that end the whole transfer (the primary is
 // unreachable or broken), as opposed to one object's failure.
 type fatalFetch struct{ err error }
@@ -42,6 +45,7 @@ func isObjectLevel(err error) bool {
 // per-object error), or an error that ends the pull.
 func (p *puller) fetchBatch(need []int) ([]int, error) {
 	tries := map[int]int{}
+	var triesMu sync.Mutex
 	pending := need
 	stuck := 0
 	var lastErr error
@@ -50,12 +54,30 @@ func (p *puller) fetchBatch(need []int) ([]int, error) {
 			return nil, fmt.Errorf("pull canceled: %w", context.Cause(p.ctx))
 		}
 		before := p.fetchedCount()
+		var chunks [][]int
 		for start := 0; start < len(pending); start += batchChunk {
-			chunk := pending[start:min(len(pending), start+batchChunk)]
-			err := p.batchOnce(chunk, tries)
+			chunks = append(chunks, pending[start:min(len(pending), start+batchChunk)])
+		}
+		// Two streams in flight overlap the primary's reads with our
+		// verification and writes.
+		errs := make([]error, len(chunks))
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, batchStreams)
+		for k, chunk := range chunks {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				errs[k] = p.batchOnce(chunk, tries, &triesMu)
+			}()
+		}
+		wg.Wait()
+		for k, err := range errs {
 			if err == nil {
 				continue
 			}
+			chunk := chunks[k]
 			var se *StatusError
 			if errors.As(err, &se) && se.StatusCode == http.StatusNotFound {
 				// "object <hex> not in primary": fail that one object and
@@ -148,7 +170,7 @@ func (p *puller) unfetched(idx []int) []int {
 // frame that does not verify counts as a failed try for that object (it is
 // re-requested until objectAttempts); the stream itself stays usable since
 // the framing is intact.
-func (p *puller) batchOnce(chunk []int, tries map[int]int) error {
+func (p *puller) batchOnce(chunk []int, tries map[int]int, triesMu *sync.Mutex) error {
 	req := BatchRequest{Hashes: make([]string, len(chunk))}
 	for k, i := range chunk {
 		req.Hashes[k] = p.idx.hashes[i].String()
@@ -189,10 +211,13 @@ func (p *puller) batchOnce(chunk []int, tries map[int]int) error {
 			if !errors.Is(err, repo.ErrHashMismatch) {
 				return &fatalFetch{err}
 			}
+			triesMu.Lock()
 			tries[i]++
-			if tries[i] >= objectAttempts {
+			n := tries[i]
+			triesMu.Unlock()
+			if n >= objectAttempts {
 				p.mu.Lock()
-				p.fail(i, fmt.Errorf("%w (from %s, %d tries)", err, url, tries[i]))
+				p.fail(i, fmt.Errorf("%w (from %s, %d tries)", err, url, n))
 				p.mu.Unlock()
 			}
 		}
