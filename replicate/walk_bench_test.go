@@ -70,11 +70,11 @@ func benchWalk(b *testing.B, r *repo.Repo, root, known repo.Hash, cached bool) {
 // and its parent.
 func incrementalRepo(b *testing.B, records, fanout, history int) (*repo.Repo, repo.Hash, repo.Hash) {
 	b.Helper()
-	r, err := repo.Open(b.TempDir(), repo.Options{})
+	dir := b.TempDir()
+	r, err := repo.Open(dir, repo.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { r.Close() })
 	const zone = "example.com."
 	tip, err := repotest.Synthetic(r, repotest.SyntheticOptions{Zone: zone, N: records, Fanout: fanout})
 	if err != nil {
@@ -92,5 +92,14 @@ func incrementalRepo(b *testing.B, records, fanout, history int) (*repo.Repo, re
 			b.Fatal(err)
 		}
 	}
+	// Serve it as serve does: closed by the writer, re-opened read-only,
+	// so no compaction left over from the build competes with the walk.
+	if err := r.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if r, err = repo.Open(dir, repo.Options{ReadOnly: true}); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { r.Close() })
 	return r, tip, prev
 }
