@@ -94,9 +94,11 @@ func (r *ReplicaResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			"applied and, with `prune`, branches the primary no longer has removed. The apply pulls exactly those " +
 			"hashes, even if the primary moved after the plan, so the result always equals the plan. When nothing " +
 			"changed on the primary the plan is empty.\n\n" +
-			"The replica is an ordinary zonegit repository directory: a zonegit daemon can serve it (read-only) " +
-			"while Terraform updates it. Only one writer may hold it at a time; a second apply or " +
-			"`zonegit-replicate pull` on the same path fails fast.",
+			"Updates plan from the primary's refs as read during refresh, which the saved plan carries into the " +
+			"apply. A replica being created has no refresh: if the primary moves between that plan and its apply, " +
+			"Terraform stops with an inconsistent-plan error before anything is pulled; plan and apply again.\n\n" +
+			"The replica is an ordinary zonegit repository directory that a zonegit daemon can serve. Only one " +
+			"writer may hold it at a time; a second apply or `zonegit-replicate pull` on the same path fails fast.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				MarkdownDescription: "The absolute path of the replica directory.",
