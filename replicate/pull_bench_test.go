@@ -114,3 +114,21 @@ func BenchmarkPullIncremental(b *testing.B) {
 func repotestSetA(r *repo.Repo, i int) (repo.Hash, error) {
 	return setA(r, "bench.test.", "main", "h"+strconv.Itoa(i%1000), byte(i))
 }
+
+// TestBuildBenchPrimary writes a synthetic flat zone of
+// ZONEGIT_BENCH_RECORDS records into the directory named by
+// ZONEGIT_BUILD_PRIMARY, for measuring a pull in a separate process (the
+// RSS target: `zonegit-replicate serve` on it, then `zonegit-replicate pull`
+// under /usr/bin/time -v). Skipped unless the variable is set.
+func TestBuildBenchPrimary(t *testing.T) {
+	dir := os.Getenv("ZONEGIT_BUILD_PRIMARY")
+	if dir == "" {
+		t.Skip("set ZONEGIT_BUILD_PRIMARY to build a benchmark primary")
+	}
+	r, err := repo.Open(dir, repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	mustSynthetic(t, r, "bench.test.", "main", benchRecords())
+}
