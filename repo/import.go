@@ -140,6 +140,22 @@ func (r *Repo) Import(ctx context.Context, opts ImportOptions) (*ImportResult, e
 		return nil, err
 	}
 
+	// On an existing branch, hash the new tree without writing first: a
+	// re-import of unchanged content then costs no writes at all (writing a
+	// million objects again would also churn Badger's compactions).
+	if !tip.IsZero() {
+		root, err := z.build(ctx, nil)
+		if err != nil {
+			return nil, err
+		}
+		if root == tipTree {
+			return &ImportResult{
+				Zone: zone, Branch: branch, Commit: tip, Tree: root, Parent: tip,
+				RRsets: z.rrsets, Blobs: z.blobs, Trees: z.trees, Objects: 1 + z.blobs + z.trees,
+			}, nil
+		}
+	}
+
 	b, err := r.NewBatch()
 	if err != nil {
 		return nil, err
@@ -158,10 +174,6 @@ func (r *Repo) Import(ctx context.Context, opts ImportOptions) (*ImportResult, e
 		Zone: zone, Branch: branch, Tree: root, Parent: tip,
 		RRsets: z.rrsets, Blobs: z.blobs, Trees: z.trees,
 		Objects: 1 + z.blobs + z.trees,
-	}
-	if !tip.IsZero() && root == tipTree {
-		res.Commit = tip
-		return res, nil
 	}
 
 	msg := opts.Message
@@ -595,7 +607,7 @@ func (z *zoneData) check() error {
 // RRset's first appearance in the file.
 func (z *zoneData) firstLine(i int) int32 {
 	line := z.recs[i].line
-	for k := i + 1; k < z.rrsetEnd(i); k++ {
+	for k, end := i+1, z.rrsetEnd(i); k < end; k++ {
 		line = min(line, z.recs[k].line)
 	}
 	return line
@@ -618,11 +630,13 @@ type frame struct {
 	subs, leaves []TreeEntry
 }
 
-// build writes every blob and tree into b and returns the root tree's hash.
+// build writes every blob and tree into b (only hashes them when b is nil)
+// and returns the root tree's hash.
 // RRsets are visited in path order, so each tree is complete when the walk
 // leaves its path and is encoded then: memory holds one path of open trees
 // (plus the root's entries), never the whole tree.
 func (z *zoneData) build(ctx context.Context, b *Batch) (Hash, error) {
+	z.blobs, z.trees = 0, 0
 	// The root's subtree entries are the bulk of a flat zone's memory;
 	// sizing them once avoids the copies of a growing slice.
 	stack := []*frame{{subs: make([]TreeEntry, 0, z.rootLabels+16)}}
@@ -698,7 +712,7 @@ func (z *zoneData) build(ctx context.Context, b *Batch) (Hash, error) {
 		if err != nil {
 			return ZeroHash, z.zoneErr(int(z.firstLine(i)), owner+" "+dns.Type(r.typ).String(), "%v", err)
 		}
-		h, err := b.PutObject(KindBlob, payload)
+		h, err := z.put(b, KindBlob, payload)
 		if err != nil {
 			return ZeroHash, fmt.Errorf("import %s: store blob: %w", z.file, err)
 		}
@@ -709,8 +723,11 @@ func (z *zoneData) build(ctx context.Context, b *Batch) (Hash, error) {
 	}
 	// Every blob is written; release the records before the largest
 	// trees (the root of a flat zone) are encoded. The path keys stay:
-	// the open frames' labels point into them.
-	z.recs, z.rdata = nil, nil
+	// the open frames' labels point into them. A hashing-only pass keeps
+	// them for the writing pass that may follow.
+	if b != nil {
+		z.recs, z.rdata = nil, nil
+	}
 	for len(stack) > 1 {
 		if err := closeTop(); err != nil {
 			return ZeroHash, err
@@ -732,10 +749,19 @@ func (z *zoneData) writeTree(b *Batch, f *frame) (Hash, error) {
 	if err != nil {
 		return ZeroHash, fmt.Errorf("import %s: tree %q: %w", z.file, f.label, err)
 	}
-	h, err := b.PutObject(KindTree, payload)
+	h, err := z.put(b, KindTree, payload)
 	if err != nil {
 		return ZeroHash, fmt.Errorf("import %s: store tree: %w", z.file, err)
 	}
 	z.trees++
 	return h, nil
+}
+
+// put stores an object through the batch, or only hashes it when b is nil
+// (the hashing-only pass of a re-import).
+func (z *zoneData) put(b *Batch, kind Kind, payload []byte) (Hash, error) {
+	if b == nil {
+		return HashObject(kind, payload), nil
+	}
+	return b.PutObject(kind, payload)
 }
