@@ -154,9 +154,9 @@ func (it fsckItem) name() string {
 	return string(it.want) + " " + it.hash.Short()
 }
 
-func (rep *FsckReport) add(p FsckProblem) {
-	if len(rep.Problems) < maxFsckProblems {
-		rep.Problems = append(rep.Problems, p)
+func (f *FsckReport) add(p FsckProblem) {
+	if len(f.Problems) < maxFsckProblems {
+		f.Problems = append(f.Problems, p)
 	}
 }
 
@@ -172,39 +172,49 @@ func (r *Repo) fsckObject(txn *badger.Txn, rep *FsckReport, ref string, h Hash, 
 		return nil, fmt.Errorf("read object %s: %w", h, err)
 	}
 	var links []Link
+	var prob *FsckProblem
 	err = item.Value(func(v []byte) error {
-		kind, payload, err := decodeObjectValue(h, v)
-		if err != nil {
-			rep.add(FsckProblem{Ref: ref, Hash: h, Kind: "undecodable", Detail: err.Error()})
-			return nil
-		}
-		if got := HashObject(kind, payload); got != h {
-			rep.add(FsckProblem{Ref: ref, Hash: h, Kind: "hash mismatch",
-				Detail: fmt.Sprintf("stored %s of %d bytes hashes to %s", kind, len(payload), got)})
-			return nil
-		}
-		if want == "" && kind != KindCommit && kind != KindTag || want != "" && kind != want {
-			w := string(want)
-			if w == "" {
-				w = "commit or tag"
-			}
-			rep.add(FsckProblem{Ref: ref, Hash: h, Kind: "wrong kind",
-				Detail: fmt.Sprintf("is a %s, %s expects a %s", kind, from, w)})
-			return nil
-		}
-		// Links decodes trees, commits and tags strictly; Validate covers
-		// the kinds without links.
-		if kind == KindBlob || kind == KindSymref {
-			err = Validate(kind, payload)
-		} else {
-			links, err = Links(kind, payload)
-		}
-		if err != nil {
-			rep.add(FsckProblem{Ref: ref, Hash: h, Kind: "undecodable", Detail: err.Error()})
-		}
+		links, prob = checkObjectValue(h, v, want, from)
 		return nil
 	})
+	if prob != nil {
+		prob.Ref = ref
+		rep.add(*prob)
+	}
 	return links, err
+}
+
+// checkObjectValue verifies one stored value: kind prefix, hash, the kind
+// the referrer expects, strict decoding. It returns the object's links, or
+// the problem found.
+func checkObjectValue(h Hash, v []byte, want Kind, from string) ([]Link, *FsckProblem) {
+	kind, payload, err := decodeObjectValue(h, v)
+	if err != nil {
+		return nil, &FsckProblem{Hash: h, Kind: "undecodable", Detail: err.Error()}
+	}
+	if got := HashObject(kind, payload); got != h {
+		return nil, &FsckProblem{Hash: h, Kind: "hash mismatch",
+			Detail: fmt.Sprintf("stored %s of %d bytes hashes to %s", kind, len(payload), got)}
+	}
+	if want == "" && kind != KindCommit && kind != KindTag || want != "" && kind != want {
+		w := string(want)
+		if w == "" {
+			w = "commit or tag"
+		}
+		return nil, &FsckProblem{Hash: h, Kind: "wrong kind", Detail: fmt.Sprintf("is a %s, %s expects a %s", kind, from, w)}
+	}
+	// Links decodes trees, commits and tags strictly; Validate covers the
+	// kinds without links.
+	var links []Link
+	if kind == KindBlob || kind == KindSymref {
+		err = Validate(kind, payload)
+	} else {
+		links, err = Links(kind, payload)
+	}
+	if err != nil {
+		return nil, &FsckProblem{Hash: h, Kind: "undecodable", Detail: err.Error()}
+	}
+	return links, nil
 }
 
 func clipBytes(b []byte) []byte {

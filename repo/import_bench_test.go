@@ -39,7 +39,9 @@ func writeZone(tb testing.TB, dir, name string, body func(*bufio.Writer)) string
 		tb.Fatal(err)
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
-	w.WriteString("$ORIGIN bench.test.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 7200 3600 1209600 300\n@ IN NS ns1\n")
+	if _, err := w.WriteString("$ORIGIN bench.test.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 7200 3600 1209600 300\n@ IN NS ns1\n"); err != nil {
+		tb.Fatal(err)
+	}
 	body(w)
 	if err := w.Flush(); err != nil {
 		tb.Fatal(err)
