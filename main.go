@@ -13,10 +13,9 @@ import (
 	"github.com/zonegit/terraform-provider-zonegit/provider"
 )
 
-// Generate the documentation in docs/ from the schema, examples/ and
-// templates/. tfplugindocs needs a Terraform CLI on PATH (it never downloads
-// one here because --tf-version is not given).
-//go:generate go tool tfplugindocs generate --provider-name zonegit
+// Generate the documentation in docs/ from the schema and examples/ with
+// tfplugindocs, offline, using Terraform or OpenTofu (see tools/gen-docs.sh).
+//go:generate bash tools/gen-docs.sh
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"

@@ -17,7 +17,11 @@ first=false
 export CHECKPOINT_DISABLE=1
 
 kind() {
-	if "$1" version 2>/dev/null | grep -q OpenTofu; then echo tofu; else echo terraform; fi
+	# Not `| grep -q`: under pipefail grep's early exit would make the pipeline fail (SIGPIPE)
+	# and class OpenTofu as Terraform.
+	local v
+	v="$("$1" version 2>/dev/null || true)"
+	if [[ $v == *OpenTofu* ]]; then echo tofu; else echo terraform; fi
 }
 
 emit() {
