@@ -446,7 +446,7 @@ func (z *zoneData) add(rr dns.RR, line int, buf []byte) error {
 		off := len(z.keyArena)
 		z.keyArena = appendPathKey(z.keyArena, owner, z.zone)
 		n := len(z.keyArena) - off
-		if n > 255 || len(z.keyArena) > math.MaxUint32 {
+		if n > 255 || uint64(len(z.keyArena)) > math.MaxUint32 {
 			return z.zoneErr(line, name, "zone too large to import in one piece")
 		}
 		r.keyOff, r.keyLen = uint32(off), uint8(n)
@@ -460,7 +460,7 @@ func (z *zoneData) add(rr dns.RR, line int, buf []byte) error {
 	if rdlen == 0 {
 		return z.zoneErr(line, name, "record has no data")
 	}
-	if len(z.rdata)+rdlen > math.MaxUint32 {
+	if uint64(len(z.rdata)+rdlen) > math.MaxUint32 {
 		return z.zoneErr(line, name, "zone too large to import in one piece (over 4 GiB of record data)")
 	}
 	r.rdOff, r.rdLen = uint32(len(z.rdata)), uint16(rdlen)
