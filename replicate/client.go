@@ -74,6 +74,12 @@ type PullOptions struct {
 	// Prune deletes local branches, within the selection, that the primary
 	// no longer has (pinned branches are never pruned).
 	Prune bool
+	// PinsOnly makes the pinned branches the only targets: branches the
+	// primary advertises without a pin are left alone (Zones and Branches
+	// then only bound what Prune may delete). Terraform's apply uses it to
+	// move exactly the branches the plan showed, even if the primary grew a
+	// new branch after the plan.
+	PinsOnly bool
 	// Progress, when set, is called as objects arrive (for long pulls).
 	Progress func(Progress)
 }
@@ -261,7 +267,7 @@ func (c *Client) refsInfo(ctx context.Context, tr *transport) (*RefsInfo, error)
 	if err != nil {
 		return nil, err
 	}
-	defer drain(resp.Body)
+	defer drain(resp)
 	if ct := resp.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return nil, fmt.Errorf("GET %s%s/refs: content type %q, want application/json (is this a zonegit primary?)", tr.base, BasePath, clipStr(ct))
 	}

@@ -205,3 +205,25 @@ func TestPlanValidation(t *testing.T) {
 		t.Errorf("pruned branch in Refs: %v", refsMap)
 	}
 }
+
+// With PinsOnly, a branch the primary advertises without a pin is not a
+// target (the apply of a reviewed plan must not pick up a branch created
+// after the plan), but it still counts as advertised, so it is not pruned.
+func TestPlanPinsOnly(t *testing.T) {
+	h1, h2 := strings.Repeat("ab", 32), strings.Repeat("cd", 32)
+	refs := &RefsResponse{Branches: []Branch{
+		{Zone: "example.com.", Name: "main", Hash: h1},
+		{Zone: "example.com.", Name: "new", Hash: h1},
+	}}
+	local := []repo.Ref{{Zone: "example.com.", Name: "new"}, {Zone: "example.com.", Name: "gone"}}
+	p, err := Plan(refs, local, PullOptions{PinsOnly: true, Prune: true, Pins: map[string]string{"example.com./main": h2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Targets) != 1 || p.Targets[0].Name != "main" || p.Targets[0].Hash != h2 || !p.Targets[0].Pinned {
+		t.Errorf("targets %+v, want only the pinned main at %s", p.Targets, h2[:12])
+	}
+	if len(p.Prune) != 1 || p.Prune[0].Name != "gone" {
+		t.Errorf("prune %+v, want only gone", p.Prune)
+	}
+}

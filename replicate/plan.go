@@ -168,7 +168,7 @@ func Plan(primary *RefsResponse, local []repo.Ref, opts PullOptions) (*PullPlan,
 			advertised[key] = true
 			continue // the pin decides; the advertised tip does not matter
 		}
-		if !selected(b.Zone, b.Name) {
+		if !selected(b.Zone, b.Name) || opts.PinsOnly {
 			advertised[key] = true
 			continue
 		}

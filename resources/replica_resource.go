@@ -589,10 +589,11 @@ func (r *ReplicaResource) apply(ctx context.Context, plan *replicaResourceModel)
 		return nil, false, diags
 	}
 
-	// Pin every selected branch to its planned hash, so a primary that moved
-	// after the plan changes nothing; branches the plan drops are left to
-	// prune.
+	// Pin every selected branch to its planned hash and move nothing else,
+	// so a primary that moved (or grew a branch) after the plan changes
+	// nothing; branches the plan drops are left to prune.
 	pull := sel.pullOptions()
+	pull.PinsOnly = true
 	pull.Pins = map[string]string{}
 	for key, hash := range planned {
 		if sel.selects(key) {
