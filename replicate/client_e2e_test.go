@@ -28,7 +28,7 @@ func newPrimary(t testing.TB, v0 bool, wrap func(http.Handler) http.Handler) *pr
 	t.Helper()
 	p := &primary{repo: openRepo(t, t.TempDir()), stats: &replicate.ServerStats{}}
 	p.srv = &replicate.Server{SnapshotFn: func() (*repo.Repo, error) { return p.repo, nil }, V0Only: v0, Stats: p.stats}
-	var h http.Handler = p.srv.Handler()
+	h := p.srv.Handler()
 	if wrap != nil {
 		h = wrap(h)
 	}

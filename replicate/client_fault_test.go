@@ -166,7 +166,7 @@ func TestFaultNoRetryOn4xx(t *testing.T) {
 	c := newClient(t, p.url(), local, nil)
 	_, err := c.PullWith(context.Background(), replicate.PullOptions{})
 	var se *replicate.StatusError
-	if !errors.As(err, &se) || se.StatusCode != 401 || f.count("/v0/refs") != 1 {
+	if !errors.As(err, &se) || se.StatusCode != http.StatusUnauthorized || f.count("/v0/refs") != 1 {
 		t.Fatalf("401: %v after %d tries", err, f.count("/v0/refs"))
 	}
 	want := "GET " + p.url() + "/v0/refs: 401 Unauthorized: check the token"
@@ -208,8 +208,10 @@ func TestFaultMidBody(t *testing.T) {
 				}
 				func() {
 					defer func() {
-						if v := recover(); v != nil && v != http.ErrAbortHandler {
-							panic(v)
+						if v := recover(); v != nil {
+							if err, ok := v.(error); !ok || !errors.Is(err, http.ErrAbortHandler) {
+								panic(v)
+							}
 						}
 					}()
 					p := &cutAfter{ResponseWriter: w, limit: limit}

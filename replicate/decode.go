@@ -69,7 +69,7 @@ func decodeWalk(r io.Reader, fn func(repo.Hash)) error {
 		if errors.Is(err, errTooLarge) {
 			return fmt.Errorf("walk response larger than %d MiB", maxWalkBytes>>20)
 		}
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
 		return fmt.Errorf("decoding walk response: %w", err)
@@ -126,7 +126,7 @@ func decodeWalk(r io.Reader, fn func(repo.Hash)) error {
 	if _, err := dec.Token(); err != nil { // '}'
 		return wrap(err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		if err == nil {
 			err = errors.New("trailing data after the JSON object")
 		}
@@ -158,9 +158,9 @@ func (f *frameReader) next() (repo.Hash, repo.Kind, []byte, error) {
 	line, err := f.br.ReadSlice('\n')
 	if err != nil {
 		switch {
-		case err == io.EOF && len(line) == 0:
+		case errors.Is(err, io.EOF) && len(line) == 0:
 			return h, "", nil, io.EOF
-		case err == io.EOF:
+		case errors.Is(err, io.EOF):
 			return h, "", nil, fmt.Errorf("batch stream truncated in a frame header: %w", io.ErrUnexpectedEOF)
 		case errors.Is(err, bufio.ErrBufferFull):
 			return h, "", nil, fmt.Errorf("batch frame header longer than %d bytes", maxFrameHeader)

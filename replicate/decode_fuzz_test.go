@@ -35,7 +35,7 @@ func TestFrameReader(t *testing.T) {
 	var n int
 	for {
 		h, kind, payload, err := fr.next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
@@ -63,7 +63,7 @@ func TestFrameReader(t *testing.T) {
 		for err == nil {
 			_, _, _, err = fr.next()
 		}
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
@@ -82,7 +82,7 @@ func FuzzBatchFrames(f *testing.F) {
 		for {
 			h, kind, payload, err := fr.next()
 			if err != nil {
-				if err == io.EOF && !bytes.Equal(rebuilt, data) && !bytes.EqualFold(rebuilt, data) {
+				if errors.Is(err, io.EOF) && !bytes.Equal(rebuilt, data) && !bytes.EqualFold(rebuilt, data) {
 					t.Fatalf("clean EOF but consumed %q of %q", rebuilt, data)
 				}
 				return

@@ -120,7 +120,7 @@ func (p *puller) fetchBatch(need []int) ([]int, error) {
 			return next, nil
 		}
 		if len(next) > 0 && stuck > 0 {
-			if err := sleepCtx(p.ctx, backoff(p.c.opts.RetryMinDelay, p.c.opts.RetryMaxDelay, stuck-1, nil)); err != nil {
+			if !sleepCtx(p.ctx, backoff(p.c.opts.RetryMinDelay, p.c.opts.RetryMaxDelay, stuck-1, nil)) {
 				return nil, fmt.Errorf("pull canceled: %w", context.Cause(p.ctx))
 			}
 		}
@@ -188,11 +188,11 @@ func (p *puller) batchOnce(chunk []int, tries map[int]int, triesMu *sync.Mutex) 
 		}
 		return err
 	}
-	defer drain(resp.Body)
+	defer drain(resp)
 	fr := newFrameReader(resp.Body, maxObjectBytes)
 	for {
 		h, kind, payload, err := fr.next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			// The count trailer is only sent after a complete stream; an
 			// aborted one may end at a frame boundary.
 			if resp.Trailer.Get(ObjectCountTrailer) == "" {
@@ -271,12 +271,18 @@ feed:
 }
 
 // fetchOne gets one object with up to objectAttempts network tries. It
-// returns an error only when the whole transfer must stop.
+// returns an error only when the whole transfer must stop. Once ctx is
+// done it gives up quietly: the transfer is ending and the caller reports
+// why.
 func (p *puller) fetchOne(ctx context.Context, i int, buf *bytes.Buffer) error {
 	var last error
 	for try := 1; try <= objectAttempts; try++ {
-		if ctx.Err() != nil {
-			return nil // the transfer is ending; the caller reports why
+		// Back off before each retry, but not past the end of ctx.
+		if try > 1 && !sleepCtx(ctx, backoff(p.c.opts.RetryMinDelay, p.c.opts.RetryMaxDelay, try-2, nil)) {
+			return nil
+		}
+		if isDone(ctx) {
+			return nil
 		}
 		kind, err := p.getObject(ctx, p.idx.hashes[i], buf)
 		if err == nil {
@@ -296,11 +302,6 @@ func (p *puller) fetchOne(ctx context.Context, i int, buf *bytes.Buffer) error {
 		if errors.As(err, &se) {
 			break // a 4xx for this object will not change
 		}
-		if try < objectAttempts {
-			if sleepCtx(ctx, backoff(p.c.opts.RetryMinDelay, p.c.opts.RetryMaxDelay, try-1, nil)) != nil {
-				return nil
-			}
-		}
 	}
 	p.mu.Lock()
 	p.fail(i, last)
@@ -319,7 +320,7 @@ func (p *puller) getObject(ctx context.Context, h repo.Hash, buf *bytes.Buffer) 
 		}
 		return "", err
 	}
-	defer drain(resp.Body)
+	defer drain(resp)
 	url := p.tr.base + path
 	kind, err := repo.ParseKind(resp.Header.Get(ObjectKindHeader))
 	if err != nil {
@@ -338,13 +339,25 @@ func (p *puller) getObject(ctx context.Context, h repo.Hash, buf *bytes.Buffer) 
 	return kind, nil
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
+// sleepCtx waits for d and reports whether it did: false means ctx ended
+// first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return ctx.Err()
+		return false
 	case <-t.C:
-		return nil
+		return true
+	}
+}
+
+// isDone reports whether ctx has ended, without waiting.
+func isDone(ctx context.Context) bool {
+	select {
+	case <-ctx.Done():
+		return true
+	default:
+		return false
 	}
 }

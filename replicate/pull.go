@@ -400,7 +400,7 @@ func (p *puller) walk(roots []repo.Hash, known []string) ([]repo.Hash, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer drain(resp.Body)
+	defer drain(resp)
 	var out []repo.Hash
 	if err := decodeWalk(resp.Body, func(h repo.Hash) { out = append(out, h) }); err != nil {
 		return nil, fmt.Errorf("POST %s%s/objects/walk: %w", p.tr.base, BasePath, err)
@@ -637,8 +637,7 @@ func (p *puller) attribute(items []*item) {
 		}
 	}
 	memo := make([]int32, x.len()) // 0 unknown, -1 none, else root index+1
-	var rootOf func(i int) int32
-	rootOf = func(i int) int32 {
+	rootOf := func(i int) int32 {
 		// Iterative: parent chains can be as long as the history.
 		var path []int
 		r := int32(-1)

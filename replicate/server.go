@@ -80,11 +80,11 @@ type Server struct {
 // reader wraps a snapshot reader with the large-object cache.
 func (s *Server) reader(rd repo.Reader) repo.Reader {
 	s.cacheOnce.Do(func() {
-		max := s.CacheBytes
-		if max == 0 {
-			max = 128 << 20
+		budget := s.CacheBytes
+		if budget == 0 {
+			budget = 128 << 20
 		}
-		s.cache = newBigObjectCache(max, 256<<10)
+		s.cache = newBigObjectCache(budget, 256<<10)
 	})
 	if s.cache.disabled {
 		return rd
@@ -274,6 +274,15 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, code int, msg stri
 	http.Error(w, msg, code)
 }
 
+// sendFailed notes a response body that could not be written. The status
+// is already sent, so there is nobody left to tell but the log: this is
+// usually a client that went away, hence Debug.
+func (s *Server) sendFailed(r *http.Request, err error) {
+	if s.Logger != nil {
+		s.Logger.Debug("replicate server: response not sent", "method", r.Method, "path", clipPath(r.URL.Path), "error", err.Error())
+	}
+}
+
 func clipPath(p string) string {
 	if len(p) > 100 {
 		return p[:100] + "…"
@@ -311,7 +320,9 @@ func (s *Server) handleBanner(w http.ResponseWriter, r *http.Request) {
 		b = defaultBanner
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	io.WriteString(w, b)
+	if _, err := io.WriteString(w, b); err != nil {
+		s.sendFailed(r, err)
+	}
 }
 
 func (s *Server) handleRefs(w http.ResponseWriter, r *http.Request) {
@@ -341,7 +352,9 @@ func (s *Server) handleRefs(w http.ResponseWriter, r *http.Request) {
 		h.Set(CapabilitiesHeader, s.Capabilities())
 		h.Set("Cache-Control", "no-cache")
 	}
-	w.Write(buf.Bytes())
+	if _, err := w.Write(buf.Bytes()); err != nil {
+		s.sendFailed(r, err)
+	}
 }
 
 func (s *Server) refs(rp *repo.Repo) (*RefsResponse, error) {
@@ -449,7 +462,9 @@ func (s *Server) handleObject(w http.ResponseWriter, r *http.Request) {
 		s.Stats.ObjectsServed.Add(1)
 		s.Stats.BytesServed.Add(int64(len(payload)))
 	}
-	w.Write(payload)
+	if _, err := w.Write(payload); err != nil {
+		s.sendFailed(r, err)
+	}
 }
 
 func etag(h repo.Hash) string { return `"` + h.String() + `"` }
@@ -626,8 +641,18 @@ func (s *Server) handleWalk(w http.ResponseWriter, r *http.Request) {
 		s.Logger.Debug("replicate server: walk", "roots", len(roots), "known", len(known), "missing", st.Missing, "visited", st.Visited(), "duration", time.Since(start).String())
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if err := writeMissing(w, missing); err != nil {
+		s.sendFailed(r, err)
+	}
+}
+
+// writeMissing writes a walk answer, {"missing":["<hex>",...]}, through a
+// buffer, and returns the first write error.
+func writeMissing(w io.Writer, missing []repo.Hash) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
-	bw.WriteString(`{"missing":[`)
+	if _, err := bw.WriteString(`{"missing":[`); err != nil {
+		return err
+	}
 	var buf [66]byte
 	for i, h := range missing {
 		b := buf[:0]
@@ -637,10 +662,14 @@ func (s *Server) handleWalk(w http.ResponseWriter, r *http.Request) {
 		b = append(b, '"')
 		b = hex.AppendEncode(b, h[:])
 		b = append(b, '"')
-		bw.Write(b)
+		if _, err := bw.Write(b); err != nil {
+			return err
+		}
 	}
-	bw.WriteString("]}\n")
-	bw.Flush()
+	if _, err := bw.WriteString("]}\n"); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
 
 func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -81,6 +82,11 @@ func dumpServer(t *testing.T, s *Server) (*httptest.Server, *repotest.Dump, *rep
 	return ts, d, r
 }
 
+// do sends one request and returns the response together with its whole
+// body, which it has already read and closed: callers only look at the
+// status and headers of the returned response.
+//
+//bodyclose:handled
 func do(t *testing.T, method, url string, body io.Reader, hdr ...string) (*http.Response, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, body)
@@ -526,7 +532,7 @@ func readFrames(t *testing.T, body io.Reader) []frame {
 	var out []frame
 	for {
 		line, err := br.ReadString('\n')
-		if err == io.EOF && line == "" {
+		if errors.Is(err, io.EOF) && line == "" {
 			return out
 		}
 		if err != nil {

@@ -137,7 +137,7 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	if n > 0 {
 		b.timer.Reset(b.timeout)
 	}
-	if err != nil && err != io.EOF {
+	if err != nil && !errors.Is(err, io.EOF) {
 		if cause := context.Cause(b.ctx); errors.Is(cause, errStalled) {
 			err = cause
 		}
@@ -336,7 +336,7 @@ func (t *transport) do(ctx context.Context, method, path string, body []byte, co
 	resp, err := t.rc.Do(req)
 	if err != nil {
 		if resp != nil {
-			drain(resp.Body)
+			drain(resp)
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return nil, fmt.Errorf("%s %s: %w", method, u, context.Cause(ctx))
@@ -344,7 +344,7 @@ func (t *transport) do(ctx context.Context, method, path string, body []byte, co
 		return nil, fmt.Errorf("%s %s: unreachable: %w", method, u, unwrapURLError(err))
 	}
 	if resp.StatusCode/100 != 2 {
-		defer drain(resp.Body)
+		defer drain(resp)
 		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		return nil, &StatusError{Method: method, URL: u, StatusCode: resp.StatusCode,
 			Status: statusText(resp), Body: printable(snippet)}
@@ -369,11 +369,12 @@ func unwrapURLError(err error) error {
 	return err
 }
 
-// drain reads a little of what is left so the connection can be reused,
-// then closes the body.
-func drain(rc io.ReadCloser) {
-	_, _ = io.Copy(io.Discard, io.LimitReader(rc, 64<<10))
-	_ = rc.Close()
+// drain reads a little of what is left of resp's body so the connection
+// can be reused, then closes the body. It takes the response rather than
+// its body so that bodyclose can see that `defer drain(resp)` closes it.
+func drain(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
 }
 
 // printable makes an error body safe to quote: one line, clipped, control

@@ -308,22 +308,22 @@ func (w *walker) addKnown(h repo.Hash) error {
 		}
 		switch kind {
 		case repo.KindCommit:
-			n, err := w.newCommitNode(h, payload)
-			if err != nil {
-				return nil // undecodable known commit: ignore it, superset is allowed
+			// An undecodable known commit is ignored: a superset is allowed.
+			if n, err := w.newCommitNode(h, payload); err == nil {
+				n.payload = nil
+				w.knownTips = append(w.knownTips, n)
+				n.src = len(w.knownTips)
+				w.paintNode(n, fromKnown)
 			}
-			n.payload = nil
-			w.knownTips = append(w.knownTips, n)
-			n.src = len(w.knownTips)
-			w.paintNode(n, fromKnown)
 			return nil
 		case repo.KindTag:
 			w.knownObj[h] = struct{}{}
-			t, err := repo.DecodeTag(payload)
-			if err != nil {
-				return nil
+			// An undecodable known tag ends the peel (zero h), as a
+			// superset is allowed; otherwise go on with its object.
+			h = repo.Hash{}
+			if t, err := repo.DecodeTag(payload); err == nil {
+				h = t.Object
 			}
-			h = t.Object
 		default:
 			w.knownObj[h] = struct{}{}
 			return nil
