@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -39,8 +38,7 @@ type pullConfig struct {
 }
 
 func parsePullFlags(args []string, stderr io.Writer) (*pullConfig, error) {
-	fs := flag.NewFlagSet("pull", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("pull", stderr)
 	c := &pullConfig{pins: map[string]string{}}
 	var pins repeatedFlag
 	fs.StringVar(&c.primary, "primary", "", "primary URL, http(s)://host:port (required)")
@@ -54,16 +52,10 @@ func parsePullFlags(args []string, stderr io.Writer) (*pullConfig, error) {
 	fs.BoolVar(&c.v0Only, "v0-only", false, "ignore the primary's extensions (plain v0 protocol)")
 	fs.DurationVar(&c.timeout, "request-timeout", 30*time.Second, "per-request timeout")
 	fs.IntVar(&c.concurrency, "concurrency", 8, "parallel object GETs against a v0 primary")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args, "primary", "repo"); err != nil {
 		return nil, err
 	}
 	switch {
-	case fs.NArg() > 0:
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	case c.primary == "":
-		return nil, errors.New("--primary is required")
-	case c.repo == "":
-		return nil, errors.New("--repo is required")
 	case c.timeout <= 0:
 		return nil, fmt.Errorf("--request-timeout %s: must be positive", c.timeout)
 	case c.concurrency <= 0:
@@ -80,22 +72,6 @@ func parsePullFlags(args []string, stderr io.Writer) (*pullConfig, error) {
 		c.pins[k] = v
 	}
 	return c, nil
-}
-
-// clientToken reads a token file, trimming the trailing newline editors add.
-func clientToken(path string) (string, error) {
-	if path == "" {
-		return "", nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("token file: %w", err)
-	}
-	tok := strings.TrimSpace(string(b))
-	if tok == "" {
-		return "", fmt.Errorf("token file %s is empty", path)
-	}
-	return tok, nil
 }
 
 // pullJSON is the --json shape of a pull result.
@@ -122,12 +98,8 @@ type branchJSON struct {
 
 func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg, err := parsePullFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "zonegit-replicate pull: %v\n", err)
-		return exitUsage
+		return parseFailed(stderr, "pull", err)
 	}
 	// A pull's memory is mostly Badger's caches and the object index; a
 	// soft limit keeps the garbage collector from letting the heap double
