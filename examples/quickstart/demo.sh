@@ -60,7 +60,7 @@ else
 	echo "neither terraform nor tofu is on PATH; building OpenTofu (a few minutes, cached)"
 	tf="$(bash "$root/tools/install-tofu.sh")"
 fi
-"$tf" version | head -n1
+"$tf" version | sed -n 1p # sed reads everything: no SIGPIPE under pipefail
 
 step "Building the provider and zonegit-replicate"
 mkdir -p "$work/bin"
@@ -82,7 +82,7 @@ step "Starting the primary"
 server_pid=$!
 url=""
 for _ in $(seq 1 100); do
-	url="$(sed -n 's/.*serving .* on \(https\{0,1\}:\/\/[0-9.:]*\).*/\1/p' "$work/serve.log" | head -n1)"
+	url="$(sed -n 's/.*serving .* on \(https\{0,1\}:\/\/[0-9.:]*\).*/\1/p' "$work/serve.log" | sed -n 1p)"
 	[[ -n $url ]] && break
 	if ! kill -0 "$server_pid" 2>/dev/null; then
 		cat "$work/serve.log" >&2
