@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 
@@ -21,19 +19,12 @@ type fsckConfig struct {
 }
 
 func parseFsckFlags(args []string, stderr io.Writer) (*fsckConfig, error) {
-	fs := flag.NewFlagSet("fsck", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("fsck", stderr)
 	c := &fsckConfig{}
 	fs.StringVar(&c.repo, "repo", "", "repository directory to check, opened read-only (required)")
 	fs.BoolVar(&c.json, "json", false, "print the report as JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args, "repo"); err != nil {
 		return nil, err
-	}
-	switch {
-	case fs.NArg() > 0:
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	case c.repo == "":
-		return nil, errors.New("--repo is required")
 	}
 	return c, nil
 }
@@ -56,17 +47,12 @@ type fsckJSON struct {
 
 func runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg, err := parseFsckFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "zonegit-replicate fsck: %v\n", err)
-		return exitUsage
+		return parseFailed(stderr, "fsck", err)
 	}
 	rep, err := fsckRepo(ctx, cfg.repo)
 	if err != nil {
-		fmt.Fprintf(stderr, "zonegit-replicate fsck: %v\n", err)
-		return exitFailed
+		return fail(stderr, "fsck: %v", err)
 	}
 	if cfg.json {
 		out := fsckJSON{OK: rep.OK(), Refs: rep.Refs, Objects: rep.Objects, Stored: rep.Stored,
@@ -75,8 +61,7 @@ func runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			out.Problems = append(out.Problems, fsckProblemJSON{Ref: p.Ref, Hash: p.Hash.String(), Kind: p.Kind, Detail: p.Detail})
 		}
 		if err := json.NewEncoder(stdout).Encode(out); err != nil {
-			fmt.Fprintf(stderr, "zonegit-replicate fsck: %v\n", err)
-			return exitFailed
+			return fail(stderr, "fsck: %v", err)
 		}
 	} else {
 		for _, p := range rep.Problems {

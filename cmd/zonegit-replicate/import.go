@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -23,8 +21,7 @@ type importConfig struct {
 }
 
 func parseImportFlags(args []string, stderr io.Writer) (*importConfig, error) {
-	fs := flag.NewFlagSet("import", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("import", stderr)
 	c := &importConfig{}
 	fs.StringVar(&c.repo, "repo", "", "repository directory; created if absent (required)")
 	fs.StringVar(&c.zone, "zone", "", "zone name, lowercase with the trailing dot, e.g. example.com. (required)")
@@ -32,18 +29,8 @@ func parseImportFlags(args []string, stderr io.Writer) (*importConfig, error) {
 	fs.StringVar(&c.file, "file", "", "RFC 1035 zone file to import (required)")
 	fs.StringVar(&c.message, "m", "", "commit message (default \"import <file name>\")")
 	fs.BoolVar(&c.json, "json", false, "print the result as JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args, "repo", "zone", "file"); err != nil {
 		return nil, err
-	}
-	switch {
-	case fs.NArg() > 0:
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	case c.repo == "":
-		return nil, errors.New("--repo is required")
-	case c.zone == "":
-		return nil, errors.New("--zone is required")
-	case c.file == "":
-		return nil, errors.New("--file is required")
 	}
 	if err := repo.ValidateZone(c.zone); err != nil {
 		return nil, fmt.Errorf("--zone: %w", err)
@@ -67,26 +54,19 @@ type importJSON struct {
 
 func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg, err := parseImportFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "zonegit-replicate import: %v\n", err)
-		return exitUsage
+		return parseFailed(stderr, "import", err)
 	}
 	res, err := importFile(ctx, cfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "zonegit-replicate import: %v\n", err)
-		return exitFailed
+		return fail(stderr, "import: %v", err)
 	}
 	if cfg.json {
-		enc := json.NewEncoder(stdout)
-		if err := enc.Encode(importJSON{
+		if err := json.NewEncoder(stdout).Encode(importJSON{
 			Zone: res.Zone, Branch: res.Branch, Commit: res.Commit.String(), Tree: res.Tree.String(),
 			RRsets: res.RRsets, Objects: res.Objects, Changed: res.Changed,
 		}); err != nil {
-			fmt.Fprintf(stderr, "zonegit-replicate import: %v\n", err)
-			return exitFailed
+			return fail(stderr, "import: %v", err)
 		}
 		return exitOK
 	}

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"net/http/httptest"
 	"os"
@@ -33,13 +31,6 @@ func cliPrimary(t *testing.T, token string) (string, *repo.Repo) {
 	return srv.URL, r
 }
 
-func run(t *testing.T, args ...string) (int, string, string) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	code := dispatch(context.Background(), args, &out, &errb)
-	return code, out.String(), errb.String()
-}
-
 func TestPullCommand(t *testing.T) {
 	url, primary := cliPrimary(t, "s3cret")
 	tokenFile := filepath.Join(t.TempDir(), "token")
@@ -48,7 +39,7 @@ func TestPullCommand(t *testing.T) {
 	}
 	dir := filepath.Join(t.TempDir(), "replica")
 
-	code, out, errs := run(t, "pull", "--primary", url, "--repo", dir, "--token-file", tokenFile, "--zone", "example.*", "--json")
+	code, out, errs := runCLI(t, "pull", "--primary", url, "--repo", dir, "--token-file", tokenFile, "--zone", "example.*", "--json")
 	if code != exitOK {
 		t.Fatalf("pull: exit %d: %s", code, errs)
 	}
@@ -69,18 +60,18 @@ func TestPullCommand(t *testing.T) {
 
 	// Text mode, everything; then a failing pin: exit 1 naming the branch,
 	// while the rest is reported up to date.
-	code, out, errs = run(t, "pull", "--primary", url, "--repo", dir, "--token-file", tokenFile)
+	code, out, errs = runCLI(t, "pull", "--primary", url, "--repo", dir, "--token-file", tokenFile)
 	if code != exitOK || !strings.Contains(out, "branch other.test./main: (none) -> ") || !strings.Contains(out, "example.com./main: up to date") {
 		t.Fatalf("pull all: exit %d\n%s\n%s", code, out, errs)
 	}
 	bogus := strings.Repeat("ab", 32)
-	code, _, errs = run(t, "pull", "--primary", url, "--repo", dir, "--token-file", tokenFile, "--pin", "example.com./main="+bogus)
+	code, _, errs = runCLI(t, "pull", "--primary", url, "--repo", dir, "--token-file", tokenFile, "--pin", "example.com./main="+bogus)
 	if code != exitFailed || !strings.Contains(errs, "branch example.com./main: pin example.com./main="+bogus) {
 		t.Fatalf("bad pin: exit %d\n%s", code, errs)
 	}
 
 	// Without the token: exit 1 and the server's answer.
-	code, _, errs = run(t, "pull", "--primary", url, "--repo", dir)
+	code, _, errs = runCLI(t, "pull", "--primary", url, "--repo", dir)
 	if code != exitFailed || !strings.Contains(errs, "401 Unauthorized: check the token") {
 		t.Fatalf("no token: exit %d\n%s", code, errs)
 	}
@@ -103,7 +94,7 @@ func TestPullCommandUsage(t *testing.T) {
 		{[]string{"refs"}, "--primary is required"},
 		{[]string{"refs", "--primary", "x"}, `"x"`},
 	} {
-		code, _, errs := run(t, tc.args...)
+		code, _, errs := runCLI(t, tc.args...)
 		if code != exitUsage || !strings.Contains(errs, tc.want) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.args, code, errs, tc.want)
 		}
@@ -112,7 +103,7 @@ func TestPullCommandUsage(t *testing.T) {
 
 func TestRefsCommand(t *testing.T) {
 	url, primary := cliPrimary(t, "")
-	code, out, errs := run(t, "refs", "--primary", url, "--json")
+	code, out, errs := runCLI(t, "refs", "--primary", url, "--json")
 	if code != exitOK {
 		t.Fatalf("refs: exit %d: %s", code, errs)
 	}
@@ -128,11 +119,11 @@ func TestRefsCommand(t *testing.T) {
 	if len(got.Zones) != 2 || len(got.Branches) != 2 || got.Branches[1].Hash != tip.String() || len(got.Capabilities) == 0 {
 		t.Fatalf("refs --json: %+v", got)
 	}
-	code, out, _ = run(t, "refs", "--primary", url)
+	code, out, _ = runCLI(t, "refs", "--primary", url)
 	if code != exitOK || !strings.Contains(out, "branch  other.test.   main  "+tip.String()) {
 		t.Fatalf("refs table: exit %d\n%s", code, out)
 	}
-	code, _, errs = run(t, "refs", "--primary", "http://127.0.0.1:1")
+	code, _, errs = runCLI(t, "refs", "--primary", "http://127.0.0.1:1")
 	if code != exitFailed || !strings.Contains(errs, "unreachable") {
 		t.Fatalf("unreachable: exit %d %s", code, errs)
 	}

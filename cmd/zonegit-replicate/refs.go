@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strconv"
@@ -25,22 +23,16 @@ type refsConfig struct {
 }
 
 func parseRefsFlags(args []string, stderr io.Writer) (*refsConfig, error) {
-	fs := flag.NewFlagSet("refs", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("refs", stderr)
 	c := &refsConfig{}
 	fs.StringVar(&c.primary, "primary", "", "primary URL, http(s)://host:port (required)")
 	fs.StringVar(&c.tokenFile, "token-file", "", "file holding the primary's bearer token")
 	fs.BoolVar(&c.json, "json", false, "print JSON (the /v0/refs shape plus capabilities)")
 	fs.DurationVar(&c.timeout, "request-timeout", 30*time.Second, "per-request timeout")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args, "primary"); err != nil {
 		return nil, err
 	}
-	switch {
-	case fs.NArg() > 0:
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	case c.primary == "":
-		return nil, errors.New("--primary is required")
-	case c.timeout <= 0:
+	if c.timeout <= 0 {
 		return nil, fmt.Errorf("--request-timeout %s: must be positive", c.timeout)
 	}
 	return c, nil
@@ -55,40 +47,25 @@ type refsJSON struct {
 
 func runRefs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg, err := parseRefsFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "zonegit-replicate refs: %v\n", err)
-		return exitUsage
+		return parseFailed(stderr, "refs", err)
 	}
 	token, err := clientToken(cfg.tokenFile)
 	if err != nil {
-		fmt.Fprintf(stderr, "zonegit-replicate refs: %v\n", err)
-		return exitUsage
+		return failUsage(stderr, "refs: %v", err)
 	}
 	c, err := replicate.NewClientWithOptions(nil, replicate.ClientOptions{PrimaryURL: cfg.primary, Token: token,
 		RequestTimeout: cfg.timeout, UserAgent: "zonegit-replicate/" + version})
 	if err != nil {
-		fmt.Fprintf(stderr, "zonegit-replicate refs: --primary: %v\n", err)
-		return exitUsage
+		return failUsage(stderr, "refs: --primary: %v", err)
 	}
 	info, err := c.RefsInfo(ctx)
 	if err != nil {
-		fmt.Fprintf(stderr, "zonegit-replicate refs: %v\n", err)
-		return exitFailed
+		return fail(stderr, "refs: %v", err)
 	}
 	if cfg.json {
-		out := refsJSON{Zones: info.Refs.Zones, Branches: info.Refs.Branches, Tags: info.Refs.Tags, Capabilities: info.Capabilities}
-		if out.Zones == nil {
-			out.Zones = []string{}
-		}
-		if out.Branches == nil {
-			out.Branches = []replicate.Branch{}
-		}
-		if out.Capabilities == nil {
-			out.Capabilities = []string{}
-		}
+		out := refsJSON{Zones: nonNil(info.Refs.Zones), Branches: nonNil(info.Refs.Branches), Tags: info.Refs.Tags,
+			Capabilities: nonNil(info.Capabilities)}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(out)
@@ -113,6 +90,15 @@ func safeText(s string) string {
 		if r <= ' ' || r == 0x7f {
 			return strconv.Quote(s)
 		}
+	}
+	return s
+}
+
+// nonNil turns a nil list into an empty one, so --json prints [] rather
+// than null for a primary with no zones, branches or capabilities.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
 	}
 	return s
 }

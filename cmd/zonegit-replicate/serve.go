@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -31,8 +30,7 @@ type serveConfig struct {
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("serve", stderr)
 	c := &serveConfig{}
 	fs.StringVar(&c.repo, "repo", "", "repository directory to serve (required)")
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:9354", "address to listen on; port 0 picks a free port (the address is printed)")
@@ -42,14 +40,10 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.BoolVar(&c.v0Only, "v0-only", false, "behave as a plain zonegit v0 daemon (no extensions)")
 	fs.DurationVar(&c.interval, "poll", time.Second, "how often to look for new commits")
 	fs.DurationVar(&c.shutdownGracePeriod, "grace", 10*time.Second, "how long in-flight requests may finish on shutdown")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args, "repo"); err != nil {
 		return nil, err
 	}
 	switch {
-	case fs.NArg() > 0:
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	case c.repo == "":
-		return nil, errors.New("--repo is required")
 	case (c.tlsCert == "") != (c.tlsKey == ""):
 		return nil, errors.New("--tls-cert and --tls-key go together")
 	case c.interval <= 0:
@@ -60,16 +54,11 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg, err := parseServeFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "zonegit-replicate serve: %v\n", err)
-		return exitUsage
+		return parseFailed(stderr, "serve", err)
 	}
 	if err := serve(ctx, cfg, stderr); err != nil {
-		fmt.Fprintf(stderr, "zonegit-replicate serve: %v\n", err)
-		return exitFailed
+		return fail(stderr, "serve: %v", err)
 	}
 	return exitOK
 }

@@ -224,15 +224,13 @@ func TestServeUsage(t *testing.T) {
 		{"--repo", t.TempDir(), "--tls-cert", "x.pem"},
 		{"--repo", t.TempDir(), "extra"},
 	} {
-		var stderr bytes.Buffer
-		if code := dispatch(context.Background(), append([]string{"serve"}, args...), io.Discard, &stderr); code != exitUsage {
-			t.Errorf("serve %v: exit %d, want %d (%s)", args, code, exitUsage, stderr.String())
+		if code, _, errOut := runCLI(t, append([]string{"serve"}, args...)...); code != exitUsage {
+			t.Errorf("serve %v: exit %d, want %d (%s)", args, code, exitUsage, errOut)
 		}
 	}
-	var stderr bytes.Buffer
 	missing := filepath.Join(t.TempDir(), "absent")
-	if code := dispatch(context.Background(), []string{"serve", "--repo", missing, "--listen", "127.0.0.1:0"}, io.Discard, &stderr); code != exitFailed || !strings.Contains(stderr.String(), "absent") {
-		t.Errorf("missing repo: exit %d, stderr %q", code, stderr.String())
+	if code, _, errOut := runCLI(t, "serve", "--repo", missing, "--listen", "127.0.0.1:0"); code != exitFailed || !strings.Contains(errOut, "absent") {
+		t.Errorf("missing repo: exit %d, stderr %q", code, errOut)
 	}
 }
 
