@@ -119,32 +119,12 @@ const (
 	immutableCache        = "public, max-age=31536000, immutable"
 )
 
-func (s *Server) maxBody() int64 {
-	if s.MaxBodyBytes > 0 {
-		return s.MaxBodyBytes
+// orDefault returns limit when it is set (positive), else def.
+func orDefault[T int | int64](limit, def T) T {
+	if limit > 0 {
+		return limit
 	}
-	return defaultMaxBodyBytes
-}
-
-func (s *Server) maxWalkHashes() int {
-	if s.MaxWalkHashes > 0 {
-		return s.MaxWalkHashes
-	}
-	return defaultMaxWalkHashes
-}
-
-func (s *Server) maxWalkMissing() int {
-	if s.MaxWalkMissing > 0 {
-		return s.MaxWalkMissing
-	}
-	return defaultMaxWalkMissing
-}
-
-func (s *Server) maxBatchHashes() int {
-	if s.MaxBatchHashes > 0 {
-		return s.MaxBatchHashes
-	}
-	return defaultMaxBatchHashes
+	return def
 }
 
 // Capabilities is the list announced in CapabilitiesHeader ("" when
@@ -161,16 +141,16 @@ func (s *Server) Capabilities() string {
 // the same server alongside their existing /metrics endpoint by passing
 // http.DefaultServeMux or any sub-mux.
 func (s *Server) RegisterHandlers(mux *http.ServeMux) {
-	mux.Handle(BasePath+"/refs", s.wrap(s.handleRefs))
-	mux.Handle(BasePath+"/objects/walk", s.wrap(s.handleWalk))
-	mux.Handle(BasePath+"/objects/", s.wrap(s.handleObject))
+	mux.Handle(BasePath+"/refs", s.wrap(http.MethodGet, s.handleRefs))
+	mux.Handle(BasePath+"/objects/walk", s.wrap(http.MethodPost, s.handleWalk))
+	mux.Handle(BasePath+"/objects/", s.wrap(http.MethodGet, s.handleObject))
 	if !s.V0Only {
 		// In v0-only mode these paths fall through to /v0/objects/ and get
 		// the daemon's "GET only" 405, as a v0 client would expect.
-		mux.Handle(BatchPath, s.wrap(s.handleBatch))
-		mux.Handle(PackPath, s.wrap(s.handlePack))
+		mux.Handle(BatchPath, s.wrap(http.MethodPost, s.handleBatch))
+		mux.Handle(PackPath, s.wrap(http.MethodPost, s.handlePack))
 	}
-	mux.Handle(BasePath+"/", s.wrap(s.handleBanner))
+	mux.Handle(BasePath+"/", s.wrap(anyMethod, s.handleBanner))
 }
 
 // Handler returns a complete handler: the protocol endpoints and the banner
@@ -178,7 +158,7 @@ func (s *Server) RegisterHandlers(mux *http.ServeMux) {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	s.RegisterHandlers(mux)
-	mux.Handle("/", s.wrap(s.handleBanner))
+	mux.Handle("/", s.wrap(anyMethod, s.handleBanner))
 	return mux
 }
 
@@ -229,7 +209,13 @@ func (w *statusWriter) Flush() {
 	}
 }
 
-func (s *Server) wrap(h func(w http.ResponseWriter, r *http.Request)) http.Handler {
+// anyMethod is wrap's method for endpoints that answer every method.
+const anyMethod = ""
+
+// wrap adds what every endpoint does before its handler runs: counting,
+// the bearer token check (401), then the method check, whose 405 "GET
+// only" / "POST only" is the daemon's.
+func (s *Server) wrap(method string, h func(w http.ResponseWriter, r *http.Request)) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: rw}
 		if s.Stats != nil {
@@ -246,6 +232,10 @@ func (s *Server) wrap(h func(w http.ResponseWriter, r *http.Request)) http.Handl
 		if s.Token != "" && !s.authorized(r) {
 			sw.Header().Set("WWW-Authenticate", `Bearer realm="zonegit"`)
 			s.fail(sw, r, http.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
+		if method != anyMethod && r.Method != method {
+			s.fail(sw, r, http.StatusMethodNotAllowed, method+" only")
 			return
 		}
 		h(sw, r)
@@ -290,7 +280,23 @@ func clipPath(p string) string {
 	return p
 }
 
-// acquire returns the repository for one request and its release.
+// snapshot returns the repository for one request and its release. When
+// there is none it has answered, and ok is false: 503 when the source says
+// to try again later (a writer holds the directory), 500 otherwise.
+func (s *Server) snapshot(w http.ResponseWriter, r *http.Request) (rp *repo.Repo, release func(), ok bool) {
+	rp, release, err := s.acquire()
+	switch {
+	case err == nil:
+		return rp, release, true
+	case errors.Is(err, ErrSnapshotUnavailable):
+		w.Header().Set("Retry-After", "1")
+		s.fail(w, r, http.StatusServiceUnavailable, err.Error())
+	default:
+		s.fail(w, r, http.StatusInternalServerError, "open repository: "+err.Error())
+	}
+	return nil, nil, false
+}
+
 func (s *Server) acquire() (*repo.Repo, func(), error) {
 	if s.Snapshots != nil {
 		return s.Snapshots.Acquire()
@@ -300,18 +306,6 @@ func (s *Server) acquire() (*repo.Repo, func(), error) {
 	}
 	r, err := s.SnapshotFn()
 	return r, func() {}, err
-}
-
-// snapshotFailed answers when no repository handle is available: 503 when
-// the source says to try again later (a writer holds the directory), 500
-// otherwise.
-func (s *Server) snapshotFailed(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, ErrSnapshotUnavailable) {
-		w.Header().Set("Retry-After", "1")
-		s.fail(w, r, http.StatusServiceUnavailable, err.Error())
-		return
-	}
-	s.fail(w, r, http.StatusInternalServerError, "open repository: "+err.Error())
 }
 
 func (s *Server) handleBanner(w http.ResponseWriter, r *http.Request) {
@@ -326,13 +320,8 @@ func (s *Server) handleBanner(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleRefs(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet {
-		s.fail(w, r, http.StatusMethodNotAllowed, "GET only")
-		return
-	}
-	rp, release, err := s.acquire()
-	if err != nil {
-		s.snapshotFailed(w, r, err)
+	rp, release, ok := s.snapshot(w, r)
+	if !ok {
 		return
 	}
 	defer release()
@@ -415,26 +404,19 @@ func parseWireHashes(field string, in []string, out []repo.Hash) ([]repo.Hash, e
 }
 
 func (s *Server) handleObject(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet {
-		s.fail(w, r, http.StatusMethodNotAllowed, "GET only")
-		return
-	}
-	hexs := strings.TrimPrefix(r.URL.Path, BasePath+"/objects/")
-	h, err := parseWireHash(hexs)
+	h, err := parseWireHash(strings.TrimPrefix(r.URL.Path, BasePath+"/objects/"))
 	if err != nil {
 		s.fail(w, r, http.StatusBadRequest, "bad hash: "+err.Error())
 		return
 	}
 	if !s.V0Only && etagMatches(r.Header.Get("If-None-Match"), h) {
 		// Objects never change: a client holding this ETag holds the object.
-		w.Header().Set("ETag", etag(h))
-		w.Header().Set("Cache-Control", immutableCache)
+		setImmutable(w.Header(), h)
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	rp, release, err := s.acquire()
-	if err != nil {
-		s.snapshotFailed(w, r, err)
+	rp, release, ok := s.snapshot(w, r)
+	if !ok {
 		return
 	}
 	defer release()
@@ -454,20 +436,30 @@ func (s *Server) handleObject(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Content-Type", "application/octet-stream")
 	hd.Set(ObjectKindHeader, string(kind))
 	if !s.V0Only {
-		hd.Set("Cache-Control", immutableCache)
-		hd.Set("ETag", etag(h))
+		setImmutable(hd, h)
 	}
 	hd.Set("Content-Length", strconv.Itoa(len(payload)))
-	if s.Stats != nil {
-		s.Stats.ObjectsServed.Add(1)
-		s.Stats.BytesServed.Add(int64(len(payload)))
-	}
+	s.countServed(payload)
 	if _, err := w.Write(payload); err != nil {
 		s.sendFailed(r, err)
 	}
 }
 
+// setImmutable lets caches keep an object's response for good: its
+// content is its hash, so it never changes.
+func setImmutable(hd http.Header, h repo.Hash) {
+	hd.Set("Cache-Control", immutableCache)
+	hd.Set("ETag", etag(h))
+}
+
 func etag(h repo.Hash) string { return `"` + h.String() + `"` }
+
+func (s *Server) countServed(payload []byte) {
+	if s.Stats != nil {
+		s.Stats.ObjectsServed.Add(1)
+		s.Stats.BytesServed.Add(int64(len(payload)))
+	}
+}
 
 // etagMatches implements If-None-Match for one strong ETag: a list of
 // quoted tags (weak ones compare equal too, RFC 9110 §13.1.2) or "*".
@@ -489,18 +481,18 @@ func etagMatches(header string, h repo.Hash) bool {
 	return false
 }
 
-// decodeJSONBody reads one JSON value from a size-limited body. It returns
-// the status to answer with on failure.
-func (s *Server) decodeJSONBody(w http.ResponseWriter, r *http.Request, v any) (int, error) {
-	body := http.MaxBytesReader(w, r.Body, s.maxBody())
+// decodeBody reads one JSON value from the request body, at most
+// MaxBodyBytes of it.
+func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	body := http.MaxBytesReader(w, r.Body, orDefault(s.MaxBodyBytes, defaultMaxBodyBytes))
 	if err := json.NewDecoder(body).Decode(v); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return http.StatusRequestEntityTooLarge, fmt.Errorf("request body exceeds %d bytes", tooBig.Limit)
+			return &tooLargeError{fmt.Sprintf("request body exceeds %d bytes", tooBig.Limit)}
 		}
-		return http.StatusBadRequest, fmt.Errorf("decode: %w", err)
+		return fmt.Errorf("decode: %w", err)
 	}
-	return 0, nil
+	return nil
 }
 
 // ParseWalkRequest decodes and validates a walk (or pack) request body the
@@ -518,7 +510,7 @@ func ParseWalkRequest(body io.Reader, maxBytes int64, maxHashes int) (roots, kno
 
 func validateWalk(req *WalkRequest, maxHashes int) (roots, known []repo.Hash, err error) {
 	if n := len(req.Roots) + len(req.Known); n > maxHashes {
-		return nil, nil, &tooManyError{n: n, max: maxHashes}
+		return nil, nil, tooManyHashes(n, maxHashes)
 	}
 	if roots, err = parseWireHashes("roots", req.Roots, make([]repo.Hash, 0, len(req.Roots))); err != nil {
 		return nil, nil, err
@@ -541,42 +533,56 @@ func ParseBatchRequest(body io.Reader, maxBytes int64, maxHashes int) ([]repo.Ha
 
 func validateBatch(req *BatchRequest, maxHashes int) ([]repo.Hash, error) {
 	if len(req.Hashes) > maxHashes {
-		return nil, &tooManyError{n: len(req.Hashes), max: maxHashes}
+		return nil, tooManyHashes(len(req.Hashes), maxHashes)
 	}
 	return parseWireHashes("hashes", req.Hashes, make([]repo.Hash, 0, len(req.Hashes)))
 }
 
-type tooManyError struct{ n, max int }
+// tooLargeError is a request over the server's limits: 413, not 400.
+type tooLargeError struct{ msg string }
 
-func (e *tooManyError) Error() string {
-	return fmt.Sprintf("%d hashes in one request, the limit is %d: split the request", e.n, e.max)
+func (e *tooLargeError) Error() string { return e.msg }
+
+func tooManyHashes(n, limit int) error {
+	return &tooLargeError{fmt.Sprintf("%d hashes in one request, the limit is %d: split the request", n, limit)}
 }
 
-func statusFor(err error) int {
-	var tm *tooManyError
-	if errors.As(err, &tm) {
-		return http.StatusRequestEntityTooLarge
+// badRequest answers a request body that could not be read or is invalid.
+func (s *Server) badRequest(w http.ResponseWriter, r *http.Request, err error) {
+	code := http.StatusBadRequest
+	var tl *tooLargeError
+	if errors.As(err, &tl) {
+		code = http.StatusRequestEntityTooLarge
 	}
-	return http.StatusBadRequest
+	s.fail(w, r, code, err.Error())
 }
 
 // readWalk decodes a walk or pack request; on failure it has answered.
 func (s *Server) readWalk(w http.ResponseWriter, r *http.Request) (roots, known []repo.Hash, ok bool) {
-	if r.Method != http.MethodPost {
-		s.fail(w, r, http.StatusMethodNotAllowed, "POST only")
-		return nil, nil, false
-	}
 	var req WalkRequest
-	if code, err := s.decodeJSONBody(w, r, &req); err != nil {
-		s.fail(w, r, code, err.Error())
-		return nil, nil, false
+	err := s.decodeBody(w, r, &req)
+	if err == nil {
+		roots, known, err = validateWalk(&req, orDefault(s.MaxWalkHashes, defaultMaxWalkHashes))
 	}
-	roots, known, err := validateWalk(&req, s.maxWalkHashes())
 	if err != nil {
-		s.fail(w, r, statusFor(err), err.Error())
+		s.badRequest(w, r, err)
 		return nil, nil, false
 	}
 	return roots, known, true
+}
+
+// readBatch decodes a batch request; on failure it has answered.
+func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) (hashes []repo.Hash, ok bool) {
+	var req BatchRequest
+	err := s.decodeBody(w, r, &req)
+	if err == nil {
+		hashes, err = validateBatch(&req, orDefault(s.MaxBatchHashes, defaultMaxBatchHashes))
+	}
+	if err != nil {
+		s.badRequest(w, r, err)
+		return nil, false
+	}
+	return hashes, true
 }
 
 func (s *Server) walkFailed(w http.ResponseWriter, r *http.Request, err error) {
@@ -605,9 +611,8 @@ func (s *Server) handleWalk(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	rp, release, err := s.acquire()
-	if err != nil {
-		s.snapshotFailed(w, r, err)
+	rp, release, ok := s.snapshot(w, r)
+	if !ok {
 		return
 	}
 	defer release()
@@ -616,8 +621,8 @@ func (s *Server) handleWalk(w http.ResponseWriter, r *http.Request) {
 	var missing []repo.Hash
 	var st WalkStats
 	start := time.Now()
-	limit := s.maxWalkMissing()
-	err = rp.View(func(rd repo.Reader) error {
+	limit := orDefault(s.MaxWalkMissing, defaultMaxWalkMissing)
+	err := rp.View(func(rd repo.Reader) error {
 		var err error
 		st, err = Walk(s.reader(rd), roots, known, s.walkOptions(), func(h repo.Hash, _ repo.Kind, _ []byte) error {
 			if len(missing) >= limit {
@@ -673,29 +678,18 @@ func writeMissing(w io.Writer, missing []repo.Hash) error {
 }
 
 func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		s.fail(w, r, http.StatusMethodNotAllowed, "POST only")
+	hashes, ok := s.readBatch(w, r)
+	if !ok {
 		return
 	}
-	var req BatchRequest
-	if code, err := s.decodeJSONBody(w, r, &req); err != nil {
-		s.fail(w, r, code, err.Error())
-		return
-	}
-	hashes, err := validateBatch(&req, s.maxBatchHashes())
-	if err != nil {
-		s.fail(w, r, statusFor(err), err.Error())
-		return
-	}
-	rp, release, err := s.acquire()
-	if err != nil {
-		s.snapshotFailed(w, r, err)
+	rp, release, ok := s.snapshot(w, r)
+	if !ok {
 		return
 	}
 	defer release()
 	// One read transaction for the check and the stream: an object seen
 	// present is still there when it is sent.
-	err = rp.View(func(rd repo.Reader) error {
+	err := rp.View(func(rd repo.Reader) error {
 		for _, h := range hashes {
 			ok, err := rd.Has(h)
 			if err != nil {
@@ -729,14 +723,13 @@ func (s *Server) handlePack(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	rp, release, err := s.acquire()
-	if err != nil {
-		s.snapshotFailed(w, r, err)
+	rp, release, ok := s.snapshot(w, r)
+	if !ok {
 		return
 	}
 	defer release()
 	var fw *frameWriter
-	err = rp.View(func(rd repo.Reader) error {
+	err := rp.View(func(rd repo.Reader) error {
 		// Roots are checked before the first frame so that an unknown root
 		// is a clean 404, as with walk.
 		for _, h := range roots {
@@ -829,10 +822,7 @@ func (f *frameWriter) frame(h repo.Hash, kind repo.Kind, payload []byte) error {
 		return fmt.Errorf("send object %s: %w", h.Short(), err)
 	}
 	f.n++
-	if st := f.s.Stats; st != nil {
-		st.ObjectsServed.Add(1)
-		st.BytesServed.Add(int64(len(payload)))
-	}
+	f.s.countServed(payload)
 	return nil
 }
 
