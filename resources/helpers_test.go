@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"maps"
 	"math/big"
 	"net"
 	"net/http"
@@ -56,6 +57,48 @@ type testPrimary struct {
 	failRefs atomic.Int64
 	// failed counts the 503s served because of failRefs.
 	failed atomic.Int64
+
+	// requests counts every request that reached the primary, by replica
+	// prefix and protocol path (see replicaURL).
+	reqMu    sync.Mutex
+	requests map[requestKey]int
+}
+
+// requestKey is where a request went: the replica prefix it came through
+// ("" for the bare URL) and the protocol path below it.
+type requestKey struct {
+	Replica string
+	Path    string
+}
+
+// replicaPrefix is the path prefix under which the test primary also serves
+// the protocol, so that each replica can be given its own primary URL and
+// its requests counted apart: <URL>/r/<name>/v0/refs is <URL>/v0/refs.
+const replicaPrefix = "/r/"
+
+// replicaURL is the primary URL that replica name uses to be counted apart.
+func (p *testPrimary) replicaURL(name string) string {
+	return p.URL + replicaPrefix + name
+}
+
+// resetRequests forgets the requests counted so far.
+func (p *testPrimary) resetRequests() {
+	p.reqMu.Lock()
+	defer p.reqMu.Unlock()
+	p.requests = map[requestKey]int{}
+}
+
+// requestCounts returns the requests counted since the last reset.
+func (p *testPrimary) requestCounts() map[requestKey]int {
+	p.reqMu.Lock()
+	defer p.reqMu.Unlock()
+	return maps.Clone(p.requests)
+}
+
+// isObjectPath reports whether path is object traffic: GET /v0/objects/<hash>
+// or the walk, batch and pack endpoints below it.
+func isObjectPath(path string) bool {
+	return strings.HasPrefix(path, replicate.BasePath+"/objects/")
 }
 
 // primaryOptions configure newTestPrimary.
@@ -77,7 +120,7 @@ func newTestPrimary(t *testing.T, opts primaryOptions) *testPrimary {
 		t.Fatalf("open primary: %v", err)
 	}
 	t.Cleanup(func() { r.Close() })
-	p := &testPrimary{t: t, repo: r}
+	p := &testPrimary{t: t, repo: r, requests: map[requestKey]int{}}
 
 	srv := &replicate.Server{
 		SnapshotFn: func() (*repo.Repo, error) { return r, nil },
@@ -91,6 +134,15 @@ func newTestPrimary(t *testing.T, opts primaryOptions) *testPrimary {
 		h = opts.Handler
 	}
 	wrapped := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		replica := ""
+		if rest, ok := strings.CutPrefix(req.URL.Path, replicaPrefix); ok {
+			name, sub, _ := strings.Cut(rest, "/")
+			replica = name
+			req.URL.Path, req.URL.RawPath = "/"+sub, ""
+		}
+		p.reqMu.Lock()
+		p.requests[requestKey{replica, req.URL.Path}]++
+		p.reqMu.Unlock()
 		if req.URL.Path == replicate.BasePath+"/refs" {
 			p.refsRequests.Add(1)
 			if p.failRefs.Load() > 0 && p.failRefs.Add(-1) >= 0 {

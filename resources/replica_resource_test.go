@@ -95,8 +95,9 @@ resource "zonegit_replica" "test" {
 			if !dirExists(dir) {
 				return fmt.Errorf("destroy with destroy_data = false removed %s", dir)
 			}
-			if got := localRefs(t, dir); got[key] == "" {
-				return fmt.Errorf("destroy with destroy_data = false lost the data: %v", got)
+			// The last apply left the replica at h6.
+			if got := localRefs(t, dir); len(got) != 1 || got[key] != h6 {
+				return fmt.Errorf("destroy with destroy_data = false changed the data: %v, want %s = %s", got, key, h6)
 			}
 			return nil
 		},
@@ -295,10 +296,15 @@ resource "zonegit_replica" "test" {
   zones        = ["example.*"]
   prune        = true
   destroy_data = true`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(replicaAddr, plancheck.ResourceActionUpdate),
+					expectPlannedRefs(replicaAddr, only("example.com./main", "example.org./main")),
+				}},
 				ConfigStateChecks: []statecheck.StateCheck{
 					expectRefs(replicaAddr, only("example.com./main", "example.org./main")),
 					statecheck.ExpectKnownValue(replicaAddr, tfjsonpath.New("destroy_data"), knownvalue.Bool(true)),
 				},
+				Check: checkDisk(t, dir, only("example.com./main", "example.org./main")),
 			},
 		},
 	})
@@ -450,18 +456,20 @@ resource "zonegit_replica" "test" {
 					before = p.refsRequests.Load()
 				},
 				Config: config(3),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					// A new replica has no refresh: the plan's own GET
+					// failed twice and succeeded on the third try. (The
+					// apply then asks again, without failures, which
+					// counts the pull's own requests too: not checked
+					// here.)
+					funcPlanCheck(func(_ context.Context, _ plancheck.CheckPlanRequest, resp *plancheck.CheckPlanResponse) {
+						if n, f := p.refsRequests.Load()-before, p.failed.Load(); n != 3 || f != 2 {
+							resp.Error = fmt.Errorf("plan: primary saw %d refs requests with %d 503s, want 3 with 2", n, f)
+						}
+					}),
+				}},
 				ConfigStateChecks: []statecheck.StateCheck{
 					expectRefs(replicaAddr, func() map[string]string { return map[string]string{"example.com./main": h} }),
-				},
-				Check: func(*terraform.State) error {
-					if n := p.failed.Load(); n != 2 {
-						return fmt.Errorf("primary served %d 503s, want 2", n)
-					}
-					// The plan's GET failed twice and was retried once more.
-					if n := p.refsRequests.Load() - before; n < 3 {
-						return fmt.Errorf("primary saw %d refs requests, want at least 3", n)
-					}
-					return nil
 				},
 			},
 			{
