@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +30,9 @@ func newPrimary(t testing.TB, v0 bool, wrap func(http.Handler) http.Handler) *pr
 	p := &primary{repo: openRepo(t, t.TempDir()), stats: &replicate.ServerStats{}}
 	p.srv = &replicate.Server{SnapshotFn: func() (*repo.Repo, error) { return p.repo, nil }, V0Only: v0, Stats: p.stats}
 	h := p.srv.Handler()
+	if !v0 && !usesPack(t, v0) {
+		h = stripCapability(t, h, replicate.CapPack, replicate.PackPath)
+	}
 	if wrap != nil {
 		h = wrap(h)
 	}
@@ -165,13 +169,82 @@ func assertConverged(t testing.TB, primary, local *repo.Repo) {
 	assertSound(t, local)
 }
 
-func forBothModes(t *testing.T, fn func(t *testing.T, v0 bool)) {
-	t.Run("extensions", func(t *testing.T) { fn(t, false) })
+// forEachMode runs fn against a primary with every extension ("pack"),
+// one that does not announce pack ("batch": walk, then batch streams), and
+// a plain v0 primary ("v0only").
+func forEachMode(t *testing.T, fn func(t *testing.T, v0 bool)) {
+	t.Run("pack", func(t *testing.T) { fn(t, false) })
+	t.Run("batch", func(t *testing.T) {
+		withoutPack.Store(t, true)
+		t.Cleanup(func() { withoutPack.Delete(t) })
+		fn(t, false)
+	})
 	t.Run("v0only", func(t *testing.T) { fn(t, true) })
 }
 
+// withoutPack holds the tests (testing.TB) whose primaries hide the pack
+// extension: the server always offers it, so a wrapper strips it from the
+// capabilities and refuses the endpoint.
+var withoutPack sync.Map
+
+// usesPack reports whether a primary made by newPrimary in t streams packs.
+func usesPack(t testing.TB, v0 bool) bool {
+	_, hidden := withoutPack.Load(t)
+	return !v0 && !hidden
+}
+
+// stripCapability hides one extension from clients: it is removed from the
+// capabilities header of /v0/refs and its endpoint fails the test if used.
+func stripCapability(t testing.TB, h http.Handler, capability, path string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == path {
+			t.Errorf("client used %s although the primary did not announce %q", path, capability)
+			http.Error(w, "not offered", http.StatusInternalServerError)
+			return
+		}
+		h.ServeHTTP(&capStripper{ResponseWriter: w, drop: capability}, r)
+	})
+}
+
+type capStripper struct {
+	http.ResponseWriter
+	drop  string
+	wrote bool
+}
+
+func (c *capStripper) strip() {
+	if c.wrote {
+		return
+	}
+	c.wrote = true
+	hdr := c.Header()
+	v := hdr.Get(replicate.CapabilitiesHeader)
+	if v == "" {
+		return
+	}
+	var keep []string
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f != c.drop {
+			keep = append(keep, f)
+		}
+	}
+	hdr.Set(replicate.CapabilitiesHeader, strings.Join(keep, ", "))
+}
+
+func (c *capStripper) WriteHeader(code int) { c.strip(); c.ResponseWriter.WriteHeader(code) }
+func (c *capStripper) Write(p []byte) (int, error) {
+	c.strip()
+	return c.ResponseWriter.Write(p)
+}
+
+func (c *capStripper) Flush() {
+	if fl, ok := c.ResponseWriter.(http.Flusher); ok {
+		fl.Flush()
+	}
+}
+
 func TestE2EFullIncrementalNoop(t *testing.T) {
-	forBothModes(t, func(t *testing.T, v0 bool) {
+	forEachMode(t, func(t *testing.T, v0 bool) {
 		p := newPrimary(t, v0, nil)
 		tip := mustSynthetic(t, p.repo, "example.com.", "main", 500)
 		local := openRepo(t, t.TempDir())
@@ -189,6 +262,9 @@ func TestE2EFullIncrementalNoop(t *testing.T) {
 		if v0 && res.Requests != 2+len(full) {
 			t.Errorf("v0 full pull: %d requests, want %d", res.Requests, 2+len(full))
 		}
+		if usesPack(t, v0) && res.Requests != 2 {
+			t.Errorf("pack full pull: %d requests, want 2 (refs, pack)", res.Requests)
+		}
 		if !v0 && res.Requests > 4 {
 			t.Errorf("batch full pull: %d requests, want at most 4 (refs, walk, batch)", res.Requests)
 		}
@@ -202,6 +278,9 @@ func TestE2EFullIncrementalNoop(t *testing.T) {
 		}
 		if res.Objects != 4 {
 			t.Errorf("incremental pull: %d objects, want 4", res.Objects)
+		}
+		if usesPack(t, v0) && res.Requests != 2 {
+			t.Errorf("pack incremental pull: %d requests, want 2 (refs, pack)", res.Requests)
 		}
 		if b := res.Branches[0]; b.Old != tip.String() || b.New != tip2.String() || b.Objects != 4 {
 			t.Errorf("incremental result %+v", b)
@@ -219,7 +298,7 @@ func TestE2EFullIncrementalNoop(t *testing.T) {
 }
 
 func TestE2EManyZonesBranchesFiltersPrune(t *testing.T) {
-	forBothModes(t, func(t *testing.T, v0 bool) {
+	forEachMode(t, func(t *testing.T, v0 bool) {
 		p := newPrimary(t, v0, nil)
 		for z := 0; z < 4; z++ {
 			zone := fmt.Sprintf("z%d.test.", z)
@@ -293,7 +372,7 @@ func TestE2EManyZonesBranchesFiltersPrune(t *testing.T) {
 }
 
 func TestE2ENewBranchSharingHistory(t *testing.T) {
-	forBothModes(t, func(t *testing.T, v0 bool) {
+	forEachMode(t, func(t *testing.T, v0 bool) {
 		p := newPrimary(t, v0, nil)
 		tip := mustSynthetic(t, p.repo, "example.com.", "main", 300)
 		local := openRepo(t, t.TempDir())
@@ -321,7 +400,7 @@ func TestE2ENewBranchSharingHistory(t *testing.T) {
 }
 
 func TestE2EPins(t *testing.T) {
-	forBothModes(t, func(t *testing.T, v0 bool) {
+	forEachMode(t, func(t *testing.T, v0 bool) {
 		p := newPrimary(t, v0, nil)
 		c1 := mustSynthetic(t, p.repo, "example.com.", "main", 50)
 		c2 := mustSetA(t, p.repo, "example.com.", "main", "h1", 1)

@@ -96,6 +96,11 @@ func (c *corrupting) Write(p []byte) (int, error) {
 	return c.ResponseWriter.Write(p)
 }
 
+// isStream reports whether r asks for a batch or pack stream.
+func isStream(r *http.Request) bool {
+	return r.URL.Path == replicate.BatchPath || r.URL.Path == replicate.PackPath
+}
+
 func isObjectGET(r *http.Request) bool {
 	return r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v0/objects/")
 }
@@ -120,7 +125,7 @@ func TestFaultRetryBursts(t *testing.T) {
 		{"429-retry-after-1h-capped", http.StatusTooManyRequests, "3600"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			forBothModes(t, func(t *testing.T, v0 bool) {
+			forEachMode(t, func(t *testing.T, v0 bool) {
 				f := &faults{}
 				// Every endpoint answers its first 3 requests with the fault.
 				f.fn = func(w http.ResponseWriter, r *http.Request, n int) bool {
@@ -144,11 +149,20 @@ func TestFaultRetryBursts(t *testing.T) {
 				if el := time.Since(start); el > 20*time.Second {
 					t.Errorf("pull took %s: Retry-After not capped", el)
 				}
-				if f.count("/v0/refs") != 4 || f.count("/v0/objects/walk") != 4 {
-					t.Errorf("refs tried %d times, walk %d; want 4 each", f.count("/v0/refs"), f.count("/v0/objects/walk"))
+				walk := "/v0/objects/walk"
+				if usesPack(t, v0) {
+					walk = replicate.PackPath
+				}
+				if f.count("/v0/refs") != 4 || f.count(walk) != 4 {
+					t.Errorf("refs tried %d times, %s %d; want 4 each", f.count("/v0/refs"), walk, f.count(walk))
 				}
 				// Retries are counted as requests.
-				if res.Requests < 3*3+res.Objects/100 {
+				// refs, walk and batch each take 4 tries (pack: refs and pack).
+				want := 3*3 + res.Objects/100
+				if usesPack(t, v0) {
+					want = 2 * 4
+				}
+				if res.Requests < want {
 					t.Errorf("requests = %d, retries not counted", res.Requests)
 				}
 				assertConverged(t, p.repo, local)
@@ -191,7 +205,7 @@ func TestFaultNoRetryOn4xx(t *testing.T) {
 }
 
 func TestFaultMidBody(t *testing.T) {
-	forBothModes(t, func(t *testing.T, v0 bool) {
+	forEachMode(t, func(t *testing.T, v0 bool) {
 		// The first two batch streams, and the first GET of every 5th
 		// object, are cut after a few bytes (connection reset / truncated
 		// body); the retries get the real thing.
@@ -200,7 +214,7 @@ func TestFaultMidBody(t *testing.T) {
 		f := &faults{}
 		f.fn = func(w http.ResponseWriter, r *http.Request, n int) bool {
 			_, again := seen.LoadOrStore(r.URL.Path, true)
-			if (r.URL.Path == replicate.BatchPath && n <= 2) || (isObjectGET(r) && !again && n%5 == 0) {
+			if (isStream(r) && n <= 2) || (isObjectGET(r) && !again && n%5 == 0) {
 				cuts.Add(1)
 				limit := 300
 				if isObjectGET(r) {
@@ -333,12 +347,12 @@ func TestFaultCorruptAndWrongKind(t *testing.T) {
 }
 
 func TestFaultStalledResponse(t *testing.T) {
-	forBothModes(t, func(t *testing.T, v0 bool) {
+	forEachMode(t, func(t *testing.T, v0 bool) {
 		var stalls atomic.Int64
 		release := make(chan struct{})
 		defer close(release)
 		f := &faults{fn: func(w http.ResponseWriter, r *http.Request, n int) bool {
-			if (r.URL.Path == "/v0/objects/walk" && n == 1) || (isObjectGET(r) && n == 2) || (r.URL.Path == replicate.BatchPath && n == 1) {
+			if (r.URL.Path == "/v0/objects/walk" && n == 1) || (isObjectGET(r) && n == 2) || (isStream(r) && n == 1) {
 				stalls.Add(1)
 				select {
 				case <-release:
@@ -353,8 +367,13 @@ func TestFaultStalledResponse(t *testing.T) {
 		if _, err := c.PullWith(context.Background(), replicate.PullOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		if stalls.Load() < 2 {
-			t.Errorf("stalls %d", stalls.Load())
+		// One stall per request kind the mode uses (pack: a single one).
+		want := int64(2)
+		if usesPack(t, v0) {
+			want = 1
+		}
+		if stalls.Load() < want {
+			t.Errorf("stalls %d, want %d", stalls.Load(), want)
 		}
 		assertConverged(t, p.repo, local)
 	})
@@ -362,15 +381,23 @@ func TestFaultStalledResponse(t *testing.T) {
 
 func TestFaultWalkAnswerIncomplete(t *testing.T) {
 	// A primary whose walk leaves objects out: the closure check finds the
-	// children it did not list and fetches them.
-	forBothModes(t, func(t *testing.T, v0 bool) {
+	// children it did not list and fetches them. With pack, a complete
+	// but empty stream: the roots are fetched, then what they link to.
+	forEachMode(t, func(t *testing.T, v0 bool) {
 		f := &faults{fn: func(w http.ResponseWriter, r *http.Request, n int) bool {
-			if r.URL.Path != "/v0/objects/walk" {
-				return false
+			switch r.URL.Path {
+			case "/v0/objects/walk":
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write([]byte(`{"missing":null}`))
+				return true
+			case replicate.PackPath:
+				w.Header().Set("Content-Type", replicate.ObjectStreamContentType)
+				w.Header().Set("Trailer", replicate.ObjectCountTrailer)
+				w.WriteHeader(http.StatusOK)
+				w.Header().Set(replicate.ObjectCountTrailer, "0")
+				return true
 			}
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write([]byte(`{"missing":null}`))
-			return true
+			return false
 		}}
 		p, local := setupFault(t, v0, f, 20)
 		c := newClient(t, p.url(), local, nil)
@@ -382,12 +409,12 @@ func TestFaultWalkAnswerIncomplete(t *testing.T) {
 }
 
 func TestFaultServerStoppedMidPull(t *testing.T) {
-	forBothModes(t, func(t *testing.T, v0 bool) {
+	forEachMode(t, func(t *testing.T, v0 bool) {
 		var p *primary
 		var once sync.Once
 		f := &faults{}
 		f.fn = func(w http.ResponseWriter, r *http.Request, n int) bool {
-			if (isObjectGET(r) && n == 40) || (r.URL.Path == replicate.BatchPath && n == 1) {
+			if (isObjectGET(r) && n == 40) || (isStream(r) && n == 1) {
 				once.Do(func() { go p.http.CloseClientConnections(); go p.http.Close() })
 				panic(http.ErrAbortHandler)
 			}

@@ -138,6 +138,10 @@ func decodeWalk(r io.Reader, fn func(repo.Hash)) error {
 // maxFrameHeader bounds a batch frame header: 64 hex + kind + length.
 const maxFrameHeader = 128
 
+// maxRetainedFrame is the largest payload buffer a frame reader keeps
+// between frames.
+const maxRetainedFrame = 1 << 20
+
 // frameReader parses the "batch" stream: frames of
 // "<hex> <kind> <decimal-len>\n<payload>", back to back, ended by EOF.
 type frameReader struct {
@@ -188,8 +192,13 @@ func (f *frameReader) next() (repo.Hash, repo.Kind, []byte, error) {
 	if err != nil || n > f.max {
 		return h, "", nil, fmt.Errorf("batch frame for %s: bad length %q (at most %d)", h.Short(), printable(lenPart), f.max)
 	}
-	if cap(f.buf) < n {
+	switch {
+	case cap(f.buf) < n:
 		f.buf = make([]byte, n, max(n, 2*cap(f.buf)))
+	case cap(f.buf) > maxRetainedFrame && n <= maxRetainedFrame:
+		// Do not keep the buffer of one huge object (the apex tree of a
+		// million-name zone is ~40 MB) for the rest of a long stream.
+		f.buf = make([]byte, n, maxRetainedFrame)
 	}
 	f.buf = f.buf[:n]
 	if _, err := io.ReadFull(f.br, f.buf); err != nil {

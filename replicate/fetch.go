@@ -361,3 +361,344 @@ func isDone(ctx context.Context) bool {
 		return false
 	}
 }
+
+// seed is an object a pack stream left out: linked by an object that
+// arrived, neither received nor local. The rounds fetch it.
+type seed struct {
+	h     repo.Hash
+	want  uint8 // kindCodes of the link; 0: any
+	owner int32 // index in puller.targets of the target that reached it; -1: none
+}
+
+// pend is a pending link packed into 32 bits, so the pending set of a
+// million-object pull is a map of 36-byte slots: the kind code in the low
+// 3 bits, owner+1 above.
+type pend uint32
+
+func mkPend(want uint8, owner int32) pend { return pend(uint32(owner+1)<<3 | uint32(want&7)) }
+func (e pend) want() uint8                { return uint8(e & 7) }
+func (e pend) owner() int32               { return int32(e>>3) - 1 }
+
+// packState is what a pull over the pack extension keeps while streams
+// arrive. It never holds the list of objects received: a stream sends each
+// object after an object linking it, so what must still arrive is exactly
+// the set of links not yet satisfied (pending). Links the stream does not
+// satisfy are checked against the store when it ends; the primary says they
+// are in the closure of our known tips (complete by invariant) or arrived
+// earlier in the stream (shared objects).
+type packState struct {
+	pending map[repo.Hash]pend
+	// bases maps a tree not yet received to the known tree it replaces
+	// (same place, in the tree of a known parent commit): children equal
+	// to the known tree's are in a known closure and need no lookup.
+	// Without it, one changed record in a flat zone would put every name
+	// of the zone in pending.
+	bases   map[repo.Hash]repo.Hash
+	history *knownHistory
+	recheck []seed // stored objects whose links could not be followed
+	corrupt int
+}
+
+// packAll streams the closures of roots with the pack extension, one
+// request per chunk of roots, and returns the frontier: the objects the
+// streams should have delivered and did not. A 404 is narrowed to the
+// roots that caused it, as for walk. A chunk the primary refuses (another
+// 4xx) is walked instead; its hashes come back in walked for the rounds to
+// fetch.
+func (p *puller) packAll(roots []repo.Hash, known []string, knownSet map[repo.Hash]bool) (frontier []seed, walked []repo.Hash, err error) {
+	ps := &packState{pending: map[repo.Hash]pend{}, bases: map[repo.Hash]repo.Hash{}}
+	ps.history = newKnownHistory(p.c.Local, knownSet)
+	p.pack = ps
+	defer func() { p.pack = nil }()
+	batch, err := p.c.Local.NewBatch()
+	if err != nil {
+		return nil, nil, fmt.Errorf("pull: %w", err)
+	}
+	p.batch = batch
+	flushed := false
+	defer func() {
+		if !flushed {
+			p.batch.Cancel()
+		}
+	}()
+	var refused []repo.Hash
+	var chunkRoots func(chunk []repo.Hash) error
+	chunkRoots = func(chunk []repo.Hash) error {
+		for _, r := range chunk {
+			if _, ok := ps.pending[r]; !ok {
+				ps.pending[r] = mkPend(0, p.ownerOf(r))
+			}
+		}
+		err := p.packOnce(chunk, known)
+		var se *StatusError
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &se) && se.StatusCode == http.StatusNotFound:
+			for _, r := range chunk {
+				delete(ps.pending, r)
+			}
+			if len(chunk) == 1 {
+				p.rootErr[chunk[0]] = err
+				return nil
+			}
+			// Which root is unknown? One pack per root: the others
+			// stream as they would have.
+			for _, r := range chunk {
+				if err := chunkRoots([]repo.Hash{r}); err != nil {
+					return err
+				}
+			}
+			return nil
+		case errors.As(err, &se) && se.StatusCode/100 == 4 && se.StatusCode != http.StatusTooManyRequests:
+			if p.c.opts.Logger != nil {
+				p.c.opts.Logger.Warn("pack request refused; walking instead", "error", err.Error())
+			}
+			for _, r := range chunk {
+				delete(ps.pending, r)
+			}
+			refused = append(refused, chunk...)
+			return nil
+		}
+		return err
+	}
+	for start := 0; start < len(roots); start += walkRootsPerRequest {
+		if err := chunkRoots(roots[start:min(len(roots), start+walkRootsPerRequest)]); err != nil {
+			return nil, nil, err
+		}
+	}
+	flushed = true
+	if err := p.batch.Flush(); err != nil {
+		return nil, nil, fmt.Errorf("pull: %w", err)
+	}
+	p.batch = nil
+	if len(refused) > 0 {
+		if walked, err = p.walkAll(refused, known); err != nil {
+			return nil, nil, err
+		}
+	}
+	// Links no stream satisfied must be local; the rest is the frontier.
+	err = p.c.Local.View(func(r repo.Reader) error {
+		n := 0
+		for h, e := range ps.pending {
+			if n++; n%4096 == 0 && p.ctx.Err() != nil {
+				return p.ctx.Err()
+			}
+			has, err := r.Has(h)
+			if err != nil {
+				return err
+			}
+			if !has {
+				frontier = append(frontier, seed{h: h, want: e.want(), owner: e.owner()})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("pull: verifying the closure: %w", err)
+	}
+	frontier = append(frontier, ps.recheck...)
+	if len(frontier) > 0 && p.c.opts.Logger != nil {
+		p.c.opts.Logger.Warn("pack streams left objects out; fetching them", "objects", len(frontier), "corrupt", ps.corrupt)
+	}
+	return frontier, walked, nil
+}
+
+// ownerOf is the index of the first target moving to h (-1: none).
+func (p *puller) ownerOf(h repo.Hash) int32 {
+	for k, it := range p.targets {
+		if it.needs && it.new == h {
+			return int32(k)
+		}
+	}
+	return -1
+}
+
+// packOnce sends one pack request and stores every frame that verifies. A
+// status error (before any frame) is returned as is. A stream that breaks
+// (reset, truncation, a missing count trailer, a malformed frame) is not
+// an error: what it did not deliver stays pending and is fetched from the
+// frontier. Only a failing local store or a canceled pull end the transfer.
+func (p *puller) packOnce(roots []repo.Hash, known []string) error {
+	req := WalkRequest{Roots: make([]string, len(roots)), Known: known}
+	for i, r := range roots {
+		req.Roots[i] = r.String()
+	}
+	if req.Known == nil {
+		req.Known = []string{}
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	url := p.tr.base + PackPath
+	resp, err := p.tr.do(p.ctx, http.MethodPost, PackPath, body, "application/json")
+	if err != nil {
+		return err
+	}
+	defer drain(resp)
+	streamErr := func(err error) error {
+		if p.ctx.Err() != nil {
+			return fmt.Errorf("pull canceled: %w", context.Cause(p.ctx))
+		}
+		if p.c.opts.Logger != nil {
+			p.c.opts.Logger.Warn("pack stream broke; fetching the rest separately", "error", err.Error())
+		}
+		return nil
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != ObjectStreamContentType {
+		return streamErr(fmt.Errorf("POST %s: content type %q, want %s", url, clipStr(ct), ObjectStreamContentType))
+	}
+	fr := newFrameReader(resp.Body, maxObjectBytes)
+	for {
+		h, kind, payload, err := fr.next()
+		if errors.Is(err, io.EOF) {
+			// The count trailer is only sent after a complete stream; an
+			// aborted one may end at a frame boundary.
+			if resp.Trailer.Get(ObjectCountTrailer) == "" {
+				return streamErr(fmt.Errorf("POST %s: stream ended without its %s trailer (aborted by the primary)", url, ObjectCountTrailer))
+			}
+			return nil
+		}
+		if err != nil {
+			return streamErr(fmt.Errorf("POST %s: %w", url, err))
+		}
+		if err := p.receive(h, kind, payload); err != nil {
+			return &fatalFetch{err}
+		}
+	}
+}
+
+// receive verifies and stores one object of a pack stream and records its
+// links. A frame that does not verify is dropped and its object stays
+// pending (fetched again later); only a store failure is an error.
+func (p *puller) receive(h repo.Hash, kind repo.Kind, payload []byte) error {
+	ps := p.pack
+	e, linked := ps.pending[h]
+	owner := int32(-1)
+	if linked {
+		owner = e.owner()
+		if w := e.want(); w != 0 && w != kindCodes[kind] {
+			// Its parent says it is something else: leave it pending, so
+			// the rounds fetch it and fail the targets that reach it.
+			ps.corrupt++
+			return nil
+		}
+	}
+	// Batch.Put verifies hash and kind: the store's only way in.
+	if err := p.put(h, kind, payload); err != nil {
+		if errors.Is(err, repo.ErrHashMismatch) {
+			ps.corrupt++
+			return nil
+		}
+		return fmt.Errorf("object %s: %w", h, err)
+	}
+	delete(ps.pending, h)
+	p.objects++
+	p.bytes += int64(len(payload))
+	if owner >= 0 {
+		p.targets[owner].res.Objects++
+		p.targets[owner].res.Bytes += int64(len(payload))
+	}
+	var err error
+	switch kind {
+	case repo.KindTree:
+		err = p.linkTree(h, payload, owner)
+	case repo.KindCommit:
+		err = p.linkCommit(payload, owner)
+	default:
+		var links []repo.Link
+		if links, err = repo.Links(kind, payload); err == nil {
+			for _, l := range links {
+				p.link(l.Hash, kindCodes[l.Kind], owner)
+			}
+		}
+	}
+	if err != nil {
+		// Stored (it verified), but its links are unknown: the rounds
+		// read it back, and fail the targets that reach it.
+		ps.recheck = append(ps.recheck, seed{h: h, want: kindCodes[kind], owner: owner})
+	}
+	p.total = p.objects + len(ps.pending)
+	p.progress(false)
+	return nil
+}
+
+// link records that an arrived object links to h. It reports whether h
+// became pending (it was not already).
+func (p *puller) link(h repo.Hash, want uint8, owner int32) bool {
+	if _, ok := p.pack.pending[h]; ok {
+		return false
+	}
+	p.pack.pending[h] = mkPend(want, owner)
+	return true
+}
+
+// linkCommit records a commit's tree and parents. When a parent is in the
+// history of a known tip, its tree is the base the new tree is compared
+// with; an unchanged tree needs nothing at all.
+func (p *puller) linkCommit(payload []byte, owner int32) error {
+	c, err := repo.DecodeCommit(payload)
+	if err != nil {
+		return err
+	}
+	ps := p.pack
+	tree := c.Tree
+	var base repo.Hash
+	for _, parent := range c.Parents {
+		p.link(parent, kindCodes[repo.KindCommit], owner)
+		if !base.IsZero() || !ps.history.has(parent) {
+			continue
+		}
+		if _, pp, err := p.c.Local.Get(parent); err == nil {
+			if pc, err := repo.DecodeCommit(pp); err == nil {
+				base = pc.Tree
+			}
+		}
+	}
+	if base == tree {
+		return nil // the tree of a known commit: its closure is local
+	}
+	if p.link(tree, kindCodes[repo.KindTree], owner) && !base.IsZero() {
+		ps.bases[tree] = base
+	}
+	return nil
+}
+
+// linkTree records a tree's entries, skipping those equal to the entry at
+// the same place in its base (a known tree), whose closures are local.
+func (p *puller) linkTree(h repo.Hash, payload []byte, owner int32) error {
+	ps := p.pack
+	var kt treeIter
+	kok := false
+	if base, ok := ps.bases[h]; ok {
+		delete(ps.bases, h)
+		if _, kp, err := p.c.Local.Get(base); err == nil {
+			if it, err := newTreeIter(base, kp); err == nil {
+				kt, kok = it, it.next()
+			}
+		}
+	}
+	it, err := newTreeIter(h, payload)
+	if err != nil {
+		return err
+	}
+	for it.next() {
+		for kok && entryCmp(kt.kind, kt.name, it.kind, it.name) < 0 {
+			kok = kt.next()
+		}
+		same := kok && kt.kind == it.kind && bytes.Equal(kt.name, it.name)
+		if same && bytes.Equal(kt.hash, it.hash) {
+			continue // vouched for by the known tree
+		}
+		want := kindCodes[repo.KindBlob]
+		if it.kind == byte(repo.EntrySubtree) {
+			want = kindCodes[repo.KindTree]
+		}
+		child := repo.Hash(it.hash)
+		if p.link(child, want, owner) && same && it.kind == byte(repo.EntrySubtree) {
+			ps.bases[child] = repo.Hash(kt.hash)
+		}
+	}
+	return it.err
+}

@@ -24,8 +24,9 @@ var codeKinds = [...]repo.Kind{"", repo.KindBlob, repo.KindTree, repo.KindCommit
 // objIndex is the set of objects one pull deals with: the walk's missing
 // hashes (sorted, looked up by a 16-bit bucket table then binary search)
 // plus a small overflow of objects discovered later. Per-object state lives
-// in parallel byte/int arrays so a 2M-object pull costs ~80 MB, not the
-// several hundred a map of structs would.
+// in parallel byte/int arrays so a 2M-object pull costs ~90 MB, not the
+// several hundred a map of structs would. A pull over the pack extension
+// only indexes what its stream left out (usually nothing).
 type objIndex struct {
 	hashes  []repo.Hash
 	nSorted int
@@ -36,6 +37,7 @@ type objIndex struct {
 	kind   []uint8 // actual kind, once known
 	want   []uint8 // kind a parent's link requires, once known
 	parent []int32 // first parent that linked it (-1: none), for attribution
+	owner  []int32 // item whose closure it was first reached from (-1: see parent)
 	size   []uint32
 }
 
@@ -69,8 +71,10 @@ func newObjIndex(hs []repo.Hash) *objIndex {
 	x.want = make([]uint8, n)
 	x.size = make([]uint32, n)
 	x.parent = make([]int32, n)
+	x.owner = make([]int32, n)
 	for i := range x.parent {
 		x.parent[i] = -1
+		x.owner[i] = -1
 	}
 	return x
 }
@@ -103,5 +107,6 @@ func (x *objIndex) add(h repo.Hash) int {
 	x.want = append(x.want, 0)
 	x.size = append(x.size, 0)
 	x.parent = append(x.parent, -1)
+	x.owner = append(x.owner, -1)
 	return i
 }

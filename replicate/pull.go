@@ -45,6 +45,9 @@ type puller struct {
 	tr       *transport
 	opts     PullOptions
 	useBatch bool
+	usePack  bool
+	targets  []*item // what this pull moves; pack streams attribute objects to them
+	pack     *packState
 
 	mu        sync.Mutex // guards idx, batch, counters, failures, claimed
 	idx       *objIndex
@@ -113,9 +116,10 @@ func (c *Client) PullWith(ctx context.Context, opts PullOptions) (*PullResult, e
 		return res, fmt.Errorf("pull: %w", err)
 	}
 
-	p := &puller{c: c, ctx: ctx, tr: tr, opts: opts, useBatch: info.Has(CapBatch),
+	p := &puller{c: c, ctx: ctx, tr: tr, opts: opts, useBatch: info.Has(CapBatch), usePack: info.Has(CapPack),
 		failures: map[int]error{}, rootErr: map[repo.Hash]error{}}
 	items := p.items(plan, localBranches, localTags)
+	p.targets = items
 
 	// 2-5. walk, fetch, verify closures, flush.
 	if err := p.transfer(items, localBranches, localTags); err != nil {
@@ -251,12 +255,35 @@ func (p *puller) transfer(items []*item, branches, tags []repo.Ref) error {
 		return nil
 	}
 
-	// 3. one walk for all diverged targets (chunked when there are many).
-	missing, err := p.walkAll(roots, knownList)
-	if err != nil {
-		return err
+	// 3-4. With pack, one request per chunk of roots walks and streams
+	// everything; what a stream left out (cut short, a corrupt frame, a
+	// pack the primary refused) is the frontier the rounds below fetch.
+	// Without pack, one walk for all diverged targets (chunked when there
+	// are many) lists what the rounds fetch.
+	var missing []repo.Hash
+	var frontier []seed
+	if p.usePack {
+		var err error
+		frontier, missing, err = p.packAll(roots, knownList, known)
+		if err != nil {
+			return err
+		}
+	} else {
+		var err error
+		if missing, err = p.walkAll(roots, knownList); err != nil {
+			return err
+		}
+	}
+	for _, f := range frontier {
+		missing = append(missing, f.h)
 	}
 	p.idx = newObjIndex(missing)
+	for _, f := range frontier {
+		if i, ok := p.idx.find(f.h); ok {
+			p.idx.want[i] = f.want
+			p.idx.owner[i] = f.owner
+		}
+	}
 	for _, it := range items {
 		if e, bad := p.rootErr[it.new]; bad && it.needs {
 			if it.pinned {
@@ -265,6 +292,11 @@ func (p *puller) transfer(items []*item, branches, tags []repo.Ref) error {
 				it.res.Err = fmt.Errorf("the primary cannot walk %s: %w", it.new.Short(), e)
 			}
 		}
+	}
+	if p.usePack && p.idx.len() == 0 {
+		// The streams delivered every closure, flushed and synced.
+		p.progress(true)
+		return p.checkFailed(items)
 	}
 
 	batch, err := p.c.Local.NewBatch()
@@ -338,12 +370,14 @@ func (p *puller) transfer(items []*item, branches, tags []repo.Ref) error {
 		flushed = false
 	}
 	p.progress(true)
+	return p.checkFailed(items)
+}
 
-	// Which targets have a complete closure? With no failures, all of them.
+// checkFailed works out which targets have a complete closure: with no
+// failures, all of them.
+func (p *puller) checkFailed(items []*item) error {
 	if len(p.failures) > 0 {
-		if err := p.checkTargets(items); err != nil {
-			return err
-		}
+		return p.checkTargets(items)
 	}
 	return nil
 }
@@ -379,7 +413,11 @@ func (p *puller) walkAll(roots []repo.Hash, known []string) ([]repo.Hash, error)
 			}
 			return nil, err
 		}
-		missing = append(missing, got...)
+		if missing == nil {
+			missing = got // one chunk (the usual case): no copy of a long list
+		} else {
+			missing = append(missing, got...)
+		}
 	}
 	return missing, nil
 }
@@ -532,7 +570,7 @@ func (p *puller) accept(i int, kind repo.Kind, payload []byte, hashFirst bool) e
 		return nil // a duplicate frame or a retry that raced; already have it
 	}
 	// Batch.Put verifies the hash again: it is the store's only way in.
-	if err := p.batch.Put(h, kind, payload); err != nil {
+	if err := p.put(h, kind, payload); err != nil {
 		if errors.Is(err, repo.ErrHashMismatch) {
 			return fmt.Errorf("object %s failed verification (%s, %d bytes): %w", h, kind, len(payload), err)
 		}
@@ -546,6 +584,37 @@ func (p *puller) accept(i int, kind repo.Kind, payload []byte, hashFirst bool) e
 	p.bytes += int64(len(payload))
 	p.checkLinks(i, kind, payload)
 	p.progress(false)
+	return nil
+}
+
+// Bounds on what one write batch holds before it is flushed. Badger's
+// WriteBatch commits in the background but keeps up to 16 transactions of
+// entries in flight, and a large object is held until its transaction
+// commits; flushing every so often bounds both. Flushing early is safe:
+// objects are immutable and no ref moves until the closure is complete and
+// the last flush has synced.
+const (
+	flushObjects = 1 << 16
+	flushBytes   = 16 << 20
+)
+
+// put verifies and queues one object in the current batch, flushing the
+// batch when it holds enough. Caller holds p.mu (or is the only writer).
+func (p *puller) put(h repo.Hash, kind repo.Kind, payload []byte) error {
+	if err := p.batch.Put(h, kind, payload); err != nil {
+		return err
+	}
+	if n, b := p.batch.Count(); n < flushObjects && b < flushBytes {
+		return nil
+	}
+	if err := p.batch.Flush(); err != nil {
+		return err
+	}
+	nb, err := p.c.Local.NewBatch()
+	if err != nil {
+		return err
+	}
+	p.batch = nb
 	return nil
 }
 
@@ -617,26 +686,25 @@ func (p *puller) checkTargets(items []*item) error {
 	})
 }
 
-// attribute fills each branch's Objects/Bytes: an object counts for the
-// first target whose closure reached it (following the first parent that
-// linked it), so shared objects are counted once.
+// attribute fills each branch's Objects/Bytes for the objects the index
+// fetched: an object counts for the first target whose closure reached it
+// (following the first parent that linked it), so shared objects are
+// counted once. Objects a pack stream delivered were counted as they
+// arrived.
 func (p *puller) attribute(items []*item) {
 	if p.idx == nil {
 		return
 	}
 	x := p.idx
-	owner := map[int]*item{}
-	for _, it := range items {
+	for k, it := range items {
 		if !it.needs {
 			continue
 		}
-		if i, ok := x.find(it.new); ok {
-			if _, dup := owner[i]; !dup {
-				owner[i] = it
-			}
+		if i, ok := x.find(it.new); ok && x.owner[i] < 0 {
+			x.owner[i] = int32(k)
 		}
 	}
-	memo := make([]int32, x.len()) // 0 unknown, -1 none, else root index+1
+	memo := make([]int32, x.len()) // 0 unknown, -1 none, else item index+1
 	rootOf := func(i int) int32 {
 		// Iterative: parent chains can be as long as the history.
 		var path []int
@@ -646,8 +714,8 @@ func (p *puller) attribute(items []*item) {
 				r = memo[i]
 				break
 			}
-			if _, ok := owner[i]; ok {
-				r = int32(i) + 1
+			if o := x.owner[i]; o >= 0 {
+				r = o + 1
 				break
 			}
 			path = append(path, i)
@@ -666,7 +734,7 @@ func (p *puller) attribute(items []*item) {
 			continue
 		}
 		if r := rootOf(i); r > 0 {
-			it := owner[int(r-1)]
+			it := items[r-1]
 			it.res.Objects++
 			it.res.Bytes += int64(x.size[i])
 		}
