@@ -84,7 +84,10 @@ type PullOptions struct {
 	Progress func(Progress)
 }
 
-// Progress reports a pull in flight.
+// Progress reports a pull in flight. Over the pack extension the primary
+// does not say how many objects are coming: Total is then what is known so
+// far (objects received plus objects linked but not yet received), and
+// grows as the stream goes on.
 type Progress struct {
 	Objects, Total int
 	Bytes          int64

@@ -684,10 +684,16 @@ func (p *puller) linkTree(h repo.Hash, payload []byte, owner int32) error {
 		return err
 	}
 	for it.next() {
-		for kok && entryCmp(kt.kind, kt.name, it.kind, it.name) < 0 {
-			kok = kt.next()
-		}
+		// Most entries sit at the same place in both trees: test for that
+		// before ordering names, which costs more (a flat zone's apex has
+		// an entry per name).
 		same := kok && kt.kind == it.kind && bytes.Equal(kt.name, it.name)
+		if !same {
+			for kok && entryCmp(kt.kind, kt.name, it.kind, it.name) < 0 {
+				kok = kt.next()
+			}
+			same = kok && kt.kind == it.kind && bytes.Equal(kt.name, it.name)
+		}
 		if same && bytes.Equal(kt.hash, it.hash) {
 			continue // vouched for by the known tree
 		}

@@ -22,8 +22,19 @@ func benchRecords() int {
 	return 100000
 }
 
-func benchPrimary(b *testing.B, v0 bool) *primary {
+// benchModes are the primaries a pull is measured against: every
+// extension (pack), pack hidden (walk + batch), plain v0.
+var benchModes = []struct {
+	name         string
+	v0, withPack bool
+}{{"pack", false, true}, {"batch", false, false}, {"v0only", true, false}}
+
+func benchPrimary(b *testing.B, v0, withPack bool) *primary {
 	b.Helper()
+	if !v0 && !withPack {
+		withoutPack.Store(b, true)
+		b.Cleanup(func() { withoutPack.Delete(b) })
+	}
 	p := newPrimary(b, v0, nil)
 	mustSynthetic(b, p.repo, "bench.test.", "main", benchRecords())
 	return p
@@ -36,8 +47,8 @@ func reportPull(b *testing.B, objects int, bytes int64, requests int, elapsed ti
 	b.ReportMetric(float64(requests)/float64(b.N), "requests/op")
 }
 
-func benchFull(b *testing.B, v0 bool) {
-	p := benchPrimary(b, v0)
+func benchFull(b *testing.B, v0, withPack bool) {
+	p := benchPrimary(b, v0, withPack)
 	var objects, requests int
 	var bytes int64
 	var elapsed time.Duration
@@ -64,22 +75,20 @@ func benchFull(b *testing.B, v0 bool) {
 }
 
 // BenchmarkPullFull: a full pull of a flat zone over loopback, with the
-// server's extensions (target ≥ 50,000 objects/s) and against a v0-only
-// server (target ≥ 10,000 objects/s).
+// server's extensions (target ≥ 50,000 objects/s; pack, and walk + batch)
+// and against a v0-only server (target ≥ 10,000 objects/s).
 func BenchmarkPullFull(b *testing.B) {
-	b.Run("extensions", func(b *testing.B) { benchFull(b, false) })
-	b.Run("v0only", func(b *testing.B) { benchFull(b, true) })
+	for _, m := range benchModes {
+		b.Run(m.name, func(b *testing.B) { benchFull(b, m.v0, m.withPack) })
+	}
 }
 
 // BenchmarkPullIncremental: one changed record on the primary, then a pull
 // (target ≤ 20 ms end to end).
 func BenchmarkPullIncremental(b *testing.B) {
-	for _, mode := range []struct {
-		name string
-		v0   bool
-	}{{"extensions", false}, {"v0only", true}} {
+	for _, mode := range benchModes {
 		b.Run(mode.name, func(b *testing.B) {
-			p := benchPrimary(b, mode.v0)
+			p := benchPrimary(b, mode.v0, mode.withPack)
 			local := openRepo(b, b.TempDir())
 			c := newClient(b, p.url(), local, nil)
 			if _, err := c.PullWith(context.Background(), replicate.PullOptions{}); err != nil {
