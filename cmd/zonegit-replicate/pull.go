@@ -142,6 +142,14 @@ func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	res, err := c.PullWith(ctx, replicate.PullOptions{Zones: cfg.zones, Branches: cfg.branches, Pins: cfg.pins, Prune: cfg.prune, Progress: progress})
+	// Close now rather than only in the defer: a failed close can mean the
+	// pulled data did not reach the disk, which is a failed pull.
+	if cerr := local.Close(); cerr != nil {
+		fmt.Fprintf(stderr, "zonegit-replicate pull: closing %s: %v\n", cfg.repo, cerr)
+		if err == nil {
+			return exitFailed
+		}
+	}
 	if res != nil {
 		if cfg.json {
 			out := pullJSON{Primary: res.Primary, Objects: res.Objects, Bytes: res.Bytes, Requests: res.Requests,
