@@ -420,7 +420,15 @@ func (s *Server) handleObject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	kind, payload, err := rp.Get(h)
+	// Through the cache, as walk reads: a v0 client fetches each object the
+	// walk just listed, the large new apex tree of a flat zone among them.
+	var kind repo.Kind
+	var payload []byte
+	err = rp.View(func(rd repo.Reader) error {
+		var err error
+		kind, payload, err = s.reader(rd).Get(h)
+		return err
+	})
 	if errors.Is(err, repo.ErrNotFound) {
 		if s.Logger != nil {
 			s.Logger.Debug("replicate server: object not found", "hash", h.String())
@@ -701,9 +709,13 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 				return nil
 			}
 		}
+		// Large objects come through the cache: a client that used walk
+		// just had the walk read them (a flat zone's apex tree), and every
+		// other secondary asks for the same ones.
+		crd := s.reader(rd)
 		fw := s.startStream(w)
 		for _, h := range hashes {
-			kind, payload, err := rd.Get(h)
+			kind, payload, err := crd.Get(h)
 			if err != nil {
 				return fmt.Errorf("read object %s: %w", h.Short(), err)
 			}
@@ -744,9 +756,15 @@ func (s *Server) handlePack(w http.ResponseWriter, r *http.Request) {
 				return &RootNotFoundError{Hash: h}
 			}
 		}
-		st, err := Walk(s.reader(rd), roots, known, s.walkOptions(), func(h repo.Hash, kind repo.Kind, payload []byte) error {
+		// The walk and the stream read through one cached reader: the walk
+		// emits a new tree (nil payload) before it diffs it, so the frame
+		// read puts a large tree (a flat zone's apex) in the cache and the
+		// diff that follows takes it from there instead of reading it from
+		// the store a second time.
+		crd := s.reader(rd)
+		st, err := Walk(crd, roots, known, s.walkOptions(), func(h repo.Hash, kind repo.Kind, payload []byte) error {
 			if payload == nil {
-				k, p, err := rd.Get(h)
+				k, p, err := crd.Get(h)
 				if err != nil {
 					return fmt.Errorf("read object %s: %w (%w)", h.Short(), err, errIncomplete)
 				}
