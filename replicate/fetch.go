@@ -666,7 +666,12 @@ func (p *puller) linkCommit(payload []byte, owner int32) error {
 }
 
 // linkTree records a tree's entries, skipping those equal to the entry at
-// the same place in its base (a known tree), whose closures are local.
+// the same place in its base (a known tree, in the history of a known tip,
+// whose closure is therefore local). Once an entry matches, skipIdentical
+// (walk.go) jumps over the run of entries that follow byte for byte
+// identically in both trees: they are the base's own entries, so vouched
+// for like it. Every entry of the new tree is still parsed and checked by
+// it.next, skipped or not, so a corrupt tree fails as before.
 func (p *puller) linkTree(h repo.Hash, payload []byte, owner int32) error {
 	ps := p.pack
 	var kt treeIter
@@ -684,18 +689,15 @@ func (p *puller) linkTree(h repo.Hash, payload []byte, owner int32) error {
 		return err
 	}
 	for it.next() {
-		// Most entries sit at the same place in both trees: test for that
-		// before ordering names, which costs more (a flat zone's apex has
-		// an entry per name).
-		same := kok && kt.kind == it.kind && bytes.Equal(kt.name, it.name)
-		if !same {
-			for kok && entryCmp(kt.kind, kt.name, it.kind, it.name) < 0 {
-				kok = kt.next()
-			}
-			same = kok && kt.kind == it.kind && bytes.Equal(kt.name, it.name)
+		for kok && entryCmp(kt.kind, kt.name, it.kind, it.name) < 0 {
+			kok = kt.next()
 		}
+		same := kok && kt.kind == it.kind && bytes.Equal(kt.name, it.name)
 		if same && bytes.Equal(kt.hash, it.hash) {
-			continue // vouched for by the known tree
+			// Vouched for by the known tree, and so is the identical run
+			// that follows; both stop on its last entry.
+			skipIdentical(&it, &kt)
+			continue
 		}
 		want := kindCodes[repo.KindBlob]
 		if it.kind == byte(repo.EntrySubtree) {
