@@ -520,14 +520,7 @@ func (p *puller) ownerOf(h repo.Hash) int32 {
 // an error: what it did not deliver stays pending and is fetched from the
 // frontier. Only a failing local store or a canceled pull end the transfer.
 func (p *puller) packOnce(roots []repo.Hash, known []string) error {
-	req := WalkRequest{Roots: make([]string, len(roots)), Known: known}
-	for i, r := range roots {
-		req.Roots[i] = r.String()
-	}
-	if req.Known == nil {
-		req.Known = []string{}
-	}
-	body, err := json.Marshal(req)
+	body, err := walkBody(roots, known)
 	if err != nil {
 		return err
 	}

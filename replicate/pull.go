@@ -422,7 +422,9 @@ func (p *puller) walkAll(roots []repo.Hash, known []string) ([]repo.Hash, error)
 	return missing, nil
 }
 
-func (p *puller) walk(roots []repo.Hash, known []string) ([]repo.Hash, error) {
+// walkBody encodes the request body shared by walk and pack. known is sent
+// as [] rather than null, so a strict peer always sees a list.
+func walkBody(roots []repo.Hash, known []string) ([]byte, error) {
 	req := WalkRequest{Roots: make([]string, len(roots)), Known: known}
 	for i, r := range roots {
 		req.Roots[i] = r.String()
@@ -430,7 +432,11 @@ func (p *puller) walk(roots []repo.Hash, known []string) ([]repo.Hash, error) {
 	if req.Known == nil {
 		req.Known = []string{}
 	}
-	body, err := json.Marshal(req)
+	return json.Marshal(req)
+}
+
+func (p *puller) walk(roots []repo.Hash, known []string) ([]repo.Hash, error) {
+	body, err := walkBody(roots, known)
 	if err != nil {
 		return nil, err
 	}
