@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -24,6 +27,7 @@ type serveConfig struct {
 	repo, listen        string
 	tokenFile           string
 	tlsCert, tlsKey     string
+	tlsClientCA         string
 	v0Only              bool
 	interval            time.Duration
 	shutdownGracePeriod time.Duration
@@ -37,6 +41,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.tokenFile, "token-file", "", "file holding a bearer token that clients must send")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file (PEM); serve HTTPS")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS private key file (PEM), with --tls-cert")
+	fs.StringVar(&c.tlsClientCA, "tls-client-ca", "", "CA bundle file (PEM); require client certificates signed by it (mTLS), with --tls-cert")
 	fs.BoolVar(&c.v0Only, "v0-only", false, "behave as a plain zonegit v0 daemon (no extensions)")
 	fs.DurationVar(&c.interval, "poll", time.Second, "how often to look for new commits")
 	fs.DurationVar(&c.shutdownGracePeriod, "grace", 10*time.Second, "how long in-flight requests may finish on shutdown")
@@ -46,6 +51,10 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	switch {
 	case (c.tlsCert == "") != (c.tlsKey == ""):
 		return nil, errors.New("--tls-cert and --tls-key go together")
+	case c.tlsClientCA != "" && c.tlsCert == "":
+		// Client certificates only exist inside a TLS handshake; refusing
+		// here beats silently serving plain HTTP to everyone.
+		return nil, errors.New("--tls-client-ca needs --tls-cert and --tls-key")
 	case c.interval <= 0:
 		return nil, errors.New("--poll must be positive")
 	}
@@ -84,6 +93,17 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 			return fmt.Errorf("load TLS certificate: %w", err)
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		if cfg.tlsClientCA != "" {
+			pool, err := loadCertPool(cfg.tlsClientCA)
+			if err != nil {
+				return err
+			}
+			// Verified in the handshake, before any request is read: a
+			// client without a certificate from this bundle never reaches
+			// the handler (the bearer token, if any, is checked on top).
+			tlsConfig.ClientCAs = pool
+			tlsConfig.ClientAuth = tls.RequireAndVerifyClientCert
+		}
 	}
 
 	// Read-only and without the lock, like the zonegit daemon: writers
@@ -102,6 +122,10 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	srv := &replicate.Server{Snapshots: snaps, V0Only: cfg.v0Only, Token: token, Logger: stderrLogger{logf}}
 	hs := replicate.NewHTTPServer(cfg.listen, srv.Handler())
 	hs.TLSConfig = tlsConfig
+	// net/http reports refused handshakes (a client without an accepted
+	// certificate, say) on its ErrorLog; keep them with the command's
+	// other messages instead of the process-wide log.
+	hs.ErrorLog = log.New(stderr, "", 0)
 
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
@@ -113,6 +137,9 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	}
 	// Scripts and tests read this line to learn the port of --listen :0.
 	logf("serving %s on %s://%s", cfg.repo, scheme, ln.Addr())
+	if cfg.tlsClientCA != "" {
+		logf("client certificates required (CA bundle %s)", cfg.tlsClientCA)
+	}
 	if cfg.v0Only {
 		logf("extensions off: plain v0 protocol")
 	}
@@ -141,6 +168,39 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
+}
+
+// loadCertPool reads a PEM bundle of CA certificates. Every CERTIFICATE
+// block must parse, and there must be at least one: x509's
+// AppendCertsFromPEM skips bad blocks silently, which would turn a typo
+// into "no client is ever accepted" with no hint why.
+func loadCertPool(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("client CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	n := 0
+	for rest := b; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("client CA file %s: certificate %d: %w", path, n+1, err)
+		}
+		pool.AddCert(cert)
+		n++
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("client CA file %s: no PEM certificate found", path)
+	}
+	return pool, nil
 }
 
 // stderrLogger prints server errors and warnings; debug lines (every
