@@ -72,7 +72,10 @@ type PullOptions struct {
 	// error naming it.
 	Pins map[string]string
 	// Prune deletes local branches, within the selection, that the primary
-	// no longer has (pinned branches are never pruned).
+	// no longer has (pinned branches are never pruned), and local tags,
+	// within the zone filter, that it no longer lists. Tags are only pruned
+	// against a primary offering the "tags" extension: a v0 primary does
+	// not list tags, so it cannot say one is gone.
 	Prune bool
 	// PinsOnly makes the pinned branches the only targets: branches the
 	// primary advertises without a pin are left alone (Zones and Branches

@@ -238,3 +238,26 @@ func Plan(primary *RefsResponse, local []repo.Ref, opts PullOptions) (*PullPlan,
 	})
 	return p, nil
 }
+
+// planTagPrune lists the local tags, within the zone filter (tags are
+// selected by zone only, as in Plan), that the primary does not advertise.
+// Only call it when the primary offers the "tags" extension: a v0 primary
+// says nothing about tags, so its silence must never delete one. Every
+// entry the primary listed counts as advertised, even one Plan refused as
+// invalid, so a hostile entry cannot make a valid local tag look absent.
+func planTagPrune(primary *RefsResponse, local []repo.Ref, opts PullOptions) []repo.Ref {
+	advertised := map[string]bool{}
+	if primary != nil {
+		for _, t := range primary.Tags {
+			advertised[t.Zone+"/"+t.Name] = true
+		}
+	}
+	var out []repo.Ref
+	for _, r := range local {
+		if advertised[r.Zone+"/"+r.Name] || !matchAny(opts.Zones, r.Zone) {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}

@@ -116,9 +116,15 @@ func (c *Client) PullWith(ctx context.Context, opts PullOptions) (*PullResult, e
 		return res, fmt.Errorf("pull: %w", err)
 	}
 
+	var pruneTags []repo.Ref
+	if opts.Prune && info.Has(CapTags) {
+		// Only a primary that lists its tags can say one is gone.
+		pruneTags = planTagPrune(&refs, localTags, opts)
+	}
+
 	p := &puller{c: c, ctx: ctx, tr: tr, opts: opts, useBatch: info.Has(CapBatch), usePack: info.Has(CapPack),
 		failures: map[int]error{}, rootErr: map[repo.Hash]error{}}
-	items := p.items(plan, localBranches, localTags)
+	items := p.items(plan, localBranches, localTags, pruneTags)
 	p.targets = items
 
 	// 2-5. walk, fetch, verify closures, flush.
@@ -143,7 +149,11 @@ func (c *Client) PullWith(ctx context.Context, opts PullOptions) (*PullResult, e
 		case it.res.Pruned:
 			pl := *log
 			pl.Message = "prune: not on primary " + tr.base
-			err = c.Local.UpdateBranch(it.res.Zone, it.res.Name, it.old, repo.ZeroHash, &pl)
+			if it.tag {
+				err = c.Local.UpdateTag(it.res.Zone, it.res.Name, it.old, repo.ZeroHash, &pl)
+			} else {
+				err = c.Local.UpdateBranch(it.res.Zone, it.res.Name, it.old, repo.ZeroHash, &pl)
+			}
 		case it.tag:
 			err = c.Local.UpdateTag(it.res.Zone, it.res.Name, it.old, it.new, log)
 		default:
@@ -186,8 +196,9 @@ func moveOrder(items []*item) []*item {
 	return out
 }
 
-// items turns a plan into the refs to move, with their current local values.
-func (p *puller) items(plan *PullPlan, branches, tags []repo.Ref) []*item {
+// items turns a plan into the refs to move, with their current local
+// values; pruneTags are the local tags to delete.
+func (p *puller) items(plan *PullPlan, branches, tags, pruneTags []repo.Ref) []*item {
 	localB := map[string]repo.Hash{}
 	for _, r := range branches {
 		localB[r.Zone+"/"+r.Name] = r.Hash
@@ -212,6 +223,9 @@ func (p *puller) items(plan *PullPlan, branches, tags []repo.Ref) []*item {
 	}
 	for _, r := range plan.Prune {
 		out = append(out, &item{old: r.Hash, res: BranchResult{Zone: r.Zone, Name: r.Name, Old: r.Hash.String(), Pruned: true}})
+	}
+	for _, r := range pruneTags {
+		out = append(out, &item{tag: true, old: r.Hash, res: BranchResult{Zone: r.Zone, Name: r.Name, Old: r.Hash.String(), Tag: true, Pruned: true}})
 	}
 	for _, e := range plan.Invalid {
 		out = append(out, &item{tag: e.Tag, res: BranchResult{Zone: e.Zone, Name: e.Name, Tag: e.Tag, Err: e.Err}})

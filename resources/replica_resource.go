@@ -154,7 +154,9 @@ func (r *ReplicaResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			},
 			"prune": schema.BoolAttribute{
 				MarkdownDescription: "Delete local branches, within the selection, that the primary no longer has. " +
-					"Pinned branches are never pruned. Defaults to `false`.",
+					"Pinned branches are never pruned. Local tags in the selected zones that the primary no longer " +
+					"lists are deleted too, but only when the primary offers the `tags` extension (a plain v0 primary " +
+					"does not list tags). Defaults to `false`.",
 				Optional: true,
 				Computed: true,
 				Default:  booldefault.StaticBool(false),

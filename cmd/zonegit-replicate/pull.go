@@ -46,7 +46,7 @@ func parsePullFlags(args []string, stderr io.Writer) (*pullConfig, error) {
 	fs.Var(&c.zones, "zone", "zone to replicate, exact or glob (repeatable; default all)")
 	fs.Var(&c.branches, "branch", "branch to replicate, exact or glob (repeatable; default all)")
 	fs.Var(&pins, "pin", "ZONE/BRANCH=HASH: replicate that commit instead of the primary's tip (repeatable)")
-	fs.BoolVar(&c.prune, "prune", false, "delete local branches (within the selection) the primary no longer has")
+	fs.BoolVar(&c.prune, "prune", false, "delete local branches (within the selection) and tags (within the zones) the primary no longer has; tags only against a primary that lists them")
 	fs.BoolVar(&c.json, "json", false, "print the result as JSON on stdout")
 	fs.StringVar(&c.tokenFile, "token-file", "", "file holding the primary's bearer token")
 	fs.BoolVar(&c.v0Only, "v0-only", false, "ignore the primary's extensions (plain v0 protocol)")
