@@ -406,13 +406,17 @@ func TestServeClientCertificates(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("refusal took %v; it should fail in the handshake, not time out", d)
 	}
-	// TLS 1.3 reports the server's "certificate required" alert on the
-	// first read; TLS 1.2 as a handshake failure. Either names TLS, and
-	// neither is a timeout.
+	// TLS 1.3 finishes the client's side of the handshake before the
+	// server checks its certificate, so the refusal reaches the client
+	// either as the server's "certificate required" alert or, when the
+	// server closed first, as a reset or broken pipe on the request write.
+	// Any of these is a refusal; a timeout is not.
 	msg := err.Error()
 	t.Logf("refused: %v", err)
-	if !strings.Contains(msg, "tls:") || strings.Contains(msg, "timeout") || strings.Contains(msg, "deadline") {
-		t.Errorf("pull without a client certificate: %v; want a TLS handshake failure", err)
+	refused := strings.Contains(msg, "tls:") || strings.Contains(msg, "connection reset by peer") ||
+		strings.Contains(msg, "broken pipe")
+	if !refused || strings.Contains(msg, "timeout") || strings.Contains(msg, "deadline") {
+		t.Errorf("pull without a client certificate: %v; want a refusal in the TLS handshake", err)
 	}
 }
 
