@@ -1,12 +1,16 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+
+	"github.com/zonegit/terraform-provider-zonegit/replicate"
 )
 
 // newFlagSet returns the flag set of subcommand name. It returns errors
@@ -74,4 +78,68 @@ func clientToken(path string) (string, error) {
 		return "", fmt.Errorf("token file %s is empty", path)
 	}
 	return tok, nil
+}
+
+// clientTLSFlags are the TLS flags of the commands that talk to a primary
+// (pull, refs), registered and loaded in one place so both accept the same
+// spelling and report the same errors.
+type clientTLSFlags struct {
+	caCert, clientCert, clientKey string
+	insecure                      bool
+}
+
+func (f *clientTLSFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.caCert, "ca-cert", "", "PEM bundle of CAs trusted for the primary's certificate, besides the system's")
+	fs.StringVar(&f.clientCert, "client-cert", "", "PEM client certificate presented to the primary (with --client-key)")
+	fs.StringVar(&f.clientKey, "client-key", "", "PEM key of --client-cert")
+	fs.BoolVar(&f.insecure, "insecure", false, "do not verify the primary's certificate (testing only)")
+}
+
+// check refuses combinations that cannot mean what the user wants; it runs
+// with the other flag checks, so its error is a usage error.
+func (f *clientTLSFlags) check() error {
+	switch {
+	case f.clientCert != "" && f.clientKey == "":
+		return errors.New("--client-cert needs --client-key")
+	case f.clientKey != "" && f.clientCert == "":
+		return errors.New("--client-key needs --client-cert")
+	case f.insecure && f.caCert != "":
+		// Skipping verification would silently ignore the CA the user
+		// named, so a typo in the setup would go unnoticed.
+		return errors.New("--insecure conflicts with --ca-cert")
+	}
+	return nil
+}
+
+// load reads the files into o. The contents are parsed here too, though
+// the client parses them again, so that a bad file is reported by its
+// name and flag rather than as a problem with --primary. Like an
+// unreadable --token-file, every error here is the command line's fault.
+func (f *clientTLSFlags) load(o *replicate.ClientOptions) error {
+	o.Insecure = f.insecure
+	if f.caCert != "" {
+		b, err := os.ReadFile(f.caCert)
+		if err != nil {
+			return fmt.Errorf("--ca-cert: %w", err)
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(b) {
+			return fmt.Errorf("--ca-cert %s: no PEM certificate could be parsed", f.caCert)
+		}
+		o.CACertPEM = string(b)
+	}
+	if f.clientCert != "" {
+		cert, err := os.ReadFile(f.clientCert)
+		if err != nil {
+			return fmt.Errorf("--client-cert: %w", err)
+		}
+		key, err := os.ReadFile(f.clientKey)
+		if err != nil {
+			return fmt.Errorf("--client-key: %w", err)
+		}
+		if _, err := tls.X509KeyPair(cert, key); err != nil {
+			return fmt.Errorf("--client-cert %s / --client-key %s: %w", f.clientCert, f.clientKey, err)
+		}
+		o.ClientCertPEM, o.ClientKeyPEM = string(cert), string(key)
+	}
+	return nil
 }

@@ -32,6 +32,7 @@ type pullConfig struct {
 	pins          map[string]string
 	prune, json   bool
 	tokenFile     string
+	tls           clientTLSFlags
 	v0Only        bool
 	timeout       time.Duration
 	concurrency   int
@@ -49,6 +50,7 @@ func parsePullFlags(args []string, stderr io.Writer) (*pullConfig, error) {
 	fs.BoolVar(&c.prune, "prune", false, "delete local branches (within the selection) and tags (within the zones) the primary no longer has; tags only against a primary that lists them")
 	fs.BoolVar(&c.json, "json", false, "print the result as JSON on stdout")
 	fs.StringVar(&c.tokenFile, "token-file", "", "file holding the primary's bearer token")
+	c.tls.register(fs)
 	fs.BoolVar(&c.v0Only, "v0-only", false, "ignore the primary's extensions (plain v0 protocol)")
 	fs.DurationVar(&c.timeout, "request-timeout", 30*time.Second, "per-request timeout")
 	fs.IntVar(&c.concurrency, "concurrency", 8, "parallel object GETs against a v0 primary")
@@ -60,6 +62,9 @@ func parsePullFlags(args []string, stderr io.Writer) (*pullConfig, error) {
 		return nil, fmt.Errorf("--request-timeout %s: must be positive", c.timeout)
 	case c.concurrency <= 0:
 		return nil, fmt.Errorf("--concurrency %d: must be positive", c.concurrency)
+	}
+	if err := c.tls.check(); err != nil {
+		return nil, err
 	}
 	for _, p := range pins {
 		k, v, ok := strings.Cut(p, "=")
@@ -114,6 +119,9 @@ func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	opts := replicate.ClientOptions{PrimaryURL: cfg.primary, Token: token, V0Only: cfg.v0Only,
 		RequestTimeout: cfg.timeout, Concurrency: cfg.concurrency, UserAgent: "zonegit-replicate/" + version}
+	if err := cfg.tls.load(&opts); err != nil {
+		return failUsage(stderr, "pull: %v", err)
+	}
 	// Validate the URL and pins before touching the repository.
 	if _, err := replicate.NewClientWithOptions(nil, opts); err != nil {
 		fmt.Fprintf(stderr, "zonegit-replicate pull: --primary: %v\n", err)

@@ -18,6 +18,7 @@ func init() {
 
 type refsConfig struct {
 	primary, tokenFile string
+	tls                clientTLSFlags
 	json               bool
 	timeout            time.Duration
 }
@@ -27,6 +28,7 @@ func parseRefsFlags(args []string, stderr io.Writer) (*refsConfig, error) {
 	c := &refsConfig{}
 	fs.StringVar(&c.primary, "primary", "", "primary URL, http(s)://host:port (required)")
 	fs.StringVar(&c.tokenFile, "token-file", "", "file holding the primary's bearer token")
+	c.tls.register(fs)
 	fs.BoolVar(&c.json, "json", false, "print JSON (the /v0/refs shape plus capabilities)")
 	fs.DurationVar(&c.timeout, "request-timeout", 30*time.Second, "per-request timeout")
 	if err := parseArgs(fs, args, "primary"); err != nil {
@@ -34,6 +36,9 @@ func parseRefsFlags(args []string, stderr io.Writer) (*refsConfig, error) {
 	}
 	if c.timeout <= 0 {
 		return nil, fmt.Errorf("--request-timeout %s: must be positive", c.timeout)
+	}
+	if err := c.tls.check(); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -54,8 +59,12 @@ func runRefs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return failUsage(stderr, "refs: %v", err)
 	}
-	c, err := replicate.NewClientWithOptions(nil, replicate.ClientOptions{PrimaryURL: cfg.primary, Token: token,
-		RequestTimeout: cfg.timeout, UserAgent: "zonegit-replicate/" + version})
+	opts := replicate.ClientOptions{PrimaryURL: cfg.primary, Token: token,
+		RequestTimeout: cfg.timeout, UserAgent: "zonegit-replicate/" + version}
+	if err := cfg.tls.load(&opts); err != nil {
+		return failUsage(stderr, "refs: %v", err)
+	}
+	c, err := replicate.NewClientWithOptions(nil, opts)
 	if err != nil {
 		return failUsage(stderr, "refs: --primary: %v", err)
 	}
