@@ -104,15 +104,24 @@ func (p *puller) verifyClaims(known map[repo.Hash]bool) (int, error) {
 					kok = kt.next()
 				}
 				same := kok && kt.kind == nt.kind && string(kt.name) == string(nt.name)
+				if same && string(kt.hash) == string(nt.hash) {
+					// Vouched for by the known tree, whose closure is
+					// complete, and so is the identical run that follows;
+					// both stop on its last entry. This comes before the
+					// index lookup, which only mattered here for an
+					// identical subtree that was also fetched with claims
+					// of its own: it is no longer paired with itself but
+					// checked child by child below, each child in the
+					// index or present locally, which is no weaker.
+					skipIdentical(&nt, &kt)
+					continue
+				}
 				h := repo.Hash(nt.hash)
 				if j, in := x.find(h); in {
 					if same && nt.kind == byte(repo.EntrySubtree) && x.flags[j]&flagClaims != 0 {
 						work = append(work, pair{j, repo.Hash(kt.hash)})
 					}
 					continue
-				}
-				if same && repo.Hash(kt.hash) == h {
-					continue // vouched for by the known tree
 				}
 				want := repo.KindBlob
 				if nt.kind == byte(repo.EntrySubtree) {
