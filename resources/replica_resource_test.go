@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
+	"github.com/zonegit/terraform-provider-zonegit/internal/testpki"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
 
@@ -363,10 +364,11 @@ resource "zonegit_replica" "test" {
 func TestAccReplicaResource_TLS(t *testing.T) {
 	tlsPrimary := newTestPrimary(t, primaryOptions{TLS: true})
 	hTLS := tlsPrimary.commit("example.com.", "main")
-	ca := newTestClientCA(t)
-	mtlsPrimary := newTestPrimary(t, primaryOptions{TLS: true, ClientCAs: ca.pool})
+	ca := testpki.New(t)
+	mtlsPrimary := newTestPrimary(t, primaryOptions{TLS: true, ClientCAs: ca.Pool})
 	hMTLS := mtlsPrimary.commit("example.org.", "main")
-	certPEM, keyPEM := ca.issue(t, "replica")
+	cert, key := ca.ClientCert(t, "replica")
+	certPEM, keyPEM := string(cert), string(key)
 	// Both servers present httptest's certificate.
 	serverCA := tlsPrimary.serverCAPEM()
 

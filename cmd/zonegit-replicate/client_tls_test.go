@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/zonegit/terraform-provider-zonegit/internal/testpki"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 	"github.com/zonegit/terraform-provider-zonegit/repo/repotest"
 )
@@ -18,15 +19,17 @@ func TestClientCertificateFlags(t *testing.T) {
 	c0 := writeCommit(t, dir, func(r *repo.Repo) (repo.Hash, error) {
 		return repotest.SyntheticZone(r, "example.com.", "main", 5)
 	})
-	pki := newTestPKI(t)
+	pki := testpki.New(t)
+	serverCert, serverKey := pki.ServerCert(t)
+	clientCert, clientKey := pki.ClientCert(t, "secondary")
 	fdir := t.TempDir()
-	caFile := writeTestFile(t, fdir, "ca.pem", pki.caPEM)
+	caFile := writeTestFile(t, fdir, "ca.pem", pki.CAPEM)
 	url, _, serveErr := startServe(t, "--repo", dir, "--listen", "127.0.0.1:0",
-		"--tls-cert", writeTestFile(t, fdir, "server.pem", pki.serverCert),
-		"--tls-key", writeTestFile(t, fdir, "server-key.pem", pki.serverKey),
+		"--tls-cert", writeTestFile(t, fdir, "server.pem", serverCert),
+		"--tls-key", writeTestFile(t, fdir, "server-key.pem", serverKey),
 		"--tls-client-ca", caFile)
-	certFile := writeTestFile(t, fdir, "client.pem", pki.clientCert)
-	keyFile := writeTestFile(t, fdir, "client-key.pem", pki.clientKey)
+	certFile := writeTestFile(t, fdir, "client.pem", clientCert)
+	keyFile := writeTestFile(t, fdir, "client-key.pem", clientKey)
 	withCert := []string{"--primary", url, "--ca-cert", caFile, "--client-cert", certFile, "--client-key", keyFile}
 
 	code, out, errs := runCLI(t, append([]string{"refs"}, withCert...)...)
@@ -54,11 +57,13 @@ func TestClientCertificateFlags(t *testing.T) {
 }
 
 func TestClientTLSFlagsUsage(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := testpki.New(t)
+	clientCert, clientKey := pki.ClientCert(t, "secondary")
+	_, otherKey := testpki.New(t).ClientCert(t, "secondary")
 	fdir := t.TempDir()
-	caFile := writeTestFile(t, fdir, "ca.pem", pki.caPEM)
-	certFile := writeTestFile(t, fdir, "client.pem", pki.clientCert)
-	keyFile := writeTestFile(t, fdir, "client-key.pem", pki.clientKey)
+	caFile := writeTestFile(t, fdir, "ca.pem", pki.CAPEM)
+	certFile := writeTestFile(t, fdir, "client.pem", clientCert)
+	keyFile := writeTestFile(t, fdir, "client-key.pem", clientKey)
 	notPEM := writeTestFile(t, fdir, "not-pem.pem", []byte("this is not PEM\n"))
 	missing := filepath.Join(fdir, "absent.pem")
 	// Nothing here is reachable: every case must fail before any request.
@@ -75,7 +80,7 @@ func TestClientTLSFlagsUsage(t *testing.T) {
 		{[]string{"--client-cert", missing, "--client-key", keyFile}, "absent.pem"},
 		{[]string{"--client-cert", certFile, "--client-key", missing}, "absent.pem"},
 		// A key that does not match the certificate names both files.
-		{[]string{"--client-cert", certFile, "--client-key", writeTestFile(t, fdir, "other-key.pem", newTestPKI(t).clientKey)}, "other-key.pem"},
+		{[]string{"--client-cert", certFile, "--client-key", writeTestFile(t, fdir, "other-key.pem", otherKey)}, "other-key.pem"},
 	} {
 		for _, cmd := range [][]string{
 			{"refs", "--primary", primary},

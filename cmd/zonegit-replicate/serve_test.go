@@ -3,17 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -23,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zonegit/terraform-provider-zonegit/internal/testpki"
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 	"github.com/zonegit/terraform-provider-zonegit/repo/repotest"
@@ -197,7 +191,12 @@ func TestServeTLSAndToken(t *testing.T) {
 	c0 := writeCommit(t, dir, func(r *repo.Repo) (repo.Hash, error) {
 		return repotest.SyntheticZone(r, "example.com.", "main", 5)
 	})
-	certFile, keyFile, pool := selfSigned(t)
+	pki := testpki.New(t)
+	serverCert, serverKey := pki.ServerCert(t)
+	fdir := t.TempDir()
+	certFile := writeTestFile(t, fdir, "cert.pem", serverCert)
+	keyFile := writeTestFile(t, fdir, "key.pem", serverKey)
+	pool := pki.Pool
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte("t0ken\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -234,109 +233,6 @@ func TestServeUsage(t *testing.T) {
 	}
 }
 
-// selfSigned writes a throw-away certificate for 127.0.0.1.
-func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "zonegit test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := t.TempDir()
-	certFile, keyFile = filepath.Join(d, "cert.pem"), filepath.Join(d, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool
-}
-
-// testPKI is a throw-away CA with a server certificate for 127.0.0.1 and
-// a client certificate, all signed by the CA, as PEM.
-type testPKI struct {
-	caPEM                 []byte
-	serverCert, serverKey []byte
-	clientCert, clientKey []byte
-}
-
-func newTestPKI(t *testing.T) *testPKI {
-	t.Helper()
-	newKey := func() *ecdsa.PrivateKey {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
-	keyPEM := func(k *ecdsa.PrivateKey) []byte {
-		der, err := x509.MarshalECPrivateKey(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
-	}
-	caKey := newKey()
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "zonegit test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf := func(serial int64, cn string, usage x509.ExtKeyUsage, ips []net.IP) (certPEM, kPEM []byte) {
-		k := newKey()
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial),
-			Subject:      pkix.Name{CommonName: cn},
-			NotBefore:    time.Now().Add(-time.Hour),
-			NotAfter:     time.Now().Add(time.Hour),
-			IPAddresses:  ips,
-			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), keyPEM(k)
-	}
-	p := &testPKI{caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})}
-	p.serverCert, p.serverKey = leaf(2, "127.0.0.1", x509.ExtKeyUsageServerAuth, []net.IP{net.ParseIP("127.0.0.1")})
-	p.clientCert, p.clientKey = leaf(3, "secondary", x509.ExtKeyUsageClientAuth, nil)
-	return p
-}
-
 func writeTestFile(t *testing.T, dir, name string, data []byte) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
@@ -355,12 +251,14 @@ func TestServeClientCertificates(t *testing.T) {
 	c0 := writeCommit(t, dir, func(r *repo.Repo) (repo.Hash, error) {
 		return repotest.SyntheticZone(r, "example.com.", "main", 5)
 	})
-	pki := newTestPKI(t)
+	pki := testpki.New(t)
+	serverCert, serverKey := pki.ServerCert(t)
+	clientCert, clientKey := pki.ClientCert(t, "secondary")
 	fdir := t.TempDir()
 	url, _, stderr := startServe(t, "--repo", dir, "--listen", "127.0.0.1:0",
-		"--tls-cert", writeTestFile(t, fdir, "server.pem", pki.serverCert),
-		"--tls-key", writeTestFile(t, fdir, "server-key.pem", pki.serverKey),
-		"--tls-client-ca", writeTestFile(t, fdir, "ca.pem", pki.caPEM))
+		"--tls-cert", writeTestFile(t, fdir, "server.pem", serverCert),
+		"--tls-key", writeTestFile(t, fdir, "server-key.pem", serverKey),
+		"--tls-client-ca", writeTestFile(t, fdir, "ca.pem", pki.CAPEM))
 	if !strings.HasPrefix(url, "https://") {
 		t.Fatalf("address %q is not https", url)
 	}
@@ -373,7 +271,7 @@ func TestServeClientCertificates(t *testing.T) {
 		}
 		defer local.Close()
 		opts.PrimaryURL = url
-		opts.CACertPEM = string(pki.caPEM)
+		opts.CACertPEM = string(pki.CAPEM)
 		// One try, bounded: a refused handshake must surface as an error,
 		// and a hang would hit the timeout instead of passing.
 		opts.RetryAttempts = -1
@@ -390,7 +288,7 @@ func TestServeClientCertificates(t *testing.T) {
 		return local.Branch("example.com.", "main")
 	}
 
-	tip, err := pull(replicate.ClientOptions{ClientCertPEM: string(pki.clientCert), ClientKeyPEM: string(pki.clientKey)})
+	tip, err := pull(replicate.ClientOptions{ClientCertPEM: string(clientCert), ClientKeyPEM: string(clientKey)})
 	if err != nil {
 		t.Fatalf("pull with a client certificate: %v; stderr: %s", err, stderr.String())
 	}
@@ -424,9 +322,11 @@ func TestServeClientCertificates(t *testing.T) {
 // a usage error naming the flag; a file without a usable certificate is
 // a failure naming the file.
 func TestServeClientCAUsage(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := testpki.New(t)
+	serverCert, serverKey := pki.ServerCert(t)
+	_, clientKey := pki.ClientCert(t, "secondary")
 	fdir := t.TempDir()
-	caFile := writeTestFile(t, fdir, "ca.pem", pki.caPEM)
+	caFile := writeTestFile(t, fdir, "ca.pem", pki.CAPEM)
 	code, _, errOut := runCLI(t, "serve", "--repo", t.TempDir(), "--listen", "127.0.0.1:0", "--tls-client-ca", caFile)
 	if code != exitUsage || !strings.Contains(errOut, "--tls-client-ca") {
 		t.Errorf("--tls-client-ca without --tls-cert: exit %d, stderr %q", code, errOut)
@@ -436,11 +336,11 @@ func TestServeClientCAUsage(t *testing.T) {
 	writeCommit(t, dir, func(r *repo.Repo) (repo.Hash, error) {
 		return repotest.SyntheticZone(r, "example.com.", "main", 1)
 	})
-	certFile := writeTestFile(t, fdir, "server.pem", pki.serverCert)
-	keyFile := writeTestFile(t, fdir, "server-key.pem", pki.serverKey)
+	certFile := writeTestFile(t, fdir, "server.pem", serverCert)
+	keyFile := writeTestFile(t, fdir, "server-key.pem", serverKey)
 	bad := map[string][]byte{
 		"not-pem.pem":  []byte("this is not PEM\n"),
-		"only-key.pem": pki.clientKey,
+		"only-key.pem": clientKey,
 		"garbled.pem":  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte("garbage")}),
 	}
 	for name, data := range bad {
