@@ -40,38 +40,49 @@ func benchPrimary(b *testing.B, v0, withPack bool) *primary {
 	return p
 }
 
-func reportPull(b *testing.B, objects int, bytes int64, requests int, elapsed time.Duration) {
-	b.ReportMetric(float64(objects)/elapsed.Seconds(), "objects/s")
-	b.ReportMetric(float64(objects)/float64(b.N), "objects/op")
-	b.ReportMetric(float64(bytes)/float64(b.N), "payload-bytes/op")
-	b.ReportMetric(float64(requests)/float64(b.N), "requests/op")
+// pullTotals adds up what the timed pulls of one benchmark moved.
+type pullTotals struct {
+	objects, requests int
+	bytes             int64
+	elapsed           time.Duration
+}
+
+// pull runs one timed pull (the benchmark timer must be running) and adds
+// its figures.
+func (t *pullTotals) pull(b *testing.B, c *replicate.Client) {
+	start := time.Now()
+	res, err := c.PullWith(context.Background(), replicate.PullOptions{})
+	t.elapsed += time.Since(start)
+	if err != nil {
+		b.Fatal(err)
+	}
+	t.objects += res.Objects
+	t.bytes += res.Bytes
+	t.requests += res.Requests
+}
+
+func (t *pullTotals) report(b *testing.B) {
+	b.ReportMetric(float64(t.objects)/t.elapsed.Seconds(), "objects/s")
+	b.ReportMetric(float64(t.objects)/float64(b.N), "objects/op")
+	b.ReportMetric(float64(t.bytes)/float64(b.N), "payload-bytes/op")
+	b.ReportMetric(float64(t.requests)/float64(b.N), "requests/op")
 }
 
 func benchFull(b *testing.B, v0, withPack bool) {
 	p := benchPrimary(b, v0, withPack)
-	var objects, requests int
-	var bytes int64
-	var elapsed time.Duration
+	var tot pullTotals
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		local := openRepo(b, b.TempDir())
 		c := newClient(b, p.url(), local, nil)
 		b.StartTimer()
-		start := time.Now()
-		res, err := c.PullWith(context.Background(), replicate.PullOptions{})
-		elapsed += time.Since(start)
-		if err != nil {
-			b.Fatal(err)
-		}
-		objects += res.Objects
-		bytes += res.Bytes
-		requests += res.Requests
+		tot.pull(b, c)
 		b.StopTimer()
 		_ = local.Close()
 		b.StartTimer()
 	}
-	reportPull(b, objects, bytes, requests, elapsed)
+	tot.report(b)
 }
 
 // BenchmarkPullFull: a full pull of a flat zone over loopback, with the
@@ -94,9 +105,7 @@ func BenchmarkPullIncremental(b *testing.B) {
 			if _, err := c.PullWith(context.Background(), replicate.PullOptions{}); err != nil {
 				b.Fatal(err)
 			}
-			var objects, requests int
-			var bytes int64
-			var elapsed time.Duration
+			var tot pullTotals
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
@@ -104,18 +113,10 @@ func BenchmarkPullIncremental(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.StartTimer()
-				start := time.Now()
-				res, err := c.PullWith(context.Background(), replicate.PullOptions{})
-				elapsed += time.Since(start)
-				if err != nil {
-					b.Fatal(err)
-				}
-				objects += res.Objects
-				bytes += res.Bytes
-				requests += res.Requests
+				tot.pull(b, c)
 			}
-			reportPull(b, objects, bytes, requests, elapsed)
-			b.ReportMetric(float64(elapsed.Microseconds())/1000/float64(b.N), "ms/pull")
+			tot.report(b)
+			b.ReportMetric(float64(tot.elapsed.Microseconds())/1000/float64(b.N), "ms/pull")
 		})
 	}
 }
