@@ -6,8 +6,6 @@ import (
 	"testing"
 
 	"github.com/zonegit/terraform-provider-zonegit/internal/testpki"
-	"github.com/zonegit/terraform-provider-zonegit/repo"
-	"github.com/zonegit/terraform-provider-zonegit/repo/repotest"
 )
 
 // TestClientCertificateFlags: pull and refs reach a primary behind a
@@ -15,21 +13,9 @@ import (
 // with --ca-cert/--client-cert/--client-key, and fail naming the primary
 // without the client certificate.
 func TestClientCertificateFlags(t *testing.T) {
-	dir := t.TempDir()
-	c0 := writeCommit(t, dir, func(r *repo.Repo) (repo.Hash, error) {
-		return repotest.SyntheticZone(r, "example.com.", "main", 5)
-	})
-	pki := testpki.New(t)
-	serverCert, serverKey := pki.ServerCert(t)
-	clientCert, clientKey := pki.ClientCert(t, "secondary")
-	fdir := t.TempDir()
-	caFile := writeTestFile(t, fdir, "ca.pem", pki.CAPEM)
-	url, _, serveErr := startServe(t, "--repo", dir, "--listen", "127.0.0.1:0",
-		"--tls-cert", writeTestFile(t, fdir, "server.pem", serverCert),
-		"--tls-key", writeTestFile(t, fdir, "server-key.pem", serverKey),
-		"--tls-client-ca", caFile)
-	certFile := writeTestFile(t, fdir, "client.pem", clientCert)
-	keyFile := writeTestFile(t, fdir, "client-key.pem", clientKey)
+	m := startMTLSServe(t)
+	url, c0, caFile, serveErr := m.url, m.tip, m.caFile, m.stderr
+	certFile, keyFile := m.clientCertFile, m.keyFile
 	withCert := []string{"--primary", url, "--ca-cert", caFile, "--client-cert", certFile, "--client-key", keyFile}
 
 	code, out, errs := runCLI(t, append([]string{"refs"}, withCert...)...)

@@ -246,19 +246,41 @@ func writeTestFile(t *testing.T, dir, name string, data []byte) string {
 // presenting a certificate from the bundle pulls; one without a
 // certificate is refused in the TLS handshake, promptly and with a TLS
 // error rather than a hang or an HTTP status.
-func TestServeClientCertificates(t *testing.T) {
+// mtlsPrimary is `serve --tls-client-ca` over a 5-record zone, with the
+// material a client needs to reach it.
+type mtlsPrimary struct {
+	url                     string
+	tip                     repo.Hash // example.com./main
+	pki                     *testpki.PKI
+	caFile                  string // the CA bundle, also trusted for the server
+	clientCert, clientKey   []byte // signed by the CA
+	clientCertFile, keyFile string
+	stderr                  *syncBuffer
+}
+
+func startMTLSServe(t *testing.T) *mtlsPrimary {
+	t.Helper()
 	dir := t.TempDir()
-	c0 := writeCommit(t, dir, func(r *repo.Repo) (repo.Hash, error) {
+	m := &mtlsPrimary{pki: testpki.New(t)}
+	m.tip = writeCommit(t, dir, func(r *repo.Repo) (repo.Hash, error) {
 		return repotest.SyntheticZone(r, "example.com.", "main", 5)
 	})
-	pki := testpki.New(t)
-	serverCert, serverKey := pki.ServerCert(t)
-	clientCert, clientKey := pki.ClientCert(t, "secondary")
+	serverCert, serverKey := m.pki.ServerCert(t)
+	m.clientCert, m.clientKey = m.pki.ClientCert(t, "secondary")
 	fdir := t.TempDir()
-	url, _, stderr := startServe(t, "--repo", dir, "--listen", "127.0.0.1:0",
+	m.caFile = writeTestFile(t, fdir, "ca.pem", m.pki.CAPEM)
+	m.clientCertFile = writeTestFile(t, fdir, "client.pem", m.clientCert)
+	m.keyFile = writeTestFile(t, fdir, "client-key.pem", m.clientKey)
+	m.url, _, m.stderr = startServe(t, "--repo", dir, "--listen", "127.0.0.1:0",
 		"--tls-cert", writeTestFile(t, fdir, "server.pem", serverCert),
 		"--tls-key", writeTestFile(t, fdir, "server-key.pem", serverKey),
-		"--tls-client-ca", writeTestFile(t, fdir, "ca.pem", pki.CAPEM))
+		"--tls-client-ca", m.caFile)
+	return m
+}
+
+func TestServeClientCertificates(t *testing.T) {
+	m := startMTLSServe(t)
+	url, c0, pki, stderr, clientCert, clientKey := m.url, m.tip, m.pki, m.stderr, m.clientCert, m.clientKey
 	if !strings.HasPrefix(url, "https://") {
 		t.Fatalf("address %q is not https", url)
 	}
