@@ -8,16 +8,16 @@ import (
 	"testing"
 )
 
-// vectorsDir is the shared golden data: the repository root's parent holds
-// shared/vectors (see its README). Tests fail, not skip, without it: the
-// vectors are what proves compatibility with the zonegit tools.
-var vectorsDir = filepath.Join("..", "..", "shared", "vectors")
+// vectorsDir holds the golden data recorded from the zonegit tools, kept in
+// the repository (testdata/vectors, see its README). Tests fail, not skip,
+// without it: the vectors are what proves compatibility with the zonegit tools.
+var vectorsDir = filepath.Join("..", "testdata", "vectors")
 
 func vectorPath(t testing.TB, parts ...string) string {
 	t.Helper()
 	p := filepath.Join(append([]string{vectorsDir}, parts...)...)
 	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("golden vector %s is missing (expected the shared vectors next to the repository): %v", p, err)
+		t.Fatalf("golden vector %s is missing (expected in testdata/vectors): %v", p, err)
 	}
 	return p
 }

@@ -21,33 +21,21 @@ import (
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
 
-// VectorsDir returns the directory of the shared golden vectors (the one
-// holding repo-dump.json and protocol/). It looks at $ZONEGIT_VECTORS,
-// then testdata/vectors and ../shared/vectors relative to the module root.
-// The test is skipped when none exists, so a checkout without the vectors
-// still runs everything else.
+// VectorsDir returns the directory of the golden vectors recorded from the
+// zonegit tools (the one holding repo-dump.json and protocol/): testdata/vectors
+// at the module root. They are part of the repository, so a missing
+// directory fails the test: the vectors are what proves compatibility.
 func VectorsDir(t testing.TB) string {
 	t.Helper()
-	if d := os.Getenv("ZONEGIT_VECTORS"); d != "" {
-		if _, err := os.Stat(filepath.Join(d, "repo-dump.json")); err != nil {
-			t.Fatalf("ZONEGIT_VECTORS=%s: %v", d, err)
-		}
-		return d
-	}
 	root, err := moduleRoot()
 	if err != nil {
-		t.Skipf("test vectors not found: %v", err)
+		t.Fatalf("test vectors: %v", err)
 	}
-	for _, d := range []string{
-		filepath.Join(root, "testdata", "vectors"),
-		filepath.Join(root, "..", "shared", "vectors"),
-	} {
-		if _, err := os.Stat(filepath.Join(d, "repo-dump.json")); err == nil {
-			return d
-		}
+	d := filepath.Join(root, "testdata", "vectors")
+	if _, err := os.Stat(filepath.Join(d, "repo-dump.json")); err != nil {
+		t.Fatalf("test vectors missing from the repository: %v", err)
 	}
-	t.Skipf("test vectors not found under %s (set ZONEGIT_VECTORS)", root)
-	return ""
+	return d
 }
 
 func moduleRoot() (string, error) {
