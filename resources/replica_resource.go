@@ -302,7 +302,18 @@ func (r *ReplicaResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 			resp.Diagnostics.AddAttributeError(path.Root("path"), "Invalid replica path", err.Error())
 			return
 		}
-		if resp.Diagnostics.Append(checkReplicaDir(dir)...); resp.Diagnostics.HasError() {
+		d := checkReplicaDir(dir)
+		if state != nil && state.ID.ValueString() == dir && d.HasError() {
+			// The replica exists, and something else was put into its
+			// directory. An error here would also block destroy (which
+			// plans once first to refresh), so warn; the apply refuses.
+			for _, e := range d.Errors() {
+				resp.Diagnostics.AddAttributeWarning(path.Root("path"), e.Summary(), e.Detail()+
+					" An apply will refuse to write to it; destroy with destroy_data = true deletes nothing while those files are there.")
+			}
+			d = nil
+		}
+		if resp.Diagnostics.Append(d...); resp.Diagnostics.HasError() {
 			return
 		}
 	}
