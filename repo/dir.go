@@ -144,3 +144,9 @@ func RemoveRepository(dir string, keepDir bool) error {
 	}
 	return nil
 }
+
+// HeldByWriter reports whether another process holds the repository at dir
+// open for writing. It takes no lock that a writer would notice for longer
+// than the check and writes nothing; use it to explain why a read-only open
+// failed (a writer's unflushed log) rather than blaming damage.
+func HeldByWriter(dir string) bool { return heldByWriter(dir) }

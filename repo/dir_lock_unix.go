@@ -28,3 +28,20 @@ func lockDir(dir string) (unlock func(), err error) {
 	}
 	return func() { f.Close() }, nil
 }
+
+// heldByWriter reports whether a writer holds dir's lock, by asking for a
+// shared flock without waiting and letting it go at once. It writes
+// nothing, so a reader can tell "in use" from "damaged" after a read-only
+// open failed.
+func heldByWriter(dir string) bool {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
+		return errors.Is(err, unix.EWOULDBLOCK)
+	}
+	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN) // closing f releases it anyway
+	return false
+}

@@ -120,11 +120,17 @@ func TestRemoveRepository(t *testing.T) {
 	if err := repo.RemoveRepository(rp, false); !errors.Is(err, repo.ErrLocked) {
 		t.Errorf("locked: %v, want ErrLocked", err)
 	}
+	if !repo.HeldByWriter(rp) {
+		t.Error("HeldByWriter = false while a writer has it open")
+	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if d, _ := repo.InspectDir(rp); !d.IsRepository() {
 		t.Fatalf("a locked removal changed the repository: %+v", d)
+	}
+	if repo.HeldByWriter(rp) {
+		t.Error("HeldByWriter = true after the writer closed it")
 	}
 
 	if err := repo.RemoveRepository(rp, false); err != nil {

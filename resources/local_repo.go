@@ -46,6 +46,10 @@ func readLocalRefs(dir string) (refs []repo.Ref, exists bool, err error) {
 	}
 	r, err := repo.Open(dir, repo.Options{ReadOnly: true})
 	if err != nil {
+		if repo.HeldByWriter(dir) {
+			// Most likely the writer's log, not damage.
+			return nil, true, fmt.Errorf("%w (%v)", repo.ErrLocked, err)
+		}
 		return nil, true, err
 	}
 	defer r.Close()

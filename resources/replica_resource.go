@@ -883,6 +883,9 @@ func openError(dir string, err error) diag.Diagnostic {
 // readError explains a failure to read the replica's branches, which
 // refresh, plan and import do read-only.
 func readError(dir string, err error) diag.Diagnostic {
+	if errors.Is(err, repo.ErrLocked) {
+		return openError(dir, err)
+	}
 	if errors.Is(err, repo.ErrNotRepository) {
 		return diag.NewAttributeErrorDiagnostic(path.Root("path"), "Path is not a zonegit repository", fmt.Sprintf(
 			"%v. The replica's directory no longer holds a zonegit repository. Choose another path, or move "+
