@@ -221,8 +221,9 @@ const replicaDescription = "A local zonegit repository (a secondary) replicated 
 	"directory holding only the files of a zonegit (Badger) repository, which are `*.sst`, `*.vlog`, `*.mem`, " +
 	"`MANIFEST`, `KEYREGISTRY`, `DISCARD`, `LOCK`, and `MANIFEST-REWRITE` and `REWRITE-KEYREGISTRY` while " +
 	"they are rewritten. Anything else there (`path = \"/\"`, a directory with a `notes.txt`) is an error at " +
-	"plan naming the path and the other files, and nothing is written to it. Keep other files next to the " +
-	"replica, not inside it. The replica is an ordinary zonegit repository that a zonegit daemon can serve. " +
+	"plan naming the path and the other files, and nothing is written to it. (If files appear in the " +
+	"directory of a replica that already exists, the plan warns, since an error there would block destroy " +
+	"too, and the apply refuses.) Keep other files next to the replica, not inside it. The replica is an ordinary zonegit repository that a zonegit daemon can serve. " +
 	"Only one writer may hold it at a time; a second apply or `zonegit-replicate pull` on the same path fails " +
 	"fast.\n\n" +
 	"**Destroy** forgets the replica and keeps its data, unless `destroy_data = true`: then it deletes the " +
