@@ -498,6 +498,17 @@ func (r *ReplicaResource) Read(ctx context.Context, req resource.ReadRequest, re
 		resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, nil)...)
 		return
 	}
+	if errors.Is(err, repo.ErrNotRepository) {
+		// The repository is gone and something else is there: like a
+		// directory that is gone, the replica no longer exists. Failing
+		// refresh instead would also block destroy.
+		resp.Diagnostics.AddAttributeWarning(path.Root("path"), "Replica is gone", fmt.Sprintf(
+			"%v. The replica no longer exists there, so it is removed from the state; a plan to create it again "+
+				"fails until the path is absent, empty, or a zonegit repository.", err))
+		resp.State.RemoveResource(ctx)
+		resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, nil)...)
+		return
+	}
 	if err != nil {
 		resp.Diagnostics.Append(readError(dir, err))
 		return

@@ -688,3 +688,62 @@ func TestAccReplicaResource_damagedReplica(t *testing.T) {
 		},
 	})
 }
+
+// TestAccReplicaResource_replacedByOtherFiles: a replica whose directory
+// now holds only other files is gone, like a deleted directory: refresh
+// drops it (it does not fail, so destroy still works), the plan to create
+// it again is refused naming the files, and they are never touched.
+func TestAccReplicaResource_replacedByOtherFiles(t *testing.T) {
+	p := newTestPrimary(t, primaryOptions{})
+	p.commit("example.com.", "main")
+	dir := filepath.Join(t.TempDir(), "replica")
+	config := replicaConfig(p.URL, dir, "destroy_data = true")
+	notes := filepath.Join(dir, "notes.txt")
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		CheckDestroy: func(*terraform.State) error {
+			if dirExists(dir) {
+				return fmt.Errorf("destroy with destroy_data = true left %s", dir)
+			}
+			return nil
+		},
+		Steps: []resource.TestStep{
+			{Config: config},
+			{
+				PreConfig: func() {
+					if err := repo.RemoveRepository(dir, true); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(notes, []byte("mine"), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config:      config,
+				// The create plan's refusal: refresh dropped the replica
+				// rather than failing.
+				ExpectError: errorLike("Path is not a zonegit repository", dir, `"notes.txt"`, "A replica's path must be absent"),
+			},
+			{
+				PreConfig: func() {
+					if b, err := os.ReadFile(notes); err != nil || string(b) != "mine" {
+						t.Fatalf("notes.txt: %q %v", b, err)
+					}
+					if err := os.Remove(notes); err != nil {
+						t.Fatal(err)
+					}
+				},
+				// The empty directory is a replica with no branches yet.
+				Config: config,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(replicaAddr, tfjsonpath.New("refs"), knownvalue.MapSizeExact(1)),
+				},
+				Check: func(*terraform.State) error {
+					if d, err := repo.InspectDir(dir); err != nil || !d.IsRepository() {
+						return fmt.Errorf("replica directory: %+v %v", d, err)
+					}
+					return nil
+				},
+			},
+		},
+	})
+}
