@@ -396,15 +396,13 @@ func checkReplicaDir(dir string) diag.Diagnostics {
 func checkPins(ctx context.Context, opts replicate.ClientOptions, pins map[string]string, local map[string]string) diag.Diagnostics {
 	var diags diag.Diagnostics
 	var client *replicate.Client
+	ctx, opts = withClientLogging(ctx, opts)
 	for _, key := range sortedKeys(pins) {
 		h, err := repo.ParseHash(strings.TrimSpace(pins[key]))
 		if err != nil || local[key] == h.String() {
 			continue // validation reported a bad hash; an applied pin needs nothing
 		}
 		if client == nil {
-			var cctx context.Context
-			cctx, opts = withClientLogging(ctx, opts)
-			ctx = cctx
 			if client, err = replicate.NewClientWithOptions(nil, opts); err != nil {
 				diags.AddError("Invalid replication client settings",
 					fmt.Sprintf("Cannot build a client for primary %s: %v. Check primary_url and the TLS settings of the provider.", opts.PrimaryURL, err))

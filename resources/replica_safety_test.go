@@ -718,7 +718,7 @@ func TestAccReplicaResource_replacedByOtherFiles(t *testing.T) {
 						t.Fatal(err)
 					}
 				},
-				Config:      config,
+				Config: config,
 				// The create plan's refusal: refresh dropped the replica
 				// rather than failing.
 				ExpectError: errorLike("Path is not a zonegit repository", dir, `"notes.txt"`, "A replica's path must be absent"),
