@@ -33,17 +33,10 @@ func (o PullOptions) Selection() Selection {
 	return Selection{Zones: o.Zones, Branches: o.Branches, Pins: o.Pins}
 }
 
-// Validate checks every filter entry and pin, and returns an error naming
+// validateFilters checks every filter entry and returns an error naming
 // the first bad one: a filter that could never match a valid name is a
-// mistake, not a filter that silently selects nothing.
-func (s Selection) Validate() error {
-	if err := s.validateFilters(); err != nil {
-		return err
-	}
-	_, err := parsePins(s.Pins)
-	return err
-}
-
+// mistake, not a filter that silently selects nothing. (Plan checks the
+// pins as it parses them.)
 func (s Selection) validateFilters() error {
 	for _, z := range s.Zones {
 		if err := ValidateZonePattern(z); err != nil {

@@ -188,15 +188,15 @@ func TestSelectionPinsAndUnselected(t *testing.T) {
 	if !sel.Zone("x.example.com.") || sel.Zone("other.net.") {
 		t.Error("Zone must follow the zone filter alone")
 	}
-	if err := sel.Validate(); err != nil {
-		t.Errorf("Validate: %v", err)
+	if _, err := Plan(nil, nil, PullOptions{Zones: sel.Zones, Branches: sel.Branches, Pins: sel.Pins}); err != nil {
+		t.Errorf("Plan refused a valid selection: %v", err)
 	}
-	for _, bad := range []Selection{
+	for _, bad := range []PullOptions{
 		{Zones: []string{"example.com"}},
 		{Branches: []string{"a/b"}},
 		{Pins: map[string]string{"example.com/main": h}},
 	} {
-		if err := bad.Validate(); err == nil {
+		if _, err := Plan(nil, nil, bad); err == nil {
 			t.Errorf("%+v accepted", bad)
 		}
 	}
