@@ -254,16 +254,22 @@ func (p *ZonegitProvider) Configure(ctx context.Context, req provider.ConfigureR
 		return
 	}
 
+	// The settings in effect, defaults filled in, rather than the zero
+	// values that stand for "default" in ClientOptions.
+	eff := opts.WithDefaults()
 	tflog.Debug(ctx, "configured zonegit provider", map[string]any{
-		"primary_url":     opts.PrimaryURL,
-		"token_set":       opts.Token != "",
-		"headers":         len(opts.Headers),
-		"custom_ca":       opts.CACertPEM != "",
-		"client_cert":     opts.ClientCertPEM != "",
-		"insecure":        opts.Insecure,
-		"request_timeout": opts.RequestTimeout.String(),
-		"concurrency":     opts.Concurrency,
-		"retry_attempts":  opts.RetryAttempts,
+		"primary_url":     eff.PrimaryURL,
+		"token_set":       eff.Token != "",
+		"headers":         len(eff.Headers),
+		"custom_ca":       eff.CACertPEM != "",
+		"client_cert":     eff.ClientCertPEM != "",
+		"insecure":        eff.Insecure,
+		"request_timeout": eff.RequestTimeout.String(),
+		"concurrency":     eff.Concurrency,
+		"retry_attempts":  eff.RetryAttempts,
+		"retry_min_delay": eff.RetryMinDelay.String(),
+		"retry_max_delay": eff.RetryMaxDelay.String(),
+		"user_agent":      eff.UserAgent,
 	})
 	data := &resources.ProviderData{Client: opts, Version: p.version}
 	resp.ResourceData = data

@@ -7,15 +7,17 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/provider"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/zonegit/terraform-provider-zonegit/replicate"
 )
 
 var _ provider.ConfigValidator = retryBoundsValidator{}
 
 // The replication client's default retry delays, for configurations that set
 // only one bound.
-const (
-	defaultRetryMinDelayMs = 200
-	defaultRetryMaxDelayMs = 5000
+var (
+	defaultRetryMinDelayMs = replicate.ClientOptions{}.WithDefaults().RetryMinDelay.Milliseconds()
+	defaultRetryMaxDelayMs = replicate.ClientOptions{}.WithDefaults().RetryMaxDelay.Milliseconds()
 )
 
 // retryBoundsValidator checks retry.min_delay_ms <= retry.max_delay_ms.

@@ -77,11 +77,11 @@ type PullOptions struct {
 	// against a primary offering the "tags" extension: a v0 primary does
 	// not list tags, so it cannot say one is gone.
 	Prune bool
-	// PinsOnly makes the pinned branches the only targets: branches the
-	// primary advertises without a pin are left alone (Zones and Branches
-	// then only bound what Prune may delete). Terraform's apply uses it to
-	// move exactly the branches the plan showed, even if the primary grew a
-	// new branch after the plan.
+	// PinsOnly makes the pins the complete set of branches to keep: only
+	// pinned branches are targets, and with Prune every local branch
+	// without a pin is deleted, whatever the filters say (Zones then only
+	// select tags). Terraform's apply uses it to make the replica exactly
+	// the plan, even if the primary grew a new branch after the plan.
 	PinsOnly bool
 	// Progress, when set, is called as objects arrive (for long pulls).
 	Progress func(Progress)

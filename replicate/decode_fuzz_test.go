@@ -180,7 +180,7 @@ func TestPlanValidation(t *testing.T) {
 	}
 	for _, bad := range []PullOptions{
 		{Zones: []string{"["}},
-		{Branches: []string{"a\\"}},
+		{Branches: []string{"a/b"}},
 		{Pins: map[string]string{"nozone": h}},
 		{Pins: map[string]string{"example.com./main": "00"}},
 		{Pins: map[string]string{"example.com/main": h}},
@@ -208,7 +208,8 @@ func TestPlanValidation(t *testing.T) {
 
 // With PinsOnly, a branch the primary advertises without a pin is not a
 // target (the apply of a reviewed plan must not pick up a branch created
-// after the plan), but it still counts as advertised, so it is not pruned.
+// after the plan), and the pins are every branch to keep: with Prune, a
+// local branch without a pin goes whether the primary advertises it or not.
 func TestPlanPinsOnly(t *testing.T) {
 	h1, h2 := strings.Repeat("ab", 32), strings.Repeat("cd", 32)
 	refs := &RefsResponse{Branches: []Branch{
@@ -223,7 +224,7 @@ func TestPlanPinsOnly(t *testing.T) {
 	if len(p.Targets) != 1 || p.Targets[0].Name != "main" || p.Targets[0].Hash != h2 || !p.Targets[0].Pinned {
 		t.Errorf("targets %+v, want only the pinned main at %s", p.Targets, h2[:12])
 	}
-	if len(p.Prune) != 1 || p.Prune[0].Name != "gone" {
-		t.Errorf("prune %+v, want only gone", p.Prune)
+	if len(p.Prune) != 2 || p.Prune[0].Name != "new" || p.Prune[1].Name != "gone" {
+		t.Errorf("prune %+v, want new and gone", p.Prune)
 	}
 }

@@ -2,7 +2,6 @@ package replicate
 
 import (
 	"fmt"
-	"path"
 	"sort"
 	"strings"
 
@@ -56,64 +55,6 @@ func (e *PullError) Unwrap() []error {
 	return out
 }
 
-// validPatterns checks filters up front so a typo is an error naming it
-// rather than a filter that silently matches nothing.
-func validPatterns(what string, pats []string) error {
-	for _, p := range pats {
-		if _, err := path.Match(p, ""); err != nil {
-			return fmt.Errorf("%s filter %q: %w", what, p, err)
-		}
-	}
-	return nil
-}
-
-func matchAny(pats []string, s string) bool {
-	if len(pats) == 0 {
-		return true
-	}
-	for _, p := range pats {
-		if p == s {
-			return true
-		}
-		if ok, _ := path.Match(p, s); ok {
-			return true
-		}
-	}
-	return false
-}
-
-// parsePins validates every pin: "<zone>/<branch>" with a valid zone and
-// branch name, and a 64-hex commit hash.
-func parsePins(pins map[string]string) (map[string]repo.Hash, error) {
-	out := make(map[string]repo.Hash, len(pins))
-	keys := make([]string, 0, len(pins))
-	for k := range pins {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		zone, name, ok := repo.SplitRefPath(k)
-		if !ok {
-			return nil, fmt.Errorf("pin %q: key must be \"<zone>/<branch>\"", clipStr(k))
-		}
-		if err := repo.ValidateZone(zone); err != nil {
-			return nil, fmt.Errorf("pin %q: %w", clipStr(k), err)
-		}
-		if err := repo.ValidateBranch(name); err != nil {
-			return nil, fmt.Errorf("pin %q: %w", clipStr(k), err)
-		}
-		h, err := repo.ParseHash(strings.TrimSpace(pins[k]))
-		if err != nil {
-			return nil, fmt.Errorf("pin %q: %w", clipStr(k), err)
-		}
-		if h.IsZero() {
-			return nil, fmt.Errorf("pin %q: the zero hash is not a commit", clipStr(k))
-		}
-		out[k] = h
-	}
-	return out, nil
-}
-
 // checkAdvertised validates one ref the primary advertised. The names
 // become Badger keys, so anything a ref name may not contain is refused.
 func checkAdvertised(b Branch, tag bool) (repo.Hash, error) {
@@ -141,23 +82,25 @@ func checkAdvertised(b Branch, tag bool) (repo.Hash, error) {
 // branches, without any I/O. Bad filters, pins or hashes are errors naming
 // the value. Branches the primary advertises with hostile names or hashes
 // are not targets; they are listed in Invalid (an error for that branch).
+//
+// Prune removes the local branches the selection matches that the primary
+// no longer advertises; pinned branches are never pruned. With PinsOnly the
+// pins are the complete list of branches to keep, so Prune removes every
+// local branch without a pin, whatever the filters say: the caller (the
+// provider's apply) has already decided, in its plan, which branches go.
 func Plan(primary *RefsResponse, local []repo.Ref, opts PullOptions) (*PullPlan, error) {
 	if primary == nil {
 		primary = &RefsResponse{}
 	}
-	if err := validPatterns("zone", opts.Zones); err != nil {
-		return nil, err
-	}
-	if err := validPatterns("branch", opts.Branches); err != nil {
+	sel := opts.Selection()
+	if err := sel.validateFilters(); err != nil {
 		return nil, err
 	}
 	pins, err := parsePins(opts.Pins)
 	if err != nil {
 		return nil, err
 	}
-	selected := func(zone, name string) bool {
-		return matchAny(opts.Zones, zone) && matchAny(opts.Branches, name)
-	}
+	selected := sel.Matches
 
 	p := &PullPlan{}
 	advertised := map[string]bool{}
@@ -208,10 +151,11 @@ func Plan(primary *RefsResponse, local []repo.Ref, opts PullOptions) (*PullPlan,
 	if opts.Prune {
 		for _, r := range local {
 			key := r.Zone + "/" + r.Name
-			if advertised[key] || !selected(r.Zone, r.Name) {
+			if _, pinned := pins[key]; pinned {
 				continue
 			}
-			if _, pinned := pins[key]; pinned {
+			// With PinsOnly the pins are every branch the caller keeps.
+			if !opts.PinsOnly && (advertised[key] || !selected(r.Zone, r.Name)) {
 				continue
 			}
 			p.Prune = append(p.Prune, r)
@@ -219,7 +163,7 @@ func Plan(primary *RefsResponse, local []repo.Ref, opts PullOptions) (*PullPlan,
 	}
 
 	for _, t := range primary.Tags {
-		if !matchAny(opts.Zones, t.Zone) {
+		if !sel.Zone(t.Zone) {
 			continue
 		}
 		h, err := checkAdvertised(t, true)
@@ -254,7 +198,7 @@ func planTagPrune(primary *RefsResponse, local []repo.Ref, opts PullOptions) []r
 	}
 	var out []repo.Ref
 	for _, r := range local {
-		if advertised[r.Zone+"/"+r.Name] || !matchAny(opts.Zones, r.Zone) {
+		if advertised[r.Zone+"/"+r.Name] || !opts.Selection().Zone(r.Zone) {
 			continue
 		}
 		out = append(out, r)

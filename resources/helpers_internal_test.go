@@ -2,11 +2,13 @@ package resources
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -65,40 +67,81 @@ func TestCheckPrimaryURL(t *testing.T) {
 	}
 }
 
-func TestGlobValidator(t *testing.T) {
-	for s, ok := range map[string]bool{"example.com.": true, "*.example.com.": true, "release-[0-9]*": true, "[": false, "": false} {
+// TestSelectionValidators: zone and branch filters and pins are checked at
+// validate time with the replicate package's rules, on the attribute's path.
+func TestSelectionValidators(t *testing.T) {
+	ctx := context.Background()
+	check := func(v validator.String, s string) diag.Diagnostics {
 		resp := &validator.StringResponse{}
-		globValidator{}.ValidateString(context.Background(), validator.StringRequest{
-			Path: path.Root("zones").AtListIndex(0), ConfigValue: types.StringValue(s),
-		}, resp)
-		if resp.Diagnostics.HasError() == ok {
-			t.Errorf("%q: diagnostics %v, want ok=%v", s, resp.Diagnostics, ok)
-		}
+		v.ValidateString(ctx, validator.StringRequest{Path: path.Root("zones").AtListIndex(2), ConfigValue: types.StringValue(s)}, resp)
+		return resp.Diagnostics
 	}
-}
-
-func TestSelectionSelects(t *testing.T) {
-	sel := selection{
-		Zones:    []string{"*.example.com.", "example.org."},
-		Branches: []string{"main", "release-*"},
-		Pins:     map[string]string{"other.net./dev": strings.Repeat("a", 64)},
-	}
-	for key, want := range map[string]bool{
-		"a.example.com./main":      true,
-		"a.example.com./release-1": true,
-		"a.example.com./dev":       false,
-		"example.org./main":        true,
-		"example.com./main":        false, // "*.example.com." needs a label before
-		"other.net./dev":           true,  // pinned wins over filters
-		"other.net./main":          false,
-		"garbage":                  false,
+	for s, want := range map[string]string{
+		"example.com.":    "",
+		"*.example.com.":  "",
+		"*":               "",
+		"example.com":     `use "example.com."`,
+		"Example.COM.":    `use "example.com."`,
+		"*.example.com":   `use "*.example.com."`,
+		"[":               "not a valid glob",
+		"":                "empty",
+		"exa mple.com.":   "has character ' '",
+		"exa mple.*":      "cannot occur in a zone name",
+		"*.Example.com.":  `use "*.example.com."`,
+		"example.[a-z]m.": "",
 	} {
-		if got := sel.selects(key); got != want {
-			t.Errorf("selects(%q) = %v, want %v", key, got, want)
+		d := check(zonePatternValidator{}, s)
+		if want == "" {
+			if d.HasError() {
+				t.Errorf("zone %q: %v", s, d)
+			}
+			continue
+		}
+		if !d.HasError() || !strings.Contains(d.Errors()[0].Detail(), want) {
+			t.Errorf("zone %q: %v, want an error containing %q", s, d, want)
+			continue
+		}
+		if p := d.Errors()[0].(diag.DiagnosticWithPath).Path(); !p.Equal(path.Root("zones").AtListIndex(2)) {
+			t.Errorf("zone %q: error on %s, want zones[2]", s, p)
 		}
 	}
-	if !(selection{}).selects("any.zone./any") {
-		t.Error("an empty selection must select everything")
+	for s, ok := range map[string]bool{
+		"main": true, "release-[0-9]*": true, "rel[1]": true, "x[": true, `a\`: true, "*": true,
+		"a/b": false, "": false, "has space": false,
+	} {
+		if d := check(branchPatternValidator{}, s); d.HasError() == ok {
+			t.Errorf("branch %q: %v, want ok=%v", s, d, ok)
+		}
+	}
+	h := strings.Repeat("ab", 32)
+	for key, tc := range map[string]struct {
+		hash, want string
+	}{
+		"example.com./main": {h, ""},
+		"example.com/main":  {h, `use "example.com./main"`},
+		"EXAMPLE.com./main": {h, "lowercase"},
+		"example.com./a b":  {h, "control or space"},
+		"example.com./dev":  {strings.ToUpper(h), "lower case"},
+		"example.com./zero": {strings.Repeat("0", 64), "zero hash"},
+		"example.com./bad":  {"xyz", "64 hex"},
+	} {
+		resp := &validator.MapResponse{}
+		m := types.MapValueMust(types.StringType, map[string]attr.Value{key: types.StringValue(tc.hash)})
+		pinsValidator{}.ValidateMap(ctx, validator.MapRequest{Path: path.Root("pins"), ConfigValue: m}, resp)
+		d := resp.Diagnostics
+		if tc.want == "" {
+			if d.HasError() {
+				t.Errorf("pin %q: %v", key, d)
+			}
+			continue
+		}
+		if !d.HasError() || !strings.Contains(d.Errors()[0].Detail(), tc.want) {
+			t.Errorf("pin %q = %q: %v, want an error containing %q", key, tc.hash, d, tc.want)
+			continue
+		}
+		if p := d.Errors()[0].(diag.DiagnosticWithPath).Path(); !p.Equal(path.Root("pins").AtMapKey(key)) {
+			t.Errorf("pin %q: error on %s, want pins[%q]", key, p, key)
+		}
 	}
 }
 
@@ -141,8 +184,15 @@ func TestReadLocalRefs(t *testing.T) {
 	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := readLocalRefs(file); err == nil {
-		t.Error("a file: no error")
+	if _, _, err := readLocalRefs(file); !errors.Is(err, repo.ErrNotRepository) {
+		t.Errorf("a file: %v, want ErrNotRepository", err)
+	}
+	other := filepath.Join(base, "other")
+	if err := os.MkdirAll(filepath.Join(other, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, exists, err := readLocalRefs(other); !exists || !errors.Is(err, repo.ErrNotRepository) || !strings.Contains(err.Error(), `"sub"`) {
+		t.Errorf("a directory of other things: %v %v, want ErrNotRepository naming sub", exists, err)
 	}
 	full := filepath.Join(base, "full")
 	want := newLocalRepo(t, full, "example.com.", "example.org.")
@@ -172,26 +222,37 @@ func TestPlanRefs(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name string
-		sel  selection
+		sel  replicate.PullOptions
 		want map[string]string
 	}{
-		{"all", selection{}, map[string]string{
+		{"all", replicate.PullOptions{}, map[string]string{
 			"example.com./main": h("1"), "example.com./dev": h("2"), "example.org./main": h("3"),
 			"gone.example./main": local["gone.example./main"],
 		}},
-		{"prune", selection{Prune: true}, map[string]string{
+		{"prune", replicate.PullOptions{Prune: true}, map[string]string{
 			"example.com./main": h("1"), "example.com./dev": h("2"), "example.org./main": h("3"),
 		}},
-		{"filters", selection{Zones: []string{"example.com."}, Branches: []string{"main"}, Prune: true}, map[string]string{
+		// Without prune a branch outside the selection stays as it is.
+		{"filters", replicate.PullOptions{Zones: []string{"example.com."}, Branches: []string{"main"}}, map[string]string{
 			"example.com./main": h("1"), "gone.example./main": local["gone.example./main"],
 		}},
-		{"pin", selection{Zones: []string{"example.org."}, Pins: map[string]string{"example.com./main": h("9")}}, map[string]string{
+		// With prune the replica holds exactly its selection.
+		{"filters and prune", replicate.PullOptions{Zones: []string{"example.com."}, Branches: []string{"main"}, Prune: true}, map[string]string{
+			"example.com./main": h("1"),
+		}},
+		{"pin", replicate.PullOptions{Zones: []string{"example.org."}, Pins: map[string]string{"example.com./main": h("9")}}, map[string]string{
 			"example.com./main": h("9"), "example.org./main": h("3"), "gone.example./main": local["gone.example./main"],
 		}},
+		{"pin and prune", replicate.PullOptions{Zones: []string{"example.org."}, Pins: map[string]string{"gone.example./main": h("9")}, Prune: true}, map[string]string{
+			"gone.example./main": h("9"), "example.org./main": h("3"),
+		}},
 	} {
-		got, diags := planRefs(ctx, primary, "http://primary", dir, tc.sel)
+		got, current, diags := planRefs(ctx, primary, "http://primary", dir, tc.sel)
 		if diags.HasError() {
 			t.Fatalf("%s: %v", tc.name, diags)
+		}
+		if len(current) != len(local) || current["example.com./main"] != local["example.com./main"] {
+			t.Errorf("%s: current refs %v, want %v", tc.name, current, local)
 		}
 		if len(got) != len(tc.want) {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
@@ -206,7 +267,7 @@ func TestPlanRefs(t *testing.T) {
 
 	// A hostile name advertised by the primary is an error naming it.
 	bad := &replicate.RefsResponse{Branches: []replicate.Branch{{Zone: "example.com.", Name: "../x", Hash: h("1")}}}
-	if _, diags := planRefs(ctx, bad, "http://primary", dir, selection{}); !diags.HasError() ||
+	if _, _, diags := planRefs(ctx, bad, "http://primary", dir, replicate.PullOptions{}); !diags.HasError() ||
 		!strings.Contains(diags.Errors()[0].Detail(), `"../x"`) {
 		t.Errorf("hostile branch name: %v", diags)
 	}

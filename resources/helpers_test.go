@@ -51,6 +51,9 @@ type testPrimary struct {
 	failRefs atomic.Int64
 	// failed counts the 503s served because of failRefs.
 	failed atomic.Int64
+	// failObjects makes every object request answer 500 (a primary that
+	// lists refs but cannot serve them).
+	failObjects atomic.Bool
 
 	// requests counts every request that reached the primary, by replica
 	// prefix and protocol path (see replicaURL).
@@ -137,6 +140,10 @@ func newTestPrimary(t *testing.T, opts primaryOptions) *testPrimary {
 		p.reqMu.Lock()
 		p.requests[requestKey{replica, req.URL.Path}]++
 		p.reqMu.Unlock()
+		if p.failObjects.Load() && isObjectPath(req.URL.Path) {
+			http.Error(w, "disk on fire", http.StatusInternalServerError)
+			return
+		}
 		if req.URL.Path == replicate.BasePath+"/refs" {
 			p.refsRequests.Add(1)
 			if p.failRefs.Load() > 0 && p.failRefs.Add(-1) >= 0 {

@@ -3,10 +3,8 @@ package resources
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
 
@@ -25,61 +23,38 @@ func absPath(p string) (string, error) {
 	return a, nil
 }
 
-// readLocalRefs lists the branches of the repository at dir, without taking
-// its lock when it can. An error wrapping repo.ErrLocked means another
-// process is writing to it. exists is false when dir does not
-// exist; a directory that exists but is empty is a repository with no
-// branches yet.
+// readLocalRefs lists the branches of the repository at dir, read-only: it
+// never writes to the replica, whatever state the replica is in. exists is
+// false when nothing is at dir; an empty directory is a repository with no
+// branches yet. A directory that also holds other files is still read (the
+// plan refuses it, naming them); a file, or a directory without any
+// repository file in it, is an error. An error wrapping repo.ErrLocked
+// means another process is writing to it.
 func readLocalRefs(dir string) (refs []repo.Ref, exists bool, err error) {
-	empty, err := isEmptyDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
+	d, err := repo.InspectDir(dir)
+	if err != nil {
+		return nil, d.Exists, err
+	}
+	if !d.Exists {
 		return nil, false, nil
 	}
-	if err != nil {
-		return nil, true, err
-	}
-	if empty {
+	if d.Empty() {
 		return nil, true, nil
+	}
+	if len(d.Files) == 0 {
+		return nil, true, d.Check()
 	}
 	r, err := repo.Open(dir, repo.Options{ReadOnly: true})
 	if err != nil {
-		// A read-only open fails when the write-ahead log needs recovery,
-		// which happens while another process writes. Tell that case
-		// (ErrLocked) apart; otherwise recover the log as any writer would.
-		w, werr := repo.Open(dir, repo.Options{})
-		if werr != nil {
-			if errors.Is(werr, repo.ErrLocked) {
-				return nil, true, werr
-			}
-			return nil, true, err
+		if repo.HeldByWriter(dir) {
+			// Most likely the writer's log, not damage.
+			return nil, true, fmt.Errorf("%w (%v)", repo.ErrLocked, err)
 		}
-		r = w
+		return nil, true, err
 	}
 	defer r.Close()
 	refs, err = r.Branches("")
 	return refs, true, err
-}
-
-// isEmptyDir reports whether dir is an empty directory. A path that is not
-// a directory is an error.
-func isEmptyDir(dir string) (bool, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return false, err
-	}
-	if !st.IsDir() {
-		return false, fmt.Errorf("%s is not a directory", dir)
-	}
-	_, err = f.Readdirnames(1)
-	if errors.Is(err, io.EOF) {
-		return true, nil
-	}
-	return false, err
 }
 
 // refsMap turns refs into the "<zone>/<branch>" => hex map stored in state.
@@ -91,20 +66,6 @@ func refsMap(refs []repo.Ref) map[string]string {
 	return out
 }
 
-// matchAny reports whether name matches one of the patterns; no patterns
-// match everything (the replication client's filter semantics).
-func matchAny(patterns []string, name string) bool {
-	if len(patterns) == 0 {
-		return true
-	}
-	for _, p := range patterns {
-		if ok, _ := path.Match(p, name); ok {
-			return true
-		}
-	}
-	return false
-}
-
 // sortedKeys returns m's keys in order, for stable diagnostics and logs.
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
@@ -113,4 +74,70 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// madeDir remembers what was at a replica's path before a create, so that
+// a failed create removes exactly what it made and nothing else.
+type madeDir struct {
+	dir string
+	// wasEmpty: dir existed as an empty directory; keep it, remove only
+	// the repository files put in it.
+	wasEmpty bool
+	// top is the highest directory the create had to make (dir itself or
+	// one of its parents); "" when dir existed.
+	top string
+}
+
+// recordMadeDir looks at dir before a create. It returns nil when there is
+// nothing a failed create could have made: dir already holds a repository
+// (or other files, which the create refuses anyway).
+func recordMadeDir(dir string) (*madeDir, error) {
+	d, err := repo.InspectDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case d.Empty():
+		return &madeDir{dir: dir, wasEmpty: true}, nil
+	case d.Exists:
+		return nil, nil
+	}
+	m := &madeDir{dir: dir, top: dir}
+	for p := filepath.Dir(dir); p != filepath.Dir(p); p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		m.top = p
+	}
+	return m, nil
+}
+
+// undo removes what the create made: the repository files, then the
+// directories it created, each only if it is empty. A repository that
+// another writer has taken over meanwhile is left alone.
+func (m *madeDir) undo() error {
+	err := repo.RemoveRepository(m.dir, m.wasEmpty)
+	switch {
+	case errors.Is(err, repo.ErrLocked):
+		return nil
+	case err != nil:
+		return err
+	case m.wasEmpty || m.top == m.dir:
+		return nil
+	}
+	for p := filepath.Dir(m.dir); ; p = filepath.Dir(p) {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			// A parent that something else has put files in since is
+			// not ours to remove any more.
+			if entries, rerr := os.ReadDir(p); rerr == nil && len(entries) > 0 {
+				return nil
+			}
+			return err
+		}
+		if p == m.top || p == filepath.Dir(p) {
+			return nil
+		}
+	}
 }

@@ -83,13 +83,14 @@ func (d *RefsDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, r
 				Validators: []validator.String{PrimaryURLValidator()},
 			},
 			"zone_filter": schema.ListAttribute{
-				MarkdownDescription: "Only report these zones: exact names with the trailing dot (`example.com.`) or " +
-					"glob patterns (`*.example.com.`). Omit to report every zone.",
+				MarkdownDescription: "Only report these zones: lowercase names with the trailing dot (`example.com.`) " +
+					"or glob patterns (`*.example.com.`), matched as `zonegit_replica`'s `zones` are. Omit to report " +
+					"every zone. A name without the trailing dot or in upper case would match nothing and is an error.",
 				ElementType: types.StringType,
 				Optional:    true,
 				Validators: []validator.List{
 					listvalidator.SizeAtLeast(1),
-					listvalidator.ValueStringsAre(globValidator{}),
+					listvalidator.ValueStringsAre(zonePatternValidator{}),
 				},
 			},
 			"zones": schema.ListAttribute{
@@ -147,8 +148,8 @@ func (d *RefsDataSource) Read(ctx context.Context, req datasource.ReadRequest, r
 				"in the provider configuration (or the ZONEGIT_PRIMARY_URL environment variable).")
 		return
 	}
-	var filter []string
-	resp.Diagnostics.Append(config.ZoneFilter.ElementsAs(ctx, &filter, false)...)
+	var sel replicate.Selection
+	resp.Diagnostics.Append(config.ZoneFilter.ElementsAs(ctx, &sel.Zones, false)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -168,13 +169,13 @@ func (d *RefsDataSource) Read(ctx context.Context, req datasource.ReadRequest, r
 
 	zones := []string{}
 	for _, z := range refs.Zones {
-		if matchAny(filter, z) {
+		if sel.Zone(z) {
 			zones = append(zones, z)
 		}
 	}
 	sort.Strings(zones)
-	branches, tips := filterRefs(refs.Branches, filter)
-	tags, _ := filterRefs(refs.Tags, filter)
+	branches, tips := filterRefs(refs.Branches, sel)
+	tags, _ := filterRefs(refs.Tags, sel)
 
 	var diags diag.Diagnostics
 	config.Zones, diags = types.ListValueFrom(ctx, types.StringType, zones)
@@ -194,13 +195,14 @@ func (d *RefsDataSource) Read(ctx context.Context, req datasource.ReadRequest, r
 	resp.Diagnostics.Append(resp.State.Set(ctx, &config)...)
 }
 
-// filterRefs keeps the refs of zones matching filter, sorted by zone and
-// name, and returns them with their "<zone>/<name>" => hash map.
-func filterRefs(in []replicate.Branch, filter []string) ([]replicate.Branch, map[string]string) {
+// filterRefs keeps the refs of zones the selection's zone filter selects,
+// sorted by zone and name, and returns them with their "<zone>/<name>" =>
+// hash map.
+func filterRefs(in []replicate.Branch, sel replicate.Selection) ([]replicate.Branch, map[string]string) {
 	out := []replicate.Branch{}
 	tips := map[string]string{}
 	for _, b := range in {
-		if matchAny(filter, b.Zone) {
+		if sel.Zone(b.Zone) {
 			out = append(out, b)
 			tips[b.Zone+"/"+b.Name] = b.Hash
 		}

@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
-	"github.com/hashicorp/terraform-plugin-framework-validators/mapvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -31,10 +29,11 @@ import (
 )
 
 var (
-	_ resource.Resource                = (*ReplicaResource)(nil)
-	_ resource.ResourceWithConfigure   = (*ReplicaResource)(nil)
-	_ resource.ResourceWithModifyPlan  = (*ReplicaResource)(nil)
-	_ resource.ResourceWithImportState = (*ReplicaResource)(nil)
+	_ resource.Resource                   = (*ReplicaResource)(nil)
+	_ resource.ResourceWithConfigure      = (*ReplicaResource)(nil)
+	_ resource.ResourceWithModifyPlan     = (*ReplicaResource)(nil)
+	_ resource.ResourceWithImportState    = (*ReplicaResource)(nil)
+	_ resource.ResourceWithValidateConfig = (*ReplicaResource)(nil)
 )
 
 // Default apply timeouts; a large first pull can take a while.
@@ -78,27 +77,13 @@ var lastPullAttrTypes = map[string]attr.Type{
 	"primary":     types.StringType,
 }
 
-// pinKeyPattern is "<zone>/<branch>": a zone with its trailing dot, a slash,
-// and a branch name without slashes or spaces.
-const pinKeyPattern = `^[^/\s]+\./[^/\s]+$`
-
 func (r *ReplicaResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
 	resp.TypeName = req.ProviderTypeName + "_replica"
 }
 
 func (r *ReplicaResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	resp.Schema = schema.Schema{
-		MarkdownDescription: "A local zonegit repository (a secondary) replicated from a zonegit primary.\n\n" +
-			"`terraform plan` asks the primary for its branch tips (one `GET /v0/refs`) and shows in `refs` exactly " +
-			"the refs the apply will produce: the primary's tips within the `zones`/`branches` selection, with `pins` " +
-			"applied and, with `prune`, branches the primary no longer has removed. The apply pulls exactly those " +
-			"hashes, even if the primary moved after the plan, so the result always equals the plan. When nothing " +
-			"changed on the primary the plan is empty.\n\n" +
-			"Updates plan from the primary's refs as read during refresh, which the saved plan carries into the " +
-			"apply. A replica being created has no refresh: if the primary moves between that plan and its apply, " +
-			"Terraform stops with an inconsistent-plan error before anything is pulled; plan and apply again.\n\n" +
-			"The replica is an ordinary zonegit repository directory that a zonegit daemon can serve. Only one " +
-			"writer may hold it at a time; a second apply or `zonegit-replicate pull` on the same path fails fast.",
+		MarkdownDescription: replicaDescription,
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				MarkdownDescription: "The absolute path of the replica directory.",
@@ -106,8 +91,9 @@ func (r *ReplicaResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
 			"path": schema.StringAttribute{
-				MarkdownDescription: "Directory of the local repository. It is created on the first apply if it does " +
-					"not exist. Changing it forces a new replica.",
+				MarkdownDescription: "Directory of the local repository: absent (the first apply creates it, with any " +
+					"missing parents), an empty directory, or a zonegit repository. Anything else, such as a directory " +
+					"holding other files, is an error at plan. Changing it forces a new replica.",
 				Required:      true,
 				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
 				Validators:    []validator.String{stringvalidator.LengthAtLeast(1)},
@@ -119,51 +105,52 @@ func (r *ReplicaResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				Validators: []validator.String{PrimaryURLValidator()},
 			},
 			"zones": schema.ListAttribute{
-				MarkdownDescription: "Zones to replicate: exact names with the trailing dot (`example.com.`) or glob " +
-					"patterns (`*.example.com.`). Omit to replicate every zone.",
+				MarkdownDescription: "Zones to replicate: lowercase names with the trailing dot (`example.com.`) or glob " +
+					"patterns (`*.example.com.`). Omit to replicate every zone. A name without the trailing dot or in " +
+					"upper case would match nothing and is an error.",
 				ElementType: types.StringType,
 				Optional:    true,
 				Validators: []validator.List{
 					listvalidator.SizeAtLeast(1),
-					listvalidator.ValueStringsAre(globValidator{}),
+					listvalidator.ValueStringsAre(zonePatternValidator{}),
 				},
 			},
 			"branches": schema.ListAttribute{
-				MarkdownDescription: "Branches to replicate in each selected zone: exact names (`main`) or glob " +
-					"patterns (`release-*`). Omit to replicate every branch.",
+				MarkdownDescription: "Branches to replicate in each selected zone: names (`main`), which always select " +
+					"the branch of that exact name even when it holds glob characters, or glob patterns (`release-*`). " +
+					"Omit to replicate every branch.",
 				ElementType: types.StringType,
 				Optional:    true,
 				Validators: []validator.List{
 					listvalidator.SizeAtLeast(1),
-					listvalidator.ValueStringsAre(globValidator{}),
+					listvalidator.ValueStringsAre(branchPatternValidator{}),
 				},
 			},
 			"pins": schema.MapAttribute{
 				MarkdownDescription: "Exact commits to replicate instead of the primary's tips, as " +
 					"`\"<zone>/<branch>\" = \"<64-hex commit hash>\"` (for example " +
 					"`\"example.com./main\" = \"3fa1...\"`). Pins win over the filters, can move a branch forward or " +
-					"back, and need not be the primary's current tip, but the primary must have the commit.",
+					"back, and need not be the primary's current tip, but the primary must have the commit: the plan " +
+					"asks it (one request per pin that moves a branch).",
 				ElementType: types.StringType,
 				Optional:    true,
-				Validators: []validator.Map{
-					mapvalidator.KeysAre(stringvalidator.RegexMatches(regexp.MustCompile(pinKeyPattern),
-						`must be "<zone>/<branch>" with the zone's trailing dot, for example "example.com./main"`)),
-					mapvalidator.ValueStringsAre(stringvalidator.RegexMatches(regexp.MustCompile(`^[0-9a-f]{64}$`),
-						"must be a commit hash: 64 lowercase hex digits")),
-				},
+				Validators:  []validator.Map{pinsValidator{}},
 			},
 			"prune": schema.BoolAttribute{
-				MarkdownDescription: "Delete local branches, within the selection, that the primary no longer has. " +
-					"Pinned branches are never pruned. Local tags in the selected zones that the primary no longer " +
-					"lists are deleted too, but only when the primary offers the `tags` extension (a plain v0 primary " +
-					"does not list tags). Defaults to `false`.",
+				MarkdownDescription: "When `true`, the replica holds exactly the selection: the apply deletes local " +
+					"branches the primary no longer has and local branches the selection no longer selects (filters " +
+					"narrowed, a pin removed). Pinned branches are never pruned. Local tags in the selected zones that " +
+					"the primary no longer lists are deleted too, but only when the primary offers the `tags` " +
+					"extension (a plain v0 primary does not list tags). When `false` (the default), nothing is deleted.",
 				Optional: true,
 				Computed: true,
 				Default:  booldefault.StaticBool(false),
 			},
 			"destroy_data": schema.BoolAttribute{
-				MarkdownDescription: "When `true`, destroying the resource deletes the replica directory. When `false` " +
-					"(the default), destroy only removes the replica from Terraform state and keeps its data.",
+				MarkdownDescription: "When `true`, destroying the resource deletes the replica's repository files and " +
+					"then its directory if that is left empty; if the directory holds anything else, destroy deletes " +
+					"nothing and fails naming those files. When `false` (the default), destroy only removes the " +
+					"replica from Terraform state and keeps its data.",
 				Optional: true,
 				Computed: true,
 				Default:  booldefault.StaticBool(false),
@@ -198,10 +185,65 @@ func (r *ReplicaResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			},
 		},
 		Blocks: map[string]schema.Block{
-			"timeouts": timeouts.Block(ctx, timeouts.Opts{Create: true, Update: true}),
+			"timeouts": timeouts.Block(ctx, timeouts.Opts{
+				Create: true, Update: true,
+				CreateDescription: "How long a create (the first pull) may take: a positive duration such as `30m` or `2h`. Defaults to `30m`.",
+				UpdateDescription: "How long an update may take: a positive duration such as `10m`. Defaults to `30m`.",
+			}),
 		},
 	}
 }
+
+// replicaDescription is the resource's documentation: what it does, and
+// what it does to the directory it is given.
+const replicaDescription = "A local zonegit repository (a secondary) replicated from a zonegit primary.\n\n" +
+	"`terraform plan` asks the primary for its branch tips (one `GET /v0/refs`) and shows in `refs` exactly " +
+	"the refs the apply will produce: the primary's tips within the `zones`/`branches` selection, with `pins` " +
+	"applied and, with `prune`, branches the selection no longer has removed. The apply pulls exactly those " +
+	"hashes, even if the primary moved after the plan, so the result always equals the plan. When nothing " +
+	"changed on the primary the plan is empty.\n\n" +
+	"Updates plan from the primary's refs as read during refresh, which the saved plan carries into the " +
+	"apply; a create keeps the refs it saw too, so `terraform plan -refresh=false` needs no primary. A replica " +
+	"being created has no refresh: if the primary moves between that plan and its apply, Terraform stops with " +
+	"an inconsistent-plan error before anything is pulled; plan and apply again.\n\n" +
+	"**Selection.** A branch is replicated when its zone matches an entry of `zones` and its name an entry of " +
+	"`branches` (an omitted list matches everything), or when it is pinned. An entry matches the name equal to " +
+	"it and, as a glob pattern (`*`, `?`, `[...]`, `\\` escapes), every name it matches: so `\"rel[1]\"` selects " +
+	"the branch `rel[1]`, and as a glob also `rel1`; write `\"rel\\\\[1\\\\]\"` to select `rel[1]` alone. Tags are " +
+	"replicated for the selected zones when the primary offers them.\n\n" +
+	"**Leaving the selection.** With `prune = false` (the default) an apply never deletes a branch: a branch " +
+	"that leaves the selection (deleted on the primary, filtered out by narrower `zones` or `branches`, or " +
+	"unpinned while the filters do not select it) stays at its last commit, in the replica and in `refs`. With " +
+	"`prune = true` the replica holds exactly the selection and each of those branches is deleted. Removing a " +
+	"pin returns its branch to the filters: it follows the primary's tip if they select it, and otherwise is " +
+	"kept (`prune = false`) or deleted (`prune = true`).\n\n" +
+	"**The replica directory.** `path` must be absent, an empty directory, or a zonegit repository: a " +
+	"directory holding only the files of a zonegit (Badger) repository, which are `*.sst`, `*.vlog`, `*.mem`, " +
+	"`MANIFEST`, `KEYREGISTRY`, `DISCARD`, `LOCK`, and `MANIFEST-REWRITE` and `REWRITE-KEYREGISTRY` while " +
+	"they are rewritten. Anything else there (`path = \"/\"`, a directory with a `notes.txt`) is an error at " +
+	"plan naming the path and the other files, and nothing is written to it. (If files appear in the " +
+	"directory of a replica that already exists, the plan warns, since an error there would block destroy " +
+	"too, and the apply refuses.) Keep other files next to the replica, not inside it. The replica is an ordinary zonegit repository that a zonegit daemon can serve. " +
+	"Only one writer may hold it at a time; a second apply or `zonegit-replicate pull` on the same path fails " +
+	"fast.\n\n" +
+	"**Destroy** forgets the replica and keeps its data, unless `destroy_data = true`: then it deletes the " +
+	"repository files listed above and then the directory, if that is left empty. It never deletes anything " +
+	"else: if the directory holds other files, destroy deletes nothing and fails naming them. A create that " +
+	"fails removes what it made: the directory (and parents) it created, or only the repository files when " +
+	"the directory existed empty; a repository that was already there is left as it was.\n\n" +
+	"**Import** takes the directory: `terraform import zonegit_replica.x /var/lib/zonegit/secondary`. It " +
+	"must be a zonegit repository with at least one branch. A replica does not record its configuration, so " +
+	"import describes it as it is: `zones` are the zones of its branches and `branches` their names (escaped " +
+	"when a name holds glob characters). The imported state, and a configuration written by " +
+	"`terraform plan -generate-config-out`, then replicate what the replica holds, never more, and the first " +
+	"plan is empty if the primary has not moved. `primary_url`, `pins`, `prune`, `destroy_data` and " +
+	"`timeouts` cannot be read from a replica: where the configuration sets them, the first plan shows them " +
+	"being recorded (and `refs` shows any branch that a pin or filter moves).\n\n" +
+	"**A damaged replica** (a truncated or deleted file, a disk error) is an error at refresh and plan naming " +
+	"the path; refresh and plan only ever read the replica and never repair or modify it. Run " +
+	"`zonegit-replicate fsck --repo <path>` to see what is damaged. A replica is a copy of the primary: to " +
+	"recover, delete the directory (`rm -r <path>`) and run `terraform apply`, which finds it gone and " +
+	"creates it again from the primary."
 
 func (r *ReplicaResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
 	data, diags := providerDataFrom(req.ProviderData)
@@ -211,9 +253,31 @@ func (r *ReplicaResource) Configure(_ context.Context, req resource.ConfigureReq
 	}
 }
 
+// ValidateConfig refuses timeouts that are not positive: a zero or negative
+// timeout would fail every apply, blaming the primary.
+func (r *ReplicaResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
+	for _, name := range []string{"create", "update"} {
+		p := path.Root("timeouts").AtName(name)
+		var v types.String
+		if diags := req.Config.GetAttribute(ctx, p, &v); diags.HasError() {
+			continue // no timeouts block
+		}
+		if v.IsNull() || v.IsUnknown() {
+			continue
+		}
+		// The timeouts package has checked the syntax.
+		if d, err := time.ParseDuration(v.ValueString()); err == nil && d <= 0 {
+			resp.Diagnostics.AddAttributeError(p, "Invalid timeout",
+				fmt.Sprintf("timeouts.%s = %q is not positive. Use a duration greater than zero, such as \"30m\".", name, v.ValueString()))
+		}
+	}
+}
+
 // ModifyPlan computes the refs the apply will produce: the primary's tips
 // (one GET /v0/refs) within the selection, pins applied, prunes removed, on
-// top of the local branches. Equal to state means an empty plan.
+// top of the local branches. Equal to state means an empty plan. It refuses
+// a path that is not absent, empty or a repository, and pins to commits the
+// primary does not have.
 func (r *ReplicaResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	if req.Plan.Raw.IsNull() {
 		return // destroy
@@ -232,6 +296,29 @@ func (r *ReplicaResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		}
 	}
 
+	var dir string
+	if !plan.Path.IsUnknown() {
+		var err error
+		if dir, err = absPath(plan.Path.ValueString()); err != nil {
+			resp.Diagnostics.AddAttributeError(path.Root("path"), "Invalid replica path", err.Error())
+			return
+		}
+		d := checkReplicaDir(dir)
+		if state != nil && state.ID.ValueString() == dir && d.HasError() {
+			// The replica exists, and something else was put into its
+			// directory. An error here would also block destroy (which
+			// plans once first to refresh), so warn; the apply refuses.
+			for _, e := range d.Errors() {
+				resp.Diagnostics.AddAttributeWarning(path.Root("path"), e.Summary(), e.Detail()+
+					" An apply will refuse to write to it; destroy with destroy_data = true deletes nothing while those files are there.")
+			}
+			d = nil
+		}
+		if resp.Diagnostics.Append(d...); resp.Diagnostics.HasError() {
+			return
+		}
+	}
+
 	if plan.Path.IsUnknown() || plan.PrimaryURL.IsUnknown() || plan.Zones.IsUnknown() ||
 		plan.Branches.IsUnknown() || plan.Pins.IsUnknown() || plan.Prune.IsUnknown() || r.data == nil {
 		// Known only at apply time: the apply computes the refs then.
@@ -240,21 +327,16 @@ func (r *ReplicaResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
 	}
-
-	dir, err := absPath(plan.Path.ValueString())
-	if err != nil {
-		resp.Diagnostics.AddAttributeError(path.Root("path"), "Invalid replica path", err.Error())
-		return
-	}
 	plan.ID = types.StringValue(dir)
 
-	opts, sel, diags := r.pullSettings(ctx, &plan)
+	opts, pull, diags := r.pullSettings(ctx, &plan)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	// The refresh's snapshot of the primary, so that this plan and the one
-	// Terraform makes again before applying agree (see privateKeyPrimaryRefs).
+	// The refresh's (or the create's) snapshot of the primary, so that
+	// this plan and the one Terraform makes again before applying agree
+	// (see privateKeyPrimaryRefs).
 	var primary *replicate.RefsResponse
 	if state != nil {
 		primary = loadSnapshot(ctx, req.Private, opts.PrimaryURL)
@@ -267,8 +349,12 @@ func (r *ReplicaResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		}
 	}
 	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, encodeSnapshot(opts.PrimaryURL, primary))...)
-	planned, diags := planRefs(ctx, primary, opts.PrimaryURL, dir, sel)
+	planned, local, diags := planRefs(ctx, primary, opts.PrimaryURL, dir, pull)
 	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(checkPins(ctx, opts, pull.Pins, local)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -286,6 +372,59 @@ func (r *ReplicaResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 }
 
+// checkReplicaDir refuses a path where a replica may not be created or
+// kept: anything but nothing, an empty directory or a zonegit repository.
+func checkReplicaDir(dir string) diag.Diagnostics {
+	var diags diag.Diagnostics
+	d, err := repo.InspectDir(dir)
+	if err == nil {
+		err = d.Check()
+	}
+	if err != nil {
+		diags.AddAttributeError(path.Root("path"), "Path is not a zonegit repository", fmt.Sprintf(
+			"%v. A replica's path must be absent, an empty directory, or a zonegit repository (only *.sst, *.vlog, "+
+				"*.mem, MANIFEST, KEYREGISTRY, DISCARD and LOCK files); the provider writes into no other directory "+
+				"and never deletes files it did not make. Choose another path, or move the other files out.", err))
+	}
+	return diags
+}
+
+// checkPins asks the primary, for each pin that would move its branch,
+// whether it has that commit (one request per such pin), so a pin the
+// apply could not pull fails the plan rather than the apply. A pin the
+// replica already holds needs no request.
+func checkPins(ctx context.Context, opts replicate.ClientOptions, pins map[string]string, local map[string]string) diag.Diagnostics {
+	var diags diag.Diagnostics
+	var client *replicate.Client
+	ctx, opts = withClientLogging(ctx, opts)
+	for _, key := range sortedKeys(pins) {
+		h, err := repo.ParseHash(strings.TrimSpace(pins[key]))
+		if err != nil || local[key] == h.String() {
+			continue // validation reported a bad hash; an applied pin needs nothing
+		}
+		if client == nil {
+			if client, err = replicate.NewClientWithOptions(nil, opts); err != nil {
+				diags.AddError("Invalid replication client settings",
+					fmt.Sprintf("Cannot build a client for primary %s: %v. Check primary_url and the TLS settings of the provider.", opts.PrimaryURL, err))
+				return diags
+			}
+		}
+		err = client.HasCommit(ctx, h)
+		switch {
+		case err == nil:
+			continue
+		case errors.Is(err, repo.ErrNotFound):
+			diags.AddAttributeError(path.Root("pins").AtMapKey(key), "Pinned commit not on the primary", fmt.Sprintf(
+				"Pin %q = %s: primary %s does not have that commit, so the apply could not pull it. Check the hash "+
+					"(zonegit_refs lists the primary's tips), or remove the pin.", key, h, opts.PrimaryURL))
+		default:
+			diags.AddAttributeError(path.Root("pins").AtMapKey(key), "Cannot check pinned commit", fmt.Sprintf(
+				"Pin %q = %s: asking primary %s for the commit failed: %v.", key, h, opts.PrimaryURL, err))
+		}
+	}
+	return diags
+}
+
 func (r *ReplicaResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
 	var plan replicaResourceModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
@@ -300,13 +439,39 @@ func (r *ReplicaResource) Create(ctx context.Context, req resource.CreateRequest
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
+	// What was at the path before, so a failed create removes only what it made.
+	var made *madeDir
+	if dir, err := absPath(plan.Path.ValueString()); err == nil {
+		if made, err = recordMadeDir(dir); err != nil {
+			resp.Diagnostics.AddAttributeError(path.Root("path"), "Cannot inspect replica path",
+				fmt.Sprintf("Inspecting %s failed: %v.", dir, err))
+			return
+		}
+	}
+
 	state, moved, diags := r.apply(ctx, &plan)
 	resp.Diagnostics.Append(diags...)
 	if state == nil || (resp.Diagnostics.HasError() && !moved) {
-		// Nothing was replicated: the replica does not exist for Terraform.
+		// Nothing was replicated: the replica does not exist for
+		// Terraform, so nothing of it may stay on disk either.
+		if made != nil {
+			if err := made.undo(); err != nil {
+				resp.Diagnostics.AddAttributeError(path.Root("path"), "Cannot clean up failed replica", fmt.Sprintf(
+					"The create failed, and removing what it made at %s failed too: %v. Remove it by hand.", made.dir, err))
+			}
+		}
 		return
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, state)...)
+
+	// Keep a snapshot of the primary's refs, as a refresh does, so that a
+	// plan with -refresh=false right after the create needs no primary.
+	opts, _, _ := r.pullSettings(ctx, state)
+	if primary, err := fetchRefs(ctx, opts); err == nil {
+		resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, encodeSnapshot(opts.PrimaryURL, primary))...)
+	} else {
+		tflog.Warn(ctx, "cannot snapshot the primary's refs after create", map[string]any{"primary": opts.PrimaryURL, "error": err.Error()})
+	}
 }
 
 func (r *ReplicaResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -331,13 +496,19 @@ func (r *ReplicaResource) Read(ctx context.Context, req resource.ReadRequest, re
 		resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, nil)...)
 		return
 	}
-	if errors.Is(err, repo.ErrLocked) {
-		resp.Diagnostics.Append(openError(dir, err))
+	if errors.Is(err, repo.ErrNotRepository) {
+		// The repository is gone and something else is there: like a
+		// directory that is gone, the replica no longer exists. Failing
+		// refresh instead would also block destroy.
+		resp.Diagnostics.AddAttributeWarning(path.Root("path"), "Replica is gone", fmt.Sprintf(
+			"%v. The replica no longer exists there, so it is removed from the state; a plan to create it again "+
+				"fails until the path is absent, empty, or a zonegit repository.", err))
+		resp.State.RemoveResource(ctx)
+		resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, nil)...)
 		return
 	}
 	if err != nil {
-		resp.Diagnostics.AddError("Cannot read replica",
-			fmt.Sprintf("Reading the branches of the replica at %s failed: %v. Check that the path is a zonegit repository.", dir, err))
+		resp.Diagnostics.Append(readError(dir, err))
 		return
 	}
 	refs, diags := types.MapValueFrom(ctx, types.StringType, refsMap(local))
@@ -418,29 +589,32 @@ func (r *ReplicaResource) Delete(ctx context.Context, req resource.DeleteRequest
 		tflog.Info(ctx, "destroy_data is false: forgetting the replica and keeping its data", map[string]any{"path": dir})
 		return
 	}
-	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+	// Only the repository's own files, and the directory if that empties
+	// it; the lock it takes proves no other writer is using the replica.
+	if err := repo.RemoveRepository(dir, false); err != nil {
+		switch {
+		case errors.Is(err, repo.ErrLocked):
+			resp.Diagnostics.Append(openError(dir, err))
+		case errors.Is(err, repo.ErrNotRepository):
+			resp.Diagnostics.AddError("Replica directory holds other files", fmt.Sprintf(
+				"%v. Destroy deletes only the files of a zonegit repository and deleted nothing. Move those files "+
+					"out and destroy again, or set destroy_data = false to keep the directory.", err))
+		default:
+			resp.Diagnostics.AddError("Cannot delete replica", fmt.Sprintf(
+				"Removing the replica at %s failed: %v. Remove it by hand, or set destroy_data = false to keep it.", dir, err))
+		}
 		return
 	}
-	// Taking the lock proves no other writer is using the replica.
-	rp, err := repo.Open(dir, repo.Options{})
-	if err != nil {
-		resp.Diagnostics.Append(openError(dir, err))
-		return
-	}
-	if err := rp.Close(); err != nil {
-		resp.Diagnostics.AddError("Cannot delete replica", fmt.Sprintf("Closing the replica at %s failed: %v.", dir, err))
-		return
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		resp.Diagnostics.AddError("Cannot delete replica",
-			fmt.Sprintf("Removing the replica directory %s failed: %v. Remove it by hand, or set destroy_data = false to keep it.", dir, err))
-		return
-	}
-	tflog.Info(ctx, "deleted replica directory", map[string]any{"path": dir})
+	tflog.Info(ctx, "deleted replica", map[string]any{"path": dir})
 }
 
 // ImportState takes the replica's path as its ID:
 // terraform import zonegit_replica.x /var/lib/zonegit/secondary
+//
+// A replica does not record its configuration, so import describes what it
+// holds: zones are the zones of its branches and branches their names, so
+// the imported state (and a configuration generated from it) neither widens
+// nor narrows the replica.
 func (r *ReplicaResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
 	dir, err := absPath(req.ID)
 	if err != nil {
@@ -448,31 +622,69 @@ func (r *ReplicaResource) ImportState(ctx context.Context, req resource.ImportSt
 			fmt.Sprintf("The import ID must be the replica's directory, for example /var/lib/zonegit/secondary: %v.", err))
 		return
 	}
+	d, err := repo.InspectDir(dir)
+	if err == nil {
+		err = d.Check()
+	}
+	switch {
+	case err != nil:
+		resp.Diagnostics.AddError("Cannot import replica", fmt.Sprintf(
+			"%v. Only a zonegit repository can be imported as a zonegit_replica.", err))
+		return
+	case !d.Exists:
+		resp.Diagnostics.AddError("Cannot import replica", fmt.Sprintf(
+			"Nothing is at %s. Import an existing zonegit repository, or let terraform apply create the replica.", dir))
+		return
+	case !d.IsRepository():
+		resp.Diagnostics.AddError("Cannot import replica", fmt.Sprintf(
+			"%s is an empty directory, not a zonegit repository. Let terraform apply create the replica there "+
+				"instead of importing it.", dir))
+		return
+	}
+	local, _, err := readLocalRefs(dir)
+	if err != nil {
+		resp.Diagnostics.Append(readError(dir, err))
+		return
+	}
+	if len(local) == 0 {
+		resp.Diagnostics.AddError("Cannot import replica", fmt.Sprintf(
+			"The zonegit repository at %s holds no branches, so there is nothing to describe its zones and branches "+
+				"by. Remove the import: a zonegit_replica with this path takes the repository over on create.", dir))
+		return
+	}
+	zones, branches := describeRefs(local)
+	zl, diags := types.ListValueFrom(ctx, types.StringType, zones)
+	resp.Diagnostics.Append(diags...)
+	bl, diags := types.ListValueFrom(ctx, types.StringType, branches)
+	resp.Diagnostics.Append(diags...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("path"), req.ID)...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), dir)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("zones"), zl)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("branches"), bl)...)
+	tflog.Info(ctx, "imported replica", map[string]any{"path": dir, "zones": zones, "branches": branches})
 }
 
-// selection is what a replica replicates, from its configuration.
-type selection struct {
-	Zones, Branches []string
-	Pins            map[string]string
-	Prune           bool
-}
-
-// selects reports whether the branch "<zone>/<branch>" is replicated: it is
-// pinned, or its zone and name match the filters.
-func (s selection) selects(key string) bool {
-	if _, ok := s.Pins[key]; ok {
-		return true
+// describeRefs returns the sorted zones and (quoted) branch names of refs:
+// the narrowest zones/branches filters that select all of them.
+func describeRefs(refs []repo.Ref) (zones, branches []string) {
+	zs, bs := map[string]bool{}, map[string]bool{}
+	for _, r := range refs {
+		zs[r.Zone] = true
+		bs[replicate.QuoteName(r.Name)] = true
 	}
-	zone, name, ok := repo.SplitRefPath(key)
-	return ok && matchAny(s.Zones, zone) && matchAny(s.Branches, name)
+	return sortedKeys(zs), sortedKeys(bs)
 }
 
 // pullSettings resolves the client options (provider settings, the
 // resource's primary_url) and the selection of a configuration.
-func (r *ReplicaResource) pullSettings(ctx context.Context, m *replicaResourceModel) (replicate.ClientOptions, selection, diag.Diagnostics) {
+func (r *ReplicaResource) pullSettings(ctx context.Context, m *replicaResourceModel) (replicate.ClientOptions, replicate.PullOptions, diag.Diagnostics) {
 	var diags diag.Diagnostics
+	var pull replicate.PullOptions
+	if r.data == nil {
+		diags.AddError("Provider not configured",
+			"The zonegit provider was not configured before the replica was used. This is a bug in the zonegit provider; please report it.")
+		return replicate.ClientOptions{}, pull, diags
+	}
 	opts := r.data.Client
 	if !m.PrimaryURL.IsNull() {
 		opts.PrimaryURL = m.PrimaryURL.ValueString()
@@ -481,39 +693,32 @@ func (r *ReplicaResource) pullSettings(ctx context.Context, m *replicaResourceMo
 		diags.AddAttributeError(path.Root("primary_url"), "Missing primary URL",
 			"The replica does not know which primary to pull from. Set primary_url on this resource, or primary_url "+
 				"in the provider configuration (or the ZONEGIT_PRIMARY_URL environment variable).")
-		return opts, selection{}, diags
+		return opts, pull, diags
 	}
-	var sel selection
-	diags.Append(m.Zones.ElementsAs(ctx, &sel.Zones, false)...)
-	diags.Append(m.Branches.ElementsAs(ctx, &sel.Branches, false)...)
+	diags.Append(m.Zones.ElementsAs(ctx, &pull.Zones, false)...)
+	diags.Append(m.Branches.ElementsAs(ctx, &pull.Branches, false)...)
 	if !m.Pins.IsNull() {
-		diags.Append(m.Pins.ElementsAs(ctx, &sel.Pins, false)...)
+		diags.Append(m.Pins.ElementsAs(ctx, &pull.Pins, false)...)
 	}
-	sel.Prune = m.Prune.ValueBool()
-	return opts, sel, diags
+	pull.Prune = m.Prune.ValueBool()
+	return opts, pull, diags
 }
 
 // planRefs returns the refs the local repository at dir will have once the
-// selection is applied, given the primary's refs.
-func planRefs(ctx context.Context, primary *replicate.RefsResponse, primaryURL, dir string, sel selection) (map[string]string, diag.Diagnostics) {
-	var diags diag.Diagnostics
+// selection is applied, given the primary's refs, and the refs it has now.
+// With prune the replica keeps exactly its selection: besides the branches
+// the primary deleted, local branches the selection no longer selects go.
+func planRefs(ctx context.Context, primary *replicate.RefsResponse, primaryURL, dir string, pull replicate.PullOptions) (planned, current map[string]string, diags diag.Diagnostics) {
 	local, _, err := readLocalRefs(dir)
-	if errors.Is(err, repo.ErrLocked) {
-		diags.Append(openError(dir, err))
-		return nil, diags
-	}
 	if err != nil {
-		diags.AddAttributeError(path.Root("path"), "Cannot read replica",
-			fmt.Sprintf("Reading the branches of the replica at %s failed: %v. Check that the path is a zonegit repository, "+
-				"or choose another path. If another process (an apply or zonegit-replicate pull) is writing to it, wait "+
-				"for it to finish and plan again.", dir, err))
-		return nil, diags
+		diags.Append(readError(dir, err))
+		return nil, nil, diags
 	}
-	p, err := replicate.Plan(primary, local, sel.pullOptions())
+	p, err := replicate.Plan(primary, local, pull)
 	if err != nil {
 		diags.AddError("Cannot plan replica",
 			fmt.Sprintf("Selecting branches of primary %s for the replica at %s failed: %v. Check zones, branches and pins.", primaryURL, dir, err))
-		return nil, diags
+		return nil, nil, diags
 	}
 	for _, e := range p.Invalid {
 		what := "Branch"
@@ -524,35 +729,38 @@ func planRefs(ctx context.Context, primary *replicate.RefsResponse, primaryURL, 
 			"%s %q of zone %q (primary %s): %v. The replica cannot store it. Fix it on the primary, or leave it "+
 				"out of the replica's zones and branches filters.", what, e.Name, e.Zone, primaryURL, e.Err))
 	}
-	planned := p.Refs(local)
+	planned = p.Refs(local)
+	var unselected []repo.Ref
+	if pull.Prune {
+		unselected = pull.Selection().Unselected(local)
+		for _, r := range unselected {
+			delete(planned, r.Zone+"/"+r.Name)
+		}
+	}
 	tflog.Info(ctx, "planned replica refs", map[string]any{
 		"path": dir, "primary": primaryURL, "primary_branches": len(primary.Branches),
-		"local_branches": len(local), "targets": len(p.Targets), "prune": len(p.Prune),
+		"local_branches": len(local), "targets": len(p.Targets), "prune": len(p.Prune) + len(unselected),
 	})
-	return planned, diags
+	return planned, refsMap(local), diags
 }
 
-func (s selection) pullOptions() replicate.PullOptions {
-	return replicate.PullOptions{Zones: s.Zones, Branches: s.Branches, Pins: s.Pins, Prune: s.Prune}
-}
-
-// apply pulls the planned refs into the replica and returns the new state.
-// state is nil when the replica could not be opened (nothing changed); moved
-// says whether any ref moved.
+// apply makes the replica's branches exactly the planned refs and returns
+// the new state. state is nil when the replica could not be opened
+// (nothing changed); moved says whether any ref moved.
 func (r *ReplicaResource) apply(ctx context.Context, plan *replicaResourceModel) (state *replicaResourceModel, moved bool, diags diag.Diagnostics) {
-	if r.data == nil {
-		diags.AddError("Provider not configured",
-			"The zonegit provider was not configured before the replica was applied. This is a bug in the zonegit provider; please report it.")
-		return nil, false, diags
-	}
 	dir, err := absPath(plan.Path.ValueString())
 	if err != nil {
 		diags.AddAttributeError(path.Root("path"), "Invalid replica path", err.Error())
 		return nil, false, diags
 	}
-	opts, sel, d := r.pullSettings(ctx, plan)
+	opts, pull, d := r.pullSettings(ctx, plan)
 	diags.Append(d...)
 	if diags.HasError() {
+		return nil, false, diags
+	}
+	// Again at apply: the plan may not have known the path, and the
+	// directory may have changed since.
+	if diags.Append(checkReplicaDir(dir)...); diags.HasError() {
 		return nil, false, diags
 	}
 
@@ -565,7 +773,7 @@ func (r *ReplicaResource) apply(ctx context.Context, plan *replicaResourceModel)
 			diags.Append(refsError(opts.PrimaryURL, err))
 			return nil, false, diags
 		}
-		planned, d = planRefs(ctx, primary, opts.PrimaryURL, dir, sel)
+		planned, _, d = planRefs(ctx, primary, opts.PrimaryURL, dir, pull)
 	} else {
 		d = plan.Refs.ElementsAs(ctx, &planned, false)
 	}
@@ -591,17 +799,12 @@ func (r *ReplicaResource) apply(ctx context.Context, plan *replicaResourceModel)
 		return nil, false, diags
 	}
 
-	// Pin every selected branch to its planned hash and move nothing else,
+	// Pin every planned branch to its planned hash, and (with prune)
+	// delete every other local branch: the plan has decided everything,
 	// so a primary that moved (or grew a branch) after the plan changes
-	// nothing; branches the plan drops are left to prune.
-	pull := sel.pullOptions()
+	// nothing. Tags follow the zone filter.
 	pull.PinsOnly = true
-	pull.Pins = map[string]string{}
-	for key, hash := range planned {
-		if sel.selects(key) {
-			pull.Pins[key] = hash
-		}
-	}
+	pull.Pins = planned
 
 	ctx, opts = withClientLogging(ctx, opts)
 	client, err := replicate.NewClientWithOptions(local, opts)
@@ -610,7 +813,7 @@ func (r *ReplicaResource) apply(ctx context.Context, plan *replicaResourceModel)
 			fmt.Sprintf("Cannot build a client for primary %s: %v. Check primary_url and the TLS settings of the provider.", opts.PrimaryURL, err))
 		return nil, false, diags
 	}
-	tflog.Info(ctx, "pulling replica", map[string]any{"path": dir, "primary": opts.PrimaryURL, "pinned_branches": len(pull.Pins)})
+	tflog.Info(ctx, "pulling replica", map[string]any{"path": dir, "primary": opts.PrimaryURL, "pinned_branches": len(pull.Pins), "prune": pull.Prune})
 	res, pullErr := client.PullWith(ctx, pull)
 	failed := 0
 	if res != nil {
@@ -644,9 +847,9 @@ func (r *ReplicaResource) apply(ctx context.Context, plan *replicaResourceModel)
 	moved = !maps.Equal(got, refsMap(before))
 	if !diags.HasError() && !maps.Equal(got, planned) {
 		diags.AddError("Replica differs from the plan", fmt.Sprintf(
-			"After pulling from primary %s, the replica at %s has refs that the plan did not show: %s. The primary's "+
-				"branches changed between plan and apply in a way pins cannot hold (a new branch in the selection). "+
-				"Run plan and apply again.", opts.PrimaryURL, dir, refsDiff(planned, got)))
+			"After pulling from primary %s, the replica at %s has refs that the plan did not show: %s. Another "+
+				"process changed the replica or the primary during the apply. Run plan and apply again.",
+			opts.PrimaryURL, dir, refsDiff(planned, got)))
 	}
 
 	state = new(replicaResourceModel)
@@ -682,8 +885,27 @@ func openError(dir string, err error) diag.Diagnostic {
 				"Wait for it to finish, then run Terraform again.", dir))
 	}
 	return diag.NewErrorDiagnostic("Cannot open replica",
-		fmt.Sprintf("Opening the replica at %s for writing failed: %v. Check that the path is a zonegit repository "+
-			"(or an empty or absent directory) and writable.", dir, err))
+		fmt.Sprintf("Opening the replica at %s for writing failed: %v. Check that it is writable. If it is "+
+			"damaged, `zonegit-replicate fsck --repo %s` says what is wrong; to recover, delete the directory "+
+			"and run terraform apply again.", dir, err, dir))
+}
+
+// readError explains a failure to read the replica's branches, which
+// refresh, plan and import do read-only.
+func readError(dir string, err error) diag.Diagnostic {
+	if errors.Is(err, repo.ErrLocked) {
+		return openError(dir, err)
+	}
+	if errors.Is(err, repo.ErrNotRepository) {
+		return diag.NewAttributeErrorDiagnostic(path.Root("path"), "Path is not a zonegit repository", fmt.Sprintf(
+			"%v. The replica's directory no longer holds a zonegit repository. Choose another path, or move "+
+				"the other files out and delete the directory to have apply create the replica again.", err))
+	}
+	return diag.NewAttributeErrorDiagnostic(path.Root("path"), "Cannot read replica", fmt.Sprintf(
+		"Reading the branches of the replica at %s failed: %v. If another process (an apply or zonegit-replicate "+
+			"pull) is writing to it, wait for it to finish and try again. Otherwise the replica may be damaged: "+
+			"`zonegit-replicate fsck --repo %s` says what is wrong; to recover, delete the directory and run "+
+			"terraform apply, which creates it again from the primary.", dir, err, dir))
 }
 
 // refsError explains a failure to read a primary's refs.

@@ -66,6 +66,13 @@ func parsePullFlags(args []string, stderr io.Writer) (*pullConfig, error) {
 	if err := c.tls.check(); err != nil {
 		return nil, err
 	}
+	// A zone without its trailing dot, or in upper case, would match
+	// nothing and pull an empty replica: a usage error naming it.
+	for _, z := range c.zones {
+		if err := replicate.ValidateZonePattern(z); err != nil {
+			return nil, fmt.Errorf("--zone: %w", err)
+		}
+	}
 	for _, p := range pins {
 		k, v, ok := strings.Cut(p, "=")
 		if !ok {

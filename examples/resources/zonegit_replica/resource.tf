@@ -3,8 +3,9 @@ resource "zonegit_replica" "all" {
   path = "/var/lib/zonegit/secondary"
 }
 
-# Only the main branch of the example zones, removing branches the primary
-# deleted, and deleting the directory on destroy.
+# Only the main branch of the example zones, deleting branches that leave
+# that selection (deleted on the primary, or filtered out later), and deleting
+# the repository on destroy.
 resource "zonegit_replica" "example" {
   path         = "/var/lib/zonegit/example"
   primary_url  = "https://primary.example:9354"
