@@ -68,7 +68,8 @@ type Server struct {
 	// Expensive requests (walk, pack and batch: they read and hold a
 	// part of the store's objects in memory) are served at most
 	// MaxConcurrent at a time (default 4); up to MaxQueued more wait for a
-	// slot (default 64), each at most QueueWait (default 10s). Any other
+	// slot (default 64; negative: none), each at most QueueWait (default
+	// 10s). Any other
 	// gets 503 with a Retry-After, which clients honour. This bounds the
 	// server's memory whatever the number of secondaries; cheap requests
 	// (refs, single objects) are not queued.
@@ -305,8 +306,11 @@ func (s *Server) gated(h func(w http.ResponseWriter, r *http.Request)) func(w ht
 
 func (s *Server) getGate() *gate {
 	s.gateOnce.Do(func() {
-		s.gate = newGate(orDefault(s.MaxConcurrent, defaultMaxConcurrent), orDefault(s.MaxQueued, defaultMaxQueued),
-			orDefault(s.QueueWait, defaultQueueWait))
+		queue := orDefault(s.MaxQueued, defaultMaxQueued)
+		if s.MaxQueued < 0 {
+			queue = 0
+		}
+		s.gate = newGate(orDefault(s.MaxConcurrent, defaultMaxConcurrent), queue, orDefault(s.QueueWait, defaultQueueWait))
 	})
 	return s.gate
 }

@@ -247,9 +247,11 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 		b.winBytes += int64(n)
 	}
 	b.mu.Unlock()
-	if err != nil && !errors.Is(err, io.EOF) && b.ctx.Err() != nil {
+	if err != nil && b.ctx.Err() != nil {
 		// Say why the request was cut off (a stall, or the caller's
-		// deadline) rather than "context canceled".
+		// deadline) rather than "context canceled". Even an io.EOF: a
+		// connection closed by the cancellation can read as a clean end,
+		// which would pass a cut-off body for a complete one.
 		if cause := context.Cause(b.ctx); cause != nil {
 			err = cause
 		}

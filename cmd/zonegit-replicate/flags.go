@@ -221,3 +221,38 @@ func safeLine(s string) string {
 	}
 	return b.String()
 }
+
+// serverLimitFlags bound what serve holds in memory at once (see
+// replicate.Server: MaxConcurrent, MaxQueued, QueueWait).
+type serverLimitFlags struct {
+	concurrent, queued int
+	wait               time.Duration
+}
+
+func (f *serverLimitFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&f.concurrent, "max-concurrent", 4, "walk, pack and batch requests served at once (the memory bound)")
+	fs.IntVar(&f.queued, "max-queued", 64, "more such requests waiting for a slot; beyond, 503 with Retry-After")
+	fs.DurationVar(&f.wait, "queue-wait", 10*time.Second, "longest wait in the queue before 503")
+}
+
+func (f *serverLimitFlags) check() error {
+	switch {
+	case f.concurrent <= 0:
+		return fmt.Errorf("--max-concurrent %d: must be positive", f.concurrent)
+	case f.queued < 0:
+		return fmt.Errorf("--max-queued %d: must not be negative", f.queued)
+	case f.wait <= 0:
+		return fmt.Errorf("--queue-wait %s: must be positive", f.wait)
+	}
+	return nil
+}
+
+// apply sets the limits on s. --max-queued 0 means no queue at all, which
+// the server spells as a negative MaxQueued.
+func (f *serverLimitFlags) apply(s *replicate.Server) {
+	s.MaxConcurrent, s.QueueWait = f.concurrent, f.wait
+	s.MaxQueued = f.queued
+	if f.queued == 0 {
+		s.MaxQueued = -1
+	}
+}
