@@ -687,3 +687,18 @@ type unavailable struct{}
 func (unavailable) Acquire() (*repo.Repo, func(), error) {
 	return nil, nil, fmt.Errorf("%w: writer active", ErrSnapshotUnavailable)
 }
+
+func TestBatchResponseLimit(t *testing.T) {
+	for _, tc := range []struct{ req, max, want int64 }{
+		{67, 256 << 20, 16 << 20},                  // one hash: the floor, one large object fits
+		{1 << 20, 256 << 20, 256 << 20},            // a client chunk: 256 bytes per request byte
+		{100 << 10, 256 << 20, 100 << 10 * 256},    // between floor and cap
+		{8 << 20, 256 << 20, 256 << 20},            // the largest request: the absolute cap
+		{67, 4 << 10, 4 << 10},                     // a cap below the floor wins
+		{3400000, defaultMaxBatchBytes, 256 << 20}, // the 3.4 MB attack request
+	} {
+		if got := batchResponseLimit(tc.req, tc.max); got != tc.want {
+			t.Errorf("batchResponseLimit(%d, %d) = %d, want %d", tc.req, tc.max, got, tc.want)
+		}
+	}
+}
