@@ -136,7 +136,7 @@ func (t *countingRT) RoundTrip(req *http.Request) (*http.Response, error) {
 		cancel(nil)
 		return nil, err
 	}
-	resp.Body = newWatchedBody(resp.Body, ctx, cancel, origin(req.URL), t.stall)
+	resp.Body = newWatchedBody(ctx, resp.Body, cancel, origin(req.URL), t.stall)
 	return resp, nil
 }
 
@@ -169,7 +169,7 @@ type watchedBody struct {
 	winBytes  int64         // bytes received in the current window
 }
 
-func newWatchedBody(rc io.ReadCloser, ctx context.Context, cancel context.CancelCauseFunc, origin string, rule stallRule) *watchedBody {
+func newWatchedBody(ctx context.Context, rc io.ReadCloser, cancel context.CancelCauseFunc, origin string, rule stallRule) *watchedBody {
 	b := &watchedBody{rc: rc, ctx: ctx, cancel: cancel, origin: origin, rule: rule}
 	b.timer = time.AfterFunc(time.Hour, b.check)
 	b.timer.Stop()
