@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -256,3 +257,18 @@ func (f *serverLimitFlags) apply(s *replicate.Server) {
 		s.MaxQueued = -1
 	}
 }
+
+// softMemoryLimit sets the Go heap's soft limit, unless GOMEMLIMIT is set
+// (the operator's word wins). Without one the garbage collector lets the
+// heap grow to twice what is live; with one it collects harder near the
+// limit instead.
+func softMemoryLimit(bytes int64) {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(bytes)
+	}
+}
+
+// serveMemoryLimit is serve's soft heap limit: with the default of 4
+// expensive requests at once and the 128 MiB large-object cache it leaves
+// room for Badger's memory-mapped files within 512 MiB.
+const serveMemoryLimit = 384 << 20

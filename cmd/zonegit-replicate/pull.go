@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -114,12 +112,9 @@ func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return parseFailed(stderr, "pull", err)
 	}
-	// A pull's memory is mostly Badger's caches and the object index; a
-	// soft limit keeps the garbage collector from letting the heap double
-	// on a million-object pull. GOMEMLIMIT still wins when set.
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(192 << 20)
-	}
+	// A pull's memory is mostly Badger's caches and the object index; the
+	// limit keeps the heap from doubling on a million-object pull.
+	softMemoryLimit(192 << 20)
 	token, err := clientToken(cfg.tokenFile)
 	if err != nil {
 		return failUsage(stderr, "pull: %v", err)

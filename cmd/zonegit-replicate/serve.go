@@ -126,6 +126,7 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 
 	srv := &replicate.Server{Snapshots: snaps, V0Only: cfg.v0Only, Token: token, Logger: stderrLogger{logf}}
 	cfg.limits.apply(srv)
+	softMemoryLimit(serveMemoryLimit)
 	hs := replicate.NewHTTPServer(cfg.listen, srv.Handler())
 	hs.TLSConfig = tlsConfig
 	// net/http reports refused handshakes (a client without an accepted

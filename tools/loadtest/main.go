@@ -163,7 +163,8 @@ func run(cfg config) error {
 		" latency (first try to answer) p50 %s p99 %s max %s\n",
 		len(walks.listed), cfg.walks, first(walks.listed), walks.busy.Load(),
 		pct(walks.took, 50), pct(walks.took, 99), pct(walks.took, 100))
-	fmt.Printf("server: peak RSS (VmHWM) %.1f MiB; sampled VmRSS peak %.1f MiB\n", float64(hwm)/1024, float64(srv.peakRSS.Load())/1024)
+	fmt.Printf("server: peak RSS (VmHWM) %.1f MiB; sampled every 50ms: VmRSS %.1f MiB, RssAnon %.1f MiB, RssFile %.1f MiB\n",
+		float64(hwm)/1024, mib(&srv.peakRSS), mib(&srv.peakAnon), mib(&srv.peakFile))
 	if len(failures) > 0 {
 		for _, f := range failures {
 			fmt.Fprintf(os.Stderr, "loadtest: %s\n", f)
@@ -176,6 +177,8 @@ func run(cfg config) error {
 	fmt.Println("loadtest: ok, 0 errors")
 	return nil
 }
+
+func mib(kb *atomic.Int64) float64 { return float64(kb.Load()) / 1024 }
 
 func countErrs(ps []pullResult) int {
 	n := 0
@@ -228,7 +231,10 @@ type server struct {
 	cmd     *exec.Cmd
 	url     string
 	log     *lineLog
-	peakRSS atomic.Int64 // KiB
+	peakRSS atomic.Int64 // KiB, sampled
+	// RssAnon is private memory (Go heap, Badger's buffers); RssFile is
+	// file-backed pages (Badger's memory-mapped tables and logs).
+	peakAnon, peakFile atomic.Int64
 	done    chan struct{}
 }
 
@@ -268,8 +274,10 @@ func startServe(ctx context.Context, bin, dir string, extra []string) (*server, 
 				return
 			case <-t.C:
 			}
-			if kb, err := procStatusKB(cmd.Process.Pid, "VmRSS"); err == nil && kb > s.peakRSS.Load() {
-				s.peakRSS.Store(kb)
+			for name, peak := range map[string]*atomic.Int64{"VmRSS": &s.peakRSS, "RssAnon": &s.peakAnon, "RssFile": &s.peakFile} {
+				if kb, err := procStatusKB(cmd.Process.Pid, name); err == nil && kb > peak.Load() {
+					peak.Store(kb)
+				}
 			}
 		}
 	}()
