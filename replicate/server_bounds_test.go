@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -199,14 +200,27 @@ func TestServerBusyClientRetries(t *testing.T) {
 	})
 }
 
-// streamFrames reads a batch response: the frames' hashes, their payload
-// bytes and the count trailer.
-func streamFrames(t *testing.T, resp *http.Response) (hashes []string, payload int64, trailer string) {
+// batchFrames sends a batch request for hashes and reads the response:
+// the frames' hashes, their payload bytes and the count trailer.
+func batchFrames(t *testing.T, url string, hashes []string) (got []string, payload int64, trailer string) {
 	t.Helper()
+	body, err := json.Marshal(replicate.BatchRequest{Hashes: hashes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(url+replicate.BatchPath, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("batch: %d %s", resp.StatusCode, b)
+	}
 	br := bufio.NewReader(resp.Body)
 	for {
 		line, err := br.ReadString('\n')
-		if err == io.EOF && line == "" {
+		if errors.Is(err, io.EOF) && line == "" {
 			break
 		}
 		if err != nil {
@@ -223,28 +237,10 @@ func streamFrames(t *testing.T, resp *http.Response) (hashes []string, payload i
 		if _, err := io.CopyN(io.Discard, br, n); err != nil {
 			t.Fatal(err)
 		}
-		hashes = append(hashes, f[0])
+		got = append(got, f[0])
 		payload += n
 	}
-	return hashes, payload, resp.Trailer.Get(replicate.ObjectCountTrailer)
-}
-
-func batchRequest(t *testing.T, url string, hashes []string) *http.Response {
-	t.Helper()
-	body, err := json.Marshal(replicate.BatchRequest{Hashes: hashes})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Post(url+replicate.BatchPath, "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = resp.Body.Close() })
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("batch: %d %s", resp.StatusCode, b)
-	}
-	return resp
+	return got, payload, resp.Trailer.Get(replicate.ObjectCountTrailer)
 }
 
 // apexTree returns the root tree of a branch tip and its size.
@@ -278,7 +274,7 @@ func TestServerBatchAmplification(t *testing.T) {
 	for i := range hashes {
 		hashes[i] = tree.String()
 	}
-	got, payload, trailer := streamFrames(t, batchRequest(t, p.url(), hashes))
+	got, payload, trailer := batchFrames(t, p.url(), hashes)
 	if len(got) != 1 || got[0] != tree.String() || payload != int64(size) || trailer != "1" {
 		t.Errorf("%d frames, %d payload bytes, trailer %q; want the %d-byte tree once", len(got), payload, trailer, size)
 	}
@@ -301,7 +297,7 @@ func TestServerBatchResponseCap(t *testing.T) {
 	if total <= 4096 {
 		t.Fatalf("closure of %d bytes is too small for the test", total)
 	}
-	got, payload, trailer := streamFrames(t, batchRequest(t, p.url(), all))
+	got, payload, trailer := batchFrames(t, p.url(), all)
 	if len(got) == 0 || len(got) >= len(all) || trailer != strconv.Itoa(len(got)) {
 		t.Fatalf("%d of %d frames, trailer %q: want a stream cut short with its trailer", len(got), len(all), trailer)
 	}
@@ -322,7 +318,7 @@ func TestServerBatchResponseCap(t *testing.T) {
 	if size <= 2048 {
 		t.Fatalf("apex tree of %d bytes is too small for the test", size)
 	}
-	got, _, _ = streamFrames(t, batchRequest(t, p.url(), []string{tree.String(), all[0]}))
+	got, _, _ = batchFrames(t, p.url(), []string{tree.String(), all[0]})
 	if len(got) != 1 || got[0] != tree.String() {
 		t.Errorf("frames %v, want the large tree alone", got)
 	}

@@ -138,9 +138,7 @@ func run(cfg config) error {
 		}
 	}
 	// Walks.
-	for _, e := range walks.errs {
-		failures = append(failures, e)
-	}
+	failures = append(failures, walks.errs...)
 	for i, n := range walks.listed {
 		if n != walks.listed[0] || (pullObjects > 0 && n != pullObjects) {
 			failures = append(failures, fmt.Sprintf("walk %d listed %d objects, want %d (the zone's closure)", i, n, pullObjects))
@@ -235,7 +233,7 @@ type server struct {
 	// RssAnon is private memory (Go heap, Badger's buffers); RssFile is
 	// file-backed pages (Badger's memory-mapped tables and logs).
 	peakAnon, peakFile atomic.Int64
-	done    chan struct{}
+	done               chan struct{}
 }
 
 var servingLine = regexp.MustCompile(`serving .* on (https?://\S+)`)
