@@ -458,8 +458,10 @@ func (t *transport) with(base string, hc *http.Client) *transport {
 		HTTPClient:   t.guard(hc),
 		RetryWaitMin: t.minDelay,
 		RetryWaitMax: t.maxDelay,
-		RetryMax:     t.attempts,
-		CheckRetry:   retryPolicy,
+		// retryPolicy stops first: it counts failures and busy answers
+		// apart (see retryBudget).
+		RetryMax:     t.attempts * (1 + busyRetriesPerAttempt),
+		CheckRetry:   t.retryPolicy,
 		Backoff:      backoff,
 		// Hand the last response back so the error can quote its status
 		// and body instead of "giving up after N attempts".
@@ -473,23 +475,60 @@ func (t *transport) with(base string, hc *http.Client) *transport {
 	return &c
 }
 
+// busyRetriesPerAttempt: a primary that answers 429 or 503 with a
+// Retry-After is busy, not broken (our server sheds load that way, see
+// Server.MaxConcurrent), so a request waits out up to this many such
+// answers per configured retry before giving up: with the defaults 16
+// waits of at most RetryMaxDelay (5 s), about 80 s, on top of the 4
+// retries of failures. The caller's context still bounds it all.
+const busyRetriesPerAttempt = 4
+
+// retryBudget is what one request (all its attempts) has used of its
+// retries; do puts one in the request's context for retryPolicy.
+type retryBudget struct{ failed, busy int }
+
+type retryBudgetKey struct{}
+
 // retryPolicy retries connection errors, 429 and 5xx (retryablehttp's
-// default), never other 4xx, and stops as soon as the caller's context ends.
-func retryPolicy(ctx context.Context, resp *http.Response, err error) (bool, error) {
+// default), never other 4xx, and stops as soon as the caller's context
+// ends. Busy answers (429/503 with a Retry-After) draw on their own, larger
+// budget, so a loaded primary delays a pull rather than failing it.
+func (t *transport) retryPolicy(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	if ctx.Err() != nil {
 		return false, ctx.Err()
 	}
-	return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
+	retry, perr := retryablehttp.DefaultRetryPolicy(ctx, resp, err)
+	if !retry || perr != nil {
+		return retry, perr
+	}
+	b, ok := ctx.Value(retryBudgetKey{}).(*retryBudget)
+	if !ok {
+		return true, nil // RetryMax bounds it
+	}
+	if isBusy(resp) {
+		b.busy++
+		return b.busy <= t.attempts*busyRetriesPerAttempt, nil
+	}
+	b.failed++
+	return b.failed <= t.attempts, nil
+}
+
+// isBusy reports a 429 or 503 answer that says when to come back.
+func isBusy(resp *http.Response) bool {
+	if resp == nil || (resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable) {
+		return false
+	}
+	_, ok := parseRetryAfter(resp.Header.Get("Retry-After"))
+	return ok
 }
 
 // backoff is exponential with jitter between min and max. Retry-After is
 // honoured on 429/503 but capped at max: a primary asking for an hour must
 // not hang a Terraform apply for an hour.
 func backoff(lo, hi time.Duration, attempt int, resp *http.Response) time.Duration {
-	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
-		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After")); ok {
-			return min(d, hi)
-		}
+	if isBusy(resp) {
+		d, _ := parseRetryAfter(resp.Header.Get("Retry-After"))
+		return min(max(d, lo), hi)
 	}
 	d := lo
 	for i := 0; i < attempt && d < hi; i++ {
@@ -537,7 +576,7 @@ func (t *transport) do(ctx context.Context, method, path string, body []byte, co
 	if body != nil {
 		rb = body
 	}
-	req, err := retryablehttp.NewRequestWithContext(ctx, method, u, rb)
+	req, err := retryablehttp.NewRequestWithContext(context.WithValue(ctx, retryBudgetKey{}, &retryBudget{}), method, u, rb)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, u, err)
 	}

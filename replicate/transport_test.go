@@ -310,3 +310,55 @@ func TestValidatePrimaryURL(t *testing.T) {
 		t.Error("NewClientWithOptions accepted port 99999")
 	}
 }
+
+func TestBusyPrimaryGetsMorePatience(t *testing.T) {
+	// 503 with a Retry-After is a busy primary (ours sheds load that
+	// way): a request waits out up to 4 such answers per configured
+	// retry, on top of the retries for failures. Without a Retry-After, a
+	// 503 is a failure like any other.
+	for _, tc := range []struct {
+		name       string
+		retryAfter string
+		busyFor    int // requests answered 503
+		wantOK     bool
+		wantTries  int
+	}{
+		{"busy, then in", "1", 12, true, 13},
+		{"busy for ever", "1", 1000, false, 1 + 4*4},
+		{"503 without Retry-After", "", 1000, false, 1 + 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			tries := 0
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				tries++
+				n := tries
+				mu.Unlock()
+				if n <= tc.busyFor {
+					if tc.retryAfter != "" {
+						w.Header().Set("Retry-After", tc.retryAfter)
+					}
+					http.Error(w, "server busy", http.StatusServiceUnavailable)
+					return
+				}
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = io.WriteString(w, `{"zones":[],"branches":[]}`)
+			}))
+			t.Cleanup(srv.Close)
+			c := newClient(t, srv.URL, nil, func(o *replicate.ClientOptions) { o.RetryMaxDelay = 2 * time.Millisecond })
+			_, err := c.RefsInfo(context.Background())
+			if ok := err == nil; ok != tc.wantOK {
+				t.Errorf("error %v, want success %v", err, tc.wantOK)
+			}
+			if err != nil && !strings.Contains(err.Error(), "503") {
+				t.Errorf("error %q does not give the status", err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if tries != tc.wantTries {
+				t.Errorf("%d tries, want %d", tries, tc.wantTries)
+			}
+		})
+	}
+}
