@@ -460,9 +460,9 @@ func (t *transport) with(base string, hc *http.Client) *transport {
 		RetryWaitMax: t.maxDelay,
 		// retryPolicy stops first: it counts failures and busy answers
 		// apart (see retryBudget).
-		RetryMax:     t.attempts * (1 + busyRetriesPerAttempt),
-		CheckRetry:   t.retryPolicy,
-		Backoff:      backoff,
+		RetryMax:   t.attempts * (1 + busyRetriesPerAttempt),
+		CheckRetry: t.retryPolicy,
+		Backoff:    backoff,
 		// Hand the last response back so the error can quote its status
 		// and body instead of "giving up after N attempts".
 		ErrorHandler: retryablehttp.PassthroughErrorHandler,
