@@ -295,8 +295,15 @@ func (s *Server) gated(h func(w http.ResponseWriter, r *http.Request)) func(w ht
 			if s.Stats != nil {
 				s.Stats.Busy.Add(1)
 			}
+			// Shedding load is the gate working, not a failure: one
+			// warning per interval says it is happening, instead of an
+			// error line per refused request.
+			if n, ok := g.noteRefusal(); ok && s.Logger != nil {
+				s.Logger.Warn("replicate server: busy, answering walk, pack and batch requests with 503",
+					"refused", n, "running", g.running.Load(), "queued", g.queued.Load())
+			}
 			w.Header().Set("Retry-After", strconv.Itoa(int((retry+time.Second-1)/time.Second)))
-			s.fail(w, r, http.StatusServiceUnavailable, err.Error())
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		defer release()
@@ -326,6 +333,24 @@ type gate struct {
 	// held is a moving average of how long a slot is held (ns), to tell
 	// refused clients when a retry is likely to get in.
 	held atomic.Int64
+	// refused counts refusals since the last warning, sent at most once
+	// per busyLogInterval (lastWarn, unix ns).
+	refused  atomic.Int64
+	lastWarn atomic.Int64
+}
+
+const busyLogInterval = 10 * time.Second
+
+// noteRefusal counts a refusal and reports whether it is time to warn, with
+// the refusals since the last warning.
+func (g *gate) noteRefusal() (int64, bool) {
+	g.refused.Add(1)
+	now := time.Now().UnixNano()
+	last := g.lastWarn.Load()
+	if now-last < int64(busyLogInterval) || !g.lastWarn.CompareAndSwap(last, now) {
+		return 0, false
+	}
+	return g.refused.Swap(0), true
 }
 
 func newGate(slots, queue int, wait time.Duration) *gate {

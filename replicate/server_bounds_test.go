@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -88,7 +89,8 @@ func TestServerGateBoundsExpensiveRequests(t *testing.T) {
 	snaps := &heldSnapshots{r: r, release: make(chan struct{})}
 	snaps.hold.Store(2) // the two that get a slot
 	stats := &replicate.ServerStats{}
-	srv := &replicate.Server{Snapshots: snaps, Stats: stats, MaxConcurrent: 2, MaxQueued: 3, QueueWait: time.Minute}
+	log := &warnLog{}
+	srv := &replicate.Server{Snapshots: snaps, Stats: stats, Logger: log, MaxConcurrent: 2, MaxQueued: 3, QueueWait: time.Minute}
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 
@@ -151,7 +153,34 @@ func TestServerGateBoundsExpensiveRequests(t *testing.T) {
 	if p := snaps.peak.Load(); p > 3 {
 		t.Errorf("peak snapshot holders %d, want at most 3", p)
 	}
+	// Shedding load is one warning, not an error per refused request.
+	if w := log.get(); len(w) != 1 || !strings.Contains(w[0], "busy") {
+		t.Errorf("warnings %q, want one saying the server is busy", w)
+	}
 }
+
+// warnLog records a server's warnings and errors.
+type warnLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *warnLog) add(level, msg string, kv []interface{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprint(level, " ", msg, kv))
+}
+
+func (l *warnLog) get() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.lines...)
+}
+
+func (l *warnLog) Error(msg string, kv ...interface{}) { l.add("error", msg, kv) }
+func (l *warnLog) Warn(msg string, kv ...interface{})  { l.add("warn", msg, kv) }
+func (l *warnLog) Info(string, ...interface{})         {}
+func (l *warnLog) Debug(string, ...interface{})        {}
 
 func TestServerGateQueueWait(t *testing.T) {
 	r := openRepo(t, t.TempDir())
