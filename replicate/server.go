@@ -69,10 +69,9 @@ type Server struct {
 	// part of the store's objects in memory) are served at most
 	// MaxConcurrent at a time (default 4); up to MaxQueued more wait for a
 	// slot (default 64; negative: none), each at most QueueWait (default
-	// 10s). Any other
-	// gets 503 with a Retry-After, which clients honour. This bounds the
-	// server's memory whatever the number of secondaries; cheap requests
-	// (refs, single objects) are not queued.
+	// 10s). Any other gets 503 with a Retry-After, which clients honour.
+	// This bounds the server's memory whatever the number of secondaries;
+	// cheap requests (refs, single objects) are not queued.
 	MaxConcurrent int
 	MaxQueued     int
 	QueueWait     time.Duration
@@ -143,17 +142,21 @@ const (
 	defaultMaxWalkHashes  = 100000
 	defaultMaxBatchHashes = 50000
 	defaultMaxWalkMissing = 10000000
-	defaultMaxBatchBytes  = 256 << 20
-	defaultMaxConcurrent  = 4
-	defaultMaxQueued      = 64
-	defaultQueueWait      = 10 * time.Second
+	defaultBanner         = "zonegit-replicate — replication endpoints under /v0\n"
+	immutableCache        = "public, max-age=31536000, immutable"
+)
+
+// Defaults of the bounds on expensive requests and batch responses.
+const (
+	defaultMaxBatchBytes = 256 << 20
+	defaultMaxConcurrent = 4
+	defaultMaxQueued     = 64
+	defaultQueueWait     = 10 * time.Second
 	// A batch response may carry this many bytes per request byte (but
-	// always batchFloorBytes): one 67-byte hash then buys at most 17 KB,
-	// while a chunk of our client's hashes is about 1.1 MB of request.
+	// always batchFloorBytes, so one large object fits): a chunk of our
+	// client's hashes is about 1.1 MB of request.
 	batchAmplification = 256
 	batchFloorBytes    = 16 << 20
-	defaultBanner      = "zonegit-replicate — replication endpoints under /v0\n"
-	immutableCache     = "public, max-age=31536000, immutable"
 )
 
 // orDefault returns limit when it is set (positive), else def.
