@@ -103,6 +103,9 @@ func TestPullCommandUsage(t *testing.T) {
 		{[]string{"pull", "--primary", "http://:9354", "--repo", dir}, `"http://:9354": no host`},
 		{[]string{"pull", "--primary", "http://127.0.0.1:9354", "--repo", dir, "--timeout", "-1s"}, "--timeout -1s"},
 		{[]string{"refs", "--primary", "http://127.0.0.1:9354", "--timeout", "-1s"}, "--timeout -1s"},
+		{[]string{"serve", "--repo", dir, "--max-concurrent", "0"}, "--max-concurrent 0: must be positive"},
+		{[]string{"serve", "--repo", dir, "--max-queued", "-1"}, "--max-queued -1"},
+		{[]string{"serve", "--repo", dir, "--queue-wait", "0s"}, "--queue-wait 0s"},
 	} {
 		code, _, errs := runCLI(t, tc.args...)
 		if code != exitUsage || !strings.Contains(errs, tc.want) {
