@@ -48,6 +48,15 @@ type ClientOptions struct {
 	UserAgent      string            // default "terraform-provider-zonegit/dev"
 	Logger         Logger            // nil: silent
 	V0Only         bool              // ignore advertised extensions (tests, debugging)
+
+	// A response body that brings fewer than StallMinRate bytes per
+	// second over StallWindow of waiting is cut off with an error naming
+	// the primary; RequestTimeout bounds the wait for headers and any
+	// silence in a body. Defaults 30s and 1024; StallMinRate < 0 disables
+	// the rate check. The whole pull is bounded by the caller's context:
+	// give it a deadline.
+	StallWindow  time.Duration
+	StallMinRate int64
 }
 
 // Logger receives leveled log lines with key/value pairs (the shape of
@@ -189,6 +198,12 @@ func (o *ClientOptions) setDefaults() {
 	}
 	if o.UserAgent == "" {
 		o.UserAgent = defaultUserAgent
+	}
+	if o.StallWindow <= 0 {
+		o.StallWindow = defaultStallWindow
+	}
+	if o.StallMinRate == 0 {
+		o.StallMinRate = defaultStallMinRate
 	}
 }
 

@@ -113,13 +113,19 @@ type WalkResponse struct {
 // again without it); 413 body too large or too many hashes; 405 not POST;
 // 401 missing or wrong token.
 //
-// Success: 200, Content-Type ObjectStreamContentType, then exactly one frame
-// per requested hash, in request order (a hash asked twice is sent twice):
+// Success: 200, Content-Type ObjectStreamContentType, then one frame per
+// distinct requested hash, in request order (a hash asked twice is sent
+// once, where it was first asked):
 //
 //	<64 lowercase hex> SP <kind> SP <decimal payload length> LF <payload bytes>
 //
 // with no separator between frames. After the last frame the server sends
-// the ObjectCountTrailer trailer. If the server fails mid-stream (I/O
+// the ObjectCountTrailer trailer. The server may end the stream early, after
+// a whole frame and with the trailer, when the response reaches its size
+// cap (by default at least 16 MiB, 256 bytes per request byte, at most
+// 256 MiB; the first frame is always sent): the trailer then counts fewer
+// frames than hashes were asked, and the client asks again for the rest.
+// If the server fails mid-stream (I/O
 // error) it aborts the connection: the client sees a truncated body or a
 // missing trailer, never a clean end. Clients must verify every object (hash
 // and kind) as it arrives, as with single GETs.

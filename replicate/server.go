@@ -3,12 +3,14 @@ package replicate
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -55,6 +57,24 @@ type Server struct {
 	// response size); a walk that would list more gets 413 and should be
 	// split by roots, or use pack, which streams. Default 10,000,000.
 	MaxWalkMissing int
+	// MaxBatchResponseBytes caps the payload bytes of one batch response.
+	// A response is also capped relative to its request (256 bytes per
+	// request byte, at least 16 MiB), so a small request cannot start a
+	// huge transfer; a capped response ends early, after a whole frame,
+	// and the client asks again for the rest (see BatchRequest). Default
+	// 256 MiB.
+	MaxBatchResponseBytes int64
+
+	// Expensive requests (walk, pack and batch: they read and hold a
+	// part of the store's objects in memory) are served at most
+	// MaxConcurrent at a time (default 4); up to MaxQueued more wait for a
+	// slot (default 64; negative: none), each at most QueueWait (default
+	// 10s). Any other gets 503 with a Retry-After, which clients honour.
+	// This bounds the server's memory whatever the number of secondaries;
+	// cheap requests (refs, single objects) are not queued.
+	MaxConcurrent int
+	MaxQueued     int
+	QueueWait     time.Duration
 
 	// CacheBytes bounds the memory kept for large objects (256 KiB and
 	// more: the apex trees of flat zones) that walks read repeatedly when
@@ -75,6 +95,9 @@ type Server struct {
 
 	cacheOnce sync.Once
 	cache     *bigObjectCache
+
+	gateOnce sync.Once
+	gate     *gate
 }
 
 // reader wraps a snapshot reader with the large-object cache.
@@ -108,6 +131,10 @@ type ServerStats struct {
 	WalkMissing   atomic.Int64 // objects reported by walks
 	ObjectsServed atomic.Int64 // objects sent (GET, batch, pack)
 	BytesServed   atomic.Int64 // payload bytes sent
+	Busy          atomic.Int64 // expensive requests refused with 503 (queue full or wait over)
+	Queued        atomic.Int64 // expensive requests that had to wait for a slot
+	PeakRunning   atomic.Int64 // most expensive requests served at once
+	BatchCapped   atomic.Int64 // batch responses ended early at their size cap
 }
 
 const (
@@ -119,8 +146,21 @@ const (
 	immutableCache        = "public, max-age=31536000, immutable"
 )
 
+// Defaults of the bounds on expensive requests and batch responses.
+const (
+	defaultMaxBatchBytes = 256 << 20
+	defaultMaxConcurrent = 4
+	defaultMaxQueued     = 64
+	defaultQueueWait     = 10 * time.Second
+	// A batch response may carry this many bytes per request byte (but
+	// always batchFloorBytes, so one large object fits): a chunk of our
+	// client's hashes is about 1.1 MB of request.
+	batchAmplification = 256
+	batchFloorBytes    = 16 << 20
+)
+
 // orDefault returns limit when it is set (positive), else def.
-func orDefault[T int | int64](limit, def T) T {
+func orDefault[T ~int | ~int64](limit, def T) T {
 	if limit > 0 {
 		return limit
 	}
@@ -142,13 +182,13 @@ func (s *Server) Capabilities() string {
 // http.DefaultServeMux or any sub-mux.
 func (s *Server) RegisterHandlers(mux *http.ServeMux) {
 	mux.Handle(BasePath+"/refs", s.wrap(http.MethodGet, s.handleRefs))
-	mux.Handle(BasePath+"/objects/walk", s.wrap(http.MethodPost, s.handleWalk))
+	mux.Handle(BasePath+"/objects/walk", s.wrap(http.MethodPost, s.gated(s.handleWalk)))
 	mux.Handle(BasePath+"/objects/", s.wrap(http.MethodGet, s.handleObject))
 	if !s.V0Only {
 		// In v0-only mode these paths fall through to /v0/objects/ and get
 		// the daemon's "GET only" 405, as a v0 client would expect.
-		mux.Handle(BatchPath, s.wrap(http.MethodPost, s.handleBatch))
-		mux.Handle(PackPath, s.wrap(http.MethodPost, s.handlePack))
+		mux.Handle(BatchPath, s.wrap(http.MethodPost, s.gated(s.handleBatch)))
+		mux.Handle(PackPath, s.wrap(http.MethodPost, s.gated(s.handlePack)))
 	}
 	mux.Handle(BasePath+"/", s.wrap(anyMethod, s.handleBanner))
 }
@@ -240,6 +280,157 @@ func (s *Server) wrap(method string, h func(w http.ResponseWriter, r *http.Reque
 		}
 		h(sw, r)
 	})
+}
+
+// gated admits h through the server's gate for expensive requests: it
+// runs when a slot is free, after waiting in the queue if need be, and
+// otherwise the client gets 503 with a Retry-After. The slot is taken
+// before the request body is read, so waiting requests hold no decoded
+// hashes.
+func (s *Server) gated(h func(w http.ResponseWriter, r *http.Request)) func(w http.ResponseWriter, r *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		g := s.getGate()
+		release, retry, err := g.enter(r.Context(), s.Stats)
+		if err != nil {
+			if r.Context().Err() != nil {
+				return // the client left while queued; nobody to answer
+			}
+			if s.Stats != nil {
+				s.Stats.Busy.Add(1)
+			}
+			// Shedding load is the gate working, not a failure: one
+			// warning per interval says it is happening, instead of an
+			// error line per refused request.
+			if n, ok := g.noteRefusal(); ok && s.Logger != nil {
+				s.Logger.Warn("replicate server: busy, answering walk, pack and batch requests with 503",
+					"refused", n, "running", g.running.Load(), "queued", g.queued.Load())
+			}
+			w.Header().Set("Retry-After", strconv.Itoa(int((retry+time.Second-1)/time.Second)))
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		defer release()
+		h(w, r)
+	}
+}
+
+func (s *Server) getGate() *gate {
+	s.gateOnce.Do(func() {
+		queue := orDefault(s.MaxQueued, defaultMaxQueued)
+		if s.MaxQueued < 0 {
+			queue = 0
+		}
+		s.gate = newGate(orDefault(s.MaxConcurrent, defaultMaxConcurrent), queue, orDefault(s.QueueWait, defaultQueueWait))
+	})
+	return s.gate
+}
+
+// gate is a counting semaphore with a bounded, time-limited queue. Waiters
+// are served in arrival order (a channel's blocked senders are queued).
+type gate struct {
+	slots   chan struct{}
+	queued  atomic.Int64
+	running atomic.Int64
+	max     int64
+	wait    time.Duration
+	// held is a moving average of how long a slot is held (ns), to tell
+	// refused clients when a retry is likely to get in.
+	held atomic.Int64
+	// refused counts refusals since the last warning, sent at most once
+	// per busyLogInterval (lastWarn, unix ns).
+	refused  atomic.Int64
+	lastWarn atomic.Int64
+}
+
+const busyLogInterval = 10 * time.Second
+
+// noteRefusal counts a refusal and reports whether it is time to warn, with
+// the refusals since the last warning.
+func (g *gate) noteRefusal() (int64, bool) {
+	g.refused.Add(1)
+	now := time.Now().UnixNano()
+	last := g.lastWarn.Load()
+	if now-last < int64(busyLogInterval) || !g.lastWarn.CompareAndSwap(last, now) {
+		return 0, false
+	}
+	return g.refused.Swap(0), true
+}
+
+func newGate(slots, queue int, wait time.Duration) *gate {
+	return &gate{slots: make(chan struct{}, slots), max: int64(queue), wait: wait}
+}
+
+var (
+	errQueueFull = errors.New("server busy: too many walk, pack and batch requests queued; retry later")
+	errQueueWait = errors.New("server busy: no slot for this walk, pack or batch request came free in time; retry later")
+)
+
+// enter waits for a slot. It returns the slot's release, or an error
+// (queue full, waited too long, or ctx ended) and a suggested retry delay.
+func (g *gate) enter(ctx context.Context, st *ServerStats) (release func(), retry time.Duration, err error) {
+	select {
+	case g.slots <- struct{}{}:
+		return g.admitted(st), 0, nil
+	default:
+	}
+	if g.queued.Add(1) > g.max {
+		g.queued.Add(-1)
+		return nil, g.retryAfter(), errQueueFull
+	}
+	if st != nil {
+		st.Queued.Add(1)
+	}
+	t := time.NewTimer(g.wait)
+	defer t.Stop()
+	select {
+	case g.slots <- struct{}{}:
+		g.queued.Add(-1)
+		return g.admitted(st), 0, nil
+	case <-t.C:
+		g.queued.Add(-1)
+		return nil, g.retryAfter(), errQueueWait
+	case <-ctx.Done():
+		g.queued.Add(-1)
+		return nil, 0, ctx.Err()
+	}
+}
+
+func (g *gate) admitted(st *ServerStats) func() {
+	n := g.running.Add(1)
+	if st != nil {
+		for {
+			peak := st.PeakRunning.Load()
+			if n <= peak || st.PeakRunning.CompareAndSwap(peak, n) {
+				break
+			}
+		}
+	}
+	start := time.Now()
+	return func() {
+		d := int64(time.Since(start))
+		// An exponential moving average (1/8 weight) is enough for a hint.
+		for {
+			old := g.held.Load()
+			next := d
+			if old > 0 {
+				next = old + (d-old)/8
+			}
+			if g.held.CompareAndSwap(old, next) {
+				break
+			}
+		}
+		g.running.Add(-1)
+		<-g.slots
+	}
+}
+
+// retryAfter estimates when the queue will have room: the time the
+// requests now queued take to drain, between 1 and 30 seconds, spread by
+// up to half again so refused clients do not all come back at once.
+func (g *gate) retryAfter() time.Duration {
+	d := time.Duration(g.held.Load()) * time.Duration(g.queued.Load()+1) / time.Duration(cap(g.slots))
+	d = min(max(d, time.Second), 30*time.Second)
+	return d + rand.N(d/2+1)
 }
 
 func (s *Server) authorized(r *http.Request) bool {
@@ -579,18 +770,33 @@ func (s *Server) readWalk(w http.ResponseWriter, r *http.Request) (roots, known 
 	return roots, known, true
 }
 
-// readBatch decodes a batch request; on failure it has answered.
-func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) (hashes []repo.Hash, ok bool) {
+// readBatch decodes a batch request and returns its size in bytes; on
+// failure it has answered.
+func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) (hashes []repo.Hash, size int64, ok bool) {
 	var req BatchRequest
+	cb := &countingBody{ReadCloser: r.Body}
+	r.Body = cb
 	err := s.decodeBody(w, r, &req)
 	if err == nil {
 		hashes, err = validateBatch(&req, orDefault(s.MaxBatchHashes, defaultMaxBatchHashes))
 	}
 	if err != nil {
 		s.badRequest(w, r, err)
-		return nil, false
+		return nil, 0, false
 	}
-	return hashes, true
+	return hashes, cb.n, true
+}
+
+// countingBody counts the bytes read from a request body.
+type countingBody struct {
+	io.ReadCloser
+	n int64
+}
+
+func (c *countingBody) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func (s *Server) walkFailed(w http.ResponseWriter, r *http.Request, err error) {
@@ -686,10 +892,14 @@ func writeMissing(w io.Writer, missing []repo.Hash) error {
 }
 
 func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
-	hashes, ok := s.readBatch(w, r)
+	hashes, reqBytes, ok := s.readBatch(w, r)
 	if !ok {
 		return
 	}
+	// A hash asked twice is sent once: repeating one large object (a flat
+	// zone's apex tree) must not multiply the response.
+	hashes = dedupHashes(hashes)
+	limit := batchResponseLimit(reqBytes, orDefault(s.MaxBatchResponseBytes, defaultMaxBatchBytes))
 	rp, release, ok := s.snapshot(w, r)
 	if !ok {
 		return
@@ -714,20 +924,54 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		// other secondary asks for the same ones.
 		crd := s.reader(rd)
 		fw := s.startStream(w)
+		var sent int64
 		for _, h := range hashes {
 			kind, payload, err := crd.Get(h)
 			if err != nil {
 				return fmt.Errorf("read object %s: %w", h.Short(), err)
 			}
+			// The first frame always goes, so every request makes progress.
+			if fw.n > 0 && sent+int64(len(payload)) > limit {
+				if s.Stats != nil {
+					s.Stats.BatchCapped.Add(1)
+				}
+				break
+			}
 			if err := fw.frame(h, kind, payload); err != nil {
 				return err
 			}
+			sent += int64(len(payload))
 		}
 		return fw.finish()
 	})
 	if err != nil {
 		s.abort(r, err)
 	}
+}
+
+// dedupHashes drops repeated hashes, keeping the first of each in order.
+func dedupHashes(hashes []repo.Hash) []repo.Hash {
+	seen := make(map[repo.Hash]struct{}, len(hashes))
+	out := hashes[:0]
+	for _, h := range hashes {
+		if _, dup := seen[h]; dup {
+			continue
+		}
+		seen[h] = struct{}{}
+		out = append(out, h)
+	}
+	return out
+}
+
+// batchResponseLimit is the payload a batch request of reqBytes may
+// start: batchAmplification bytes per request byte, at least
+// batchFloorBytes (one large object always fits), at most max.
+func batchResponseLimit(reqBytes, maxBytes int64) int64 {
+	limit := int64(batchFloorBytes)
+	if reqBytes > limit/batchAmplification {
+		limit = reqBytes * batchAmplification
+	}
+	return min(limit, maxBytes)
 }
 
 func (s *Server) handlePack(w http.ResponseWriter, r *http.Request) {

@@ -411,7 +411,8 @@ func TestServerExtensions(t *testing.T) {
 			hashes = append(hashes, strings.ToUpper(h.String())) // uppercase accepted
 		}
 		sort.Strings(hashes)
-		hashes = append(hashes, hashes[0]) // duplicates are served twice
+		distinct := len(hashes)
+		hashes = append(hashes, hashes[0]) // a duplicate is served once
 		body, _ := json.Marshal(BatchRequest{Hashes: hashes})
 		req, _ := http.NewRequest(http.MethodPost, ts.URL+"/v0/objects/batch", bytes.NewReader(body))
 		resp, err := http.DefaultClient.Do(req)
@@ -423,16 +424,16 @@ func TestServerExtensions(t *testing.T) {
 			t.Fatalf("status %d, Content-Type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
 		frames := readFrames(t, resp.Body)
-		if len(frames) != len(hashes) {
-			t.Fatalf("%d frames, want %d", len(frames), len(hashes))
+		if len(frames) != distinct {
+			t.Fatalf("%d frames, want %d", len(frames), distinct)
 		}
 		for i, f := range frames {
 			if f.hash.String() != strings.ToLower(hashes[i]) {
 				t.Errorf("frame %d is %s, want %s (request order)", i, f.hash, hashes[i])
 			}
 		}
-		if got := resp.Trailer.Get(ObjectCountTrailer); got != strconv.Itoa(len(hashes)) {
-			t.Errorf("trailer %s = %q, want %d", ObjectCountTrailer, got, len(hashes))
+		if got := resp.Trailer.Get(ObjectCountTrailer); got != strconv.Itoa(distinct) {
+			t.Errorf("trailer %s = %q, want %d", ObjectCountTrailer, got, distinct)
 		}
 	})
 
@@ -685,4 +686,19 @@ type unavailable struct{}
 
 func (unavailable) Acquire() (*repo.Repo, func(), error) {
 	return nil, nil, fmt.Errorf("%w: writer active", ErrSnapshotUnavailable)
+}
+
+func TestBatchResponseLimit(t *testing.T) {
+	for _, tc := range []struct{ req, max, want int64 }{
+		{67, 256 << 20, 16 << 20},                  // one hash: the floor, one large object fits
+		{1 << 20, 256 << 20, 256 << 20},            // a client chunk: 256 bytes per request byte
+		{100 << 10, 256 << 20, 100 << 10 * 256},    // between floor and cap
+		{8 << 20, 256 << 20, 256 << 20},            // the largest request: the absolute cap
+		{67, 4 << 10, 4 << 10},                     // a cap below the floor wins
+		{3400000, defaultMaxBatchBytes, 256 << 20}, // the 3.4 MB attack request
+	} {
+		if got := batchResponseLimit(tc.req, tc.max); got != tc.want {
+			t.Errorf("batchResponseLimit(%d, %d) = %d, want %d", tc.req, tc.max, got, tc.want)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -8,7 +9,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
+	"strconv"
 	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
 )
@@ -51,9 +57,10 @@ func parseFailed(stderr io.Writer, cmd string, err error) int {
 }
 
 // fail prints "zonegit-replicate <message>" on stderr and returns
-// exitFailed; the message starts with the subcommand's name.
+// exitFailed; the message starts with the subcommand's name. Messages can
+// quote what a primary sent, so they are printed through safeLine.
 func fail(stderr io.Writer, format string, args ...any) int {
-	fmt.Fprintf(stderr, "zonegit-replicate "+format+"\n", args...)
+	fmt.Fprintf(stderr, "zonegit-replicate %s\n", safeLine(fmt.Sprintf(format, args...)))
 	return exitFailed
 }
 
@@ -143,3 +150,125 @@ func (f *clientTLSFlags) load(o *replicate.ClientOptions) error {
 	}
 	return nil
 }
+
+// checkPrimary applies the client's URL rules (scheme, host, port range,
+// no user info) while the flags are parsed, so a bad --primary is a usage
+// error naming the value instead of an "unreachable" primary retried.
+func checkPrimary(primary string) error {
+	if err := replicate.ValidatePrimaryURL(primary); err != nil {
+		return fmt.Errorf("--primary: %w", err)
+	}
+	return nil
+}
+
+// registerTimeout adds --timeout, the bound on a whole command's exchange
+// with the primary. The per-request timeout and the client's stall rule
+// cut off a silent or trickling primary; this also bounds one that keeps
+// just above the minimum rate.
+func registerTimeout(fs *flag.FlagSet, d *time.Duration, def time.Duration) {
+	fs.DurationVar(d, "timeout", def, "give up when the whole command takes longer than this (0: no limit)")
+}
+
+func checkTimeout(d time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("--timeout %s: must not be negative", d)
+	}
+	return nil
+}
+
+// withTimeout bounds ctx by --timeout; the error a request then fails with
+// names the flag.
+func withTimeout(ctx context.Context, cmd string, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeoutCause(ctx, d, fmt.Errorf("%s did not finish within --timeout %s", cmd, d))
+}
+
+// safeText quotes a name the primary sent when it holds anything but
+// printable characters (control bytes, escape sequences, spaces, invalid
+// UTF-8, bidi overrides), so a hostile primary can neither drive the
+// terminal nor break a table or a line of output.
+func safeText(s string) string {
+	if !utf8.ValidString(s) {
+		return strconv.Quote(s)
+	}
+	for _, r := range s {
+		if r == ' ' || !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
+// safeLine escapes what is not printable in a message that may quote the
+// primary (errors naming its branches, its error bodies), keeping the rest
+// as it is: one message stays one line, and no byte of it reaches the
+// terminal as a control sequence.
+func safeLine(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == ' ' || unicode.IsPrint(r):
+			b.WriteString(s[i : i+n])
+		default:
+			q := strconv.QuoteRune(r) // '\x1b', '\n', '\u202e'
+			b.WriteString(q[1 : len(q)-1])
+		}
+		i += n
+	}
+	return b.String()
+}
+
+// serverLimitFlags bound what serve holds in memory at once (see
+// replicate.Server: MaxConcurrent, MaxQueued, QueueWait).
+type serverLimitFlags struct {
+	concurrent, queued int
+	wait               time.Duration
+}
+
+func (f *serverLimitFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&f.concurrent, "max-concurrent", 4, "walk, pack and batch requests served at once (the memory bound)")
+	fs.IntVar(&f.queued, "max-queued", 64, "more such requests waiting for a slot; beyond, 503 with Retry-After")
+	fs.DurationVar(&f.wait, "queue-wait", 10*time.Second, "longest wait in the queue before 503")
+}
+
+func (f *serverLimitFlags) check() error {
+	switch {
+	case f.concurrent <= 0:
+		return fmt.Errorf("--max-concurrent %d: must be positive", f.concurrent)
+	case f.queued < 0:
+		return fmt.Errorf("--max-queued %d: must not be negative", f.queued)
+	case f.wait <= 0:
+		return fmt.Errorf("--queue-wait %s: must be positive", f.wait)
+	}
+	return nil
+}
+
+// apply sets the limits on s. --max-queued 0 means no queue at all, which
+// the server spells as a negative MaxQueued.
+func (f *serverLimitFlags) apply(s *replicate.Server) {
+	s.MaxConcurrent, s.QueueWait = f.concurrent, f.wait
+	s.MaxQueued = f.queued
+	if f.queued == 0 {
+		s.MaxQueued = -1
+	}
+}
+
+// softMemoryLimit sets the Go heap's soft limit, unless GOMEMLIMIT is set
+// (the operator's word wins). Without one the garbage collector lets the
+// heap grow to twice what is live; with one it collects harder near the
+// limit instead.
+func softMemoryLimit(bytes int64) {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(bytes)
+	}
+}
+
+// serveMemoryLimit is serve's soft heap limit: with the default of 4
+// expensive requests at once and the 128 MiB large-object cache it leaves
+// room for Badger's memory-mapped files within 512 MiB.
+const serveMemoryLimit = 384 << 20

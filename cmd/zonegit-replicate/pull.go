@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -34,7 +32,8 @@ type pullConfig struct {
 	tokenFile     string
 	tls           clientTLSFlags
 	v0Only        bool
-	timeout       time.Duration
+	timeout       time.Duration // per request
+	total         time.Duration // --timeout
 	concurrency   int
 }
 
@@ -52,9 +51,16 @@ func parsePullFlags(args []string, stderr io.Writer) (*pullConfig, error) {
 	fs.StringVar(&c.tokenFile, "token-file", "", "file holding the primary's bearer token")
 	c.tls.register(fs)
 	fs.BoolVar(&c.v0Only, "v0-only", false, "ignore the primary's extensions (plain v0 protocol)")
-	fs.DurationVar(&c.timeout, "request-timeout", 30*time.Second, "per-request timeout")
+	fs.DurationVar(&c.timeout, "request-timeout", 30*time.Second, "per-request timeout (response headers, longest silence)")
+	registerTimeout(fs, &c.total, time.Hour)
 	fs.IntVar(&c.concurrency, "concurrency", 8, "parallel object GETs against a v0 primary")
 	if err := parseArgs(fs, args, "primary", "repo"); err != nil {
+		return nil, err
+	}
+	if err := checkPrimary(c.primary); err != nil {
+		return nil, err
+	}
+	if err := checkTimeout(c.total); err != nil {
 		return nil, err
 	}
 	switch {
@@ -113,16 +119,12 @@ func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return parseFailed(stderr, "pull", err)
 	}
-	// A pull's memory is mostly Badger's caches and the object index; a
-	// soft limit keeps the garbage collector from letting the heap double
-	// on a million-object pull. GOMEMLIMIT still wins when set.
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(192 << 20)
-	}
+	// A pull's memory is mostly Badger's caches and the object index; the
+	// limit keeps the heap from doubling on a million-object pull.
+	softMemoryLimit(192 << 20)
 	token, err := clientToken(cfg.tokenFile)
 	if err != nil {
-		fmt.Fprintf(stderr, "zonegit-replicate pull: %v\n", err)
-		return exitUsage
+		return failUsage(stderr, "pull: %v", err)
 	}
 	opts := replicate.ClientOptions{PrimaryURL: cfg.primary, Token: token, V0Only: cfg.v0Only,
 		RequestTimeout: cfg.timeout, Concurrency: cfg.concurrency, UserAgent: "zonegit-replicate/" + version}
@@ -131,24 +133,22 @@ func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	// Validate the URL and pins before touching the repository.
 	if _, err := replicate.NewClientWithOptions(nil, opts); err != nil {
-		fmt.Fprintf(stderr, "zonegit-replicate pull: --primary: %v\n", err)
-		return exitUsage
+		return failUsage(stderr, "pull: --primary: %v", err)
 	}
 	if _, err := replicate.Plan(nil, nil, replicate.PullOptions{Zones: cfg.zones, Branches: cfg.branches, Pins: cfg.pins}); err != nil {
-		fmt.Fprintf(stderr, "zonegit-replicate pull: %v\n", err)
-		return exitUsage
+		return failUsage(stderr, "pull: %v", err)
 	}
 	local, err := repo.Open(cfg.repo, repo.Options{})
 	if err != nil {
-		fmt.Fprintf(stderr, "zonegit-replicate pull: %v\n", err)
-		return exitFailed
+		return fail(stderr, "pull: %v", err)
 	}
 	defer local.Close()
 	c, err := replicate.NewClientWithOptions(local, opts)
 	if err != nil {
-		fmt.Fprintf(stderr, "zonegit-replicate pull: %v\n", err)
-		return exitUsage
+		return failUsage(stderr, "pull: %v", err)
 	}
+	ctx, cancel := withTimeout(ctx, "pull", cfg.total)
+	defer cancel()
 	start := time.Now()
 	progress := func(p replicate.Progress) {
 		// Only long pulls report, so short ones stay quiet.
@@ -160,7 +160,7 @@ func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// Close now rather than only in the defer: a failed close can mean the
 	// pulled data did not reach the disk, which is a failed pull.
 	if cerr := local.Close(); cerr != nil {
-		fmt.Fprintf(stderr, "zonegit-replicate pull: closing %s: %v\n", cfg.repo, cerr)
+		fail(stderr, "pull: closing %s: %v", cfg.repo, cerr)
 		if err == nil {
 			return exitFailed
 		}
@@ -188,11 +188,12 @@ func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				switch {
 				case b.Err != nil:
 				case b.Pruned:
-					fmt.Fprintf(stdout, "%s %s/%s: pruned (was %s)\n", what, b.Zone, b.Name, short(b.Old))
+					fmt.Fprintf(stdout, "%s %s/%s: pruned (was %s)\n", what, safeText(b.Zone), safeText(b.Name), safeText(short(b.Old)))
 				case b.Old == b.New:
-					fmt.Fprintf(stdout, "%s %s/%s: up to date at %s\n", what, b.Zone, b.Name, short(b.New))
+					fmt.Fprintf(stdout, "%s %s/%s: up to date at %s\n", what, safeText(b.Zone), safeText(b.Name), safeText(short(b.New)))
 				default:
-					fmt.Fprintf(stdout, "%s %s/%s: %s -> %s (%d objects)\n", what, b.Zone, b.Name, orNone(short(b.Old)), short(b.New), b.Objects)
+					fmt.Fprintf(stdout, "%s %s/%s: %s -> %s (%d objects)\n", what, safeText(b.Zone), safeText(b.Name),
+						orNone(safeText(short(b.Old))), safeText(short(b.New)), b.Objects)
 				}
 			}
 			fmt.Fprintf(stderr, "pulled %d objects (%d bytes) in %d requests, %s\n", res.Objects, res.Bytes, res.Requests, res.Duration.Round(time.Millisecond))
@@ -202,12 +203,11 @@ func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		var pe *replicate.PullError
 		if errors.As(err, &pe) {
 			for _, f := range pe.Failed {
-				fmt.Fprintf(stderr, "zonegit-replicate pull: %v\n", f)
+				fail(stderr, "pull: %v", f)
 			}
-		} else {
-			fmt.Fprintf(stderr, "zonegit-replicate pull: %v\n", err)
+			return exitFailed
 		}
-		return exitFailed
+		return fail(stderr, "pull: %v", err)
 	}
 	return exitOK
 }

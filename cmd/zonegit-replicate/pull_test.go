@@ -2,11 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
@@ -93,6 +96,16 @@ func TestPullCommandUsage(t *testing.T) {
 		{[]string{"pull", "--primary", "http://x", "--repo", dir, "extra"}, `"extra"`},
 		{[]string{"refs"}, "--primary is required"},
 		{[]string{"refs", "--primary", "x"}, `"x"`},
+		// A bad port is the command line's fault, found before any request
+		// (it used to be retried as an unreachable primary).
+		{[]string{"pull", "--primary", "http://127.0.0.1:99999", "--repo", dir}, `--primary: primary URL "http://127.0.0.1:99999": port 99999 out of range 1-65535`},
+		{[]string{"refs", "--primary", "http://127.0.0.1:99999"}, `"http://127.0.0.1:99999": port 99999`},
+		{[]string{"pull", "--primary", "http://:9354", "--repo", dir}, `"http://:9354": no host`},
+		{[]string{"pull", "--primary", "http://127.0.0.1:9354", "--repo", dir, "--timeout", "-1s"}, "--timeout -1s"},
+		{[]string{"refs", "--primary", "http://127.0.0.1:9354", "--timeout", "-1s"}, "--timeout -1s"},
+		{[]string{"serve", "--repo", dir, "--max-concurrent", "0"}, "--max-concurrent 0: must be positive"},
+		{[]string{"serve", "--repo", dir, "--max-queued", "-1"}, "--max-queued -1"},
+		{[]string{"serve", "--repo", dir, "--queue-wait", "0s"}, "--queue-wait 0s"},
 	} {
 		code, _, errs := runCLI(t, tc.args...)
 		if code != exitUsage || !strings.Contains(errs, tc.want) {
@@ -126,5 +139,106 @@ func TestRefsCommand(t *testing.T) {
 	code, _, errs = runCLI(t, "refs", "--primary", "http://127.0.0.1:1")
 	if code != exitFailed || !strings.Contains(errs, "unreachable") {
 		t.Fatalf("unreachable: exit %d %s", code, errs)
+	}
+}
+
+// hostilePrimary answers /v0/refs with body and every other path with
+// 404, as a primary that lies on purpose would.
+func hostilePrimary(t *testing.T, handler http.HandlerFunc) string {
+	t.Helper()
+	srv := httptest.NewServer(handler)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func TestPullTimeoutCutsOffTricklingPrimary(t *testing.T) {
+	// A refs body at one byte every 50ms keeps both the idle bound and, for
+	// the first 30 s, the stall rule happy; --timeout ends the pull.
+	url := hostilePrimary(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"zones":[`)
+		for {
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if _, err := io.WriteString(w, " "); err != nil {
+				return
+			}
+		}
+	})
+	for _, cmd := range [][]string{
+		{"pull", "--primary", url, "--repo", filepath.Join(t.TempDir(), "replica"), "--timeout", "1s"},
+		{"refs", "--primary", url, "--timeout", "1s"},
+	} {
+		start := time.Now()
+		code, _, errs := runCLI(t, cmd...)
+		took := time.Since(start)
+		want := cmd[0] + " did not finish within --timeout 1s"
+		if code != exitFailed || !strings.Contains(errs, want) {
+			t.Errorf("%s: exit %d, stderr %q; want 1 and %q", cmd[0], code, errs, want)
+		}
+		// The stall rule would have needed 30 s: this was the deadline.
+		if took > 20*time.Second {
+			t.Errorf("%s took %s", cmd[0], took)
+		}
+	}
+}
+
+func TestCommandsEscapePrimaryNames(t *testing.T) {
+	// Names with escape sequences, newlines, a bell and a bidi override:
+	// nothing of them may reach the terminal raw, and no name may add a
+	// line to the output.
+	hash := strings.Repeat("ab", 32)
+	refs, err := json.Marshal(replicate.RefsResponse{
+		Zones: []string{"evil\x1b[2J.", "ok."},
+		Branches: []replicate.Branch{
+			{Zone: "evil\x1b[2J.", Name: "ma\nin", Hash: hash},
+			{Zone: "ok.", Name: "x\x1b]0;owned\x07", Hash: hash},
+			{Zone: "ok.", Name: "rtl\u202egnp.exe", Hash: "\x1b[31m"},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := hostilePrimary(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v0/refs" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(refs)
+	})
+	raw := func(s string) bool { return strings.ContainsAny(s, "\x1b\x07\u202e") }
+
+	code, out, errs := runCLI(t, "refs", "--primary", url)
+	if code != exitOK {
+		t.Fatalf("refs: exit %d: %s", code, errs)
+	}
+	if raw(out) || strings.Count(out, "\n") != 4 {
+		t.Errorf("refs printed raw control characters or extra lines:\n%q", out)
+	}
+	for _, want := range []string{`"evil\x1b[2J."`, `"ma\nin"`, `"x\x1b]0;owned\a"`, `"rtl\u202egnp.exe"`, `"\x1b[31m"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("refs output lacks %s:\n%s", want, out)
+		}
+	}
+
+	code, out, errs = runCLI(t, "pull", "--primary", url, "--repo", filepath.Join(t.TempDir(), "replica"))
+	if code != exitFailed {
+		t.Fatalf("pull: exit %d\n%s\n%s", code, out, errs)
+	}
+	if raw(out) || raw(errs) {
+		t.Errorf("pull printed raw control characters:\nstdout %q\nstderr %q", out, errs)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(errs), "\n") {
+		if !strings.HasPrefix(line, "zonegit-replicate pull: ") && !strings.HasPrefix(line, "pulled ") {
+			t.Errorf("stderr line %q: a name broke a message across lines", line)
+		}
+	}
+	if !strings.Contains(errs, `evil\x1b[2J.`) {
+		t.Errorf("pull errors do not name the hostile zone (escaped):\n%s", errs)
 	}
 }

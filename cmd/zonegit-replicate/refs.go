@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -20,7 +19,8 @@ type refsConfig struct {
 	primary, tokenFile string
 	tls                clientTLSFlags
 	json               bool
-	timeout            time.Duration
+	timeout            time.Duration // per request
+	total              time.Duration // --timeout
 }
 
 func parseRefsFlags(args []string, stderr io.Writer) (*refsConfig, error) {
@@ -30,12 +30,19 @@ func parseRefsFlags(args []string, stderr io.Writer) (*refsConfig, error) {
 	fs.StringVar(&c.tokenFile, "token-file", "", "file holding the primary's bearer token")
 	c.tls.register(fs)
 	fs.BoolVar(&c.json, "json", false, "print JSON (the /v0/refs shape plus capabilities)")
-	fs.DurationVar(&c.timeout, "request-timeout", 30*time.Second, "per-request timeout")
+	fs.DurationVar(&c.timeout, "request-timeout", 30*time.Second, "per-request timeout (response headers, longest silence)")
+	registerTimeout(fs, &c.total, 10*time.Minute)
 	if err := parseArgs(fs, args, "primary"); err != nil {
+		return nil, err
+	}
+	if err := checkPrimary(c.primary); err != nil {
 		return nil, err
 	}
 	if c.timeout <= 0 {
 		return nil, fmt.Errorf("--request-timeout %s: must be positive", c.timeout)
+	}
+	if err := checkTimeout(c.total); err != nil {
+		return nil, err
 	}
 	if err := c.tls.check(); err != nil {
 		return nil, err
@@ -68,6 +75,8 @@ func runRefs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return failUsage(stderr, "refs: --primary: %v", err)
 	}
+	ctx, cancel := withTimeout(ctx, "refs", cfg.total)
+	defer cancel()
 	info, err := c.RefsInfo(ctx)
 	if err != nil {
 		return fail(stderr, "refs: %v", err)
@@ -90,17 +99,6 @@ func runRefs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	_ = tw.Flush()
 	return exitOK
-}
-
-// safeText quotes names a primary sent with control bytes or spaces, so a
-// hostile primary cannot drive the terminal or break the table.
-func safeText(s string) string {
-	for _, r := range s {
-		if r <= ' ' || r == 0x7f {
-			return strconv.Quote(s)
-		}
-	}
-	return s
 }
 
 // nonNil turns a nil list into an empty one, so --json prints [] rather

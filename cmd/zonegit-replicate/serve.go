@@ -31,6 +31,7 @@ type serveConfig struct {
 	v0Only              bool
 	interval            time.Duration
 	shutdownGracePeriod time.Duration
+	limits              serverLimitFlags
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
@@ -45,7 +46,11 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.BoolVar(&c.v0Only, "v0-only", false, "behave as a plain zonegit v0 daemon (no extensions)")
 	fs.DurationVar(&c.interval, "poll", time.Second, "how often to look for new commits")
 	fs.DurationVar(&c.shutdownGracePeriod, "grace", 10*time.Second, "how long in-flight requests may finish on shutdown")
+	c.limits.register(fs)
 	if err := parseArgs(fs, args, "repo"); err != nil {
+		return nil, err
+	}
+	if err := c.limits.check(); err != nil {
 		return nil, err
 	}
 	switch {
@@ -120,6 +125,8 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	}
 
 	srv := &replicate.Server{Snapshots: snaps, V0Only: cfg.v0Only, Token: token, Logger: stderrLogger{logf}}
+	cfg.limits.apply(srv)
+	softMemoryLimit(serveMemoryLimit)
 	hs := replicate.NewHTTPServer(cfg.listen, srv.Handler())
 	hs.TLSConfig = tlsConfig
 	// net/http reports refused handshakes (a client without an accepted
