@@ -177,7 +177,9 @@ func TestAccProvider_environment(t *testing.T) {
 				ExpectError: errorLike("Conflicting TLS settings", "ZONEGIT_CA_CERT_PEM"),
 			},
 			{
-				PreConfig:   func() { setEnv(t, with(without(all, "ZONEGIT_TOKEN"), "ZONEGIT_TOKEN_FILE", writeFile(t, files, "empty", " \n"))) },
+				PreConfig: func() {
+					setEnv(t, with(without(all, "ZONEGIT_TOKEN"), "ZONEGIT_TOKEN_FILE", writeFile(t, files, "empty", " \n")))
+				},
 				Config:      config(noRetry),
 				ExpectError: errorLike("Empty ZONEGIT_TOKEN_FILE", "is empty"),
 			},
