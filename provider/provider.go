@@ -89,7 +89,7 @@ func (p *ZonegitProvider) Schema(_ context.Context, _ provider.SchemaRequest, re
 				MarkdownDescription: "Bearer token sent to the primary (`Authorization: Bearer ...`). May also be set " +
 					"with the `" + EnvToken + "` environment variable, or `" + EnvToken + FileSuffix + "` naming a " +
 					"file that holds it (surrounding white space is ignored). Like all provider settings it is never " +
-					"stored in state; see the provider's page for keeping it out of saved plans too.",
+					"stored in state; *Secrets, state and plan files* above tells how to keep it out of saved plans too.",
 				Optional:  true,
 				Sensitive: true,
 			},
