@@ -2,6 +2,8 @@ package provider_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -108,5 +110,52 @@ func TestConfigure_unknownNamesEnvironmentVariable(t *testing.T) {
 		if resp.ResourceData != nil {
 			t.Errorf("%s unknown: provider data was set", attr)
 		}
+	}
+}
+
+// TestConfigure_secretFiles: each secret comes from its variable or from
+// the file its _FILE variable names; a token file is trimmed, PEM files
+// are taken as they are; the configuration wins over both, and then a
+// conflict between them does not matter.
+func TestConfigure_secretFiles(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	t.Setenv("ZONEGIT_PRIMARY_URL", "http://primary.example")
+	t.Setenv("ZONEGIT_TOKEN_FILE", file("token", "  from-file\n"))
+	t.Setenv("ZONEGIT_CA_CERT_PEM_FILE", file("ca.pem", "not PEM\n"))
+	resp := configure(t, nil)
+	if d := resp.Diagnostics.Errors(); len(d) != 1 || d[0].Summary() != "Invalid CA certificate" ||
+		!strings.Contains(d[0].Detail(), filepath.Join(dir, "ca.pem")) || !strings.Contains(d[0].Detail(), "ZONEGIT_CA_CERT_PEM_FILE") {
+		t.Fatalf("diagnostics = %v, want one Invalid CA certificate naming the file and the variable", resp.Diagnostics)
+	}
+
+	t.Setenv("ZONEGIT_CA_CERT_PEM_FILE", "")
+	resp = configure(t, nil)
+	if resp.Diagnostics.HasError() {
+		t.Fatalf("configure: %v", resp.Diagnostics)
+	}
+	if got := resp.ResourceData.(*resources.ProviderData).Client.Token; got != "from-file" {
+		t.Errorf("token = %q, want the file's content without surrounding white space", got)
+	}
+
+	// Both the variable and the file: an error, unless the configuration
+	// sets the attribute.
+	t.Setenv("ZONEGIT_TOKEN", "from-env")
+	resp = configure(t, nil)
+	if d := resp.Diagnostics.Errors(); len(d) != 1 || d[0].Summary() != "Conflicting environment variables" {
+		t.Fatalf("diagnostics = %v, want Conflicting environment variables", resp.Diagnostics)
+	}
+	resp = configure(t, map[string]tftypes.Value{"token": tftypes.NewValue(tftypes.String, "from-config")})
+	if resp.Diagnostics.HasError() {
+		t.Fatalf("configure: %v", resp.Diagnostics)
+	}
+	if got := resp.ResourceData.(*resources.ProviderData).Client.Token; got != "from-config" {
+		t.Errorf("token = %q, want from-config", got)
 	}
 }

@@ -8,12 +8,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/boolvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
-	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -31,12 +29,6 @@ import (
 var (
 	_ provider.Provider                     = (*ZonegitProvider)(nil)
 	_ provider.ProviderWithConfigValidators = (*ZonegitProvider)(nil)
-)
-
-// Environment variables read when the matching attribute is not set.
-const (
-	EnvPrimaryURL = "ZONEGIT_PRIMARY_URL"
-	EnvToken      = "ZONEGIT_TOKEN"
 )
 
 // New returns a constructor for the provider at the given release version.
@@ -95,34 +87,37 @@ func (p *ZonegitProvider) Schema(_ context.Context, _ provider.SchemaRequest, re
 			},
 			"token": schema.StringAttribute{
 				MarkdownDescription: "Bearer token sent to the primary (`Authorization: Bearer ...`). May also be set " +
-					"with the `" + EnvToken + "` environment variable.",
+					"with the `" + EnvToken + "` environment variable, or `" + EnvToken + FileSuffix + "` naming a " +
+					"file that holds it (surrounding white space is ignored). Like all provider settings it is never " +
+					"stored in state; *Secrets, state and plan files* above tells how to keep it out of saved plans too.",
 				Optional:  true,
 				Sensitive: true,
 			},
 			"headers": schema.MapAttribute{
-				MarkdownDescription: "Extra HTTP headers sent with every request to the primary.",
-				ElementType:         types.StringType,
-				Optional:            true,
+				MarkdownDescription: "Extra HTTP headers sent with every request to the primary, such as an API " +
+					"gateway's key. Sensitive: Terraform hides the values in its output.",
+				ElementType: types.StringType,
+				Optional:    true,
+				Sensitive:   true,
 			},
 			"ca_cert_pem": schema.StringAttribute{
 				MarkdownDescription: "PEM-encoded certificate authorities trusted, in addition to the system's, " +
-					"when verifying an `https://` primary.",
+					"when verifying an `https://` primary. May also be set with the `" + EnvCACertPEM + "` " +
+					"environment variable, or `" + EnvCACertPEM + FileSuffix + "` naming a PEM file.",
 				Optional: true,
 			},
 			"client_cert_pem": schema.StringAttribute{
-				MarkdownDescription: "PEM-encoded client certificate for mutual TLS. Requires `client_key_pem`.",
-				Optional:            true,
-				Validators: []validator.String{
-					stringvalidator.AlsoRequires(path.MatchRoot("client_key_pem")),
-				},
+				MarkdownDescription: "PEM-encoded client certificate for mutual TLS; needs the matching " +
+					"`client_key_pem`. May also be set with the `" + EnvClientCertPEM + "` environment variable, or `" +
+					EnvClientCertPEM + FileSuffix + "` naming a PEM file.",
+				Optional: true,
 			},
 			"client_key_pem": schema.StringAttribute{
-				MarkdownDescription: "PEM-encoded private key of `client_cert_pem`. Requires `client_cert_pem`.",
-				Optional:            true,
-				Sensitive:           true,
-				Validators: []validator.String{
-					stringvalidator.AlsoRequires(path.MatchRoot("client_cert_pem")),
-				},
+				MarkdownDescription: "PEM-encoded private key of `client_cert_pem`. May also be set with the `" +
+					EnvClientKeyPEM + "` environment variable, or `" + EnvClientKeyPEM + FileSuffix + "` naming a " +
+					"PEM file, so the certificate can be in the configuration and the key come from a secret store.",
+				Optional:  true,
+				Sensitive: true,
 			},
 			"insecure": schema.BoolAttribute{
 				MarkdownDescription: "Skip verification of the primary's TLS certificate. Only for testing; " +
@@ -192,16 +187,16 @@ func (p *ZonegitProvider) Configure(ctx context.Context, req provider.ConfigureR
 		detail := fmt.Sprintf("The provider cannot build its replication client because %s is unknown until apply. "+
 			"Set it to a value known at plan time", attr)
 		if env != "" {
-			detail += fmt.Sprintf(", or unset it and use the %s environment variable", env)
+			detail += fmt.Sprintf(", or unset it and use the environment (%s)", env)
 		}
 		resp.Diagnostics.AddAttributeError(attrPath(attr), "Unknown zonegit provider setting", detail+".")
 	}
 	unknown("primary_url", EnvPrimaryURL, config.PrimaryURL.IsUnknown())
-	unknown("token", EnvToken, config.Token.IsUnknown())
+	unknown("token", envNames(EnvToken, true), config.Token.IsUnknown())
 	unknown("headers", "", config.Headers.IsUnknown())
-	unknown("ca_cert_pem", "", config.CACertPEM.IsUnknown())
-	unknown("client_cert_pem", "", config.ClientCertPEM.IsUnknown())
-	unknown("client_key_pem", "", config.ClientKeyPEM.IsUnknown())
+	unknown("ca_cert_pem", envNames(EnvCACertPEM, true), config.CACertPEM.IsUnknown())
+	unknown("client_cert_pem", envNames(EnvClientCertPEM, true), config.ClientCertPEM.IsUnknown())
+	unknown("client_key_pem", envNames(EnvClientKeyPEM, true), config.ClientKeyPEM.IsUnknown())
 	unknown("insecure", "", config.Insecure.IsUnknown())
 	unknown("request_timeout", "", config.RequestTimeout.IsUnknown())
 	unknown("concurrency", "", config.Concurrency.IsUnknown())
@@ -214,12 +209,26 @@ func (p *ZonegitProvider) Configure(ctx context.Context, req provider.ConfigureR
 		return
 	}
 
+	// Each setting from the configuration, or else from the environment.
+	resolve := func(v types.String, attr, env string, fileEnv, trim bool) setting {
+		s, d := resolveSetting(v, attr, env, fileEnv, trim)
+		resp.Diagnostics.Append(d...)
+		return s
+	}
+	primaryURL := resolve(config.PrimaryURL, "primary_url", EnvPrimaryURL, false, false)
+	token := resolve(config.Token, "token", EnvToken, true, true)
+	caCert := resolve(config.CACertPEM, "ca_cert_pem", EnvCACertPEM, true, false)
+	clientCert := resolve(config.ClientCertPEM, "client_cert_pem", EnvClientCertPEM, true, false)
+	clientKey := resolve(config.ClientKeyPEM, "client_key_pem", EnvClientKeyPEM, true, false)
+	if resp.Diagnostics.HasError() {
+		return
+	}
 	opts := replicate.ClientOptions{
-		PrimaryURL:    stringOrEnv(config.PrimaryURL, EnvPrimaryURL),
-		Token:         stringOrEnv(config.Token, EnvToken),
-		CACertPEM:     config.CACertPEM.ValueString(),
-		ClientCertPEM: config.ClientCertPEM.ValueString(),
-		ClientKeyPEM:  config.ClientKeyPEM.ValueString(),
+		PrimaryURL:    primaryURL.value,
+		Token:         token.value,
+		CACertPEM:     caCert.value,
+		ClientCertPEM: clientCert.value,
+		ClientKeyPEM:  clientKey.value,
 		Insecure:      config.Insecure.ValueBool(),
 		Concurrency:   int(config.Concurrency.ValueInt64()),
 		UserAgent:     "terraform-provider-zonegit/" + p.version,
@@ -249,7 +258,7 @@ func (p *ZonegitProvider) Configure(ctx context.Context, req provider.ConfigureR
 		opts.RetryMinDelay = time.Duration(config.Retry.MinDelayMs.ValueInt64()) * time.Millisecond
 		opts.RetryMaxDelay = time.Duration(config.Retry.MaxDelayMs.ValueInt64()) * time.Millisecond
 	}
-	resp.Diagnostics.Append(checkTLS(opts)...)
+	resp.Diagnostics.Append(checkTLS(opts.Insecure, caCert, clientCert, clientKey)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -261,8 +270,11 @@ func (p *ZonegitProvider) Configure(ctx context.Context, req provider.ConfigureR
 		"primary_url":     eff.PrimaryURL,
 		"token_set":       eff.Token != "",
 		"headers":         len(eff.Headers),
+		"token_from":      sourceIf(eff.Token, token.from),
 		"custom_ca":       eff.CACertPEM != "",
+		"ca_from":         sourceIf(eff.CACertPEM, caCert.from),
 		"client_cert":     eff.ClientCertPEM != "",
+		"client_key_from": sourceIf(eff.ClientKeyPEM, clientKey.from),
 		"insecure":        eff.Insecure,
 		"request_timeout": eff.RequestTimeout.String(),
 		"concurrency":     eff.Concurrency,
@@ -288,13 +300,13 @@ func (p *ZonegitProvider) DataSources(_ context.Context) []func() datasource.Dat
 	}
 }
 
-// stringOrEnv returns the configured value, or the environment variable when
-// the attribute is not set.
-func stringOrEnv(v types.String, env string) string {
-	if !v.IsNull() {
-		return v.ValueString()
+// sourceIf is where a setting came from, for the log, or "" when it is not
+// set. Sources are attribute names, variable names and file paths, never values.
+func sourceIf(value, from string) string {
+	if value == "" {
+		return ""
 	}
-	return os.Getenv(env)
+	return from
 }
 
 // attrPath turns "a.b" into the path of attribute b in block a.
@@ -308,19 +320,36 @@ func attrPath(name string) path.Path {
 }
 
 // checkTLS parses the PEM material now, so a bad certificate is an error on
-// the attribute that holds it rather than a failure at the first request.
-func checkTLS(opts replicate.ClientOptions) (diags diag.Diagnostics) {
-	if opts.CACertPEM != "" {
-		if ok := x509.NewCertPool().AppendCertsFromPEM([]byte(opts.CACertPEM)); !ok {
-			diags.AddAttributeError(path.Root("ca_cert_pem"), "Invalid CA certificate",
-				"ca_cert_pem contains no PEM-encoded certificate. Provide one or more \"-----BEGIN CERTIFICATE-----\" blocks.")
+// the attribute that holds it, naming where it came from, rather than a
+// failure at the first request. It also checks what the schema cannot see
+// because a value may come from the environment: a client certificate needs
+// its key and the other way round, and insecure leaves no CA to trust.
+func checkTLS(insecure bool, ca, cert, key setting) (diags diag.Diagnostics) {
+	if ca.value != "" {
+		if insecure {
+			diags.AddAttributeError(path.Root("insecure"), "Conflicting TLS settings", fmt.Sprintf(
+				"insecure = true skips verifying the primary's certificate, but a CA certificate to verify it with "+
+					"is set in %s. Remove one of them.", ca.from))
+		}
+		if ok := x509.NewCertPool().AppendCertsFromPEM([]byte(ca.value)); !ok {
+			diags.AddAttributeError(path.Root("ca_cert_pem"), "Invalid CA certificate", fmt.Sprintf(
+				"%s contains no PEM-encoded certificate. Provide one or more \"-----BEGIN CERTIFICATE-----\" blocks.", ca.from))
 		}
 	}
-	if opts.ClientCertPEM != "" || opts.ClientKeyPEM != "" {
-		if _, err := tls.X509KeyPair([]byte(opts.ClientCertPEM), []byte(opts.ClientKeyPEM)); err != nil {
-			diags.AddAttributeError(path.Root("client_cert_pem"), "Invalid client certificate",
-				fmt.Sprintf("client_cert_pem and client_key_pem do not form a usable key pair: %v. Provide the "+
-					"PEM-encoded certificate and its matching private key.", err))
+	switch {
+	case cert.value != "" && key.value == "":
+		diags.AddAttributeError(path.Root("client_key_pem"), "Missing client key", fmt.Sprintf(
+			"A client certificate is set in %s, but no key for it. Set client_key_pem, or %s.",
+			cert.from, envNames(EnvClientKeyPEM, true)))
+	case cert.value == "" && key.value != "":
+		diags.AddAttributeError(path.Root("client_cert_pem"), "Missing client certificate", fmt.Sprintf(
+			"A client key is set in %s, but no certificate for it. Set client_cert_pem, or %s.",
+			key.from, envNames(EnvClientCertPEM, true)))
+	case cert.value != "":
+		if _, err := tls.X509KeyPair([]byte(cert.value), []byte(key.value)); err != nil {
+			diags.AddAttributeError(path.Root("client_cert_pem"), "Invalid client certificate", fmt.Sprintf(
+				"The client certificate (%s) and key (%s) do not form a usable key pair: %v. Provide the "+
+					"PEM-encoded certificate and its matching private key.", cert.from, key.from, err))
 		}
 	}
 	return diags

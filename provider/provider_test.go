@@ -45,7 +45,7 @@ func TestProviderSchema(t *testing.T) {
 			t.Errorf("attribute %s has no MarkdownDescription", name)
 		}
 	}
-	for _, secret := range []string{"token", "client_key_pem"} {
+	for _, secret := range []string{"token", "client_key_pem", "headers"} {
 		if !resp.Schema.Attributes[secret].IsSensitive() {
 			t.Errorf("%s is not sensitive", secret)
 		}
@@ -79,11 +79,11 @@ data "zonegit_refs" "test" {}
 			},
 			{
 				Config:      config(fmt.Sprintf("client_cert_pem = %q", pem)),
-				ExpectError: errorLike(`Attribute "client_key_pem" must be specified when "client_cert_pem" is specified`),
+				ExpectError: errorLike("Missing client key", "client_cert_pem", "ZONEGIT_CLIENT_KEY_PEM"),
 			},
 			{
 				Config:      config(`client_key_pem = "key"`),
-				ExpectError: errorLike(`Attribute "client_cert_pem" must be specified when "client_key_pem" is specified`),
+				ExpectError: errorLike("Missing client certificate", "client_key_pem", "ZONEGIT_CLIENT_CERT_PEM"),
 			},
 			{
 				Config:      config(fmt.Sprintf("insecure = true\nca_cert_pem = %q", pem)),
