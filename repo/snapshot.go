@@ -24,8 +24,8 @@ var (
 	errLockBusy = errors.New("directory lock is held")
 	// errReadersActive: only readers hold the lock; a writer waits.
 	errReadersActive = errors.New("readers hold the directory")
-	// errNoRepository: the directory holds no MANIFEST.
-	errNoRepository = errors.New("no zonegit repository there (no Badger MANIFEST)")
+	// errNoRepository: the directory holds no Badger files.
+	errNoRepository = errors.New("no zonegit repository there (no Badger files)")
 )
 
 // fileIdent is what a detached snapshot remembers of each source file it
@@ -95,6 +95,9 @@ func takeSnapshot(src string, link bool, reuse *snapshot) (*snapshot, error) {
 		hasMem = hasMem || strings.HasSuffix(name, ".mem")
 	}
 	if !hasManifest {
+		if len(names) > 0 {
+			return nil, &DamageError{Path: src, What: manifestName, Detail: "missing, but the directory holds Badger files"}
+		}
 		return nil, fmt.Errorf("open repository %s: %w", src, errNoRepository)
 	}
 	dir, err := makeSnapshotDir(abs)

@@ -214,6 +214,7 @@ func openReadOnly(path string, opts Options) (*Repo, error) {
 	var db *badger.DB
 	if err == nil {
 		db, err = openSnapshot(path, snap, opts)
+		err = renamed(err, snap.dir, path)
 	}
 	if err != nil {
 		snap.remove()
@@ -261,6 +262,16 @@ func openSnapshot(path string, snap *snapshot, opts Options) (*badger.DB, error)
 	return db, nil
 }
 
+// renamed replaces the private snapshot's path by the repository's in a
+// damage report, which should name files the user can find.
+func renamed(err error, from, to string) error {
+	var de *DamageError
+	if errors.As(err, &de) {
+		de.Detail = strings.ReplaceAll(de.Detail, from, to)
+	}
+	return err
+}
+
 // isBadgerLockError reports whether badger.Open failed on the directory
 // lock (its error text is all there is: Badger wraps with %+v).
 func isBadgerLockError(err error) bool {
@@ -299,10 +310,13 @@ func faultError(path string, err error) error {
 	return &DamageError{Path: path, What: "a mapped file", Detail: err.Error()}
 }
 
+// statFree is freeSpace; tests that cannot fill a filesystem replace it.
+var statFree = freeSpace
+
 // checkFree fails with a *NoSpaceError naming repoPath when the filesystem
 // holding dir has less than need bytes available.
 func checkFree(repoPath, dir string, need int64) error {
-	free, err := freeSpace(dir)
+	free, err := statFree(dir)
 	if err != nil {
 		return fmt.Errorf("repository %s: check free space: %w", repoPath, err)
 	}
