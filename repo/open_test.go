@@ -517,4 +517,3 @@ func TestNoSpaceIsAnError(t *testing.T) {
 		t.Errorf("fsck %+v, %v", rep, err)
 	}
 }
-
