@@ -82,13 +82,13 @@ func checkFiles(repoPath, dir string) error {
 	}
 	tables := map[uint64]string{}
 	var logs []string
-	hasManifest, any, hasMem := false, false, false
+	hasManifest, anyFile, hasMem := false, false, false
 	for _, e := range ents {
 		name := e.Name()
 		if !badgerFile(name) {
 			continue
 		}
-		any = true
+		anyFile = true
 		switch ext, _ := numberedFile(name); {
 		case name == manifestName:
 			hasManifest = true
@@ -102,7 +102,7 @@ func checkFiles(repoPath, dir string) error {
 			logs = append(logs, name)
 		}
 	}
-	if !any {
+	if !anyFile {
 		return nil
 	}
 	if !hasManifest {

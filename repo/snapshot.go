@@ -100,25 +100,38 @@ func takeSnapshot(src string, link bool, reuse *snapshot) (*snapshot, error) {
 		}
 		return nil, fmt.Errorf("open repository %s: %w", src, errNoRepository)
 	}
-	dir, err := makeSnapshotDir(abs)
+	if !reuse.reusable() || reuse.source != abs {
+		reuse = nil
+	}
+	if hasMem {
+		link, reuse = false, nil
+	}
+	s, err := fillSnapshot(src, abs, names, hasMem, link, reuse, false)
+	var ns *NoSpaceError
+	if errors.As(err, &ns) {
+		// Copies need room; the temporary directory may have it when the
+		// repository's filesystem is full.
+		s, err = fillSnapshot(src, abs, names, hasMem, link, reuse, true)
+	}
+	return s, err
+}
+
+// fillSnapshot makes the private directory (in the temporary directory if
+// inTemp) and links or copies names into it.
+func fillSnapshot(src, abs string, names []string, hasMem, link bool, reuse *snapshot, inTemp bool) (*snapshot, error) {
+	dir, err := makeSnapshotDir(abs, inTemp)
 	if err != nil {
 		return nil, fmt.Errorf("open repository %s: make a private snapshot directory: %w", src, err)
 	}
 	s := &snapshot{dir: dir, source: abs, recover: hasMem}
-	if hasMem {
-		link, reuse = false, nil
-	}
 	if !link && !hasMem {
 		s.copied = map[string]fileIdent{}
-	}
-	if !reuse.reusable() || reuse.source != abs {
-		reuse = nil
 	}
 	for _, name := range names {
 		sp, dp := filepath.Join(abs, name), filepath.Join(dir, name)
 		fi, err := os.Lstat(sp)
 		if err != nil {
-			s.remove()
+			_ = s.remove() // the error above is the one to report
 			return nil, fmt.Errorf("open repository %s: %w", src, err)
 		}
 		id := fileIdentOf(fi)
@@ -132,7 +145,7 @@ func takeSnapshot(src string, link bool, reuse *snapshot) (*snapshot, error) {
 		}
 		if !done {
 			if err := copyFile(sp, dp); err != nil {
-				s.remove()
+				_ = s.remove() // the copy's error is the one to report
 				if errors.Is(err, syscall.ENOSPC) {
 					return nil, &NoSpaceError{Path: src, Free: -1, Cause: fmt.Errorf("copying it to a private snapshot in %s: %w", dir, err)}
 				}
@@ -147,12 +160,12 @@ func takeSnapshot(src string, link bool, reuse *snapshot) (*snapshot, error) {
 }
 
 // makeSnapshotDir creates the private directory: in the temporary
-// directory when it is on the repository's filesystem (hard links work),
-// else beside the repository if we may write there, else in the temporary
-// directory anyway (files are then copied).
-func makeSnapshotDir(src string) (string, error) {
+// directory when it is on the repository's filesystem (hard links work) or
+// inTemp, else beside the repository if we may write there, else in the
+// temporary directory anyway (files are then copied).
+func makeSnapshotDir(src string, inTemp bool) (string, error) {
 	tmp := os.TempDir()
-	if !sameFilesystem(tmp, src) {
+	if !inTemp && !sameFilesystem(tmp, src) {
 		parent := filepath.Dir(src)
 		if sameFilesystem(parent, src) {
 			if d, err := os.MkdirTemp(parent, "."+filepath.Base(src)+".zonegit-snapshot-"); err == nil {

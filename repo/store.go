@@ -173,7 +173,7 @@ func prepareWriter(path string) error {
 			return errReadersActive
 		}
 		if rl, err := tryLockDir(path, false); err == nil {
-			rl.unlock()
+			_ = rl.unlock() // a probe: closing the descriptor drops it
 			return errReadersActive
 		}
 		return fmt.Errorf("open repository %s: %w (%s holds it for writing; only one writer at a time: wait for it to finish)",
@@ -182,7 +182,8 @@ func prepareWriter(path string) error {
 	if err != nil {
 		return fmt.Errorf("open repository %s: lock: %w", path, err)
 	}
-	defer l.unlock()
+	// Closing the descriptor drops the lock whatever close reports.
+	defer func() { _ = l.unlock() }()
 	if err := checkFiles(path, path); err != nil {
 		return err
 	}
@@ -217,8 +218,9 @@ func openReadOnly(path string, opts Options) (*Repo, error) {
 		err = renamed(err, snap.dir, path)
 	}
 	if err != nil {
-		snap.remove()
-		lock.unlock()
+		// The open's error is the one to report; these only tidy up.
+		_ = snap.remove()
+		_ = lock.unlock()
 		if errors.Is(err, errNoRepository) {
 			err = fmt.Errorf("%w (%w)", err, ErrNotFound)
 		}
