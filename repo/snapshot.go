@@ -191,17 +191,29 @@ func sameFilesystem(a, b string) bool {
 	return ia.dev == ib.dev
 }
 
-// copyFile copies src to a new file dst (io.Copy uses copy_file_range or
-// sendfile where the system has them).
+// copyFile copies src to a new file dst, keeping holes where the system
+// can find them (copyData), else byte for byte (io.Copy uses
+// copy_file_range or sendfile where the system has them).
 func copyFile(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return err
+	}
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
+	}
+	if ok, err := copyData(in, out, fi.Size()); ok || err != nil {
+		if err != nil {
+			out.Close()
+			return err
+		}
+		return out.Close()
 	}
 	if _, err := io.Copy(out, in); err != nil {
 		out.Close()

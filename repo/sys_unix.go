@@ -3,6 +3,8 @@
 package repo
 
 import (
+	"errors"
+	"io"
 	"os"
 	"syscall"
 
@@ -27,4 +29,42 @@ func fileIdentOf(fi os.FileInfo) fileIdent {
 		id.dev, id.ino = uint64(st.Dev), uint64(st.Ino) //nolint:unconvert // field types differ per system
 	}
 	return id
+}
+
+// copyData copies the data regions of in (size bytes) to the same offsets
+// of out and leaves holes as holes. Badger preallocates logs with
+// ftruncate (a crashed writer's value log is a 512 MiB file holding a few
+// KiB), so reading the holes would cost seconds, and writing them out
+// space the filesystem may not have. ok is false when the system cannot
+// tell where the data is; nothing was written then.
+func copyData(in, out *os.File, size int64) (ok bool, err error) {
+	for off := int64(0); off < size; {
+		data, err := in.Seek(off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			break // only a hole remains
+		}
+		if err != nil {
+			if off == 0 {
+				return false, nil
+			}
+			return true, err
+		}
+		hole, err := in.Seek(data, unix.SEEK_HOLE)
+		if err != nil {
+			return true, err
+		}
+		if _, err := in.Seek(data, io.SeekStart); err != nil {
+			return true, err
+		}
+		if _, err := out.Seek(data, io.SeekStart); err != nil {
+			return true, err
+		}
+		// *os.File.ReadFrom turns a LimitedReader of a file into
+		// copy_file_range where it can.
+		if _, err := io.Copy(out, io.LimitReader(in, hole-data)); err != nil {
+			return true, err
+		}
+		off = hole
+	}
+	return true, out.Truncate(size)
 }

@@ -23,3 +23,6 @@ func freeSpace(path string) (int64, error) {
 func fileIdentOf(fi os.FileInfo) fileIdent {
 	return fileIdent{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
 }
+
+// copyData: holes cannot be found here; copyFile copies every byte.
+func copyData(_, _ *os.File, _ int64) (bool, error) { return false, nil }
