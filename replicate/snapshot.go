@@ -13,22 +13,28 @@ import (
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
 
-// ErrSnapshotUnavailable means no read-only handle could be opened yet
-// (typically a writer holds the directory and has not closed it since it
-// was created); the server answers 503 with Retry-After.
+// ErrSnapshotUnavailable means no snapshot could be taken yet (typically a
+// writer holds the directory and has not closed it since it was created);
+// the server answers 503 with Retry-After.
 var ErrSnapshotUnavailable = errors.New("repository not readable yet")
 
 // Snapshotter keeps a read-only handle on a repository directory that
 // another process may be writing, and replaces it when the directory
-// changes, so a server sees new commits within about one Interval.
+// changes, so a server sees new commits within about one Interval of a
+// writer closing the directory.
 //
-// Why polling: Badger's read-only mode reads the directory as it was at
-// open time, and cannot be opened at all while a writer has the directory
-// open ("Log truncate required"). So the snapshotter re-opens when the
-// directory's files changed; if that fails (a writer is active) it keeps
-// serving the last good handle and tries again on the next tick. Handles
-// are reference counted: one that is replaced is closed only when the last
-// request using it releases it.
+// Each handle is a detached private snapshot (repo.Options.Detached): the
+// repository's files are copied (unchanged tables and value logs are
+// linked from the previous snapshot's copies) while the snapshotter holds
+// the directory's shared lock for a moment, and Badger opens the copy. So
+// the server never opens the directory itself: a Badger read-only open of
+// a directory a writer has open deletes the writer's new tables and maps
+// files the writer truncates (SIGBUS). While a writer has the directory,
+// the snapshot cannot be taken; the snapshotter keeps serving the last
+// good handle and tries again on the next tick, as it does when the
+// directory is damaged. Handles are reference counted: one that is
+// replaced is closed (and its copy deleted) only when the last request
+// using it releases it.
 type Snapshotter struct {
 	path     string
 	interval time.Duration
@@ -101,8 +107,8 @@ func (s *Snapshotter) loop() {
 	}
 }
 
-// Refresh re-opens the repository now if its files changed since the
-// current handle was opened (or there is none). It reports whether a new
+// Refresh takes a new snapshot now if the directory's files changed since
+// the current one was taken (or there is none). It reports whether a new
 // handle is in use.
 func (s *Snapshotter) Refresh() bool {
 	s.refreshMu.Lock()
@@ -115,11 +121,22 @@ func (s *Snapshotter) Refresh() bool {
 	s.mu.Lock()
 	same := s.cur != nil && fp == s.fp
 	closed := s.closed
+	prev := s.cur
+	if prev != nil && !same && !closed {
+		prev.refs++ // its copies are linked into the new snapshot
+	}
 	s.mu.Unlock()
 	if same || closed {
 		return false
 	}
-	r, err := repo.Open(s.path, repo.Options{ReadOnly: true})
+	opts := repo.Options{ReadOnly: true, Detached: true}
+	if prev != nil {
+		opts.Reuse = prev.r
+	}
+	r, err := repo.Open(s.path, opts)
+	if prev != nil {
+		s.release(prev)
+	}
 	if err != nil {
 		// Most often a writer is active; keep the last good handle.
 		s.setErr(err)
@@ -141,6 +158,17 @@ func (s *Snapshotter) Refresh() bool {
 		}
 	}
 	return true
+}
+
+// release drops one reference to h, closing it if it was replaced and this
+// was the last.
+func (s *Snapshotter) release(h *snapHandle) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h.refs--
+	if h.retired && h.refs == 0 {
+		h.r.Close()
+	}
 }
 
 func (s *Snapshotter) setErr(err error) {
@@ -168,16 +196,7 @@ func (s *Snapshotter) Acquire() (*repo.Repo, func(), error) {
 	}
 	h.refs++
 	var once sync.Once
-	return h.r, func() {
-		once.Do(func() {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			h.refs--
-			if h.retired && h.refs == 0 {
-				h.r.Close()
-			}
-		})
-	}, nil
+	return h.r, func() { once.Do(func() { s.release(h) }) }, nil
 }
 
 // Opens reports how many handles have been opened so far.
@@ -232,8 +251,8 @@ func (s *Snapshotter) Close() error {
 
 // fingerprint summarises the directory's files (name, size, modification
 // time): Badger changes at least one of them whenever a writer commits or
-// closes, so an unchanged fingerprint means an unchanged repository and
-// the costly re-open is skipped.
+// closes (every writable open creates a new value log), so an unchanged
+// fingerprint means an unchanged repository and the snapshot is skipped.
 func fingerprint(dir string) (string, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {

@@ -119,11 +119,17 @@ func RemoveRepository(dir string, keepDir bool) error {
 	if err := d.Check(); err != nil {
 		return err
 	}
-	unlock, err := lockDir(dir)
-	if err != nil {
-		return err
+	// The writer's lock, without opening the database (a damaged one
+	// would not survive it): no writer or reader of ours can open the
+	// repository while it is being removed.
+	l, err := tryLockDir(dir, true)
+	if errors.Is(err, errLockBusy) {
+		return fmt.Errorf("remove repository %s: %w: %s has it open", dir, ErrLocked, writerName(dir))
 	}
-	defer unlock()
+	if err != nil {
+		return fmt.Errorf("lock repository %s: %w", dir, err)
+	}
+	defer l.unlock() //nolint:errcheck // closing the descriptor only drops the lock
 	// Tables and logs first, the manifest last, so an interrupted removal
 	// leaves a directory Badger refuses to open rather than a repository
 	// that silently lost data.
@@ -144,9 +150,3 @@ func RemoveRepository(dir string, keepDir bool) error {
 	}
 	return nil
 }
-
-// HeldByWriter reports whether another process holds the repository at dir
-// open for writing. It takes no lock that a writer would notice for longer
-// than the check and writes nothing; use it to explain why a read-only open
-// failed (a writer's unflushed log) rather than blaming damage.
-func HeldByWriter(dir string) bool { return heldByWriter(dir) }

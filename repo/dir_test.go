@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 	"github.com/zonegit/terraform-provider-zonegit/repo/repotest"
@@ -120,17 +121,15 @@ func TestRemoveRepository(t *testing.T) {
 	if err := repo.RemoveRepository(rp, false); !errors.Is(err, repo.ErrLocked) {
 		t.Errorf("locked: %v, want ErrLocked", err)
 	}
-	if !repo.HeldByWriter(rp) {
-		t.Error("HeldByWriter = false while a writer has it open")
+	// A reader is refused too, and changes nothing either.
+	if _, err := repo.Open(rp, repo.Options{ReadOnly: true, LockWait: time.Millisecond}); !errors.Is(err, repo.ErrLocked) {
+		t.Errorf("read-only open beside a writer: %v, want ErrLocked", err)
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if d, _ := repo.InspectDir(rp); !d.IsRepository() {
 		t.Fatalf("a locked removal changed the repository: %+v", d)
-	}
-	if repo.HeldByWriter(rp) {
-		t.Error("HeldByWriter = true after the writer closed it")
 	}
 
 	if err := repo.RemoveRepository(rp, false); err != nil {

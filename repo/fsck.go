@@ -39,23 +39,34 @@ func (f *FsckReport) OK() bool { return len(f.Problems) == 0 }
 const maxFsckProblems = 1000
 
 // Fsck walks the closure of every branch, tag and HEAD (through its symref
-// object) and verifies each object reached exactly once: it is present, its
-// stored value has a known kind prefix, it re-hashes to its key, it has the
-// kind its parent expects (a commit's tree is a tree, a tree's leaf is a
-// blob, ...), and it decodes strictly. Zone markers must hold the exact
-// sentinel. It also counts stored objects that no ref reaches; those are
+// object) and verifies every object reached: it is present, its stored
+// value has a known kind prefix, it re-hashes to its key and it decodes
+// strictly (blobs included). Every edge is checked against the kind its
+// referrer expects, not only the first edge that reaches an object: a
+// branch names a commit, a tag ref a commit (or a tag object), a commit's
+// tree is a tree and its parents commits, a subtree entry names a tree, a
+// leaf entry a blob, a tag object a commit, HEAD a symref. Zone markers
+// must hold the exact sentinel, and every table's block checksums must
+// match. It also counts stored objects that no ref reaches; those are
 // normal (the zonegit tools leave old trees and symrefs behind) and are not
 // problems. Everything is read in one consistent snapshot.
 func (r *Repo) Fsck(ctx context.Context) (*FsckReport, error) {
 	rep := &FsckReport{}
-	err := r.db.View(func(txn *badger.Txn) error {
+	if err := r.read(r.db.VerifyChecksum); err != nil {
+		var de *DamageError
+		if errors.As(err, &de) {
+			return nil, fmt.Errorf("fsck: %w", err)
+		}
+		rep.add(FsckProblem{Kind: "damaged table", Detail: err.Error()})
+	}
+	err := r.view(func(txn *badger.Txn) error {
 		type root struct {
 			ref  string
 			hash Hash
 			want Kind
 		}
 		var roots []root
-		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 100, Prefix: []byte(refPrefix)})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(refPrefix)})
 		for it.Rewind(); it.Valid(); it.Next() {
 			name := string(it.Item().Key()[len(refPrefix):])
 			v, err := it.Item().ValueCopy(nil)
@@ -87,27 +98,33 @@ func (r *Repo) Fsck(ctx context.Context) (*FsckReport, error) {
 		it.Close()
 		rep.Refs = len(roots)
 
-		visited := make(map[Hash]struct{})
+		// kinds records what each object reached turned out to be ("" when
+		// it is missing or unreadable), so that every later edge to it is
+		// checked against the kind that edge expects.
+		kinds := make(map[Hash]Kind)
 		var stack []fsckItem
 		for _, rt := range roots {
 			stack = append(stack[:0], fsckItem{rt.hash, rt.want, "ref " + rt.ref})
 			for len(stack) > 0 {
 				cur := stack[len(stack)-1]
 				stack = stack[:len(stack)-1]
-				if _, seen := visited[cur.hash]; seen {
+				if got, seen := kinds[cur.hash]; seen {
+					if got != "" && !kindFits(got, cur.want) {
+						rep.add(wrongKind(rt.ref, cur.hash, got, cur.want, cur.from))
+					}
 					continue
 				}
-				visited[cur.hash] = struct{}{}
 				rep.Objects++
 				if rep.Objects&4095 == 0 {
 					if err := ctx.Err(); err != nil {
 						return err
 					}
 				}
-				links, err := r.fsckObject(txn, rep, rt.ref, cur.hash, cur.want, cur.from)
+				kind, links, err := r.fsckObject(txn, rep, rt.ref, cur.hash, cur.want, cur.from)
 				if err != nil {
 					return err
 				}
+				kinds[cur.hash] = kind
 				for _, l := range links {
 					stack = append(stack, fsckItem{l.Hash, l.Kind, cur.name()})
 				}
@@ -126,7 +143,7 @@ func (r *Repo) Fsck(ctx context.Context) (*FsckReport, error) {
 				continue
 			}
 			copy(h[:], k[len(objPrefix):])
-			if _, ok := visited[h]; !ok {
+			if _, ok := kinds[h]; !ok {
 				rep.Unreachable++
 			}
 		}
@@ -136,6 +153,23 @@ func (r *Repo) Fsck(ctx context.Context) (*FsckReport, error) {
 		return nil, fmt.Errorf("fsck: %w", err)
 	}
 	return rep, nil
+}
+
+// kindFits reports whether an object of kind got may stand where want is
+// expected ("" under a tag ref: a commit or a tag object).
+func kindFits(got, want Kind) bool {
+	if want == "" {
+		return got == KindCommit || got == KindTag
+	}
+	return got == want
+}
+
+func wrongKind(ref string, h Hash, got, want Kind, from string) FsckProblem {
+	w := string(want)
+	if w == "" {
+		w = "commit or tag"
+	}
+	return FsckProblem{Ref: ref, Hash: h, Kind: "wrong kind", Detail: fmt.Sprintf("is a %s, %s expects a %s", got, from, w)}
 }
 
 // fsckItem is an object to check, with the kind its parent expects
@@ -160,51 +194,47 @@ func (f *FsckReport) add(p FsckProblem) {
 	}
 }
 
-// fsckObject checks one object and returns its links to walk. Problems go
-// into the report; only storage failures are returned as errors.
-func (r *Repo) fsckObject(txn *badger.Txn, rep *FsckReport, ref string, h Hash, want Kind, from string) ([]Link, error) {
+// fsckObject checks one object and returns its kind ("" if it is missing
+// or unreadable) and its links to walk. Problems go into the report; only
+// storage failures are returned as errors.
+func (r *Repo) fsckObject(txn *badger.Txn, rep *FsckReport, ref string, h Hash, want Kind, from string) (Kind, []Link, error) {
 	item, err := txn.Get(objKey(h))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		rep.add(FsckProblem{Ref: ref, Hash: h, Kind: "missing", Detail: "referenced by " + from})
-		return nil, nil
+		return "", nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read object %s: %w", h, err)
+		return "", nil, fmt.Errorf("read object %s: %w", h, err)
 	}
+	var kind Kind
 	var links []Link
 	var prob *FsckProblem
 	err = item.Value(func(v []byte) error {
-		links, prob = checkObjectValue(h, v, want, from)
+		kind, links, prob = checkObjectValue(h, v, want, from)
 		return nil
 	})
 	if prob != nil {
 		prob.Ref = ref
 		rep.add(*prob)
 	}
-	return links, err
+	return kind, links, err
 }
 
 // checkObjectValue verifies one stored value: kind prefix, hash, the kind
-// the referrer expects, strict decoding. It returns the object's links, or
-// the problem found.
-func checkObjectValue(h Hash, v []byte, want Kind, from string) ([]Link, *FsckProblem) {
+// the referrer expects, strict decoding. It returns the object's kind (""
+// if that cannot be trusted) and links, or the problem found. A wrong kind
+// is still walked as what it is, so what it reaches is checked too.
+func checkObjectValue(h Hash, v []byte, want Kind, from string) (Kind, []Link, *FsckProblem) {
 	kind, payload, err := decodeObjectValue(h, v)
 	if err != nil {
-		return nil, &FsckProblem{Hash: h, Kind: "undecodable", Detail: err.Error()}
+		return "", nil, &FsckProblem{Hash: h, Kind: "undecodable", Detail: err.Error()}
 	}
 	if got := HashObject(kind, payload); got != h {
-		return nil, &FsckProblem{Hash: h, Kind: "hash mismatch",
+		return "", nil, &FsckProblem{Hash: h, Kind: "hash mismatch",
 			Detail: fmt.Sprintf("stored %s of %d bytes hashes to %s", kind, len(payload), got)}
 	}
-	if want == "" && kind != KindCommit && kind != KindTag || want != "" && kind != want {
-		w := string(want)
-		if w == "" {
-			w = "commit or tag"
-		}
-		return nil, &FsckProblem{Hash: h, Kind: "wrong kind", Detail: fmt.Sprintf("is a %s, %s expects a %s", kind, from, w)}
-	}
 	// Links decodes trees, commits and tags strictly; Validate covers the
-	// kinds without links.
+	// kinds without links (blobs are decoded too).
 	var links []Link
 	if kind == KindBlob || kind == KindSymref {
 		err = Validate(kind, payload)
@@ -212,9 +242,21 @@ func checkObjectValue(h Hash, v []byte, want Kind, from string) ([]Link, *FsckPr
 		links, err = Links(kind, payload)
 	}
 	if err != nil {
-		return nil, &FsckProblem{Hash: h, Kind: "undecodable", Detail: err.Error()}
+		return kind, nil, &FsckProblem{Hash: h, Kind: "undecodable", Detail: fmt.Sprintf("%s: %v", kind, err)}
 	}
-	return links, nil
+	if kind == KindTag {
+		// Only commits are tagged (FORMAT.md: tags in use are refs to
+		// commits); a tag object claiming another type is checked as
+		// pointing at something that must be a commit.
+		for i := range links {
+			links[i].Kind = KindCommit
+		}
+	}
+	if !kindFits(kind, want) {
+		p := wrongKind("", h, kind, want, from)
+		return kind, links, &p
+	}
+	return kind, links, nil
 }
 
 func clipBytes(b []byte) []byte {

@@ -11,7 +11,84 @@
 // hashes as the zonegit tools; its documentation lists the choices made where
 // those tools are lenient (identical records stored once, a CNAME beside
 // other data refused, types without a mnemonic stored as TYPEnnn). Repo.Fsck
-// verifies the closure of every ref.
+// verifies the closure of every ref and the kind of every edge in it.
+//
+// # Readers and writers
+//
+// A Badger "read-only" open is not read-only. Measured and read in Badger
+// v4 (db.go Open, levels.go revertToManifest, memtable.go openMemTable):
+// it deletes every table file the MANIFEST it read does not list, which
+// while a writer is active includes the tables the writer has just made
+// (the directory is then unusable: "file does not exist for table N") and
+// with a truncated MANIFEST is every table; it maps the writer's growing
+// write-ahead log, which the writer later truncates (SIGBUS in the reader);
+// and it refuses a directory whose writer was killed ("Log truncate
+// required") until a writer has opened it. The zonegit daemon opens
+// repositories exactly so (read-only, without the lock): never let it
+// serve a directory that anything writes to.
+//
+// So no process of ours opens a directory with Badger unless it is its one
+// writer. Coordination is Badger's own lock, flock(2) on the directory: a
+// writable open takes it exclusively (dir_unix.go acquireDirectoryLock),
+// our readers take it shared. A read-only Open takes the shared lock
+// (without waiting unless Options.LockWait says so: a writer has the
+// directory → ErrLocked naming its pid), checks the files for damage, and
+// opens a private snapshot: a directory with hard links to the files (in
+// the temporary directory when it is on the repository's filesystem, else
+// beside the repository; copies when links fail). Badger opens the
+// snapshot read-only, so whatever it deletes or maps is ours, and the
+// repository's files stay byte for byte as they were, healthy or damaged.
+// The handle keeps the shared lock until Close, because links are only
+// safe while no writer runs: Badger truncates a table to zero bytes before
+// it deletes it (ristretto z.MmapFile.Delete), which would empty the
+// linked copy too; it never writes to a table in place otherwise. A
+// writer that finds readers waits for them (up to DefaultReaderWait); one
+// that finds another writer fails at once with ErrLocked.
+//
+// A long-lived reader (serve) opens Detached: the files are copied, the
+// lock is let go before Open returns, and writers come and go beside the
+// handle. Reuse links the tables and value logs that have not changed from
+// the previous detached snapshot's copies (which nothing writes to), so a
+// new snapshot copies only what a writer added. If a writer was killed,
+// the snapshot is a full copy that is recovered with a writable open of
+// the copy before it is read; the repository itself is recovered by its
+// next writer. Copies keep holes (a killed writer's 512 MiB value log
+// holds a few KiB), and fall back to the temporary directory when the
+// repository's filesystem is full.
+//
+// Cost of a read-only Open (snapshot, Badger open, one lookup, Close) on a
+// closed repository, BenchmarkReadOnlyOpen, 2 shared cores: 100,000
+// records (18 MiB) 2.9 ms attached, 10.7 ms detached, 5.7 ms detached
+// with reuse; 1,000,000 records (176 MiB) 23 ms, 113 ms and 22 ms. A
+// Badger read-only open of the directory itself took 2.3 ms at 100,000.
+//
+// # Damage and full disks
+//
+// Damage Badger would answer with a panic in one of its own goroutines
+// (a truncated table: its footer is read with unchecked offsets), an exit
+// (y.Check), or a "repair" that deletes data (a MANIFEST that lost
+// records) is found before Badger opens anything, by readers and writers
+// alike (checkFiles): the MANIFEST must replay to its last byte, every
+// table it lists must exist and have a sound footer and index checksum and
+// open cleanly, and a table it does not list must be explained by a
+// crashed writer's log. Such damage, and anything Badger still panics on
+// later in our goroutines (reads run with debug.SetPanicOnFault, so a
+// fault on a mapped page is a panic there too), is a *DamageError
+// (errors.Is ErrDamaged) that names the damaged file and says what to do:
+// run `zonegit-replicate fsck`, then delete the directory and pull (or
+// apply) again.
+//
+// Badger writes through shared maps of files it sized with ftruncate, so
+// on a full filesystem a write is not ENOSPC but SIGBUS in a Badger
+// goroutine, which no recover can catch. Writers therefore check the free
+// space when they open and every MiB they write, and stop with a
+// *NoSpaceError (errors.Is syscall.ENOSPC) naming the repository while 64
+// MiB are still free. Something else filling the filesystem faster than
+// that can still kill a writer; readers need no free space (links).
+//
+// On Windows there is no shared lock: the LOCK file is opened
+// exclusively, so readers also exclude each other, and a writer cannot
+// tell a reader from a writer (it waits DefaultReaderWait either way).
 package repo
 
 import (

@@ -65,7 +65,7 @@ func getRef(txn *badger.Txn, name string) (Hash, bool, error) {
 
 // RefHash returns the hash a ref name points at, or ErrNotFound.
 func (r *Repo) RefHash(name string) (h Hash, err error) {
-	err = r.db.View(func(txn *badger.Txn) error {
+	err = r.view(func(txn *badger.Txn) error {
 		var ok bool
 		h, ok, err = getRef(txn, name)
 		if err == nil && !ok {
@@ -86,9 +86,9 @@ func (r *Repo) Branch(zone, branch string) (Hash, error) {
 func (r *Repo) listRefs(base, zone string) ([]Ref, error) {
 	var out []Ref
 	prefix := zonePrefix(base, zone)
-	err := r.db.View(func(txn *badger.Txn) error {
+	err := r.view(func(txn *badger.Txn) error {
 		p := refKey(prefix)
-		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 100, Prefix: p})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			item := it.Item()
@@ -136,7 +136,7 @@ func (r *Repo) Tags(zone string) ([]Ref, error) {
 // Zones lists the zones with a presence marker, sorted.
 func (r *Repo) Zones() ([]string, error) {
 	var out []string
-	err := r.db.View(func(txn *badger.Txn) error {
+	err := r.view(func(txn *badger.Txn) error {
 		p := refKey(zoneRefPrefix)
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
 		defer it.Close()
@@ -171,14 +171,17 @@ func (r *Repo) update(fn func(txn *badger.Txn) error) error {
 	if r.readOnly {
 		return ErrReadOnly
 	}
-	err := r.db.Update(fn)
+	if err := r.reserve(0, true); err != nil {
+		return err
+	}
+	err := r.read(func() error { return r.db.Update(fn) })
 	if errors.Is(err, badger.ErrConflict) {
 		return fmt.Errorf("%w (another writer in this process updated the same ref)", ErrConflict)
 	}
 	if err != nil {
 		return err
 	}
-	return r.db.Sync()
+	return r.read(r.db.Sync)
 }
 
 // RefUpdate is one compare-and-swap on a ref. Old is the expected current
@@ -355,9 +358,9 @@ func (r *Repo) AppendReflog(name string, e ReflogEntry) error {
 // Reflog returns a ref's reflog, oldest first.
 func (r *Repo) Reflog(name string) ([]ReflogEntry, error) {
 	var out []ReflogEntry
-	err := r.db.View(func(txn *badger.Txn) error {
+	err := r.view(func(txn *badger.Txn) error {
 		p := []byte(reflogPrefix + name + "/")
-		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, Prefix: p})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			if len(it.Item().Key()) != len(p)+8 {

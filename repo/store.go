@@ -3,9 +3,13 @@ package repo
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -14,9 +18,29 @@ import (
 // Options say how to open a repository. The zero value is a writable
 // on-disk repository.
 type Options struct {
-	// ReadOnly opens without taking Badger's directory lock, as the zonegit
-	// daemon does, so a writer in another process can keep working.
+	// ReadOnly opens a private snapshot of the directory (see the package
+	// documentation): the directory is never modified, not even when it is
+	// damaged or was left by a writer that crashed. Open fails with
+	// ErrLocked while a writer has the directory (unless LockWait lets it
+	// wait). The handle holds the directory's shared lock until Close, so
+	// writers wait for it (up to DefaultReaderWait): keep it short, or use
+	// Detached.
 	ReadOnly bool
+	// Detached (with ReadOnly) copies the files instead of linking them and
+	// lets go of the directory before Open returns, so the handle may stay
+	// open while writers come and go (serve). It costs the repository's
+	// size in disk space and copy time, less what Reuse already holds.
+	Detached bool
+	// Reuse (with Detached) is an earlier, still open detached handle of
+	// the same directory: its copies of tables and value logs that have not
+	// changed since are linked instead of copied again.
+	Reuse *Repo
+	// LockWait is how long Open waits for the directory's lock: a reader
+	// for a writer to close the directory, a writer for readers to finish
+	// (a writer never waits for another writer: it fails at once with
+	// ErrLocked). Zero: a reader does not wait, a writer waits up to
+	// DefaultReaderWait.
+	LockWait time.Duration
 	// InMemory keeps everything in memory (tests); the path is ignored.
 	InMemory bool
 	// Logger receives Badger's warnings and errors; nil discards them.
@@ -28,7 +52,13 @@ type Repo struct {
 	db       *badger.DB
 	path     string
 	readOnly bool
+	snap     *snapshot // read-only: the private directory Badger has open
+	lock     *dirLock  // a reader's shared lock on path, held until Close
 	closeMu  sync.Once
+
+	// unchecked counts bytes handed to Badger since the last free-space
+	// check (writers).
+	unchecked atomic.Int64
 }
 
 // Key families of the Badger layout (FORMAT.md).
@@ -38,15 +68,41 @@ const (
 	reflogPrefix = "l/"
 )
 
-// Open opens (creating if writable and absent) the repository at path.
-// A second writable open of a directory fails with ErrLocked.
+// Free space a writer keeps on the repository's filesystem. Badger writes
+// through shared memory maps of files it sized with ftruncate (sparse), so
+// a full filesystem is not an ENOSPC error but SIGBUS in one of its
+// goroutines, which kills the process. Writers therefore stop, with an
+// error, while this much is still free: room for what Badger may write
+// beyond what we handed it so far (two memtables' write-ahead logs, the
+// tables they flush to, one compaction's output).
+const (
+	minFreeSpace    = 64 << 20
+	spaceCheckEvery = 1 << 20 // bytes between two checks during bulk writes
+)
+
+// Open opens the repository at path: read-only (a private snapshot, see
+// Options.ReadOnly), or writable, creating it if absent. A second writer
+// fails at once with ErrLocked; a damaged repository is ErrDamaged (a
+// *DamageError naming the damage); a full filesystem is a *NoSpaceError.
+// Open never panics on damaged files.
 func Open(path string, opts Options) (*Repo, error) {
-	bo := badger.DefaultOptions(path)
 	if opts.InMemory {
-		bo = badger.DefaultOptions("").WithInMemory(true)
-		path = ""
+		bo := baseOptions(badger.DefaultOptions("").WithInMemory(true), opts)
+		var db *badger.DB
+		if err := caught(func() (err error) { db, err = badger.Open(bo); return err }); err != nil {
+			return nil, fmt.Errorf("open in-memory repository: %w", err)
+		}
+		return &Repo{db: db}, nil
 	}
-	bo = bo.WithLogger(opts.Logger).
+	if opts.ReadOnly {
+		return openReadOnly(path, opts)
+	}
+	return openWriter(path, opts)
+}
+
+// baseOptions are the Badger options every open uses.
+func baseOptions(bo badger.Options, opts Options) badger.Options {
+	return bo.WithLogger(opts.Logger).
 		// Smaller memtables and caches than Badger's defaults keep a provider
 		// or a 1M-object pull within a modest RSS (DESIGN §9: 256 MiB); they
 		// do not change the on-disk format, which readers open with defaults.
@@ -55,22 +111,276 @@ func Open(path string, opts Options) (*Repo, error) {
 		WithBlockCacheSize(16 << 20).
 		WithIndexCacheSize(8 << 20).
 		WithValueLogFileSize(256 << 20)
-	if opts.ReadOnly && !opts.InMemory {
-		if _, err := os.Stat(path); err != nil {
-			return nil, fmt.Errorf("open repository %s: %w", path, err)
-		}
-		bo = bo.WithReadOnly(true).WithBypassLockGuard(true)
-	} else if !opts.InMemory {
-		bo = writerOptions(bo)
+}
+
+// openWriter opens the directory itself for writing. Before Badger sees
+// it, under the exclusive lock, checkFiles looks for damage that Badger
+// would "repair" by deleting tables or answer with a panic, and the
+// filesystem must have minFreeSpace.
+func openWriter(path string, opts Options) (*Repo, error) {
+	wait := opts.LockWait
+	if wait <= 0 {
+		wait = DefaultReaderWait
 	}
-	db, err := badger.Open(bo)
-	if err != nil {
-		if strings.Contains(err.Error(), "Another process is using this Badger database") {
-			return nil, fmt.Errorf("open repository %s: %w (only one writer at a time; wait for it to finish)", path, ErrLocked)
+	deadline := time.Now().Add(wait)
+	bo := writerOptions(baseOptions(badger.DefaultOptions(path), opts))
+	for {
+		err := prepareWriter(path)
+		if errors.Is(err, errReadersActive) {
+			if !time.Now().Before(deadline) {
+				return nil, fmt.Errorf("open repository %s: %w: it has been read for over %s (fsck, or a snapshot for serve "+
+					"or a plan); try again when that is done", path, ErrLocked, wait)
+			}
+			time.Sleep(lockPoll)
+			continue
 		}
+		if err != nil {
+			return nil, err
+		}
+		var db *badger.DB
+		err = caught(func() (err error) { db, err = badger.Open(bo); return err })
+		if err != nil && isBadgerLockError(err) && time.Now().Before(deadline) {
+			// Someone took the lock between our check and Badger's: look
+			// again who it is.
+			time.Sleep(lockPoll)
+			continue
+		}
+		if err != nil {
+			return nil, openError(path, err)
+		}
+		return &Repo{db: db, path: path}, nil
+	}
+}
+
+// prepareWriter checks, under the directory's exclusive lock, that a
+// writer may open it: no other writer (ErrLocked), no reader
+// (errReadersActive), no damage, enough free space.
+func prepareWriter(path string) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Badger creates it; the space counts where it will be.
+		return checkFree(path, existingAncestor(path), minFreeSpace)
+	}
+	if err != nil {
+		return fmt.Errorf("open repository %s: %w", path, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("open repository %s: not a directory", path)
+	}
+	l, err := tryLockDir(path, true)
+	if errors.Is(err, errLockBusy) {
+		if !sharedLocksSeparate {
+			return errReadersActive
+		}
+		if rl, err := tryLockDir(path, false); err == nil {
+			_ = rl.unlock() // a probe: closing the descriptor drops it
+			return errReadersActive
+		}
+		return fmt.Errorf("open repository %s: %w (%s holds it for writing; only one writer at a time: wait for it to finish)",
+			path, ErrLocked, writerName(path))
+	}
+	if err != nil {
+		return fmt.Errorf("open repository %s: lock: %w", path, err)
+	}
+	// Closing the descriptor drops the lock whatever close reports.
+	defer func() { _ = l.unlock() }()
+	if err := checkFiles(path, path); err != nil {
+		return err
+	}
+	return checkFree(path, path, minFreeSpace)
+}
+
+// openReadOnly opens a private snapshot of path (Options.ReadOnly).
+func openReadOnly(path string, opts Options) (*Repo, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", path, err)
 	}
-	return &Repo{db: db, path: path, readOnly: opts.ReadOnly}, nil
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("open repository %s: not a directory", path)
+	}
+	lock, err := lockShared(path, opts.LockWait)
+	if err != nil {
+		return nil, err
+	}
+	var reuse *snapshot
+	if opts.Detached && opts.Reuse != nil {
+		reuse = opts.Reuse.snap
+	}
+	snap, err := takeSnapshot(path, !opts.Detached, reuse)
+	if err == nil && opts.Detached {
+		err = lock.unlock()
+		lock = nil
+	}
+	var db *badger.DB
+	if err == nil {
+		db, err = openSnapshot(path, snap, opts)
+		err = renamed(err, snap.dir, path)
+	}
+	if err != nil {
+		// The open's error is the one to report; these only tidy up.
+		_ = snap.remove()
+		_ = lock.unlock()
+		if errors.Is(err, errNoRepository) {
+			err = fmt.Errorf("%w (%w)", err, ErrNotFound)
+		}
+		return nil, err
+	}
+	return &Repo{db: db, path: path, readOnly: true, snap: snap, lock: lock}, nil
+}
+
+// openSnapshot checks the snapshot for damage, recovers it if a writer
+// crashed (a writable open of the private copy replays and truncates the
+// write-ahead log, as the next writer would do to the source), and opens
+// it read-only with block checksums verified on read.
+func openSnapshot(path string, snap *snapshot, opts Options) (*badger.DB, error) {
+	if err := checkFiles(path, snap.dir); err != nil {
+		return nil, err
+	}
+	base := baseOptions(badger.DefaultOptions(snap.dir), opts).WithBypassLockGuard(true)
+	if snap.recover {
+		if err := checkFree(path, snap.dir, minFreeSpace); err != nil {
+			return nil, err
+		}
+		err := caught(func() error {
+			db, err := badger.Open(writerOptions(base))
+			if err != nil {
+				return err
+			}
+			return db.Close()
+		})
+		if err != nil {
+			return nil, openError(path, fmt.Errorf("recover a private copy of the log a crashed writer left: %w", err))
+		}
+	}
+	var db *badger.DB
+	err := caught(func() (err error) {
+		db, err = badger.Open(base.WithReadOnly(true).WithChecksumVerificationMode(options.OnBlockRead))
+		return err
+	})
+	if err != nil {
+		return nil, openError(path, err)
+	}
+	return db, nil
+}
+
+// renamed replaces the private snapshot's path by the repository's in a
+// damage report, which should name files the user can find.
+func renamed(err error, from, to string) error {
+	var de *DamageError
+	if errors.As(err, &de) {
+		de.Detail = strings.ReplaceAll(de.Detail, from, to)
+	}
+	return err
+}
+
+// isBadgerLockError reports whether badger.Open failed on the directory
+// lock (its error text is all there is: Badger wraps with %+v).
+func isBadgerLockError(err error) bool {
+	return strings.Contains(err.Error(), "Another process is using this Badger database")
+}
+
+// openError turns a failed badger.Open into an error naming the
+// repository and the cause: locked, full, unreadable or damaged.
+func openError(path string, err error) error {
+	var de *DamageError
+	var ns *NoSpaceError
+	var pe *panicError
+	switch {
+	case errors.As(err, &de), errors.As(err, &ns):
+		return err
+	case isBadgerLockError(err):
+		return fmt.Errorf("open repository %s: %w (%s holds it for writing; only one writer at a time: wait for it to finish)",
+			path, ErrLocked, writerName(path))
+	case strings.Contains(err.Error(), "no space left on device"):
+		free, _ := freeSpace(path)
+		return &NoSpaceError{Path: path, Free: free, Cause: err}
+	case errors.Is(err, fs.ErrPermission) || strings.Contains(err.Error(), "permission denied"):
+		return fmt.Errorf("open repository %s: %w", path, err)
+	case errors.As(err, &pe) && pe.fault:
+		return faultError(path, err)
+	}
+	return &DamageError{Path: path, What: "its files", Detail: "Badger cannot open them: " + err.Error()}
+}
+
+// faultError explains a memory fault on a mapped file: the filesystem
+// could not back a page (full), or the file is damaged.
+func faultError(path string, err error) error {
+	if free, ferr := freeSpace(path); ferr == nil && free >= 0 && free < minFreeSpace {
+		return &NoSpaceError{Path: path, Free: free, Need: minFreeSpace, Cause: err}
+	}
+	return &DamageError{Path: path, What: "a mapped file", Detail: err.Error()}
+}
+
+// statFree is freeSpace; tests that cannot fill a filesystem replace it.
+var statFree = freeSpace
+
+// checkFree fails with a *NoSpaceError naming repoPath when the filesystem
+// holding dir has less than need bytes available.
+func checkFree(repoPath, dir string, need int64) error {
+	free, err := statFree(dir)
+	if err != nil {
+		return fmt.Errorf("repository %s: check free space: %w", repoPath, err)
+	}
+	if free >= 0 && free < need {
+		return &NoSpaceError{Path: repoPath, Free: free, Need: need}
+	}
+	return nil
+}
+
+// existingAncestor returns the nearest directory at or above path that
+// exists.
+func existingAncestor(path string) string {
+	p := filepath.Clean(path)
+	for {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return p
+		}
+		p = parent
+	}
+}
+
+// reserve accounts n bytes about to be handed to Badger and, every
+// spaceCheckEvery bytes (or always with force), checks that the filesystem
+// still has minFreeSpace.
+func (r *Repo) reserve(n int, force bool) error {
+	if r.path == "" {
+		return nil
+	}
+	if r.unchecked.Add(int64(n)) < spaceCheckEvery && !force {
+		return nil
+	}
+	r.unchecked.Store(0)
+	return checkFree(r.path, r.path, minFreeSpace)
+}
+
+// read runs fn (Badger reads, no caller code) with Badger's panics and
+// memory faults turned into an error naming the repository.
+func (r *Repo) read(fn func() error) error {
+	err := caught(fn)
+	var pe *panicError
+	if errors.As(err, &pe) {
+		return r.readFailure(pe)
+	}
+	return err
+}
+
+// readFailure explains a panic or fault while reading.
+func (r *Repo) readFailure(pe *panicError) error {
+	if pe.fault {
+		return faultError(r.path, pe)
+	}
+	return &DamageError{Path: r.path, What: "its files", Detail: "reading them failed: " + pe.Error()}
+}
+
+// view runs fn in a read transaction, guarded by read. fn must not run
+// caller code (View and ForEachObject handle that).
+func (r *Repo) view(fn func(txn *badger.Txn) error) error {
+	return r.read(func() error { return r.db.View(fn) })
 }
 
 // writerOptions tunes a writable on-disk open for the memory of bulk writes
@@ -129,10 +439,20 @@ func (r *Repo) Path() string { return r.path }
 // ReadOnly reports whether the handle was opened read-only.
 func (r *Repo) ReadOnly() bool { return r.readOnly }
 
-// Close releases the repository. It is safe to call more than once.
+// Close releases the repository: a read-only handle also deletes its
+// private snapshot and lets go of the directory. It is safe to call more
+// than once.
 func (r *Repo) Close() error {
 	var err error
-	r.closeMu.Do(func() { err = r.db.Close() })
+	r.closeMu.Do(func() {
+		err = r.read(r.db.Close)
+		if rerr := r.snap.remove(); rerr != nil && err == nil {
+			err = fmt.Errorf("remove the private snapshot of %s: %w", r.path, rerr)
+		}
+		if lerr := r.lock.unlock(); lerr != nil && err == nil {
+			err = lerr
+		}
+	})
 	return err
 }
 
@@ -141,7 +461,7 @@ func (r *Repo) Sync() error {
 	if r.readOnly {
 		return nil
 	}
-	return r.db.Sync()
+	return r.read(r.db.Sync)
 }
 
 func objKey(h Hash) []byte {
@@ -190,8 +510,13 @@ func (r *Repo) Put(h Hash, kind Kind, payload []byte) error {
 	if err := verify(h, kind, payload); err != nil {
 		return err
 	}
-	return r.db.Update(func(txn *badger.Txn) error {
-		return txn.Set(objKey(h), encodeObjectValue(kind, payload))
+	if err := r.reserve(len(payload), true); err != nil {
+		return err
+	}
+	return r.read(func() error {
+		return r.db.Update(func(txn *badger.Txn) error {
+			return txn.Set(objKey(h), encodeObjectValue(kind, payload))
+		})
 	})
 }
 
@@ -209,8 +534,8 @@ type Reader interface {
 
 // Get returns an object's kind and payload, or ErrNotFound.
 func (r *Repo) Get(h Hash) (kind Kind, payload []byte, err error) {
-	err = r.db.View(func(txn *badger.Txn) error {
-		kind, payload, err = txnView{txn}.Get(h)
+	err = r.view(func(txn *badger.Txn) error {
+		kind, payload, err = txnView{r, txn}.Get(h)
 		return err
 	})
 	return kind, payload, err
@@ -218,8 +543,8 @@ func (r *Repo) Get(h Hash) (kind Kind, payload []byte, err error) {
 
 // Has reports whether an object is stored.
 func (r *Repo) Has(h Hash) (ok bool, err error) {
-	err = r.db.View(func(txn *badger.Txn) error {
-		ok, err = txnView{txn}.Has(h)
+	err = r.view(func(txn *badger.Txn) error {
+		ok, err = txnView{r, txn}.Has(h)
 		return err
 	})
 	return ok, err
@@ -228,60 +553,95 @@ func (r *Repo) Has(h Hash) (ok bool, err error) {
 // View runs fn with a Reader over one consistent snapshot, which is much
 // cheaper than one transaction per object for walks.
 func (r *Repo) View(fn func(Reader) error) error {
-	return r.db.View(func(txn *badger.Txn) error { return fn(txnView{txn}) })
+	// fn is the caller's: its panics are its own. The reads it makes
+	// through the Reader are guarded one by one.
+	return r.db.View(func(txn *badger.Txn) error { return fn(txnView{r, txn}) })
 }
 
-type txnView struct{ txn *badger.Txn }
-
-func (v txnView) Get(h Hash) (Kind, []byte, error) {
-	item, err := v.txn.Get(objKey(h))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return "", nil, fmt.Errorf("object %s: %w", h, ErrNotFound)
-	}
-	if err != nil {
-		return "", nil, err
-	}
-	val, err := item.ValueCopy(nil)
-	if err != nil {
-		return "", nil, err
-	}
-	return decodeObjectValue(h, val)
+type txnView struct {
+	r   *Repo
+	txn *badger.Txn
 }
 
-func (v txnView) Has(h Hash) (bool, error) {
-	_, err := v.txn.Get(objKey(h))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return false, nil
-	}
-	return err == nil, err
+func (v txnView) Get(h Hash) (kind Kind, payload []byte, err error) {
+	err = v.r.read(func() error {
+		item, err := v.txn.Get(objKey(h))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("object %s: %w", h, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		val, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		kind, payload, err = decodeObjectValue(h, val)
+		return err
+	})
+	return kind, payload, err
+}
+
+func (v txnView) Has(h Hash) (ok bool, err error) {
+	err = v.r.read(func() error {
+		_, err := v.txn.Get(objKey(h))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		ok = err == nil
+		return err
+	})
+	return ok, err
 }
 
 // ForEachObject calls fn for every stored object in key order, stopping at
 // the first error fn returns.
 func (r *Repo) ForEachObject(fn func(h Hash, kind Kind, payload []byte) error) error {
 	return r.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: []byte(objPrefix)})
+		// No value prefetching: it reads values in goroutines of Badger's,
+		// where a damaged file would crash the process.
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(objPrefix)})
 		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			var h Hash
-			k := item.Key()
-			if len(k) != 34 {
-				return fmt.Errorf("object key %x has %d bytes, want 34: %w", k, len(k), ErrCorrupt)
+		valid := false
+		step := func(first bool) error {
+			return r.read(func() error {
+				if first {
+					it.Rewind()
+				} else {
+					it.Next()
+				}
+				valid = it.Valid()
+				return nil
+			})
+		}
+		for err := step(true); ; err = step(false) {
+			if err != nil || !valid {
+				return err
 			}
-			copy(h[:], k[2:])
-			err := item.Value(func(val []byte) error {
-				kind, payload, err := decodeObjectValue(h, val)
+			var h Hash
+			var kind Kind
+			var payload []byte
+			err := r.read(func() error {
+				item := it.Item()
+				k := item.Key()
+				if len(k) != 34 {
+					return fmt.Errorf("object key %x has %d bytes, want 34: %w", clipBytes(k), len(k), ErrCorrupt)
+				}
+				copy(h[:], k[2:])
+				val, err := item.ValueCopy(nil)
 				if err != nil {
 					return err
 				}
-				return fn(h, kind, payload)
+				kind, payload, err = decodeObjectValue(h, val)
+				return err
 			})
 			if err != nil {
 				return err
 			}
+			if err := fn(h, kind, payload); err != nil {
+				return err
+			}
 		}
-		return nil
 	})
 }
 
@@ -308,9 +668,12 @@ func (b *Batch) Put(h Hash, kind Kind, payload []byte) error {
 	if err := verify(h, kind, payload); err != nil {
 		return err
 	}
+	if err := b.r.reserve(len(payload), false); err != nil {
+		return err
+	}
 	b.objects++
 	b.bytes += int64(len(payload))
-	return b.wb.Set(objKey(h), encodeObjectValue(kind, payload))
+	return b.r.read(func() error { return b.wb.Set(objKey(h), encodeObjectValue(kind, payload)) })
 }
 
 // PutObject hashes, queues and returns the hash of one object.
@@ -325,10 +688,14 @@ func (b *Batch) Count() (objects int, bytes int64) { return b.objects, b.bytes }
 // Flush writes everything queued and syncs it to disk. The Batch cannot be
 // used afterwards.
 func (b *Batch) Flush() error {
-	if err := b.wb.Flush(); err != nil {
+	if err := b.r.reserve(0, true); err != nil {
+		b.wb.Cancel()
+		return err
+	}
+	if err := b.r.read(b.wb.Flush); err != nil {
 		return fmt.Errorf("write objects: %w", err)
 	}
-	if err := b.r.db.Sync(); err != nil {
+	if err := b.r.read(b.r.db.Sync); err != nil {
 		return fmt.Errorf("sync objects: %w", err)
 	}
 	return nil

@@ -44,12 +44,11 @@ func readLocalRefs(dir string) (refs []repo.Ref, exists bool, err error) {
 	if len(d.Files) == 0 {
 		return nil, true, d.Check()
 	}
+	// A read-only open never changes the directory; it fails with
+	// repo.ErrLocked while a writer has it and a *repo.DamageError (naming
+	// the damage and the next step) when it is damaged.
 	r, err := repo.Open(dir, repo.Options{ReadOnly: true})
 	if err != nil {
-		if repo.HeldByWriter(dir) {
-			// Most likely the writer's log, not damage.
-			return nil, true, fmt.Errorf("%w (%v)", repo.ErrLocked, err)
-		}
 		return nil, true, err
 	}
 	defer r.Close()

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
@@ -16,6 +18,7 @@ func init() {
 type fsckConfig struct {
 	repo string
 	json bool
+	wait time.Duration
 }
 
 func parseFsckFlags(args []string, stderr io.Writer) (*fsckConfig, error) {
@@ -23,8 +26,12 @@ func parseFsckFlags(args []string, stderr io.Writer) (*fsckConfig, error) {
 	c := &fsckConfig{}
 	fs.StringVar(&c.repo, "repo", "", "repository directory to check, opened read-only (required)")
 	fs.BoolVar(&c.json, "json", false, "print the report as JSON")
+	fs.DurationVar(&c.wait, "wait", time.Minute, "how long to wait for a writer (import, pull, the zonegit tools) to close the repository")
 	if err := parseArgs(fs, args, "repo"); err != nil {
 		return nil, err
+	}
+	if c.wait < 0 {
+		return nil, fmt.Errorf("--wait %s: must not be negative", c.wait)
 	}
 	return c, nil
 }
@@ -50,21 +57,33 @@ func runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return parseFailed(stderr, "fsck", err)
 	}
-	rep, err := fsckRepo(ctx, cfg.repo)
-	if err != nil {
+	rep, err := fsckRepo(ctx, cfg, stderr)
+	var damage *repo.DamageError
+	if errors.As(err, &damage) {
+		// Damage Badger cannot even open is the report.
+		rep = &repo.FsckReport{Problems: []repo.FsckProblem{{Kind: "damaged", Detail: damage.What + ": " + damage.Detail}}}
+	} else if err != nil {
 		return fail(stderr, "fsck: %v", err)
 	}
 	if cfg.json {
 		out := fsckJSON{OK: rep.OK(), Refs: rep.Refs, Objects: rep.Objects, Stored: rep.Stored,
 			Unreachable: rep.Unreachable, Problems: []fsckProblemJSON{}}
 		for _, p := range rep.Problems {
-			out.Problems = append(out.Problems, fsckProblemJSON{Ref: p.Ref, Hash: p.Hash.String(), Kind: p.Kind, Detail: p.Detail})
+			h := p.Hash.String()
+			if p.Hash.IsZero() {
+				h = ""
+			}
+			out.Problems = append(out.Problems, fsckProblemJSON{Ref: p.Ref, Hash: h, Kind: p.Kind, Detail: p.Detail})
 		}
 		if err := json.NewEncoder(stdout).Encode(out); err != nil {
 			return fail(stderr, "fsck: %v", err)
 		}
 	} else {
 		for _, p := range rep.Problems {
+			if p.Hash.IsZero() {
+				fmt.Fprintf(stdout, "%s: %s\n", p.Kind, p.Detail)
+				continue
+			}
 			fmt.Fprintln(stdout, p)
 		}
 		verdict := "ok"
@@ -75,15 +94,30 @@ func runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			verdict, rep.Refs, rep.Objects, rep.Stored, rep.Unreachable)
 	}
 	if !rep.OK() {
+		fmt.Fprintf(stderr, "zonegit-replicate fsck: repository %s is not sound; delete the directory and pull (or terraform apply) again\n", cfg.repo)
 		return exitFailed
 	}
 	return exitOK
 }
 
-func fsckRepo(ctx context.Context, dir string) (*repo.FsckReport, error) {
-	// Read-only: a checker must not take the writer's lock or change
-	// anything, and can run beside a server.
-	r, err := repo.Open(dir, repo.Options{ReadOnly: true})
+// fsckRepo checks a private read-only snapshot of the repository (see
+// package repo): nothing in the directory changes, even when it is
+// damaged or a writer crashed. While a writer has the directory open it
+// cannot be read consistently, so fsck waits up to --wait for it to close.
+func fsckRepo(ctx context.Context, cfg *fsckConfig, stderr io.Writer) (*repo.FsckReport, error) {
+	deadline := time.Now().Add(cfg.wait)
+	r, err := repo.Open(cfg.repo, repo.Options{ReadOnly: true})
+	for waited := false; errors.Is(err, repo.ErrLocked) && time.Now().Before(deadline); waited = true {
+		if !waited {
+			fmt.Fprintf(stderr, "zonegit-replicate fsck: %s is being written; waiting up to %s for the writer to finish\n", cfg.repo, cfg.wait)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (%w)", err, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+		r, err = repo.Open(cfg.repo, repo.Options{ReadOnly: true})
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 
@@ -82,5 +84,32 @@ func TestFsckCLIUsage(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "absent")
 	if code, _, errOut := runCLI(t, "fsck", "--repo", missing); code != exitFailed || !strings.Contains(errOut, "absent") {
 		t.Errorf("fsck of a missing directory: exit %d, %q", code, errOut)
+	}
+}
+
+// TestFsckWaitsForAWriter: fsck never reads a directory a writer has
+// open; it waits for the writer (--wait) and then checks, or says clearly
+// that a writer is still at work.
+func TestFsckWaitsForAWriter(t *testing.T) {
+	dir, _ := importForFsck(t)
+	w, err := repo.Open(dir, repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI(t, "fsck", "--repo", dir, "--wait", "300ms")
+	if code != exitFailed || !strings.Contains(errOut, "is writing it") || !strings.Contains(errOut, dir) {
+		t.Errorf("fsck beside a writer: exit %d, %q; want 1 saying a writer has %s", code, errOut, dir)
+	}
+	done := make(chan string, 1)
+	go func() {
+		code, out, errOut := runCLI(t, "fsck", "--repo", dir, "--wait", "1m")
+		done <- fmt.Sprintf("%d %s%s", code, out, errOut)
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-done; !strings.HasPrefix(got, "0 ok: 2 refs") || !strings.Contains(got, "waiting up to 1m0s for the writer") {
+		t.Errorf("fsck waiting for a writer: %q; want exit 0 with a sound report after a note that it waits", got)
 	}
 }

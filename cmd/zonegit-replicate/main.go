@@ -1,7 +1,9 @@
 // Command zonegit-replicate serves, pulls, imports and checks zonegit
 // repositories by hand: serve | pull | refs | import | fsck.
 //
-// Exit codes: 0 ok, 1 failed, 2 usage.
+// Exit codes: 0 ok, 1 failed, 2 usage. A failure is always 1 with a
+// message, never a Go panic's exit status 2, which would read as a usage
+// error.
 package main
 
 import (
@@ -10,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sort"
 	"syscall"
 )
@@ -79,5 +82,18 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		usage(stderr)
 		return exitUsage
 	}
-	return cmd.run(ctx, args[1:], stdout, stderr)
+	return runGuarded(ctx, args[0], cmd, args[1:], stdout, stderr)
+}
+
+// runGuarded runs a subcommand; a panic that reaches it (a bug: damaged
+// repositories and full disks are errors by then) fails the command with
+// exit 1 and the stack for a bug report, instead of the runtime's exit 2.
+func runGuarded(ctx context.Context, name string, cmd command, args []string, stdout, stderr io.Writer) (code int) {
+	defer func() {
+		if p := recover(); p != nil {
+			fmt.Fprintf(stderr, "zonegit-replicate %s: internal error: %v\n%s", name, p, debug.Stack())
+			code = exitFailed
+		}
+	}()
+	return cmd.run(ctx, args, stdout, stderr)
 }

@@ -111,8 +111,10 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 		}
 	}
 
-	// Read-only and without the lock, like the zonegit daemon: writers
-	// (import, pull, the zonegit tools) keep working on the directory.
+	// Never the directory itself: each handle is a private copy taken
+	// while no writer has the directory (see replicate.Snapshotter), so
+	// writers (import, pull, the zonegit tools) keep working beside us and
+	// nothing we do can delete their tables or fault on their files.
 	snaps, err := replicate.NewSnapshotter(cfg.repo, replicate.SnapshotterOptions{Interval: cfg.interval, Logf: logf})
 	if err != nil {
 		return err
