@@ -161,6 +161,12 @@ func TestAccReplicaResource_damagedReplica(t *testing.T) {
 				restore = damage(t, filepath.Join(dir, "MANIFEST"), func(b []byte) []byte { return b[:len(b)-3] })
 				return damaged("MANIFEST")
 			}),
+			damageStep("a MANIFEST cut to its header", func() *regexp.Regexp {
+				// It parses, and lists no table: a writable open used
+				// to delete every table as unlisted.
+				restore = damage(t, filepath.Join(dir, "MANIFEST"), func(b []byte) []byte { return b[:8] })
+				return damaged("table " + firstTable(t, dir))
+			}),
 			damageStep("a MANIFEST that is not one", func() *regexp.Regexp {
 				restore = damage(t, filepath.Join(dir, "MANIFEST"), func([]byte) []byte { return []byte("not a manifest") })
 				return damaged("MANIFEST")
