@@ -901,6 +901,13 @@ func readError(dir string, err error) diag.Diagnostic {
 			"%v. The replica's directory no longer holds a zonegit repository. Choose another path, or move "+
 				"the other files out and delete the directory to have apply create the replica again.", err))
 	}
+	if errors.Is(err, repo.ErrDamaged) {
+		// The error names the damaged file and the recovery; guessing at
+		// other causes would only blur that.
+		return diag.NewAttributeErrorDiagnostic(path.Root("path"), "Replica is damaged", fmt.Sprintf(
+			"Reading the branches of the replica at %s failed: %v. A replica is a copy of the primary: after "+
+				"deleting the directory, terraform apply creates it again.", dir, err))
+	}
 	return diag.NewAttributeErrorDiagnostic(path.Root("path"), "Cannot read replica", fmt.Sprintf(
 		"Reading the branches of the replica at %s failed: %v. If another process (an apply or zonegit-replicate "+
 			"pull) is writing to it, wait for it to finish and try again. Otherwise the replica may be damaged: "+
