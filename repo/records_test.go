@@ -88,7 +88,8 @@ func checkRecords(t *testing.T, sets []*RRset, want map[string][]dns.RR) {
 	for i, s := range sets {
 		if i > 0 {
 			prev := sets[i-1]
-			if !(canonicalLess(prev.Name, s.Name) || prev.Name == s.Name && prev.Type < s.Type) {
+			inOrder := canonicalLess(prev.Name, s.Name) || prev.Name == s.Name && prev.Type < s.Type
+			if !inOrder {
 				t.Errorf("RRset %s comes after %s: not in canonical order", s.Key(), prev.Key())
 			}
 		}
