@@ -1,15 +1,19 @@
 package resources_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -19,6 +23,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 	"github.com/miekg/dns"
 
+	"github.com/zonegit/terraform-provider-zonegit/replicate"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
 
@@ -443,4 +448,107 @@ data "zonegit_records" "test" {
 		ts = append(ts, resource.TestStep{Config: ds(s.args), ExpectError: s.want})
 	}
 	resource.Test(t, resource.TestCase{ProtoV6ProviderFactories: testAccProtoV6ProviderFactories, Steps: ts})
+}
+
+// TestAccRecords_transfersOnlyTheCommit: from a primary, the data source
+// asks for the commits it reads and nothing else: not the branch tips, not
+// the tags (one of which reaches history the read does not need), and it
+// knows nothing beforehand (it keeps nothing between reads).
+func TestAccRecords_transfersOnlyTheCommit(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		roots = map[string]bool{}
+		known int
+		inner http.Handler
+	)
+	p := newTestPrimary(t, primaryOptions{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path == replicate.BasePath+"/objects/walk" || req.URL.Path == replicate.BasePath+"/objects/pack" {
+			body, err := io.ReadAll(req.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			r, k, err := replicate.ParseWalkRequest(bytes.NewReader(body), 1<<20, 1000)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			mu.Lock()
+			for _, h := range r {
+				roots[h.String()] = true
+			}
+			known += len(k)
+			mu.Unlock()
+			req.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		inner.ServeHTTP(w, req)
+	})})
+	srv := &replicate.Server{SnapshotFn: func() (*repo.Repo, error) { return p.repo, nil }}
+	mux := http.NewServeMux()
+	srv.RegisterHandlers(mux)
+	inner = mux
+
+	v1, v2 := exampleZone(t)
+	h1 := importZone(t, p.repo, recordsZone, "main", v1)
+	h2 := importZone(t, p.repo, recordsZone, "main", v2)
+	other := importZone(t, p.repo, recordsZone, "other", v2+"\nextra IN A 192.0.2.99\n")
+	p.tag(recordsZone, "v1", h1)
+	p.tag(recordsZone, "other", other)
+
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{{
+			Config: fmt.Sprintf(`
+data "zonegit_records" "test" {
+  primary_url = %q
+  zone        = %q
+  ref         = %q
+}
+`, p.URL, recordsZone, h1),
+			Check: func(*terraform.State) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if len(roots) != 1 || !roots[h1] {
+					return fmt.Errorf("the data source asked the primary for roots %v, want only %s (not main at %s nor the tag at %s)",
+						sortedSet(roots), h1, h2, other)
+				}
+				if known != 0 {
+					return fmt.Errorf("the data source claimed to know %d objects, want none", known)
+				}
+				return nil
+			},
+		}},
+	})
+}
+
+func sortedSet(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestAccRecords_primaryCannotServe: a primary that lists its refs but
+// cannot serve the objects is a diagnostic naming the commit and the
+// primary, not an empty list of records.
+func TestAccRecords_primaryCannotServe(t *testing.T) {
+	p := newTestPrimary(t, primaryOptions{})
+	v1, _ := exampleZone(t)
+	h1 := importZone(t, p.repo, recordsZone, "main", v1)
+	p.failObjects.Store(true)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{{
+			Config: fmt.Sprintf(`
+data "zonegit_records" "test" {
+  primary_url = %q
+  zone        = %q
+  ref         = "main"
+}
+`, p.URL, recordsZone),
+			ExpectError: errorLike("Cannot transfer the commit", "Transferring commit "+h1+" of zone example.com. from primary "+p.URL, "500"),
+		}},
+	})
 }
