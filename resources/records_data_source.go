@@ -572,6 +572,7 @@ func (d *RecordsDataSource) readPrimaryCommits(ctx context.Context, config *reco
 		pins[zone+"/"+pinDiffFrom] = got.from.String()
 	}
 	res, err := client.PullWith(ctx, replicate.PullOptions{Zones: []string{noTagsZone}, Pins: pins, PinsOnly: true})
+	logRequestSummary(opts)
 	if res != nil {
 		tflog.Info(ctx, "pulled commits for zonegit_records", map[string]any{
 			"primary": opts.PrimaryURL, "zone": zone, "commit": got.ref.String(), "objects": res.Objects,
