@@ -297,6 +297,7 @@ func (p *ZonegitProvider) Resources(_ context.Context) []func() resource.Resourc
 func (p *ZonegitProvider) DataSources(_ context.Context) []func() datasource.DataSource {
 	return []func() datasource.DataSource{
 		resources.NewRefsDataSource,
+		resources.NewRecordsDataSource,
 	}
 }
 

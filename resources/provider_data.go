@@ -1,6 +1,7 @@
 // Package resources implements the zonegit provider's resources and data
-// sources: zonegit_replica (a local secondary kept in sync with a primary) and
-// zonegit_refs (a primary's branch tips as data).
+// sources: zonegit_replica (a local secondary kept in sync with a primary),
+// zonegit_refs (a primary's branch tips as data) and zonegit_records (the
+// records of one commit as data).
 //
 // The provider package configures one ProviderData value and hands it to every
 // resource and data source; this package never imports the provider.

@@ -815,6 +815,7 @@ func (r *ReplicaResource) apply(ctx context.Context, plan *replicaResourceModel)
 	}
 	tflog.Info(ctx, "pulling replica", map[string]any{"path": dir, "primary": opts.PrimaryURL, "pinned_branches": len(pull.Pins), "prune": pull.Prune})
 	res, pullErr := client.PullWith(ctx, pull)
+	logRequestSummary(opts)
 	failed := 0
 	if res != nil {
 		for _, b := range res.Branches {

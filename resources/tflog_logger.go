@@ -3,6 +3,8 @@ package resources
 import (
 	"context"
 	"fmt"
+	"strings"
+	"sync/atomic"
 
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
@@ -13,9 +15,20 @@ var _ replicate.Logger = tflogLogger{}
 
 // tflogLogger routes the replication client's leveled log lines (including
 // go-retryablehttp's) to tflog, so TF_LOG shows retries and requests.
+//
+// go-retryablehttp logs "performing request" at debug level for every
+// request. Against a v0 primary (no batch or pack extension) a pull is one
+// GET /v0/objects/<hash> per object, so a large zone would bury everything
+// else in the debug log under one such line per object. The logger shows
+// the first objectLinesShown of them and counts the rest, and
+// logRequestSummary then says, once per operation, how many were not shown.
 type tflogLogger struct {
-	ctx context.Context
+	ctx     context.Context
+	objects *atomic.Int64 // per-object GETs seen
 }
+
+// objectLinesShown is how many per-object request lines are logged one by one.
+const objectLinesShown = 5
 
 // withClientLogging returns ctx with the secrets of opts masked in every log
 // line, and opts with a logger writing to that context.
@@ -37,14 +50,53 @@ func withClientLogging(ctx context.Context, opts replicate.ClientOptions) (conte
 		ctx = tflog.MaskAllFieldValuesStrings(ctx, secrets...)
 	}
 	ctx = tflog.MaskFieldValuesWithFieldKeys(ctx, "Authorization", "authorization", "token")
-	opts.Logger = tflogLogger{ctx: ctx}
+	opts.Logger = tflogLogger{ctx: ctx, objects: new(atomic.Int64)}
 	return ctx, opts
+}
+
+// logRequestSummary logs how many per-object request lines the client's
+// logger left out, if any (opts as withClientLogging returned them).
+func logRequestSummary(opts replicate.ClientOptions) {
+	l, ok := opts.Logger.(tflogLogger)
+	if !ok || l.objects == nil {
+		return
+	}
+	if n := l.objects.Load(); n > objectLinesShown {
+		tflog.Debug(l.ctx, "per-object requests (v0 primary)", map[string]any{
+			"requests": n, "logged": objectLinesShown, "not_logged": n - objectLinesShown,
+		})
+	}
+}
+
+// isObjectRequest reports whether a go-retryablehttp "performing request"
+// line is a GET of one object.
+func isObjectRequest(msg string, kv []interface{}) bool {
+	if msg != "performing request" {
+		return false
+	}
+	f := fields(kv)
+	method, _ := f["method"].(string)
+	url, _ := f["url"].(string)
+	return method == "GET" && strings.Contains(url, replicate.BasePath+"/objects/")
 }
 
 func (l tflogLogger) Error(msg string, kv ...interface{}) { tflog.Error(l.ctx, msg, fields(kv)) }
 func (l tflogLogger) Warn(msg string, kv ...interface{})  { tflog.Warn(l.ctx, msg, fields(kv)) }
 func (l tflogLogger) Info(msg string, kv ...interface{})  { tflog.Info(l.ctx, msg, fields(kv)) }
-func (l tflogLogger) Debug(msg string, kv ...interface{}) { tflog.Debug(l.ctx, msg, fields(kv)) }
+func (l tflogLogger) Debug(msg string, kv ...interface{}) {
+	if l.objects != nil && isObjectRequest(msg, kv) {
+		switch n := l.objects.Add(1); {
+		case n > objectLinesShown:
+			return
+		case n == objectLinesShown:
+			f := fields(kv)
+			f["note"] = "further per-object requests are counted, not logged"
+			tflog.Debug(l.ctx, msg, f)
+			return
+		}
+	}
+	tflog.Debug(l.ctx, msg, fields(kv))
+}
 
 // fields turns alternating keys and values into tflog's field map. A value
 // without a key, or a key that is not a string, is kept under a positional name.
