@@ -20,7 +20,7 @@ func (e *BranchError) Error() string {
 	if e.Tag {
 		what = "tag"
 	}
-	return fmt.Sprintf("%s %s/%s: %v", what, e.Zone, e.Name, e.Err)
+	return fmt.Sprintf("%s %s/%s: %v", what, DisplayName(e.Zone), DisplayName(e.Name), e.Err)
 }
 
 func (e *BranchError) Unwrap() error { return e.Err }

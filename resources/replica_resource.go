@@ -826,7 +826,7 @@ func (r *ReplicaResource) apply(ctx context.Context, plan *replicaResourceModel)
 			diags.AddError("Replica pull failed", fmt.Sprintf(
 				"Branch %s of zone %s (replica %s, primary %s): %v. The branch was left at %s; branches that "+
 					"succeeded are applied and recorded in state. Fix the cause and run apply again.",
-				b.Name, b.Zone, dir, opts.PrimaryURL, b.Err, shortOr(b.Old, "(absent)")))
+				replicate.DisplayName(b.Name), replicate.DisplayName(b.Zone), dir, opts.PrimaryURL, b.Err, shortOr(b.Old, "(absent)")))
 		}
 		tflog.Info(ctx, "pulled replica", map[string]any{
 			"path": dir, "primary": opts.PrimaryURL, "branches": len(res.Branches), "failed": failed,

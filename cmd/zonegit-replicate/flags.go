@@ -185,22 +185,6 @@ func withTimeout(ctx context.Context, cmd string, d time.Duration) (context.Cont
 	return context.WithTimeoutCause(ctx, d, fmt.Errorf("%s did not finish within --timeout %s", cmd, d))
 }
 
-// safeText quotes a name the primary sent when it holds anything but
-// printable characters (control bytes, escape sequences, spaces, invalid
-// UTF-8, bidi overrides), so a hostile primary can neither drive the
-// terminal nor break a table or a line of output.
-func safeText(s string) string {
-	if !utf8.ValidString(s) {
-		return strconv.Quote(s)
-	}
-	for _, r := range s {
-		if r == ' ' || !unicode.IsPrint(r) {
-			return strconv.Quote(s)
-		}
-	}
-	return s
-}
-
 // safeLine escapes what is not printable in a message that may quote the
 // primary (errors naming its branches, its error bodies), keeping the rest
 // as it is: one message stays one line, and no byte of it reaches the

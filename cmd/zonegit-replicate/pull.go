@@ -188,12 +188,12 @@ func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				switch {
 				case b.Err != nil:
 				case b.Pruned:
-					fmt.Fprintf(stdout, "%s %s/%s: pruned (was %s)\n", what, safeText(b.Zone), safeText(b.Name), safeText(short(b.Old)))
+					fmt.Fprintf(stdout, "%s %s/%s: pruned (was %s)\n", what, replicate.DisplayName(b.Zone), replicate.DisplayName(b.Name), replicate.DisplayName(short(b.Old)))
 				case b.Old == b.New:
-					fmt.Fprintf(stdout, "%s %s/%s: up to date at %s\n", what, safeText(b.Zone), safeText(b.Name), safeText(short(b.New)))
+					fmt.Fprintf(stdout, "%s %s/%s: up to date at %s\n", what, replicate.DisplayName(b.Zone), replicate.DisplayName(b.Name), replicate.DisplayName(short(b.New)))
 				default:
-					fmt.Fprintf(stdout, "%s %s/%s: %s -> %s (%d objects)\n", what, safeText(b.Zone), safeText(b.Name),
-						orNone(safeText(short(b.Old))), safeText(short(b.New)), b.Objects)
+					fmt.Fprintf(stdout, "%s %s/%s: %s -> %s (%d objects)\n", what, replicate.DisplayName(b.Zone), replicate.DisplayName(b.Name),
+						orNone(replicate.DisplayName(short(b.Old))), replicate.DisplayName(short(b.New)), b.Objects)
 				}
 			}
 			fmt.Fprintf(stderr, "pulled %d objects (%d bytes) in %d requests, %s\n", res.Objects, res.Bytes, res.Requests, res.Duration.Round(time.Millisecond))

@@ -92,10 +92,10 @@ func runRefs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KIND\tZONE\tNAME\tHASH")
 	for _, b := range info.Refs.Branches {
-		fmt.Fprintf(tw, "branch\t%s\t%s\t%s\n", safeText(b.Zone), safeText(b.Name), safeText(b.Hash))
+		fmt.Fprintf(tw, "branch\t%s\t%s\t%s\n", replicate.DisplayName(b.Zone), replicate.DisplayName(b.Name), replicate.DisplayName(b.Hash))
 	}
 	for _, t := range info.Refs.Tags {
-		fmt.Fprintf(tw, "tag\t%s\t%s\t%s\n", safeText(t.Zone), safeText(t.Name), safeText(t.Hash))
+		fmt.Fprintf(tw, "tag\t%s\t%s\t%s\n", replicate.DisplayName(t.Zone), replicate.DisplayName(t.Name), replicate.DisplayName(t.Hash))
 	}
 	_ = tw.Flush()
 	return exitOK

@@ -1,0 +1,26 @@
+package replicate
+
+import (
+	"strconv"
+	"unicode"
+	"unicode/utf8"
+)
+
+// DisplayName is how a name the primary sent (a zone, a branch, a tag)
+// appears in messages: as it is when it is plain printable text, quoted
+// with Go escapes when it holds anything else (control bytes, escape
+// sequences, spaces, invalid UTF-8, bidi overrides). A hostile primary can
+// then neither forge a line of an error nor drive a terminal. Every message
+// that names a primary's ref goes through it: errors here, the CLI's output
+// and the provider's diagnostics.
+func DisplayName(s string) string {
+	if !utf8.ValidString(s) {
+		return strconv.Quote(s)
+	}
+	for _, r := range s {
+		if r == ' ' || !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
