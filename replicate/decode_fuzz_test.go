@@ -107,7 +107,7 @@ func FuzzClientDecodeWalk(f *testing.F) {
 	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var got []repo.Hash
-		err := decodeWalk(bytes.NewReader(data), func(h repo.Hash) { got = append(got, h) })
+		err := decodeWalk(bytes.NewReader(data), func(h repo.Hash) error { got = append(got, h); return nil })
 		if err != nil {
 			return
 		}
@@ -149,11 +149,11 @@ func FuzzClientDecodeRefs(f *testing.F) {
 func TestDecodeWalkStrict(t *testing.T) {
 	h := strings.Repeat("Ab", 32)
 	var got []repo.Hash
-	if err := decodeWalk(strings.NewReader(`{"missing":["`+h+`"],"x":[{}]}`), func(x repo.Hash) { got = append(got, x) }); err != nil || len(got) != 1 {
+	if err := decodeWalk(strings.NewReader(`{"missing":["`+h+`"],"x":[{}]}`), func(x repo.Hash) error { got = append(got, x); return nil }); err != nil || len(got) != 1 {
 		t.Fatalf("%v %v", got, err)
 	}
 	for _, bad := range []string{`{"missing":["abc"]}`, `{"missing":[1]}`, `{"missing":{}}`, `{"missing":[]`, `{} {}`, `nope`} {
-		if err := decodeWalk(strings.NewReader(bad), func(repo.Hash) {}); err == nil {
+		if err := decodeWalk(strings.NewReader(bad), func(repo.Hash) error { return nil }); err == nil {
 			t.Errorf("%s: accepted", bad)
 		}
 	}
