@@ -74,7 +74,7 @@ func checkObject(h repo.Hash, kind repo.Kind, payload []byte, want kindSet) erro
 		return fmt.Errorf("object %s failed verification (%s, %d bytes hash to %s): %w", h, kind, len(payload), got.Short(), repo.ErrHashMismatch)
 	}
 	if !want.has(kind) {
-		return &badObject{fmt.Errorf("object %s is a %s where %s is linked: %w", h, kind, want, errWrongKind)}
+		return &badObject{&wrongKind{h: h, kind: kind, want: want}}
 	}
 	if err := decodeObject(h, kind, payload); err != nil {
 		return &badObject{err}
@@ -99,7 +99,7 @@ func decodeObject(h repo.Hash, kind repo.Kind, payload []byte) error {
 	case repo.KindTag:
 		var t *repo.Tag
 		if t, err = repo.DecodeTag(payload); err == nil && t.Type != repo.KindCommit && t.Type != repo.KindTag {
-			err = fmt.Errorf("it names a %s, and a tag must lead to a commit: %w", t.Type, repo.ErrCorrupt)
+			return fmt.Errorf("object %s is a tag naming a %s, and a tag must lead to a commit: %w", h, t.Type, errWrongKind)
 		}
 	default:
 		err = repo.Validate(kind, payload)
@@ -170,13 +170,44 @@ const (
 	stateFailed
 )
 
+// fetchFailure is why an object could not be had, and the kinds a
+// transport would have accepted it as then.
+type fetchFailure struct {
+	err  error
+	want kindSet
+}
+
 // failObject records why an object could not be had; the targets that
-// reach it fail with this error. Caller holds p.mu.
+// reach it fail with this error. An object refused for its kind has its
+// kind remembered. Caller holds p.mu.
 func (p *puller) failObject(h repo.Hash, err error) {
+	p.noteKind(h, err)
 	if _, dup := p.failed[h]; !dup {
-		p.failed[h] = err
+		p.failed[h] = fetchFailure{err: err, want: p.expectOf(h)}
 	}
 }
+
+// noteKind remembers the kind of an object refused for it (its hash
+// verified, so the kind is what the object is). Caller holds p.mu.
+func (p *puller) noteKind(h repo.Hash, err error) {
+	var wk *wrongKind
+	if errors.As(err, &wk) {
+		p.actual[h] = wk.kind
+	}
+}
+
+// wrongKind is the error of an object whose kind its links do not allow.
+type wrongKind struct {
+	h    repo.Hash
+	kind repo.Kind
+	want kindSet
+}
+
+func (e *wrongKind) Error() string {
+	return fmt.Sprintf("object %s is a %s, but it is linked as %s", e.h, e.kind, e.want)
+}
+
+func (e *wrongKind) Unwrap() error { return errWrongKind }
 
 // fetchBatch streams objects with the batch extension. It returns the
 // positions in need it could not get (for the GET fallback, which gives a
@@ -610,10 +641,10 @@ type packState struct {
 }
 
 // want records that a received object links to l: the stream may send it,
-// as a kind every link to it allows.
+// as a kind some link to it allows.
 func (ps *packState) want(l link) {
 	if w, ok := ps.wanted[l.h]; ok {
-		ps.wanted[l.h] = w & l.want
+		ps.wanted[l.h] = w | l.want
 		return
 	}
 	ps.wanted[l.h] = l.want
@@ -697,11 +728,6 @@ func (p *puller) packOnce(roots []repo.Hash, known []string) error {
 		return err
 	}
 	url := p.tr.base + PackPath
-	resp, err := p.tr.do(p.ctx, http.MethodPost, PackPath, body, "application/json")
-	if err != nil {
-		return err
-	}
-	defer drain(resp)
 	stop := func(err error) error {
 		if p.ctx.Err() != nil {
 			return fmt.Errorf("pull canceled: %w", context.Cause(p.ctx))
@@ -713,6 +739,19 @@ func (p *puller) packOnce(roots []repo.Hash, known []string) error {
 		p.warn("pack stream stopped; fetching the rest separately", err)
 		return nil
 	}
+	resp, err := p.tr.do(p.ctx, http.MethodPost, PackPath, body, "application/json")
+	var se *StatusError
+	if errors.As(err, &se) && se.StatusCode/100 == 4 {
+		return err // about the request: the caller narrows or walks instead
+	}
+	if err != nil {
+		// Unreachable or failing after retries (a primary whose walk
+		// hits a damaged store answers 500, or drops the connection once
+		// the stream started): the other transports may still get what
+		// the targets need, and fail precisely on what they cannot.
+		return stop(err)
+	}
+	defer drain(resp)
 	if ct := resp.Header.Get("Content-Type"); ct != ObjectStreamContentType {
 		return stop(fmt.Errorf("POST %s: content type %q, want %s", url, clipStr(ct), ObjectStreamContentType))
 	}
@@ -753,6 +792,7 @@ func (p *puller) receive(h repo.Hash, kind repo.Kind, payload []byte) error {
 		return fmt.Errorf("object %s (%s) was not asked for: it is no root, and no object sent before it links to it", h, kind)
 	}
 	if err := checkObject(h, kind, payload, want); err != nil {
+		p.noteKind(h, err)
 		return err
 	}
 	links, err := p.packLinks(h, kind, payload)

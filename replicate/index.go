@@ -7,11 +7,15 @@ import (
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
 
-// kindSet is the kinds an object may have: those every link to it allows
-// (a tree entry names a tree or a blob, a commit's tree is a tree, its
-// parents are commits, a branch points at a commit). An object is
-// accepted only with a kind in its set; an object linked two ways has the
-// intersection, possibly empty, and is then accepted with no kind.
+// kindSet is the kinds an object may have: those the links to it allow (a
+// tree entry names a tree or a blob, a commit's tree is a tree, its parents
+// are commits, a branch points at a commit). A transport accepts an object
+// only with a kind some link to it allows. Two links that disagree (one
+// tree names it as a subtree, another as a leaf, or a branch points at
+// what is also a tree) do not make it unusable for the link that is right:
+// it is accepted as either, and the closure check, which compares every
+// link with what the object is, fails exactly the targets whose links are
+// wrong.
 type kindSet uint8
 
 const (

@@ -73,8 +73,13 @@ type puller struct {
 	// kind until the closure check reads them.
 	expect map[repo.Hash]kindSet
 	// failed holds why an object could not be had after the transports'
-	// retries; the targets that reach it fail with this error.
-	failed    map[repo.Hash]error
+	// retries, and the kinds it was asked for as; the targets that reach
+	// it through a link allowing no other kind fail with this error.
+	failed map[repo.Hash]fetchFailure
+	// actual holds the kind of objects that arrived intact (their hash
+	// verified) but were refused for their kind: a later link that
+	// allows it gets them asked for again, any other fails on them.
+	actual    map[repo.Hash]repo.Kind
 	pack      *packState // while pack streams arrive
 	streamErr error      // the first pack stream that had to be stopped
 	rootErr   map[repo.Hash]error
@@ -133,7 +138,7 @@ func (c *Client) PullWith(ctx context.Context, opts PullOptions) (*PullResult, e
 	}
 
 	p := &puller{c: c, ctx: ctx, tr: tr, opts: opts, useBatch: info.Has(CapBatch), usePack: info.Has(CapPack),
-		got: received{}, expect: map[repo.Hash]kindSet{}, failed: map[repo.Hash]error{}, rootErr: map[repo.Hash]error{}}
+		got: received{}, expect: map[repo.Hash]kindSet{}, failed: map[repo.Hash]fetchFailure{}, actual: map[repo.Hash]repo.Kind{}, rootErr: map[repo.Hash]error{}}
 	items := p.items(plan, localBranches, localTags, pruneTags)
 
 	// 2-5. walk, fetch, verify closures, flush.
@@ -279,7 +284,7 @@ func (p *puller) transfer(items []*item, branches, tags []repo.Ref) error {
 		targets = append(targets, it)
 		want := rootKinds(it)
 		if prev, ok := p.expect[it.new]; ok {
-			p.expect[it.new] = prev & want
+			p.expect[it.new] = prev | want
 			continue
 		}
 		p.expect[it.new] = want
@@ -333,7 +338,7 @@ func (p *puller) transfer(items []*item, branches, tags []repo.Ref) error {
 	// Then rounds: flush, check every undecided target's closure in the
 	// store, fetch what the check found absent. Each round fetches only
 	// objects never asked for before, so it ends.
-	asked := map[repo.Hash]bool{}
+	asked := map[repo.Hash]kindSet{}
 	for round := 1; ; round++ {
 		flushed = true
 		if err := p.batch.Flush(); err != nil {

@@ -37,6 +37,8 @@ type closureCheck struct {
 	absent map[repo.Hash]kindSet // objects the closure needs that the store lacks
 	bad    error                 // an object present but unusable: the target fails
 
+	blobs []repo.Hash // blobs reached, read in hash order in batches (checkBlobs)
+
 	objects int      // objects of this pull the target reached first
 	bytes   int64    //
 	counted []uint64 // their keys in p.got, marked attributed
@@ -46,11 +48,14 @@ type closureCheck struct {
 // complete (it may move; the objects this pull stored that it reaches
 // first are counted for it), failed (it reaches an object that is
 // unusable, or absent and already given up on: res.Err names it), or
-// incomplete. It returns what the incomplete ones lack, never asked for
-// before, for the next round; the kinds their links allow go into
-// p.expect. asked collects what it returns.
-func (p *puller) checkClosures(targets []*item, zoneKnown map[string][]repo.Hash, asked map[repo.Hash]bool) ([]repo.Hash, error) {
-	var need []repo.Hash
+// incomplete. It returns what the incomplete ones lack, for the next
+// round; the kinds their links allow go into p.expect. asked holds, for
+// each object a round asked for, the kinds it would have accepted then:
+// an object is asked for again only when a link now allows a kind it did
+// not (a branch pointed at it as a commit, and a tree reached later names
+// it as a tree), so the rounds end.
+func (p *puller) checkClosures(targets []*item, zoneKnown map[string][]repo.Hash, asked map[repo.Hash]kindSet) ([]repo.Hash, error) {
+	ask := map[repo.Hash]kindSet{}
 	err := p.c.Local.View(func(r repo.Reader) error {
 		for _, it := range targets {
 			if it.checked || it.res.Err != nil {
@@ -79,20 +84,20 @@ func (p *puller) checkClosures(targets []*item, zoneKnown map[string][]repo.Hash
 				continue
 			}
 			for h, want := range cc.absent {
-				if w, ok := p.expect[h]; ok {
-					want &= w
-				}
-				p.expect[h] = want
-				if !asked[h] {
-					asked[h] = true
-					need = append(need, h)
-				}
+				ask[h] |= want
 			}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pull: checking closures: %w", err)
+	}
+	need := make([]repo.Hash, 0, len(ask))
+	for h, want := range ask {
+		p.expect[h] |= want
+		asked[h] |= p.expect[h]
+		delete(p.failed, h) // asked with more kinds than when it failed
+		need = append(need, h)
 	}
 	slices.SortFunc(need, func(a, b repo.Hash) int { return bytes.Compare(a[:], b[:]) })
 	return need, nil
@@ -106,11 +111,13 @@ func targetError(it *item, err error) error {
 	return err
 }
 
-// lacking decides a target with absent objects: if one of them could not
-// be had, or was fetched and still is not there, the target fails with
-// it (the first in hash order, so the message is stable); otherwise nil,
-// and the next round fetches them.
-func (cc *closureCheck) lacking(asked map[repo.Hash]bool) error {
+// lacking decides a target with absent objects. It fails (with the first
+// in hash order, so the message is stable) when one of them arrived and is
+// of a kind its link here does not allow, or could not be had, or was
+// asked for and not delivered, with no kind its link here allows that was
+// not allowed then. Otherwise it returns nil, and the next round fetches
+// them.
+func (cc *closureCheck) lacking(asked map[repo.Hash]kindSet) error {
 	hs := make([]repo.Hash, 0, len(cc.absent))
 	for h := range cc.absent {
 		hs = append(hs, h)
@@ -118,9 +125,22 @@ func (cc *closureCheck) lacking(asked map[repo.Hash]bool) error {
 	slices.SortFunc(hs, func(a, b repo.Hash) int { return bytes.Compare(a[:], b[:]) })
 	p := cc.p
 	for _, h := range hs {
-		why, failed := p.failed[h]
-		if !failed && !asked[h] {
-			continue
+		want := cc.absent[h]
+		if k, ok := p.actual[h]; ok && !want.has(k) {
+			return fmt.Errorf("object %s is a %s, but it is linked as %s: %w", h, k, want, errWrongKind)
+		}
+		f, failed := p.failed[h]
+		prev, wasAsked := asked[h]
+		if failed {
+			prev |= f.want
+		}
+		if !failed && !wasAsked || prev|want != prev {
+			continue // never asked for with the kinds allowed here
+		}
+		why := f.err
+		var bad *badObject
+		if errors.As(why, &bad) {
+			return why // it came, and says itself why it cannot be used
 		}
 		if !failed {
 			why = errors.New("the primary did not deliver it when asked")
@@ -128,7 +148,7 @@ func (cc *closureCheck) lacking(asked map[repo.Hash]bool) error {
 		if p.streamErr != nil {
 			why = fmt.Errorf("%w (earlier, %v)", why, p.streamErr)
 		}
-		return fmt.Errorf("object %s (linked as %s) is missing: %w", h, cc.absent[h], why)
+		return fmt.Errorf("object %s (linked as %s) is missing: %w", h, want, why)
 	}
 	return nil
 }
@@ -141,6 +161,9 @@ func (cc *closureCheck) run(it *item, known []repo.Hash) error {
 		return err
 	}
 	_, err = walk(cc.r, []repo.Hash{it.new}, known, WalkOptions{}, cc.emit, &walkCheck{problem: cc.problem})
+	if err == nil {
+		err = cc.checkBlobs()
+	}
 	if errors.Is(err, errStopCheck) {
 		return nil
 	}
@@ -191,19 +214,41 @@ func (cc *closureCheck) root(it *item) (bool, error) {
 
 // emit receives every object the walk reaches beyond known. Commits and
 // trees are read and verified by the walker (problems come to problem);
-// blobs are read here.
+// blobs are read here, in batches.
 func (cc *closureCheck) emit(h repo.Hash, kind repo.Kind, payload []byte) error {
 	if kind == repo.KindBlob && payload == nil {
+		cc.blobs = append(cc.blobs, h)
+		if len(cc.blobs) >= checkBlobBatch {
+			if err := cc.checkBlobs(); err != nil {
+				return err
+			}
+		}
+	}
+	cc.count(h)
+	return nil
+}
+
+// checkBlobBatch is how many blobs are read together: sorted, they come
+// from the store in key order, so each block of the store is read once
+// for all the blobs it holds rather than once per blob. 64 Ki hashes are
+// 2 MiB.
+const checkBlobBatch = 1 << 16
+
+// checkBlobs reads the blobs reached so far, in hash order: present, a
+// blob, decoding strictly.
+func (cc *closureCheck) checkBlobs() error {
+	slices.SortFunc(cc.blobs, func(a, b repo.Hash) int { return bytes.Compare(a[:], b[:]) })
+	for _, h := range slices.Compact(cc.blobs) {
 		k, pl, err := cc.r.Get(h)
 		if errors.Is(err, repo.ErrNotFound) {
 			cc.absent[h] = setBlob
-			return nil
+			continue
 		}
 		if err != nil {
 			return err
 		}
 		if k != repo.KindBlob {
-			cc.bad = fmt.Errorf("object %s is a %s, but a tree links it as a blob: %w", h, k, errWrongKind)
+			cc.bad = fmt.Errorf("object %s is a %s, but it is linked as a blob: %w", h, k, errWrongKind)
 			return errStopCheck
 		}
 		if err := decodeObject(h, k, pl); err != nil {
@@ -211,7 +256,7 @@ func (cc *closureCheck) emit(h repo.Hash, kind repo.Kind, payload []byte) error 
 			return errStopCheck
 		}
 	}
-	cc.count(h)
+	cc.blobs = cc.blobs[:0]
 	return nil
 }
 
@@ -222,10 +267,7 @@ func (cc *closureCheck) problem(h repo.Hash, want repo.Kind, err error) error {
 		if k == 0 {
 			k = anyKind
 		}
-		if w, ok := cc.absent[h]; ok {
-			k &= w
-		}
-		cc.absent[h] = k
+		cc.absent[h] |= k
 		return nil
 	}
 	cc.bad = err
