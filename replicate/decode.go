@@ -61,8 +61,9 @@ func decodeRefs(r io.Reader) (*RefsResponse, error) {
 
 // maxWalkHashes bounds the hashes a client holds from walk answers in one
 // pull: the most our server lists in one answer (its response cap), ~320
-// MiB of hashes. An answer that goes on beyond it is refused.
-const maxWalkHashes = defaultMaxWalkMissing
+// MiB of hashes. An answer that goes on beyond it is refused. A variable
+// only so a test can lower it.
+var maxWalkHashes = defaultMaxWalkMissing
 
 // maxWalkToken bounds one JSON token or skipped value of a walk answer. A
 // hash is 66 bytes; an unknown field's value is read whole to skip it, so

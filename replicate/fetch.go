@@ -440,7 +440,10 @@ func (p *puller) fetchV0(need []repo.Hash, st []fetchState, idx []int) error {
 	var wg sync.WaitGroup
 	var fatalOnce sync.Once
 	var fatal error
-	big := make(chan struct{}, 1)
+	if p.big == nil {
+		p.big = newBigBody()
+	}
+	big := p.big
 	workers := min(p.c.opts.Concurrency, len(idx))
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
@@ -479,7 +482,7 @@ feed:
 // returns an error only when the whole transfer must stop. Once ctx is
 // done it gives up quietly: the transfer is ending and the caller reports
 // why. buf is the worker's reusable body buffer.
-func (p *puller) fetchOne(ctx context.Context, h repo.Hash, st *fetchState, buf []byte, big chan struct{}) ([]byte, error) {
+func (p *puller) fetchOne(ctx context.Context, h repo.Hash, st *fetchState, buf []byte, big bigBody) ([]byte, error) {
 	var last error
 tries:
 	for try := 1; try <= objectAttempts; try++ {
@@ -531,7 +534,7 @@ tries:
 // getObject reads one object body and returns its claimed kind. The body
 // is read into buf's storage when it fits; release must be called once
 // the body is no longer used.
-func (p *puller) getObject(ctx context.Context, h repo.Hash, buf []byte, big chan struct{}) (repo.Kind, []byte, func(), error) {
+func (p *puller) getObject(ctx context.Context, h repo.Hash, buf []byte, big bigBody) (repo.Kind, []byte, func(), error) {
 	nop := func() {}
 	path := BasePath + "/objects/" + h.String()
 	resp, err := p.tr.do(ctx, http.MethodGet, path, nil, "")
@@ -562,26 +565,56 @@ func (p *puller) getObject(ctx context.Context, h repo.Hash, buf []byte, big cha
 	return kind, body, release, nil
 }
 
-// readBody reads a whole object body of at most maxObjectBytes, reusing
-// buf. Past smallBody it first takes the one big slot, so concurrent reads
-// hold at most one large body between them; release gives the slot back.
-func readBody(ctx context.Context, r io.Reader, buf []byte, big chan struct{}) ([]byte, func(), error) {
+// bigBody is the one buffer GETs read bodies beyond smallBody into: a
+// channel holding it while it is free. Whoever takes it reads and uses its
+// body; the others wait. It is kept, grown to the largest body read, for
+// the rest of the pull, so bodies at the bound do not each leave ~128 MiB
+// of growing buffers to the collector.
+type bigBody chan []byte
+
+func newBigBody() bigBody {
+	b := make(bigBody, 1)
+	b <- nil
+	return b
+}
+
+// readBody reads a whole object body of at most maxObjectBytes into buf's
+// storage. Past smallBody it moves to the big buffer, waiting for it, so
+// concurrent reads hold at most one large body between them; release gives
+// the big buffer back (the body must not be used after it).
+func readBody(ctx context.Context, r io.Reader, buf []byte, big bigBody) ([]byte, func(), error) {
 	release := func() {}
+	holding := false
 	buf = buf[:0]
 	for {
 		if len(buf) == cap(buf) {
 			if len(buf) > maxObjectBytes {
 				return nil, release, errTooLarge
 			}
-			if len(buf) >= smallBody && cap(buf) <= smallBody {
+			grow := max(2*cap(buf), 4096)
+			if grow > maxObjectBytes/4 {
+				// Straight to the bound (one byte over: how a body too
+				// large shows), rather than through a half-size buffer
+				// held alongside it while it is copied.
+				grow = maxObjectBytes + 1
+			}
+			if len(buf) >= smallBody && !holding {
+				var b []byte
 				select {
-				case big <- struct{}{}:
-					release = func() { <-big }
+				case b = <-big:
 				case <-ctx.Done():
 					return nil, release, context.Cause(ctx)
 				}
+				holding = true
+				if cap(b) < grow {
+					b = make([]byte, 0, grow)
+				}
+				buf = append(b[:0], buf...)
+				cur := &buf
+				release = func() { big <- (*cur)[:0] }
+				continue
 			}
-			nb := make([]byte, len(buf), min(max(2*cap(buf), 4096), maxObjectBytes+1))
+			nb := make([]byte, len(buf), grow)
 			copy(nb, buf)
 			buf = nb
 		}

@@ -80,6 +80,7 @@ type puller struct {
 	// verified) but were refused for their kind: a later link that
 	// allows it gets them asked for again, any other fails on them.
 	actual    map[repo.Hash]repo.Kind
+	big       bigBody    // the buffer for GET bodies beyond smallBody
 	pack      *packState // while pack streams arrive
 	streamErr error      // the first pack stream that had to be stopped
 	rootErr   map[repo.Hash]error
