@@ -2,12 +2,17 @@ package replicate
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/zonegit/terraform-provider-zonegit/repo"
+	"github.com/zonegit/terraform-provider-zonegit/repo/repotest"
 )
 
 func clientFrame(kind repo.Kind, payload string) string {
@@ -96,14 +101,16 @@ func FuzzBatchFrames(f *testing.F) {
 	})
 }
 
-// FuzzClientDecodeWalk: the streaming walk decoder never panics and agrees
-// with a plain decode of the same JSON whenever it succeeds.
+// FuzzClientDecodeWalk: the streaming walk decoder never panics; when it
+// succeeds the body is one valid JSON object and every hash it returned is
+// spelled in the body; it stops at the first error its callback returns.
 func FuzzClientDecodeWalk(f *testing.F) {
 	h := strings.Repeat("ab", 32)
 	f.Add([]byte(`{"missing":["` + h + `"]}`))
 	f.Add([]byte(`{"missing":null}`))
 	f.Add([]byte(`{"missing":[],"extra":{"a":[1,2]}}`))
 	f.Add([]byte(`{"missing":["` + strings.ToUpper(h) + `"]}` + "\n"))
+	f.Add([]byte(`{"a":"\u0041","missing":["` + h + `","` + h + `"],"missing":[]}`))
 	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var got []repo.Hash
@@ -111,9 +118,185 @@ func FuzzClientDecodeWalk(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if !json.Valid(data) || bytes.TrimSpace(data)[0] != '{' {
+			t.Fatalf("accepted %q, which is not one JSON object", data)
+		}
+		lower := bytes.ToLower(data)
 		for _, h := range got {
-			if h.IsZero() && !bytes.Contains(data, []byte(strings.Repeat("0", 64))) {
-				t.Fatalf("zero hash from %q", data)
+			if !bytes.Contains(lower, []byte(h.String())) {
+				t.Fatalf("hash %s is not in %q", h, data)
+			}
+		}
+		if len(got) > 0 {
+			stop := errors.New("stop")
+			n := 0
+			err := decodeWalk(bytes.NewReader(data), func(repo.Hash) error { n++; return stop })
+			if !errors.Is(err, stop) || n != 1 {
+				t.Fatalf("callback error: decode went on (%d calls, %v)", n, err)
+			}
+		}
+	})
+}
+
+// FuzzClientDecodeWalkRoundTrip: any answer a primary can write (a list of
+// hashes, with a field the client does not know) decodes to exactly that
+// list, in order.
+func FuzzClientDecodeWalkRoundTrip(f *testing.F) {
+	f.Add([]byte("seed"), uint16(3), "comment", true)
+	f.Add([]byte{}, uint16(0), "", false)
+	f.Fuzz(func(t *testing.T, seed []byte, n uint16, extra string, upper bool) {
+		want := make([]string, n%2048)
+		for i := range want {
+			h := repo.HashObject(repo.KindBlob, append(seed, byte(i), byte(i>>8)))
+			want[i] = h.String()
+			if upper {
+				want[i] = strings.ToUpper(want[i])
+			}
+		}
+		body, err := json.Marshal(map[string]any{"x-" + extra: extra, "missing": want})
+		if err != nil {
+			t.Skip()
+		}
+		var got []string
+		if err := decodeWalk(bytes.NewReader(body), func(h repo.Hash) error { got = append(got, h.String()); return nil }); err != nil {
+			t.Fatalf("a well-formed answer failed: %v", err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%d hashes, want %d", len(got), len(want))
+		}
+		for i := range got {
+			if got[i] != strings.ToLower(want[i]) {
+				t.Fatalf("hash %d = %s, want %s", i, got[i], want[i])
+			}
+		}
+	})
+}
+
+// packFuzzRepo is the replica every FuzzClientPackStream run stores into:
+// opening a store per input would make the fuzzer a store benchmark.
+// Objects accumulate across inputs; that only gives later inputs more
+// local bases, which a stream must cope with anyway.
+var packFuzzRepo = sync.OnceValues(func() (*repo.Repo, error) {
+	return repo.Open("", repo.Options{InMemory: true})
+})
+
+// packSeed is a real pack stream: a small zone, and a second commit on it,
+// framed as the server frames them, in Walk's order.
+func packSeed(f testing.TB) []byte {
+	r, err := repo.Open("", repo.Options{InMemory: true})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer func() { _ = r.Close() }()
+	if _, err := repotest.SyntheticZone(r, "example.com.", "main", 4); err != nil {
+		f.Fatal(err)
+	}
+	tip, err := repotest.SetA(r, "example.com.", "main", []string{"www"}, 60, [4]byte{192, 0, 2, 1})
+	if err != nil {
+		f.Fatal(err)
+	}
+	var out []byte
+	_, err = Walk(r, []repo.Hash{tip}, nil, WalkOptions{}, func(h repo.Hash, kind repo.Kind, payload []byte) error {
+		if payload == nil {
+			if kind, payload, err = r.Get(h); err != nil {
+				return err
+			}
+		}
+		out = append(out, h.String()+" "+string(kind)+" "+clientItoa(len(payload))+"\n"...)
+		out = append(out, payload...)
+		return nil
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	return out
+}
+
+// FuzzClientPackStream feeds arbitrary bytes to the client's pack stream
+// decoding (frame parser and receive, with the first frame's object as
+// the root a branch asked for). Whatever the bytes, it never panics, and
+// everything it accepts is an object it may store: hashing to its name,
+// decoding strictly as its kind, accepted once, and either the root (a
+// commit or a tag) or linked, with a kind the link allows, by an object
+// accepted before it; and it is in the store once the batch is flushed.
+// The stream stops at the first object that breaks a rule.
+func FuzzClientPackStream(f *testing.F) {
+	seed := packSeed(f)
+	f.Add(seed)
+	f.Add(append(slices.Clone(seed), clientFrame(repo.KindBlob, "junk")...))
+	f.Add([]byte(clientFrame(repo.KindBlob, "\x01\x03www\x00\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x00")))
+	f.Add(seed[:len(seed)/2])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		local, err := packFuzzRepo()
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch, err := local.NewBatch()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := &puller{c: &Client{Local: local}, ctx: context.Background(), batch: batch, got: received{},
+			actual: map[repo.Hash]repo.Kind{},
+			pack:   &packState{wanted: map[repo.Hash]kindSet{}, bases: map[repo.Hash]repo.Hash{}}}
+		fr := newFrameReader(bytes.NewReader(data), 1<<20)
+		linked := map[repo.Hash]kindSet{} // the test's own account of what may come
+		type accepted struct {
+			h    repo.Hash
+			kind repo.Kind
+		}
+		var acc []accepted
+		seen := map[repo.Hash]bool{}
+		links := 0
+		for first := true; ; first = false {
+			h, kind, payload, err := fr.next()
+			if err != nil {
+				break
+			}
+			if first {
+				p.pack.wanted[h] = setCommit | setTag
+				linked[h] = setCommit | setTag
+			}
+			payload = slices.Clone(payload)
+			if err := p.receive(h, kind, payload); err != nil {
+				var ff *fatalFetch
+				if errors.As(err, &ff) {
+					t.Fatalf("store failed: %v", err)
+				}
+				break // the stream is stopped
+			}
+			if repo.HashObject(kind, payload) != h {
+				t.Fatalf("accepted %s, which does not hash to its name", h.Short())
+			}
+			if err := decodeObject(h, kind, payload); err != nil {
+				t.Fatalf("accepted an object that does not decode: %v", err)
+			}
+			if seen[h] {
+				t.Fatalf("accepted %s twice", h.Short())
+			}
+			seen[h] = true
+			if !linked[h].has(kind) {
+				t.Fatalf("accepted %s as a %s, which no root or earlier object allows (%s)", h.Short(), kind, linked[h])
+			}
+			ls, err := repo.Links(kind, payload)
+			if err != nil {
+				t.Fatalf("accepted %s, whose links do not decode: %v", h.Short(), err)
+			}
+			for _, l := range ls {
+				linked[l.Hash] |= kindBit(l.Kind)
+			}
+			links += len(ls)
+			acc = append(acc, accepted{h, kind})
+		}
+		if len(acc) > links+1 {
+			t.Fatalf("accepted %d objects, more than the %d links and the root", len(acc), links)
+		}
+		if err := batch.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range acc {
+			k, _, err := local.Get(a.h)
+			if err != nil || k != a.kind {
+				t.Fatalf("accepted %s (%s) is not stored as such: %s %v", a.h.Short(), a.kind, k, err)
 			}
 		}
 	})
@@ -225,5 +408,46 @@ func TestPlanPinsOnly(t *testing.T) {
 	}
 	if len(p.Prune) != 1 || p.Prune[0].Name != "gone" {
 		t.Errorf("prune %+v, want only gone", p.Prune)
+	}
+}
+
+// TestPackStreamSeedAccepted: the real stream FuzzClientPackStream starts
+// from is accepted whole, so the fuzzer mutates a stream that reaches
+// every kind of object rather than one stopped at its first frame.
+func TestPackStreamSeedAccepted(t *testing.T) {
+	seed := packSeed(t)
+	local, err := repo.Open("", repo.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = local.Close() }()
+	batch, err := local.NewBatch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer batch.Cancel()
+	p := &puller{c: &Client{Local: local}, ctx: context.Background(), batch: batch, got: received{},
+		actual: map[repo.Hash]repo.Kind{},
+		pack:   &packState{wanted: map[repo.Hash]kindSet{}, bases: map[repo.Hash]repo.Hash{}}}
+	fr := newFrameReader(bytes.NewReader(seed), 1<<20)
+	n := 0
+	for {
+		h, kind, payload, err := fr.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			p.pack.wanted[h] = setCommit
+		}
+		if err := p.receive(h, kind, payload); err != nil {
+			t.Fatalf("frame %d: %v", n, err)
+		}
+		n++
+	}
+	if n < 10 || len(p.pack.wanted) != 0 {
+		t.Fatalf("%d frames accepted, %d links left wanted", n, len(p.pack.wanted))
 	}
 }
