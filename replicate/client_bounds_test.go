@@ -89,9 +89,9 @@ func heapPeak() (stop func() uint64) {
 	}
 }
 
-// pullOnce pulls from url into a fresh replica and returns the error and
-// how much the heap grew during the pull.
-func pullOnce(t *testing.T, url string) (error, uint64) {
+// pullOnce pulls from url into a fresh replica and returns how much the
+// heap grew during the pull, and the pull's error.
+func pullOnce(t *testing.T, url string) (uint64, error) {
 	t.Helper()
 	local, err := repo.Open(t.TempDir(), repo.Options{})
 	if err != nil {
@@ -108,7 +108,7 @@ func pullOnce(t *testing.T, url string) (error, uint64) {
 	if refs, lerr := local.Branches(""); lerr != nil || len(refs) != 0 {
 		t.Errorf("refs moved by a pull from an endless primary: %v %v", refs, lerr)
 	}
-	return err, grew
+	return grew, err
 }
 
 // TestClientBoundsEndlessWalk: a walk answer that lists hashes without end
@@ -148,7 +148,7 @@ func TestClientBoundsEndlessWalk(t *testing.T) {
 					return b
 				}, 4<<30)
 			}, http.NotFound)
-			err, grew := pullOnce(t, srv.URL)
+			grew, err := pullOnce(t, srv.URL)
 			t.Logf("walk body read: %d MiB sent, heap grew %d MiB", sent>>20, grew>>20)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), srv.URL+"/v0/objects/walk") {
 				t.Fatalf("want an error naming the walk and %q, got %v", tc.want, err)
@@ -181,7 +181,7 @@ func TestClientBoundsEndlessObject(t *testing.T) {
 		chunk := bytes.Repeat([]byte{7}, 64<<10)
 		streamUntilGone(w, func(int) []byte { return chunk }, 4*maxObjectBytes)
 	})
-	err, grew := pullOnce(t, srv.URL)
+	grew, err := pullOnce(t, srv.URL)
 	t.Logf("heap grew %d MiB", grew>>20)
 	var pe *PullError
 	if !errors.As(err, &pe) || len(pe.Failed) != 1 {

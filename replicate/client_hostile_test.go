@@ -75,8 +75,8 @@ func parseFrames(body []byte) ([]obj, error) {
 // realFrames records the real handler's stream for r; ok is false when it
 // did not answer 200 with a stream that parses (the lie is then skipped
 // and the truth sent).
-func realFrames(real http.Handler, r *http.Request, body []byte) ([]obj, bool) {
-	rec, out := record(real, r, body)
+func realFrames(truth http.Handler, r *http.Request, body []byte) ([]obj, bool) {
+	rec, out := record(truth, r, body)
 	if rec.Code != http.StatusOK {
 		return nil, false
 	}
@@ -96,31 +96,31 @@ func writeStream(w http.ResponseWriter, objs []obj) {
 	w.Header().Set(replicate.ObjectCountTrailer, strconv.Itoa(len(objs)))
 }
 
-// record runs the real handler on r and returns its status and body.
-func record(real http.Handler, r *http.Request, body []byte) (*httptest.ResponseRecorder, []byte) {
+// record runs the real handler (truth) on r and returns its status and body.
+func record(truth http.Handler, r *http.Request, body []byte) (*httptest.ResponseRecorder, []byte) {
 	rec := httptest.NewRecorder()
 	r2 := r.Clone(r.Context())
 	r2.Body = io.NopCloser(bytes.NewReader(body))
-	real.ServeHTTP(rec, r2)
+	truth.ServeHTTP(rec, r2)
 	return rec, rec.Body.Bytes()
 }
 
 // liar is a primary whose answers go through lie first: it returns true
-// when it wrote the answer itself. real serves the truth.
-func newLiar(t *testing.T, v0 bool, lie func(w http.ResponseWriter, r *http.Request, body []byte, real http.Handler) bool) *primary {
+// when it wrote the answer itself. truth serves the truth.
+func newLiar(t *testing.T, v0 bool, lie func(w http.ResponseWriter, r *http.Request, body []byte, truth http.Handler) bool) *primary {
 	t.Helper()
-	return newPrimary(t, v0, func(real http.Handler) http.Handler {
+	return newPrimary(t, v0, func(truth http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			body, err := io.ReadAll(r.Body)
 			if err != nil {
 				http.Error(w, err.Error(), http.StatusBadRequest)
 				return
 			}
-			if lie != nil && lie(w, r, body, real) {
+			if lie != nil && lie(w, r, body, truth) {
 				return
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
-			real.ServeHTTP(w, r)
+			truth.ServeHTTP(w, r)
 		})
 	})
 }
@@ -132,7 +132,7 @@ type objectEdit func(o obj) (obj, bool)
 
 // lieAbout serves the truth except for victim, edited by edit in the
 // responses whose paths are in where (pack, batch, GET).
-func lieAbout(victim repo.Hash, edit objectEdit, where ...string) func(w http.ResponseWriter, r *http.Request, body []byte, real http.Handler) bool {
+func lieAbout(victim repo.Hash, edit objectEdit, where ...string) func(w http.ResponseWriter, r *http.Request, body []byte, truth http.Handler) bool {
 	in := func(p string) bool {
 		for _, x := range where {
 			if x == p {
@@ -141,10 +141,10 @@ func lieAbout(victim repo.Hash, edit objectEdit, where ...string) func(w http.Re
 		}
 		return false
 	}
-	return func(w http.ResponseWriter, r *http.Request, body []byte, real http.Handler) bool {
+	return func(w http.ResponseWriter, r *http.Request, body []byte, truth http.Handler) bool {
 		switch {
 		case r.URL.Path == replicate.PackPath && in("pack"), r.URL.Path == replicate.BatchPath && in("batch"):
-			frames, ok := realFrames(real, r, body)
+			frames, ok := realFrames(truth, r, body)
 			if !ok {
 				return false
 			}
@@ -165,7 +165,7 @@ func lieAbout(victim repo.Hash, edit objectEdit, where ...string) func(w http.Re
 			writeStream(w, objs)
 			return true
 		case r.Method == http.MethodGet && r.URL.Path == "/v0/objects/"+victim.String() && in("get"):
-			rec, out := record(real, r, body)
+			rec, out := record(truth, r, body)
 			o, ok := edit(obj{h: victim, kind: repo.Kind(rec.Header().Get(replicate.ObjectKindHeader)), payload: out})
 			if !ok {
 				http.Error(w, "not found", http.StatusNotFound)
@@ -294,11 +294,11 @@ func TestHostilePackStream(t *testing.T) {
 				}
 				var lied atomic.Int64
 				var lie func(http.ResponseWriter, *http.Request, []byte, http.Handler) bool
-				p := newLiar(t, false, func(w http.ResponseWriter, r *http.Request, body []byte, real http.Handler) bool {
+				p := newLiar(t, false, func(w http.ResponseWriter, r *http.Request, body []byte, truth http.Handler) bool {
 					if r.URL.Path == replicate.PackPath {
 						lied.Add(1)
 					}
-					return lie(w, r, body, real)
+					return lie(w, r, body, truth)
 				})
 				bad, good := twoZones(t, p.repo)
 				victim = someObject(t, p.repo, bad, tc.victim)
@@ -342,10 +342,10 @@ func TestHostilePackJunk(t *testing.T) {
 			var firstJunk repo.Hash
 			var once sync.Once
 			const maxJunk = 5_000_000 // the liar gives up here; the client must stop it long before
-			p := newLiar(t, false, func(w http.ResponseWriter, r *http.Request, body []byte, real http.Handler) bool {
+			p := newLiar(t, false, func(w http.ResponseWriter, r *http.Request, body []byte, truth http.Handler) bool {
 				switch {
 				case r.URL.Path == replicate.PackPath:
-					objs, ok := realFrames(real, r, body)
+					objs, ok := realFrames(truth, r, body)
 					if !ok || len(objs) == 0 {
 						return false
 					}
@@ -488,8 +488,8 @@ func copyWithout(t *testing.T, src, dst *repo.Repo, lost repo.Hash) {
 	}
 }
 
-// TestHostileStoreLostBlob: a real primary whose store lost one blob
-// (served by the real server, in every transfer mode). The branch that
+// TestHostileStoreLostBlob: a truth primary whose store lost one blob
+// (served by the truth server, in every transfer mode). The branch that
 // reaches it fails naming it; the other branch moves; the replica is
 // sound. This is the pack pull that used to exit 0 onto an incomplete
 // closure.
@@ -513,11 +513,11 @@ func TestHostileStoreLostBlob(t *testing.T) {
 }
 
 // crafted fills a primary with objects the zonegit tools never write but
-// a hostile primary may serve, around a real zone.
+// a hostile primary may serve, around a truth zone.
 type crafted struct {
 	t    *testing.T
 	r    *repo.Repo
-	base repo.Hash // tip of example.com./main (a real zone)
+	base repo.Hash // tip of example.com./main (a truth zone)
 }
 
 func (c *crafted) put(kind repo.Kind, payload []byte) repo.Hash {
@@ -577,7 +577,7 @@ func newCrafted(t *testing.T, r *repo.Repo) *crafted {
 // TestHostileRefKinds: refs must point at commits (a tag may point at an
 // annotated tag object leading to one). Branches at a tree and at a blob,
 // tags at a tree and at a tag object naming a tree, and a pin naming a
-// tree each fail, named, in every mode; the real branch moves.
+// tree each fail, named, in every mode; the truth branch moves.
 func TestHostileRefKinds(t *testing.T) {
 	forEachMode(t, func(t *testing.T, v0 bool) {
 		p := newPrimary(t, v0, nil)
@@ -618,7 +618,7 @@ func TestHostileRefKinds(t *testing.T) {
 }
 
 // TestHostileUndecodableBlob: a blob that hashes right but does not
-// decode, linked from a real tree, fails its branch (named, "does not
+// decode, linked from a truth tree, fails its branch (named, "does not
 // decode") in every mode and is never stored.
 func TestHostileUndecodableBlob(t *testing.T) {
 	forEachMode(t, func(t *testing.T, v0 bool) {
@@ -681,13 +681,13 @@ func TestHostileLinkKinds(t *testing.T) {
 				var sc scenario
 				var lying atomic.Bool
 				var p *primary
-				p = newLiar(t, v0, func(w http.ResponseWriter, r *http.Request, body []byte, real http.Handler) bool {
+				p = newLiar(t, v0, func(w http.ResponseWriter, r *http.Request, body []byte, truth http.Handler) bool {
 					if !lying.Load() || !sc.lieKnown {
 						return false
 					}
 					switch r.URL.Path {
 					case "/v0/objects/walk":
-						rec, out := record(real, r, body)
+						rec, out := record(truth, r, body)
 						var wr replicate.WalkResponse
 						if rec.Code != http.StatusOK || json.Unmarshal(out, &wr) != nil {
 							return false
@@ -702,7 +702,7 @@ func TestHostileLinkKinds(t *testing.T) {
 						_ = json.NewEncoder(w).Encode(replicate.WalkResponse{Missing: keep})
 						return true
 					case replicate.PackPath:
-						// The real walk refuses to stream a tree as a blob;
+						// The truth walk refuses to stream a tree as a blob;
 						// this primary sends the new commit and its tree,
 						// and says nothing of the victim.
 						tip := mustBranch(t, p.repo, "example.com.", sc.branch)

@@ -158,6 +158,12 @@ func (c *Client) PullWith(ctx context.Context, opts PullOptions) (*PullResult, e
 		if it.res.Err != nil || it.old == it.new {
 			continue
 		}
+		if it.needs && !it.checked {
+			// Only a closure the check read back complete may be named
+			// by a ref; transfer gives every other target an error.
+			it.res.Err = errors.New("pull: the closure was not checked")
+			continue
+		}
 		var err error
 		switch {
 		case it.res.Pruned:
@@ -337,8 +343,9 @@ func (p *puller) transfer(items []*item, branches, tags []repo.Ref) error {
 	}
 
 	// Then rounds: flush, check every undecided target's closure in the
-	// store, fetch what the check found absent. Each round fetches only
-	// objects never asked for before, so it ends.
+	// store, fetch what the check found absent. An object is asked for
+	// again only with a kind it was not asked for as before, so the
+	// rounds end.
 	asked := map[repo.Hash]kindSet{}
 	for round := 1; ; round++ {
 		flushed = true

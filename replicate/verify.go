@@ -190,26 +190,29 @@ func (cc *closureCheck) root(it *item) (bool, error) {
 		}
 		if !want.has(kind) {
 			if hops == 0 {
-				cc.bad = fmt.Errorf("object %s is a %s, and %s must point at %s: %w", h, kind, what, want, errWrongKind)
-			} else {
-				cc.bad = fmt.Errorf("object %s is a %s, but the tag before it names %s: %w", h, kind, want, errWrongKind)
+				return cc.reject(fmt.Errorf("object %s is a %s, and %s must point at %s: %w", h, kind, what, want, errWrongKind))
 			}
-			return false, nil
+			return cc.reject(fmt.Errorf("object %s is a %s, but the tag before it names %s: %w", h, kind, want, errWrongKind))
 		}
 		if kind != repo.KindTag {
 			return true, nil
 		}
 		if err := decodeObject(h, kind, payload); err != nil {
-			cc.bad = err
-			return false, nil
+			return cc.reject(err)
 		}
 		if hops >= 16 {
-			cc.bad = fmt.Errorf("tag %s: a chain of more than 16 tags: %w", h, repo.ErrCorrupt)
-			return false, nil
+			return cc.reject(fmt.Errorf("tag %s: a chain of more than 16 tags: %w", h, repo.ErrCorrupt))
 		}
 		t, _ := repo.DecodeTag(payload) // decodeObject decoded it
 		h, want = t.Object, kindBit(t.Type)
 	}
+}
+
+// reject decides the target failed on err: the walk does not go on, and
+// nothing is wrong with the check itself.
+func (cc *closureCheck) reject(err error) (bool, error) {
+	cc.bad = err
+	return false, nil
 }
 
 // emit receives every object the walk reaches beyond known. Commits and
