@@ -251,9 +251,10 @@ func (f *frameReader) next() (repo.Hash, repo.Kind, []byte, error) {
 	return h, kind, f.buf, nil
 }
 
-// parseLen accepts only plain decimal digits (no sign, no spaces).
+// parseLen accepts only plain decimal digits (no sign, no spaces, no
+// leading zero), so each frame has one spelling.
 func parseLen(b []byte) (int, error) {
-	if len(b) == 0 || len(b) > 10 {
+	if len(b) == 0 || len(b) > 10 || len(b) > 1 && b[0] == '0' {
 		return 0, errors.New("bad length")
 	}
 	for _, c := range b {
