@@ -884,7 +884,7 @@ func (p *puller) linkCommit(payload []byte) error {
 		if !base.IsZero() {
 			continue
 		}
-		if kind, pp, err := p.c.Local.Get(parent); err == nil && kind == repo.KindCommit {
+		if kind, pp, err := p.local.Get(parent); err == nil && kind == repo.KindCommit {
 			if pc, err := repo.DecodeCommit(pp); err == nil {
 				base = pc.Tree
 			}
@@ -908,7 +908,7 @@ func (p *puller) linkTree(h repo.Hash, payload []byte) error {
 	var kt treeIter
 	kok := false
 	if base, ok := ps.bases[h]; ok {
-		if kind, kp, err := p.c.Local.Get(base); err == nil && kind == repo.KindTree {
+		if kind, kp, err := p.local.Get(base); err == nil && kind == repo.KindTree {
 			if it, err := newTreeIter(base, kp); err == nil {
 				kt, kok = it, it.next()
 			}

@@ -59,8 +59,9 @@ type puller struct {
 	usePack  bool
 
 	mu       sync.Mutex // guards batch, got, counters and failed while fetchers run
-	batch    *repo.Batch
-	got      received // objects stored by this pull
+	batch    objectBatch
+	local    repo.Reader // the replica, for the trees a pack stream's trees replace
+	got      received    // objects stored by this pull
 	objects  int
 	bytes    int64
 	total    int
@@ -138,7 +139,7 @@ func (c *Client) PullWith(ctx context.Context, opts PullOptions) (*PullResult, e
 		pruneTags = planTagPrune(&refs, localTags, opts)
 	}
 
-	p := &puller{c: c, ctx: ctx, tr: tr, opts: opts, useBatch: info.Has(CapBatch), usePack: info.Has(CapPack),
+	p := &puller{c: c, ctx: ctx, tr: tr, opts: opts, useBatch: info.Has(CapBatch), usePack: info.Has(CapPack), local: c.Local,
 		got: received{}, expect: map[repo.Hash]kindSet{}, failed: map[repo.Hash]fetchFailure{}, actual: map[repo.Hash]repo.Kind{}, rootErr: map[repo.Hash]error{}}
 	items := p.items(plan, localBranches, localTags, pruneTags)
 
@@ -488,6 +489,17 @@ func (p *puller) walk(roots []repo.Hash, known []string, out []repo.Hash) ([]rep
 		return out, fmt.Errorf("POST %s%s/objects/walk: %w", p.tr.base, BasePath, err)
 	}
 	return out, nil
+}
+
+// objectBatch is where received objects are queued: a repo.Batch, which
+// verifies each once more and syncs them on Flush. It is an interface only
+// so the pack stream fuzzer can run without a store, whose background
+// goroutines would make its coverage differ from run to run.
+type objectBatch interface {
+	Put(h repo.Hash, kind repo.Kind, payload []byte) error
+	Count() (objects int, bytes int64)
+	Flush() error
+	Cancel()
 }
 
 // Bounds on what one write batch holds before it is flushed. Badger's

@@ -70,7 +70,7 @@ func runLinkTree(t *testing.T, local *repo.Repo, np, bp []byte) (repo.Hash, map[
 		}
 		ps.bases[h] = bh
 	}
-	p := &puller{c: &Client{Local: local}, pack: ps}
+	p := &puller{c: &Client{Local: local}, local: local, pack: ps}
 	links, err := p.packLinks(h, repo.KindTree, np)
 	delete(ps.bases, h)
 	for _, l := range links {

@@ -40,7 +40,7 @@ type closureCheck struct {
 	blobs []repo.Hash // blobs reached, read in hash order in batches (checkBlobs)
 
 	objects int      // objects of this pull the target reached first
-	bytes   int64    //
+	bytes   int64    // and their payload bytes
 	counted []uint64 // their keys in p.got, marked attributed
 }
 
