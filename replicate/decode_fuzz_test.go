@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -176,12 +177,19 @@ func FuzzClientDecodeWalkRoundTrip(f *testing.F) {
 // background goroutines would make its coverage differ from run to run;
 // TestPackStreamSeedAccepted checks that accepted objects reach a real
 // store.
+// Like repo.Batch, it verifies every object's hash.
 type sinkBatch struct{ n int }
 
-func (b *sinkBatch) Put(repo.Hash, repo.Kind, []byte) error { b.n++; return nil }
-func (b *sinkBatch) Count() (int, int64)                    { return b.n, 0 }
-func (b *sinkBatch) Flush() error                           { return nil }
-func (b *sinkBatch) Cancel()                                {}
+func (b *sinkBatch) Put(h repo.Hash, kind repo.Kind, payload []byte) error {
+	if got := repo.HashObject(kind, payload); got != h {
+		return fmt.Errorf("object %s hashes to %s: %w", h, got, repo.ErrHashMismatch)
+	}
+	b.n++
+	return nil
+}
+func (b *sinkBatch) Count() (int, int64) { return b.n, 0 }
+func (b *sinkBatch) Flush() error        { return nil }
+func (b *sinkBatch) Cancel()             {}
 
 // packSeed is a real pack stream: a small zone, and a second commit on it,
 // framed as the server frames them, in Walk's order.

@@ -16,8 +16,8 @@ import (
 
 // The transports of the transfer engine (pull.go): the pack stream, batch
 // streams and per-object GETs. They differ only in how objects travel.
-// Every object goes through checkObject (kind allowed by its links, hash,
-// strict decoding) before it is stored, and only objects the engine asked
+// Every object goes through checkObject (kind allowed by its links, strict
+// decoding) and Batch.Put (hash) before it is stored, and only objects the engine asked
 // for are accepted: for a pack stream, a root or an object linked by one
 // the stream already delivered; for batch and GET, the object requested.
 
@@ -65,21 +65,28 @@ func isObjectLevel(err error) bool {
 	return !errors.As(err, &ff)
 }
 
-// checkObject verifies one received object before it may be stored: it
-// hashes to h (the hash covers the kind, so a mislabelled object fails
-// here), its kind is one the links to it allow, and its payload decodes
-// strictly as that kind, blobs included.
+// checkObject verifies one received object before it may be stored: its
+// kind is one the links to it allow, and its payload decodes strictly as
+// that kind, blobs included. Its hash is verified by Batch.Put, the
+// store's only way in, which every object goes through next (through put);
+// an object that fails here is hashed to tell a damaged one
+// (ErrHashMismatch: worth another try; a mislabelled kind fails here too,
+// as the hash covers the kind) from one that arrived intact but cannot be
+// used (badObject: the same bytes would come again).
 func checkObject(h repo.Hash, kind repo.Kind, payload []byte, want kindSet) error {
+	var err error
+	if !want.has(kind) {
+		err = &wrongKind{h: h, kind: kind, want: want}
+	} else {
+		err = decodeObject(h, kind, payload)
+	}
+	if err == nil {
+		return nil
+	}
 	if got := repo.HashObject(kind, payload); got != h {
 		return fmt.Errorf("object %s failed verification (%s, %d bytes hash to %s): %w", h, kind, len(payload), got.Short(), repo.ErrHashMismatch)
 	}
-	if !want.has(kind) {
-		return &badObject{&wrongKind{h: h, kind: kind, want: want}}
-	}
-	if err := decodeObject(h, kind, payload); err != nil {
-		return &badObject{err}
-	}
-	return nil
+	return &badObject{err}
 }
 
 // decodeObject decodes a payload strictly as kind. A tag must lead to a
@@ -111,10 +118,10 @@ func decodeObject(h repo.Hash, kind repo.Kind, payload []byte) error {
 }
 
 // accept verifies one object a batch stream or a GET delivered for a
-// request and queues it in the batch. Hashing and decoding happen before
-// the lock, so concurrent fetchers do them in parallel. A verification
-// error is returned as is (ErrHashMismatch: worth another try; badObject:
-// final); a store failure is a fatalFetch.
+// request and queues it in the batch. Decoding happens before the lock, so
+// concurrent fetchers do it in parallel. A verification error is returned
+// as is (ErrHashMismatch: worth another try; badObject: final); a store
+// failure is a fatalFetch.
 func (p *puller) accept(h repo.Hash, kind repo.Kind, payload []byte) error {
 	if err := checkObject(h, kind, payload, p.expectOf(h)); err != nil {
 		return err
@@ -122,10 +129,20 @@ func (p *puller) accept(h repo.Hash, kind repo.Kind, payload []byte) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := p.put(h, kind, payload); err != nil {
-		return &fatalFetch{fmt.Errorf("storing object %s: %w", h, err)}
+		return putError(h, err)
 	}
 	p.stored(h, len(payload))
 	return nil
+}
+
+// putError classifies a failed put: an object that does not hash to its
+// name (Batch.Put verifies every one) is damaged in transit; anything else
+// is the local store failing, which ends the transfer.
+func putError(h repo.Hash, err error) error {
+	if errors.Is(err, repo.ErrHashMismatch) {
+		return fmt.Errorf("object failed verification: %w", err)
+	}
+	return &fatalFetch{fmt.Errorf("storing object %s: %w", h, err)}
 }
 
 // stored counts an object queued in the batch. Caller holds p.mu (or is
@@ -774,7 +791,7 @@ func (p *puller) packOnce(roots []repo.Hash, known []string) error {
 	}
 	resp, err := p.tr.do(p.ctx, http.MethodPost, PackPath, body, "application/json")
 	var se *StatusError
-	if errors.As(err, &se) && se.StatusCode/100 == 4 {
+	if errors.As(err, &se) && se.StatusCode/100 == 4 && se.StatusCode != http.StatusTooManyRequests {
 		return err // about the request: the caller narrows or walks instead
 	}
 	if err != nil {
@@ -833,7 +850,7 @@ func (p *puller) receive(h repo.Hash, kind repo.Kind, payload []byte) error {
 		return err // checkObject decoded it, so this is unexpected
 	}
 	if err := p.put(h, kind, payload); err != nil {
-		return &fatalFetch{fmt.Errorf("storing object %s: %w", h, err)}
+		return putError(h, err)
 	}
 	delete(ps.wanted, h)
 	delete(ps.bases, h)
