@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -135,21 +136,18 @@ func TestClientBoundsEndlessWalk(t *testing.T) {
 		{"skipped-field", `{"comment":"`, func(int) []byte { return bytes.Repeat([]byte("x"), 64<<10) }, "larger than 1024 KiB", 32 << 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var sent int64
-			var mu sync.Mutex
+			var sent atomic.Int64
 			srv, _ := endless(t, func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "application/json")
 				_, _ = w.Write([]byte(tc.open))
 				streamUntilGone(w, func(i int) []byte {
 					b := tc.chunk(i)
-					mu.Lock()
-					sent += int64(len(b))
-					mu.Unlock()
+					sent.Add(int64(len(b)))
 					return b
 				}, 4<<30)
 			}, http.NotFound)
 			grew, err := pullOnce(t, srv.URL)
-			t.Logf("walk body read: %d MiB sent, heap grew %d MiB", sent>>20, grew>>20)
+			t.Logf("walk body read: %d MiB sent, heap grew %d MiB", sent.Load()>>20, grew>>20)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), srv.URL+"/v0/objects/walk") {
 				t.Fatalf("want an error naming the walk and %q, got %v", tc.want, err)
 			}
