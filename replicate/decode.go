@@ -59,12 +59,51 @@ func decodeRefs(r io.Reader) (*RefsResponse, error) {
 	return &out, nil
 }
 
+// maxWalkHashes bounds the hashes a client holds from walk answers in one
+// pull: the most our server lists in one answer (its response cap), ~320
+// MiB of hashes. An answer that goes on beyond it is refused. A variable
+// only so a test can lower it.
+var maxWalkHashes = defaultMaxWalkMissing
+
+// maxWalkToken bounds one JSON token or skipped value of a walk answer. A
+// hash is 66 bytes; an unknown field's value is read whole to skip it, so
+// without a bound one endless string would be held in memory whole.
+const maxWalkToken = 1 << 20
+
+// errTokenTooLarge marks a JSON value beyond maxWalkToken.
+var errTokenTooLarge = fmt.Errorf("a single JSON value is larger than %d KiB", maxWalkToken>>10)
+
+// windowReader feeds a json.Decoder and fails once the decoder holds more
+// than window bytes it has not consumed: the decoder buffers the whole
+// token or value it is reading, so this bounds its memory by the largest
+// value rather than by the body.
+type windowReader struct {
+	r      io.Reader
+	dec    *json.Decoder
+	read   int64
+	window int64
+}
+
+func (w *windowReader) Read(p []byte) (int, error) {
+	// InputOffset is where the decoder's unconsumed data starts; what it
+	// read beyond that is the value in progress.
+	if w.read-w.dec.InputOffset() > w.window {
+		return 0, errTokenTooLarge
+	}
+	n, err := w.r.Read(p)
+	w.read += int64(n)
+	return n, err
+}
+
 // decodeWalk streams a /v0/objects/walk body, calling fn for each missing
 // hash, so a walk of millions of hashes never sits in memory as JSON or as
-// strings. "missing" may be null or []; unknown fields are ignored; any
-// hash that is not 64 hex characters fails the whole response.
-func decodeWalk(r io.Reader, fn func(repo.Hash)) error {
-	dec := json.NewDecoder(&limitedReader{r: r, n: maxWalkBytes})
+// strings. "missing" may be null or []; unknown fields are ignored (each at
+// most maxWalkToken); any hash that is not 64 hex characters fails the
+// whole response, and so does an error from fn.
+func decodeWalk(r io.Reader, fn func(repo.Hash) error) error {
+	wr := &windowReader{r: &limitedReader{r: r, n: maxWalkBytes}, window: maxWalkToken}
+	dec := json.NewDecoder(wr)
+	wr.dec = dec
 	wrap := func(err error) error {
 		if errors.Is(err, errTooLarge) {
 			return fmt.Errorf("walk response larger than %d MiB", maxWalkBytes>>20)
@@ -117,7 +156,9 @@ func decodeWalk(r io.Reader, fn func(repo.Hash)) error {
 			if err != nil {
 				return wrap(err)
 			}
-			fn(h)
+			if err := fn(h); err != nil {
+				return wrap(err)
+			}
 		}
 		if _, err := dec.Token(); err != nil { // ']'
 			return wrap(err)
@@ -210,9 +251,10 @@ func (f *frameReader) next() (repo.Hash, repo.Kind, []byte, error) {
 	return h, kind, f.buf, nil
 }
 
-// parseLen accepts only plain decimal digits (no sign, no spaces).
+// parseLen accepts only plain decimal digits (no sign, no spaces, no
+// leading zero), so each frame has one spelling.
 func parseLen(b []byte) (int, error) {
-	if len(b) == 0 || len(b) > 10 {
+	if len(b) == 0 || len(b) > 10 || len(b) > 1 && b[0] == '0' {
 		return 0, errors.New("bad length")
 	}
 	for _, c := range b {

@@ -14,6 +14,13 @@ import (
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
 
+// The transports of the transfer engine (pull.go): the pack stream, batch
+// streams and per-object GETs. They differ only in how objects travel.
+// Every object goes through checkObject (kind allowed by its links, strict
+// decoding) and Batch.Put (hash) before it is stored, and only objects the engine asked
+// for are accepted: for a pack stream, a root or an object linked by one
+// the stream already delivered; for batch and GET, the object requested.
+
 // batchChunk is how many hashes one batch request asks for: big enough to
 // amortise the round trip, small enough that a broken stream costs little.
 const batchChunk = 16384
@@ -21,12 +28,30 @@ const batchChunk = 16384
 // batchStreams is how many batch responses are read at once.
 const batchStreams = 2
 
+// smallBody is how much of one object body a GET reads on its own: each
+// concurrent GET may hold this much, but only one at a time may hold
+// more (up to maxObjectBytes), so eight workers fed endless bodies hold
+// ~72 MiB, not eight times the object bound.
+const smallBody = 1 << 20
+
 // fatalFetch marks errors that end the whole transfer (the primary is
-// unreachable or broken), as opposed to one object's failure.
+// unreachable or broken, the local store fails), as opposed to one
+// object's failure.
 type fatalFetch struct{ err error }
 
 func (f *fatalFetch) Error() string { return f.err.Error() }
 func (f *fatalFetch) Unwrap() error { return f.err }
+
+// badObject marks an object that arrived intact (it hashes to its name)
+// but cannot be used: its kind is not one its links allow, or it does not
+// decode. Fetching it again would bring the same bytes.
+type badObject struct{ err error }
+
+func (b *badObject) Error() string { return b.err.Error() }
+func (b *badObject) Unwrap() error { return b.err }
+
+// errWrongKind marks an object whose kind its links do not allow.
+var errWrongKind = errors.New("wrong kind")
 
 // isObjectLevel reports whether err concerns only the object requested: a
 // 4xx answer for it, or a body that broke or did not verify. Anything else
@@ -40,13 +65,176 @@ func isObjectLevel(err error) bool {
 	return !errors.As(err, &ff)
 }
 
+// checkObject verifies one received object before it may be stored: its
+// kind is one the links to it allow, and its payload decodes strictly as
+// that kind, blobs included. Its hash is verified by Batch.Put, the
+// store's only way in, which every object goes through next (through put);
+// an object that fails here is hashed to tell a damaged one
+// (ErrHashMismatch: worth another try; a mislabelled kind fails here too,
+// as the hash covers the kind) from one that arrived intact but cannot be
+// used (badObject: the same bytes would come again).
+func checkObject(h repo.Hash, kind repo.Kind, payload []byte, want kindSet) error {
+	var err error
+	if !want.has(kind) {
+		err = &wrongKind{h: h, kind: kind, want: want}
+	} else {
+		err = decodeObject(h, kind, payload)
+	}
+	if err == nil {
+		return nil
+	}
+	if got := repo.HashObject(kind, payload); got != h {
+		return fmt.Errorf("object %s failed verification (%s, %d bytes hash to %s): %w", h, kind, len(payload), got.Short(), repo.ErrHashMismatch)
+	}
+	return &badObject{err}
+}
+
+// decodeObject decodes a payload strictly as kind. A tag must lead to a
+// commit: refs name commits, and the walk follows a tag to what it names.
+func decodeObject(h repo.Hash, kind repo.Kind, payload []byte) error {
+	var err error
+	switch kind {
+	case repo.KindTree:
+		// In place, as strict as repo.DecodeTree, without allocating one
+		// entry per name of a flat zone's apex.
+		var it treeIter
+		if it, err = newTreeIter(h, payload); err == nil {
+			for it.next() {
+			}
+			err = it.err
+		}
+	case repo.KindTag:
+		var t *repo.Tag
+		if t, err = repo.DecodeTag(payload); err == nil && t.Type != repo.KindCommit && t.Type != repo.KindTag {
+			return fmt.Errorf("object %s is a tag naming a %s, and a tag must lead to a commit: %w", h, t.Type, errWrongKind)
+		}
+	default:
+		err = repo.Validate(kind, payload)
+	}
+	if err != nil {
+		return fmt.Errorf("object %s (%s) does not decode: %w", h, kind, err)
+	}
+	return nil
+}
+
+// accept verifies one object a batch stream or a GET delivered for a
+// request and queues it in the batch. Decoding happens before the lock, so
+// concurrent fetchers do it in parallel. A verification error is returned
+// as is (ErrHashMismatch: worth another try; badObject: final); a store
+// failure is a fatalFetch.
+func (p *puller) accept(h repo.Hash, kind repo.Kind, payload []byte) error {
+	if err := checkObject(h, kind, payload, p.expectOf(h)); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.put(h, kind, payload); err != nil {
+		return putError(h, err)
+	}
+	p.stored(h, len(payload))
+	return nil
+}
+
+// putError classifies a failed put: an object that does not hash to its
+// name (Batch.Put verifies every one) is damaged in transit; anything else
+// is the local store failing, which ends the transfer.
+func putError(h repo.Hash, err error) error {
+	if errors.Is(err, repo.ErrHashMismatch) {
+		return fmt.Errorf("object failed verification: %w", err)
+	}
+	return &fatalFetch{fmt.Errorf("storing object %s: %w", h, err)}
+}
+
+// stored counts an object queued in the batch. Caller holds p.mu (or is
+// the only writer).
+func (p *puller) stored(h repo.Hash, size int) {
+	if p.got.add(h, size) {
+		p.objects++
+		p.bytes += int64(size)
+	}
+	p.progress(false)
+}
+
+// fetch gets the objects in need, by the batch extension when offered,
+// else (and for what batch streams keep leaving out) by concurrent GETs.
+// Each object ends stored or in p.failed, unless an error ends the
+// transfer.
+func (p *puller) fetch(need []repo.Hash) error {
+	if len(need) == 0 {
+		return nil
+	}
+	p.total += len(need)
+	st := make([]fetchState, len(need))
+	rest := make([]int, len(need))
+	for i := range rest {
+		rest[i] = i
+	}
+	if p.useBatch {
+		var err error
+		if rest, err = p.fetchBatch(need, st); err != nil {
+			return err
+		}
+	}
+	return p.fetchV0(need, st, rest)
+}
+
+// fetchState is where one requested object stands.
+type fetchState uint8
+
+const (
+	statePending fetchState = iota
+	stateStored
+	stateFailed
+)
+
+// fetchFailure is why an object could not be had, and the kinds a
+// transport would have accepted it as then.
+type fetchFailure struct {
+	err  error
+	want kindSet
+}
+
+// failObject records why an object could not be had; the targets that
+// reach it fail with this error. An object refused for its kind has its
+// kind remembered. Caller holds p.mu.
+func (p *puller) failObject(h repo.Hash, err error) {
+	p.noteKind(h, err)
+	if _, dup := p.failed[h]; !dup {
+		p.failed[h] = fetchFailure{err: err, want: p.expectOf(h)}
+	}
+}
+
+// noteKind remembers the kind of an object refused for it (its hash
+// verified, so the kind is what the object is). Caller holds p.mu.
+func (p *puller) noteKind(h repo.Hash, err error) {
+	var wk *wrongKind
+	if errors.As(err, &wk) {
+		p.actual[h] = wk.kind
+	}
+}
+
+// wrongKind is the error of an object whose kind its links do not allow.
+type wrongKind struct {
+	h    repo.Hash
+	kind repo.Kind
+	want kindSet
+}
+
+func (e *wrongKind) Error() string {
+	return fmt.Sprintf("object %s is a %s, but it is linked as %s", e.h, e.kind, e.want)
+}
+
+func (e *wrongKind) Unwrap() error { return errWrongKind }
+
 // fetchBatch streams objects with the batch extension. It returns the
-// objects it could not get (for the v0 fallback, which gives a precise
-// per-object error), or an error that ends the pull.
-func (p *puller) fetchBatch(need []int) ([]int, error) {
-	tries := map[int]int{}
-	var triesMu sync.Mutex
-	pending := need
+// positions in need it could not get (for the GET fallback, which gives a
+// precise per-object error), or an error that ends the pull.
+func (p *puller) fetchBatch(need []repo.Hash, st []fetchState) ([]int, error) {
+	tries := make([]uint8, len(need))
+	pending := make([]int, len(need))
+	for i := range pending {
+		pending[i] = i
+	}
 	stuck := 0
 	var lastErr error
 	for len(pending) > 0 {
@@ -69,7 +257,7 @@ func (p *puller) fetchBatch(need []int) ([]int, error) {
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				errs[k] = p.batchOnce(chunk, tries, &triesMu)
+				errs[k] = p.batchOnce(need, chunk, st, tries)
 			}()
 		}
 		wg.Wait()
@@ -77,14 +265,19 @@ func (p *puller) fetchBatch(need []int) ([]int, error) {
 			if err == nil {
 				continue
 			}
+			var ff *fatalFetch
+			if errors.As(err, &ff) && !isNetwork(ff) {
+				return nil, err // the local store failed
+			}
 			chunk := chunks[k]
 			var se *StatusError
 			if errors.As(err, &se) && se.StatusCode == http.StatusNotFound {
 				// "object <hex> not in primary": fail that one object and
 				// ask again without it.
-				if i, ok := p.notInPrimary(se, chunk); ok {
+				if i, ok := notInPrimary(se, need, chunk); ok {
 					p.mu.Lock()
-					p.fail(i, fmt.Errorf("object %s: %w", p.idx.hashes[i], se))
+					p.failObject(need[i], fmt.Errorf("object %s: %w", need[i], se))
+					st[i] = stateFailed
 					p.mu.Unlock()
 					stuck = -1 // progress: one object settled
 					continue
@@ -93,20 +286,16 @@ func (p *puller) fetchBatch(need []int) ([]int, error) {
 			if errors.As(err, &se) && se.StatusCode/100 == 4 && se.StatusCode != http.StatusTooManyRequests {
 				// The primary refuses the batch request itself: fall back
 				// to plain GETs for everything still missing.
-				if p.c.opts.Logger != nil {
-					p.c.opts.Logger.Warn("batch request refused; falling back to object GETs", "error", err.Error())
-				}
-				return p.unfetched(pending), nil
+				p.warn("batch request refused; falling back to object GETs", err)
+				return unsettled(pending, st), nil
 			}
 			if p.ctx.Err() != nil {
 				return nil, fmt.Errorf("pull canceled: %w", context.Cause(p.ctx))
 			}
 			lastErr = err
-			if p.c.opts.Logger != nil {
-				p.c.opts.Logger.Warn("batch stream failed; re-requesting the rest", "error", err.Error())
-			}
+			p.warn("batch stream failed; re-requesting the rest", err)
 		}
-		next := p.unfetched(pending)
+		next := unsettled(pending, st)
 		if p.fetchedCount() > before || stuck < 0 {
 			stuck = 0
 		} else {
@@ -129,8 +318,22 @@ func (p *puller) fetchBatch(need []int) ([]int, error) {
 	return nil, nil
 }
 
-// notInPrimary finds the hash a batch 404 names, if it is one of chunk.
-func (p *puller) notInPrimary(se *StatusError, chunk []int) (int, bool) {
+// isNetwork tells a fatalFetch about the primary (unreachable) from one
+// about the local store: only the former is retried.
+func isNetwork(ff *fatalFetch) bool {
+	var ne *netError
+	return errors.As(ff.err, &ne)
+}
+
+// netError marks a request that could not be made or answered.
+type netError struct{ err error }
+
+func (n *netError) Error() string { return n.err.Error() }
+func (n *netError) Unwrap() error { return n.err }
+
+// notInPrimary finds the position in need of the hash a batch 404 names,
+// if it is one of chunk.
+func notInPrimary(se *StatusError, need []repo.Hash, chunk []int) (int, bool) {
 	body := se.Body
 	for k := 0; k+64 <= len(body); k++ {
 		h, err := repo.ParseHash(body[k : k+64])
@@ -138,7 +341,7 @@ func (p *puller) notInPrimary(se *StatusError, chunk []int) (int, bool) {
 			continue
 		}
 		for _, i := range chunk {
-			if p.idx.hashes[i] == h {
+			if need[i] == h {
 				return i, true
 			}
 		}
@@ -150,47 +353,48 @@ func (p *puller) notInPrimary(se *StatusError, chunk []int) (int, bool) {
 func (p *puller) fetchedCount() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.objects
+	return p.settled
 }
 
-// unfetched filters idx positions to those neither stored nor failed for good.
-func (p *puller) unfetched(idx []int) []int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+// unsettled filters positions to those neither stored nor failed for good.
+func unsettled(idx []int, st []fetchState) []int {
 	var out []int
 	for _, i := range idx {
-		if p.idx.flags[i]&(flagFetched|flagLocal) == 0 && p.failures[i] == nil {
+		if st[i] == statePending {
 			out = append(out, i)
 		}
 	}
 	return out
 }
 
-// batchOnce requests one chunk and stores every frame that verifies. A
-// frame that does not verify counts as a failed try for that object (it is
-// re-requested until objectAttempts); the stream itself stays usable since
-// the framing is intact.
-func (p *puller) batchOnce(chunk []int, tries map[int]int, triesMu *sync.Mutex) error {
+// batchOnce requests one chunk and stores every frame that verifies. The
+// primary must send exactly the requested objects in request order
+// (protocol.go), so frame k must be object chunk[k]: anything else (an
+// object not asked for, a repeat, more frames than requested) ends the
+// stream. A frame that does not verify counts as a failed try for its
+// object (re-requested until objectAttempts); one that verifies but is of
+// a kind its links do not allow, or does not decode, fails the object.
+func (p *puller) batchOnce(need []repo.Hash, chunk []int, st []fetchState, tries []uint8) error {
 	req := BatchRequest{Hashes: make([]string, len(chunk))}
 	for k, i := range chunk {
-		req.Hashes[k] = p.idx.hashes[i].String()
+		req.Hashes[k] = need[i].String()
 	}
 	body, err := json.Marshal(req)
 	if err != nil {
 		return err
 	}
-	url := p.tr.base + BasePath + "/objects/batch"
-	resp, err := p.tr.do(p.ctx, http.MethodPost, BasePath+"/objects/batch", body, "application/json")
+	url := p.tr.base + BatchPath
+	resp, err := p.tr.do(p.ctx, http.MethodPost, BatchPath, body, "application/json")
 	if err != nil {
 		var se *StatusError
 		if !errors.As(err, &se) {
-			err = &fatalFetch{err}
+			err = &fatalFetch{&netError{err}}
 		}
 		return err
 	}
 	defer drain(resp)
 	fr := newFrameReader(resp.Body, maxObjectBytes)
-	for {
+	for k := 0; ; k++ {
 		h, kind, payload, err := fr.next()
 		if errors.Is(err, io.EOF) {
 			// The count trailer is only sent after a complete stream; an
@@ -198,29 +402,44 @@ func (p *puller) batchOnce(chunk []int, tries map[int]int, triesMu *sync.Mutex) 
 			if resp.Trailer.Get(ObjectCountTrailer) == "" {
 				return fmt.Errorf("POST %s: stream ended without its %s trailer (aborted by the primary)", url, ObjectCountTrailer)
 			}
+			if k < len(chunk) {
+				return fmt.Errorf("POST %s: the primary sent %d of the %d objects requested", url, k, len(chunk))
+			}
 			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("POST %s: %w", url, err)
 		}
-		i, ok := p.idx.find(h)
-		if !ok {
-			return fmt.Errorf("POST %s: the primary sent object %s, which was not requested", url, h.Short())
+		if k >= len(chunk) {
+			return fmt.Errorf("POST %s: the primary sent object %s after the %d objects requested", url, h.Short(), len(chunk))
 		}
-		if err := p.accept(i, kind, payload, false); err != nil {
-			if !errors.Is(err, repo.ErrHashMismatch) {
-				return &fatalFetch{err}
-			}
-			triesMu.Lock()
+		i := chunk[k]
+		if h != need[i] {
+			return fmt.Errorf("POST %s: the primary sent object %s where %s was requested", url, h.Short(), need[i].Short())
+		}
+		err = p.accept(h, kind, payload)
+		p.mu.Lock()
+		switch {
+		case err == nil:
+			st[i] = stateStored
+			p.settled++
+		case errors.Is(err, repo.ErrHashMismatch):
 			tries[i]++
-			n := tries[i]
-			triesMu.Unlock()
-			if n >= objectAttempts {
-				p.mu.Lock()
-				p.fail(i, fmt.Errorf("%w (from %s, %d tries)", err, url, n))
-				p.mu.Unlock()
+			if tries[i] >= objectAttempts {
+				p.failObject(h, fmt.Errorf("%w (from %s, %d tries)", err, url, tries[i]))
+				st[i] = stateFailed
 			}
+		default:
+			var bad *badObject
+			if !errors.As(err, &bad) {
+				p.mu.Unlock()
+				return err // the local store failed
+			}
+			p.failObject(h, fmt.Errorf("%w (from %s)", err, url))
+			st[i] = stateFailed
+			p.settled++
 		}
+		p.mu.Unlock()
 	}
 }
 
@@ -228,8 +447,8 @@ func (p *puller) batchOnce(chunk []int, tries map[int]int, triesMu *sync.Mutex) 
 // object that fails verification or breaks mid-body is retried from the
 // network a few times and never stored; an unreachable primary ends the
 // transfer.
-func (p *puller) fetchV0(need []int) error {
-	if len(need) == 0 {
+func (p *puller) fetchV0(need []repo.Hash, st []fetchState, idx []int) error {
+	if len(idx) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithCancelCause(p.ctx)
@@ -238,21 +457,27 @@ func (p *puller) fetchV0(need []int) error {
 	var wg sync.WaitGroup
 	var fatalOnce sync.Once
 	var fatal error
-	workers := min(p.c.opts.Concurrency, len(need))
+	if p.big == nil {
+		p.big = newBigBody()
+	}
+	big := p.big
+	workers := min(p.c.opts.Concurrency, len(idx))
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var buf bytes.Buffer
+			var buf []byte
 			for i := range work {
-				if err := p.fetchOne(ctx, i, &buf); err != nil {
+				var err error
+				buf, err = p.fetchOne(ctx, need[i], &st[i], buf, big)
+				if err != nil {
 					fatalOnce.Do(func() { fatal = err; cancel(err) })
 				}
 			}
 		}()
 	}
 feed:
-	for _, i := range need {
+	for _, i := range idx {
 		select {
 		case work <- i:
 		case <-ctx.Done():
@@ -273,70 +498,155 @@ feed:
 // fetchOne gets one object with up to objectAttempts network tries. It
 // returns an error only when the whole transfer must stop. Once ctx is
 // done it gives up quietly: the transfer is ending and the caller reports
-// why.
-func (p *puller) fetchOne(ctx context.Context, i int, buf *bytes.Buffer) error {
+// why. buf is the worker's reusable body buffer.
+func (p *puller) fetchOne(ctx context.Context, h repo.Hash, st *fetchState, buf []byte, big bigBody) ([]byte, error) {
 	var last error
+tries:
 	for try := 1; try <= objectAttempts; try++ {
 		// Back off before each retry, but not past the end of ctx.
 		if try > 1 && !sleepCtx(ctx, backoff(p.c.opts.RetryMinDelay, p.c.opts.RetryMaxDelay, try-2, nil)) {
-			return nil
+			return buf, nil
 		}
 		if isDone(ctx) {
-			return nil
+			return buf, nil
 		}
-		kind, err := p.getObject(ctx, p.idx.hashes[i], buf)
+		kind, body, release, err := p.getObject(ctx, h, buf, big)
 		if err == nil {
-			err = p.accept(i, kind, buf.Bytes(), true)
-			if err == nil {
-				return nil
-			}
-			if !errors.Is(err, repo.ErrHashMismatch) {
-				return err // the local store failed
-			}
+			err = p.accept(h, kind, body)
+		}
+		if cap(body) <= smallBody {
+			buf = body[:0] // keep a small buffer for the next object
+		}
+		release()
+		if err == nil {
+			p.mu.Lock()
+			*st = stateStored
+			p.settled++
+			p.mu.Unlock()
+			return buf, nil
 		}
 		last = err
-		if !isObjectLevel(err) {
-			return err
-		}
+		var bad *badObject
+		var ff *fatalFetch
 		var se *StatusError
-		if errors.As(err, &se) {
-			break // a 4xx for this object will not change
+		switch {
+		case errors.As(err, &bad):
+			break tries // the same bytes would come again
+		case errors.As(err, &ff) && !isNetwork(ff):
+			return buf, err // the local store failed
+		case !isObjectLevel(err):
+			return buf, err
+		case errors.As(err, &se):
+			break tries // a 4xx for this object will not change
 		}
 	}
 	p.mu.Lock()
-	p.fail(i, last)
+	p.failObject(h, last)
+	*st = stateFailed
+	p.settled++
 	p.mu.Unlock()
-	return nil
+	return buf, nil
 }
 
-// getObject reads one object body into buf and returns its claimed kind.
-func (p *puller) getObject(ctx context.Context, h repo.Hash, buf *bytes.Buffer) (repo.Kind, error) {
+// getObject reads one object body and returns its claimed kind. The body
+// is read into buf's storage when it fits; release must be called once
+// the body is no longer used.
+func (p *puller) getObject(ctx context.Context, h repo.Hash, buf []byte, big bigBody) (repo.Kind, []byte, func(), error) {
+	nop := func() {}
 	path := BasePath + "/objects/" + h.String()
 	resp, err := p.tr.do(ctx, http.MethodGet, path, nil, "")
 	if err != nil {
 		var se *StatusError
 		if !errors.As(err, &se) {
-			err = &fatalFetch{err}
+			err = &fatalFetch{&netError{err}}
 		}
-		return "", err
+		return "", buf[:0], nop, err
 	}
 	defer drain(resp)
 	url := p.tr.base + path
 	kind, err := repo.ParseKind(resp.Header.Get(ObjectKindHeader))
 	if err != nil {
-		return "", fmt.Errorf("GET %s: %s header: %w", url, ObjectKindHeader, err)
+		return "", buf[:0], nop, fmt.Errorf("GET %s: %s header: %w", url, ObjectKindHeader, err)
 	}
 	if resp.ContentLength > maxObjectBytes {
-		return "", fmt.Errorf("GET %s: object of %d bytes exceeds the %d MiB limit", url, resp.ContentLength, maxObjectBytes>>20)
+		return "", buf[:0], nop, fmt.Errorf("GET %s: object of %d bytes exceeds the %d MiB limit", url, resp.ContentLength, maxObjectBytes>>20)
 	}
-	buf.Reset()
-	if _, err := buf.ReadFrom(&limitedReader{r: resp.Body, n: maxObjectBytes}); err != nil {
+	body, release, err := readBody(ctx, resp.Body, buf, big)
+	if err != nil {
+		release()
 		if errors.Is(err, errTooLarge) {
-			return "", fmt.Errorf("GET %s: object exceeds the %d MiB limit", url, maxObjectBytes>>20)
+			return "", buf[:0], nop, fmt.Errorf("GET %s: object body exceeds the %d MiB limit", url, maxObjectBytes>>20)
 		}
-		return "", fmt.Errorf("GET %s: reading body: %w", url, err)
+		return "", buf[:0], nop, fmt.Errorf("GET %s: reading body: %w", url, err)
 	}
-	return kind, nil
+	return kind, body, release, nil
+}
+
+// bigBody is the one buffer GETs read bodies beyond smallBody into: a
+// channel holding it while it is free. Whoever takes it reads and uses its
+// body; the others wait. It is kept, grown to the largest body read, for
+// the rest of the pull, so bodies at the bound do not each leave ~128 MiB
+// of growing buffers to the collector.
+type bigBody chan []byte
+
+func newBigBody() bigBody {
+	b := make(bigBody, 1)
+	b <- nil
+	return b
+}
+
+// readBody reads a whole object body of at most maxObjectBytes into buf's
+// storage. Past smallBody it moves to the big buffer, waiting for it, so
+// concurrent reads hold at most one large body between them; release gives
+// the big buffer back (the body must not be used after it).
+func readBody(ctx context.Context, r io.Reader, buf []byte, big bigBody) ([]byte, func(), error) {
+	release := func() {}
+	holding := false
+	buf = buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			if len(buf) > maxObjectBytes {
+				return nil, release, errTooLarge
+			}
+			grow := max(2*cap(buf), 4096)
+			if grow > maxObjectBytes/4 {
+				// Straight to the bound (one byte over: how a body too
+				// large shows), rather than through a half-size buffer
+				// held alongside it while it is copied.
+				grow = maxObjectBytes + 1
+			}
+			if len(buf) >= smallBody && !holding {
+				var b []byte
+				select {
+				case b = <-big:
+				case <-ctx.Done():
+					return nil, release, context.Cause(ctx)
+				}
+				holding = true
+				if cap(b) < grow {
+					b = make([]byte, 0, grow)
+				}
+				buf = append(b[:0], buf...)
+				cur := &buf
+				release = func() { big <- (*cur)[:0] }
+				continue
+			}
+			nb := make([]byte, len(buf), grow)
+			copy(nb, buf)
+			buf = nb
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if len(buf) > maxObjectBytes {
+			return nil, release, errTooLarge
+		}
+		if errors.Is(err, io.EOF) {
+			return buf, release, nil
+		}
+		if err != nil {
+			return nil, release, err
+		}
+	}
 }
 
 // sleepCtx waits for d and reports whether it did: false means ctx ended
@@ -362,71 +672,58 @@ func isDone(ctx context.Context) bool {
 	}
 }
 
-// seed is an object a pack stream left out: linked by an object that
-// arrived, neither received nor local. The rounds fetch it.
-type seed struct {
-	h     repo.Hash
-	want  uint8 // kindCodes of the link; 0: any
-	owner int32 // index in puller.targets of the target that reached it; -1: none
+// packState is what a pull keeps while pack streams arrive: what a stream
+// may still send. A stream sends every object after an object linking it
+// (Walk's order), so wanted is the roots plus the links of the objects
+// received, less those received; an object outside it is something nobody
+// asked for, and ends the stream. It never holds the list of objects
+// received (p.got counts them), and links a stream did not satisfy are
+// left to the closure check, which reads the store.
+type packState struct {
+	wanted map[repo.Hash]kindSet
+	// bases maps a tree not yet received to the local tree it replaces
+	// (same place, in the tree of a local parent commit): children equal
+	// to the base's are not wanted, since the primary's walk diffs against
+	// the parents' trees too and never sends them. Without it, one changed
+	// record in a flat zone would put every name of the zone in wanted.
+	bases map[repo.Hash]repo.Hash
+	links []link // scratch: the links of the object being received
 }
 
-// pend is a pending link packed into 32 bits, so the pending set of a
-// million-object pull is a map of 36-byte slots: the kind code in the low
-// 3 bits, owner+1 above.
-type pend uint32
+// want records that a received object links to l: the stream may send it,
+// as a kind some link to it allows.
+func (ps *packState) want(l link) {
+	if w, ok := ps.wanted[l.h]; ok {
+		ps.wanted[l.h] = w | l.want
+		return
+	}
+	ps.wanted[l.h] = l.want
+	if !l.base.IsZero() {
+		ps.bases[l.h] = l.base
+	}
+}
 
-func mkPend(want uint8, owner int32) pend { return pend(uint32(owner+1)<<3 | uint32(want&7)) }
-func (e pend) want() uint8                { return uint8(e & 7) }
-func (e pend) owner() int32               { return int32(e>>3) - 1 }
-
-// packState is what a pull over the pack extension keeps while streams
-// arrive. It never holds the list of objects received: a stream sends each
-// object after an object linking it, so what must still arrive is exactly
-// the set of links not yet satisfied (pending). Links the stream does not
-// satisfy are checked against the store when it ends; the primary says they
-// are in the closure of our known tips (complete by invariant) or arrived
-// earlier in the stream (shared objects).
-type packState struct {
-	pending map[repo.Hash]pend
-	// bases maps a tree not yet received to the known tree it replaces
-	// (same place, in the tree of a known parent commit): children equal
-	// to the known tree's are in a known closure and need no lookup.
-	// Without it, one changed record in a flat zone would put every name
-	// of the zone in pending.
-	bases   map[repo.Hash]repo.Hash
-	history *knownHistory
-	recheck []seed // stored objects whose links could not be followed
-	corrupt int
+// link is an object linked by a received one, with the kinds it may have.
+type link struct {
+	h    repo.Hash
+	want kindSet
+	base repo.Hash // the local tree it replaces, for a subtree (zero: none)
 }
 
 // packAll streams the closures of roots with the pack extension, one
-// request per chunk of roots, and returns the frontier: the objects the
-// streams should have delivered and did not. A 404 is narrowed to the
-// roots that caused it, as for walk. A chunk the primary refuses (another
-// 4xx) is walked instead; its hashes come back in walked for the rounds to
-// fetch.
-func (p *puller) packAll(roots []repo.Hash, known []string, knownSet map[repo.Hash]bool) (frontier []seed, walked []repo.Hash, err error) {
-	ps := &packState{pending: map[repo.Hash]pend{}, bases: map[repo.Hash]repo.Hash{}}
-	ps.history = newKnownHistory(p.c.Local, knownSet)
-	p.pack = ps
+// request per chunk of roots. A 404 is narrowed to the roots that caused
+// it, as for walk. A chunk the primary refuses (another 4xx) is walked
+// instead: its hashes come back in walked, for the batch and GET
+// transports.
+func (p *puller) packAll(roots []repo.Hash, known []string) (walked []repo.Hash, err error) {
+	p.pack = &packState{wanted: map[repo.Hash]kindSet{}, bases: map[repo.Hash]repo.Hash{}}
 	defer func() { p.pack = nil }()
-	batch, err := p.c.Local.NewBatch()
-	if err != nil {
-		return nil, nil, fmt.Errorf("pull: %w", err)
-	}
-	p.batch = batch
-	flushed := false
-	defer func() {
-		if !flushed {
-			p.batch.Cancel()
-		}
-	}()
 	var refused []repo.Hash
 	var chunkRoots func(chunk []repo.Hash) error
 	chunkRoots = func(chunk []repo.Hash) error {
 		for _, r := range chunk {
-			if _, ok := ps.pending[r]; !ok {
-				ps.pending[r] = mkPend(0, p.ownerOf(r))
+			if !p.got.has(r) {
+				p.pack.wanted[r] = p.expectOf(r)
 			}
 		}
 		err := p.packOnce(chunk, known)
@@ -435,9 +732,6 @@ func (p *puller) packAll(roots []repo.Hash, known []string, knownSet map[repo.Ha
 		case err == nil:
 			return nil
 		case errors.As(err, &se) && se.StatusCode == http.StatusNotFound:
-			for _, r := range chunk {
-				delete(ps.pending, r)
-			}
 			if len(chunk) == 1 {
 				p.rootErr[chunk[0]] = err
 				return nil
@@ -451,12 +745,7 @@ func (p *puller) packAll(roots []repo.Hash, known []string, knownSet map[repo.Ha
 			}
 			return nil
 		case errors.As(err, &se) && se.StatusCode/100 == 4 && se.StatusCode != http.StatusTooManyRequests:
-			if p.c.opts.Logger != nil {
-				p.c.opts.Logger.Warn("pack request refused; walking instead", "error", err.Error())
-			}
-			for _, r := range chunk {
-				delete(ps.pending, r)
-			}
+			p.warn("pack request refused; walking instead", err)
 			refused = append(refused, chunk...)
 			return nil
 		}
@@ -464,83 +753,57 @@ func (p *puller) packAll(roots []repo.Hash, known []string, knownSet map[repo.Ha
 	}
 	for start := 0; start < len(roots); start += walkRootsPerRequest {
 		if err := chunkRoots(roots[start:min(len(roots), start+walkRootsPerRequest)]); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
-	flushed = true
-	if err := p.batch.Flush(); err != nil {
-		return nil, nil, fmt.Errorf("pull: %w", err)
-	}
-	p.batch = nil
 	if len(refused) > 0 {
 		if walked, err = p.walkAll(refused, known); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
-	// Links no stream satisfied must be local; the rest is the frontier.
-	err = p.c.Local.View(func(r repo.Reader) error {
-		n := 0
-		for h, e := range ps.pending {
-			if n++; n%4096 == 0 && p.ctx.Err() != nil {
-				return p.ctx.Err()
-			}
-			has, err := r.Has(h)
-			if err != nil {
-				return err
-			}
-			if !has {
-				frontier = append(frontier, seed{h: h, want: e.want(), owner: e.owner()})
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("pull: verifying the closure: %w", err)
-	}
-	frontier = append(frontier, ps.recheck...)
-	if len(frontier) > 0 && p.c.opts.Logger != nil {
-		p.c.opts.Logger.Warn("pack streams left objects out; fetching them", "objects", len(frontier), "corrupt", ps.corrupt)
-	}
-	return frontier, walked, nil
+	return walked, nil
 }
 
-// ownerOf is the index of the first target moving to h (-1: none).
-func (p *puller) ownerOf(h repo.Hash) int32 {
-	for k, it := range p.targets {
-		if it.needs && it.new == h {
-			return int32(k)
-		}
-	}
-	return -1
-}
-
-// packOnce sends one pack request and stores every frame that verifies. A
+// packOnce sends one pack request and stores what the stream delivers. A
 // status error (before any frame) is returned as is. A stream that breaks
-// (reset, truncation, a missing count trailer, a malformed frame) is not
-// an error: what it did not deliver stays pending and is fetched from the
-// frontier. Only a failing local store or a canceled pull end the transfer.
+// (reset, truncation, a missing count trailer, a malformed frame) or
+// misbehaves (an object nobody asked for, a forged or undecodable one, one
+// of a kind its links do not allow) is stopped but is not an error: the
+// closure check finds what it did not deliver, and the other transports
+// fetch that. Only a failing local store or a canceled pull end the
+// transfer.
 func (p *puller) packOnce(roots []repo.Hash, known []string) error {
 	body, err := walkBody(roots, known)
 	if err != nil {
 		return err
 	}
 	url := p.tr.base + PackPath
-	resp, err := p.tr.do(p.ctx, http.MethodPost, PackPath, body, "application/json")
-	if err != nil {
-		return err
-	}
-	defer drain(resp)
-	streamErr := func(err error) error {
+	stop := func(err error) error {
 		if p.ctx.Err() != nil {
 			return fmt.Errorf("pull canceled: %w", context.Cause(p.ctx))
 		}
-		if p.c.opts.Logger != nil {
-			p.c.opts.Logger.Warn("pack stream broke; fetching the rest separately", "error", err.Error())
+		err = fmt.Errorf("pack stream from %s stopped: %w", p.tr.base, err)
+		if p.streamErr == nil {
+			p.streamErr = err
 		}
+		p.warn("pack stream stopped; fetching the rest separately", err)
 		return nil
 	}
+	resp, err := p.tr.do(p.ctx, http.MethodPost, PackPath, body, "application/json")
+	var se *StatusError
+	if errors.As(err, &se) && se.StatusCode/100 == 4 && se.StatusCode != http.StatusTooManyRequests {
+		return err // about the request: the caller narrows or walks instead
+	}
+	if err != nil {
+		// Unreachable or failing after retries (a primary whose walk
+		// hits a damaged store answers 500, or drops the connection once
+		// the stream started): the other transports may still get what
+		// the targets need, and fail precisely on what they cannot.
+		return stop(err)
+	}
+	defer drain(resp)
 	if ct := resp.Header.Get("Content-Type"); ct != ObjectStreamContentType {
-		return streamErr(fmt.Errorf("POST %s: content type %q, want %s", url, clipStr(ct), ObjectStreamContentType))
+		return stop(fmt.Errorf("POST %s: content type %q, want %s", url, clipStr(ct), ObjectStreamContentType))
 	}
 	fr := newFrameReader(resp.Body, maxObjectBytes)
 	for {
@@ -549,129 +812,120 @@ func (p *puller) packOnce(roots []repo.Hash, known []string) error {
 			// The count trailer is only sent after a complete stream; an
 			// aborted one may end at a frame boundary.
 			if resp.Trailer.Get(ObjectCountTrailer) == "" {
-				return streamErr(fmt.Errorf("POST %s: stream ended without its %s trailer (aborted by the primary)", url, ObjectCountTrailer))
+				return stop(fmt.Errorf("stream ended without its %s trailer (aborted by the primary)", ObjectCountTrailer))
 			}
 			return nil
 		}
 		if err != nil {
-			return streamErr(fmt.Errorf("POST %s: %w", url, err))
+			return stop(err)
 		}
 		if err := p.receive(h, kind, payload); err != nil {
-			return &fatalFetch{err}
+			var ff *fatalFetch
+			if errors.As(err, &ff) {
+				return err
+			}
+			return stop(err)
 		}
 	}
 }
 
-// receive verifies and stores one object of a pack stream and records its
-// links. A frame that does not verify is dropped and its object stays
-// pending (fetched again later); only a store failure is an error.
+// receive checks one object of a pack stream and stores it. An object the
+// stream may not send, or that fails checkObject, is an error that stops
+// the stream; a store failure is a fatalFetch.
 func (p *puller) receive(h repo.Hash, kind repo.Kind, payload []byte) error {
 	ps := p.pack
-	e, linked := ps.pending[h]
-	owner := int32(-1)
-	if linked {
-		owner = e.owner()
-		if w := e.want(); w != 0 && w != kindCodes[kind] {
-			// Its parent says it is something else: leave it pending, so
-			// the rounds fetch it and fail the targets that reach it.
-			ps.corrupt++
-			return nil
-		}
+	if p.got.has(h) {
+		return fmt.Errorf("object %s was sent twice", h)
 	}
-	// Batch.Put verifies hash and kind: the store's only way in.
-	if err := p.put(h, kind, payload); err != nil {
-		if errors.Is(err, repo.ErrHashMismatch) {
-			ps.corrupt++
-			return nil
-		}
-		return fmt.Errorf("object %s: %w", h, err)
+	want, ok := ps.wanted[h]
+	if !ok {
+		return fmt.Errorf("object %s (%s) was not asked for: it is no root, and no object sent before it links to it", h, kind)
 	}
-	delete(ps.pending, h)
-	p.objects++
-	p.bytes += int64(len(payload))
-	if owner >= 0 {
-		p.targets[owner].res.Objects++
-		p.targets[owner].res.Bytes += int64(len(payload))
+	if err := checkObject(h, kind, payload, want); err != nil {
+		p.noteKind(h, err)
+		return err
 	}
-	var err error
-	switch kind {
-	case repo.KindTree:
-		err = p.linkTree(h, payload, owner)
-	case repo.KindCommit:
-		err = p.linkCommit(payload, owner)
-	default:
-		var links []repo.Link
-		if links, err = repo.Links(kind, payload); err == nil {
-			for _, l := range links {
-				p.link(l.Hash, kindCodes[l.Kind], owner)
-			}
-		}
-	}
+	links, err := p.packLinks(h, kind, payload)
 	if err != nil {
-		// Stored (it verified), but its links are unknown: the rounds
-		// read it back, and fail the targets that reach it.
-		ps.recheck = append(ps.recheck, seed{h: h, want: kindCodes[kind], owner: owner})
+		return err // checkObject decoded it, so this is unexpected
 	}
-	p.total = p.objects + len(ps.pending)
-	p.progress(false)
+	if err := p.put(h, kind, payload); err != nil {
+		return putError(h, err)
+	}
+	delete(ps.wanted, h)
+	delete(ps.bases, h)
+	for _, l := range links {
+		if p.got.has(l.h) {
+			continue // received already: the closure check verifies this link too
+		}
+		ps.want(l)
+	}
+	p.stored(h, len(payload))
+	p.total = p.objects + len(ps.wanted)
 	return nil
 }
 
-// link records that an arrived object links to h. It reports whether h
-// became pending (it was not already).
-func (p *puller) link(h repo.Hash, want uint8, owner int32) bool {
-	if _, ok := p.pack.pending[h]; ok {
-		return false
+// packLinks lists what a received object links to, less what the primary
+// will not send because it equals what a local parent has at the same
+// place. The slice is reused by the next call.
+func (p *puller) packLinks(h repo.Hash, kind repo.Kind, payload []byte) ([]link, error) {
+	ps := p.pack
+	ps.links = ps.links[:0]
+	switch kind {
+	case repo.KindTree:
+		return ps.links, p.linkTree(h, payload)
+	case repo.KindCommit:
+		return ps.links, p.linkCommit(payload)
+	case repo.KindTag:
+		t, err := repo.DecodeTag(payload)
+		if err != nil {
+			return nil, err
+		}
+		ps.links = append(ps.links, link{h: t.Object, want: kindBit(t.Type)})
 	}
-	p.pack.pending[h] = mkPend(want, owner)
-	return true
+	return ps.links, nil
 }
 
-// linkCommit records a commit's tree and parents. When a parent is in the
-// history of a known tip, its tree is the base the new tree is compared
-// with; an unchanged tree needs nothing at all.
-func (p *puller) linkCommit(payload []byte, owner int32) error {
+// linkCommit lists a commit's parents and tree. When a parent is local,
+// its tree is the base the new tree is compared with, as the primary's
+// walk does; an unchanged tree is not sent at all.
+func (p *puller) linkCommit(payload []byte) error {
 	c, err := repo.DecodeCommit(payload)
 	if err != nil {
 		return err
 	}
 	ps := p.pack
-	tree := c.Tree
 	var base repo.Hash
 	for _, parent := range c.Parents {
-		p.link(parent, kindCodes[repo.KindCommit], owner)
-		if !base.IsZero() || !ps.history.has(parent) {
+		ps.links = append(ps.links, link{h: parent, want: setCommit})
+		if !base.IsZero() {
 			continue
 		}
-		if _, pp, err := p.c.Local.Get(parent); err == nil {
+		if kind, pp, err := p.local.Get(parent); err == nil && kind == repo.KindCommit {
 			if pc, err := repo.DecodeCommit(pp); err == nil {
 				base = pc.Tree
 			}
 		}
 	}
-	if base == tree {
-		return nil // the tree of a known commit: its closure is local
+	if base == c.Tree {
+		return nil // the tree of a parent: the primary does not send it
 	}
-	if p.link(tree, kindCodes[repo.KindTree], owner) && !base.IsZero() {
-		ps.bases[tree] = base
-	}
+	ps.links = append(ps.links, link{h: c.Tree, want: setTree, base: base})
 	return nil
 }
 
-// linkTree records a tree's entries, skipping those equal to the entry at
-// the same place in its base (a known tree, in the history of a known tip,
-// whose closure is therefore local). Once an entry matches, skipIdentical
-// (walk.go) jumps over the run of entries that follow byte for byte
-// identically in both trees: they are the base's own entries, so vouched
-// for like it. Every entry of the new tree is still parsed and checked by
-// it.next, skipped or not, so a corrupt tree fails as before.
-func (p *puller) linkTree(h repo.Hash, payload []byte, owner int32) error {
+// linkTree lists a tree's entries, skipping those equal to the entry at
+// the same place in its base (a local tree at the same place in a parent
+// commit: the primary's walk diffs against it and never sends them). Once
+// an entry matches, skipIdentical (walk.go) jumps over the run of entries
+// that follow byte for byte identically in both trees. Every entry of the
+// new tree is still parsed and checked by it.next, skipped or not.
+func (p *puller) linkTree(h repo.Hash, payload []byte) error {
 	ps := p.pack
 	var kt treeIter
 	kok := false
 	if base, ok := ps.bases[h]; ok {
-		delete(ps.bases, h)
-		if _, kp, err := p.c.Local.Get(base); err == nil {
+		if kind, kp, err := p.local.Get(base); err == nil && kind == repo.KindTree {
 			if it, err := newTreeIter(base, kp); err == nil {
 				kt, kok = it, it.next()
 			}
@@ -687,19 +941,19 @@ func (p *puller) linkTree(h repo.Hash, payload []byte, owner int32) error {
 		}
 		same := kok && kt.kind == it.kind && bytes.Equal(kt.name, it.name)
 		if same && bytes.Equal(kt.hash, it.hash) {
-			// Vouched for by the known tree, and so is the identical run
-			// that follows; both stop on its last entry.
+			// Not sent, and so is the identical run that follows; both
+			// stop on its last entry.
 			skipIdentical(&it, &kt)
 			continue
 		}
-		want := kindCodes[repo.KindBlob]
+		l := link{h: repo.Hash(it.hash), want: setBlob}
 		if it.kind == byte(repo.EntrySubtree) {
-			want = kindCodes[repo.KindTree]
+			l.want = setTree
+			if same {
+				l.base = repo.Hash(kt.hash)
+			}
 		}
-		child := repo.Hash(it.hash)
-		if p.link(child, want, owner) && same && it.kind == byte(repo.EntrySubtree) {
-			ps.bases[child] = repo.Hash(kt.hash)
-		}
+		ps.links = append(ps.links, l)
 	}
 	return it.err
 }

@@ -1,112 +1,91 @@
 package replicate
 
 import (
-	"bytes"
 	"encoding/binary"
-	"slices"
+	"strings"
 
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
 
-// Per-object state flags in objIndex.
+// kindSet is the kinds an object may have: those the links to it allow (a
+// tree entry names a tree or a blob, a commit's tree is a tree, its parents
+// are commits, a branch points at a commit). A transport accepts an object
+// only with a kind some link to it allows. Two links that disagree (one
+// tree names it as a subtree, another as a leaf, or a branch points at
+// what is also a tree) do not make it unusable for the link that is right:
+// it is accepted as either, and the closure check, which compares every
+// link with what the object is, fails exactly the targets whose links are
+// wrong.
+type kindSet uint8
+
 const (
-	flagLocal   uint8 = 1 << iota // present locally before this pull
-	flagFetched                   // received, verified and queued in the batch
-	flagFailed                    // could not be fetched or failed verification
-	flagChecked                   // its links were checked
-	flagClaims                    // a tree with children outside the index
+	setBlob kindSet = 1 << iota
+	setTree
+	setCommit
+	setTag
+	setSymref
+
+	anyKind = setBlob | setTree | setCommit | setTag | setSymref
 )
 
-// kindCodes packs kinds into a byte per object.
-var kindCodes = map[repo.Kind]uint8{repo.KindBlob: 1, repo.KindTree: 2, repo.KindCommit: 3, repo.KindTag: 4, repo.KindSymref: 5}
-var codeKinds = [...]repo.Kind{"", repo.KindBlob, repo.KindTree, repo.KindCommit, repo.KindTag, repo.KindSymref}
-
-// objIndex is the set of objects one pull deals with: the walk's missing
-// hashes (sorted, looked up by a 16-bit bucket table then binary search)
-// plus a small overflow of objects discovered later. Per-object state lives
-// in parallel byte/int arrays so a 2M-object pull costs ~90 MB, not the
-// several hundred a map of structs would. A pull over the pack extension
-// only indexes what its stream left out (usually nothing).
-type objIndex struct {
-	hashes  []repo.Hash
-	nSorted int
-	starts  []int32 // bucket b (first two bytes) is hashes[starts[b]:starts[b+1]]
-	extra   map[repo.Hash]int32
-
-	flags  []uint8
-	kind   []uint8 // actual kind, once known
-	want   []uint8 // kind a parent's link requires, once known
-	parent []int32 // first parent that linked it (-1: none), for attribution
-	owner  []int32 // item whose closure it was first reached from (-1: see parent)
-	size   []uint32
-}
-
-func hashCmp(a, b repo.Hash) int {
-	if x, y := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8]); x != y {
-		if x < y {
-			return -1
-		}
-		return 1
+func kindBit(k repo.Kind) kindSet {
+	switch k {
+	case repo.KindBlob:
+		return setBlob
+	case repo.KindTree:
+		return setTree
+	case repo.KindCommit:
+		return setCommit
+	case repo.KindTag:
+		return setTag
+	case repo.KindSymref:
+		return setSymref
 	}
-	return bytes.Compare(a[8:], b[8:])
+	return 0
 }
 
-// newObjIndex takes ownership of hs, sorts and dedups it.
-func newObjIndex(hs []repo.Hash) *objIndex {
-	slices.SortFunc(hs, hashCmp)
-	hs = slices.Compact(hs)
-	x := &objIndex{hashes: hs, nSorted: len(hs), extra: map[repo.Hash]int32{}}
-	x.starts = make([]int32, 1<<16+1)
-	j := 0
-	for b := 0; b < 1<<16; b++ {
-		x.starts[b] = int32(j)
-		for j < len(hs) && int(hs[j][0])<<8|int(hs[j][1]) == b {
-			j++
+func (s kindSet) has(k repo.Kind) bool { return s&kindBit(k) != 0 }
+
+// String names the set for error messages: "a commit or a tag".
+func (s kindSet) String() string {
+	if s == 0 {
+		return "nothing (its links disagree on its kind)"
+	}
+	var names []string
+	for _, k := range []repo.Kind{repo.KindBlob, repo.KindTree, repo.KindCommit, repo.KindTag, repo.KindSymref} {
+		if s.has(k) {
+			names = append(names, "a "+string(k))
 		}
 	}
-	x.starts[1<<16] = int32(len(hs))
-	n := len(hs)
-	x.flags = make([]uint8, n)
-	x.kind = make([]uint8, n)
-	x.want = make([]uint8, n)
-	x.size = make([]uint32, n)
-	x.parent = make([]int32, n)
-	x.owner = make([]int32, n)
-	for i := range x.parent {
-		x.parent[i] = -1
-		x.owner[i] = -1
-	}
-	return x
+	return strings.Join(names, " or ")
 }
 
-func (x *objIndex) len() int { return len(x.hashes) }
+// received remembers the objects this pull stored, for counting each once
+// and telling a duplicate frame from a new object. It is keyed by the
+// first 8 bytes of the hash, so a million-object pull costs ~20 MB rather
+// than the ~50 MB of full hashes. Nothing that keeps a replica sound
+// depends on it: the closure check reads the store itself. A prefix shared
+// by two objects (a primary can craft one) at worst makes a stream stop
+// early or an object count for the wrong branch.
+type received map[uint64]uint32
 
-func (x *objIndex) find(h repo.Hash) (int, bool) {
-	b := int(h[0])<<8 | int(h[1])
-	lo, hi := int(x.starts[b]), int(x.starts[b+1])
-	if i, ok := slices.BinarySearchFunc(x.hashes[lo:hi], h, hashCmp); ok {
-		return lo + i, true
-	}
-	if i, ok := x.extra[h]; ok {
-		return int(i), true
-	}
-	return -1, false
+// attributed marks an object already counted for a branch; the low bits
+// hold its payload size (at most maxObjectBytes).
+const attributed = 1 << 31
+
+func prefix(h repo.Hash) uint64 { return binary.BigEndian.Uint64(h[:8]) }
+
+func (r received) has(h repo.Hash) bool {
+	_, ok := r[prefix(h)]
+	return ok
 }
 
-// add appends an object discovered after the walk (a child the walk did
-// not list, or a root) and returns its index.
-func (x *objIndex) add(h repo.Hash) int {
-	if i, ok := x.find(h); ok {
-		return i
+// add records a stored object and reports whether it is new to this pull.
+func (r received) add(h repo.Hash, size int) bool {
+	k := prefix(h)
+	if _, ok := r[k]; ok {
+		return false
 	}
-	i := len(x.hashes)
-	x.hashes = append(x.hashes, h)
-	x.extra[h] = int32(i)
-	x.flags = append(x.flags, 0)
-	x.kind = append(x.kind, 0)
-	x.want = append(x.want, 0)
-	x.size = append(x.size, 0)
-	x.parent = append(x.parent, -1)
-	x.owner = append(x.owner, -1)
-	return i
+	r[k] = uint32(size)
+	return true
 }

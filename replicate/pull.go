@@ -1,11 +1,13 @@
 package replicate
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,9 +38,18 @@ type item struct {
 	old    repo.Hash
 	new    repo.Hash
 	needs  bool // its target closure must be fetched/verified
+	// checked: the closure check found its target's closure complete, so
+	// it may move.
+	checked bool
 }
 
-// puller holds the state of one PullWith call.
+// puller holds the state of one PullWith call: the one transfer engine.
+// Whatever transport brings objects (a pack stream, batch streams, GETs),
+// each is checked (hash, kind allowed by its links, strict decoding)
+// before it is stored, and only objects asked for are accepted; then the
+// closure check (verify.go) reads every target's closure back from the
+// store, and what it finds absent is the next round's request. A ref
+// moves only when its closure checked complete.
 type puller struct {
 	c        *Client
 	ctx      context.Context
@@ -46,28 +57,34 @@ type puller struct {
 	opts     PullOptions
 	useBatch bool
 	usePack  bool
-	targets  []*item // what this pull moves; pack streams attribute objects to them
-	pack     *packState
 
-	mu        sync.Mutex // guards idx, batch, counters, failures, claimed
-	idx       *objIndex
-	batch     *repo.Batch
-	objects   int
-	bytes     int64
-	total     int
-	failures  map[int]error // idx -> why the object is unusable
-	claimed   []claim       // children the walk said we have
-	lastProg  time.Time
+	mu       sync.Mutex // guards batch, got, counters and failed while fetchers run
+	batch    objectBatch
+	local    repo.Reader // the replica, for the trees a pack stream's trees replace
+	got      received    // objects stored by this pull
+	objects  int
+	bytes    int64
+	total    int
+	settled  int // objects a fetch stored or gave up on, for its progress test
+	lastProg time.Time
+
+	// expect holds the kinds the links to a needed object allow, for the
+	// roots and the objects the closure check asked for; objects a walk
+	// listed are not in it (a walk answer names no kinds) and may be of any
+	// kind until the closure check reads them.
+	expect map[repo.Hash]kindSet
+	// failed holds why an object could not be had after the transports'
+	// retries, and the kinds it was asked for as; the targets that reach
+	// it through a link allowing no other kind fail with this error.
+	failed map[repo.Hash]fetchFailure
+	// actual holds the kind of objects that arrived intact (their hash
+	// verified) but were refused for their kind: a later link that
+	// allows it gets them asked for again, any other fails on them.
+	actual    map[repo.Hash]repo.Kind
+	big       bigBody    // the buffer for GET bodies beyond smallBody
+	pack      *packState // while pack streams arrive
+	streamErr error      // the first pack stream that had to be stopped
 	rootErr   map[repo.Hash]error
-	discovery int // objects fetched because the walk's list was incomplete
-}
-
-// claim is a link to an object outside the walk's missing set: the
-// primary says it is in the closure of our known tips, so it must be local.
-type claim struct {
-	h      repo.Hash
-	want   repo.Kind
-	parent int32
 }
 
 // PullWith performs one sync cycle with options and reports per branch. Any
@@ -122,10 +139,9 @@ func (c *Client) PullWith(ctx context.Context, opts PullOptions) (*PullResult, e
 		pruneTags = planTagPrune(&refs, localTags, opts)
 	}
 
-	p := &puller{c: c, ctx: ctx, tr: tr, opts: opts, useBatch: info.Has(CapBatch), usePack: info.Has(CapPack),
-		failures: map[int]error{}, rootErr: map[repo.Hash]error{}}
+	p := &puller{c: c, ctx: ctx, tr: tr, opts: opts, useBatch: info.Has(CapBatch), usePack: info.Has(CapPack), local: c.Local,
+		got: received{}, expect: map[repo.Hash]kindSet{}, failed: map[repo.Hash]fetchFailure{}, actual: map[repo.Hash]repo.Kind{}, rootErr: map[repo.Hash]error{}}
 	items := p.items(plan, localBranches, localTags, pruneTags)
-	p.targets = items
 
 	// 2-5. walk, fetch, verify closures, flush.
 	if err := p.transfer(items, localBranches, localTags); err != nil {
@@ -136,12 +152,17 @@ func (c *Client) PullWith(ctx context.Context, opts PullOptions) (*PullResult, e
 		}
 	}
 	res.Objects, res.Bytes = p.objects, p.bytes
-	p.attribute(items)
 
 	// 6. move refs, then prune.
 	log := &repo.ReflogEntry{Author: reflogAuthor, Op: reflogOp, Message: "replicate from " + tr.base}
 	for _, it := range moveOrder(items) {
 		if it.res.Err != nil || it.old == it.new {
+			continue
+		}
+		if it.needs && !it.checked {
+			// Only a closure the check read back complete may be named
+			// by a ref; transfer gives every other target an error.
+			it.res.Err = errors.New("pull: the closure was not checked")
 			continue
 		}
 		var err error
@@ -240,14 +261,20 @@ func hexOrEmpty(h repo.Hash) string {
 	return h.String()
 }
 
-// transfer makes every needed target closure local and synced, or marks the
-// items whose closure could not be completed. A returned error applies to
-// every item that needed objects.
+// transfer makes every needed target closure local, synced and checked,
+// or sets the error of the items whose closure could not be completed. A
+// returned error applies to every item that needed objects and has no
+// error yet.
 func (p *puller) transfer(items []*item, branches, tags []repo.Ref) error {
+	// Known: the local tips, complete closures by invariant. The primary
+	// is told about them (up to walkMaxKnown); the closure check trusts
+	// them, zone by zone.
 	known := map[repo.Hash]bool{}
+	zoneKnown := map[string][]repo.Hash{}
 	var knownList []string
 	for _, rs := range [][]repo.Ref{branches, tags} {
 		for _, r := range rs {
+			zoneKnown[r.Zone] = appendUnique(zoneKnown[r.Zone], r.Hash)
 			if !known[r.Hash] {
 				known[r.Hash] = true
 				if len(knownList) < walkMaxKnown {
@@ -256,61 +283,25 @@ func (p *puller) transfer(items []*item, branches, tags []repo.Ref) error {
 			}
 		}
 	}
+	var targets []*item
 	var roots []repo.Hash
-	seen := map[repo.Hash]bool{}
 	for _, it := range items {
-		if !it.needs || known[it.new] || seen[it.new] {
+		if !it.needs || it.res.Err != nil {
 			continue
 		}
-		seen[it.new] = true
-		roots = append(roots, it.new)
+		targets = append(targets, it)
+		want := rootKinds(it)
+		if prev, ok := p.expect[it.new]; ok {
+			p.expect[it.new] = prev | want
+			continue
+		}
+		p.expect[it.new] = want
+		if !known[it.new] {
+			roots = append(roots, it.new)
+		}
 	}
-	if len(roots) == 0 {
+	if len(targets) == 0 {
 		return nil
-	}
-
-	// 3-4. With pack, one request per chunk of roots walks and streams
-	// everything; what a stream left out (cut short, a corrupt frame, a
-	// pack the primary refused) is the frontier the rounds below fetch.
-	// Without pack, one walk for all diverged targets (chunked when there
-	// are many) lists what the rounds fetch.
-	var missing []repo.Hash
-	var frontier []seed
-	if p.usePack {
-		var err error
-		frontier, missing, err = p.packAll(roots, knownList, known)
-		if err != nil {
-			return err
-		}
-	} else {
-		var err error
-		if missing, err = p.walkAll(roots, knownList); err != nil {
-			return err
-		}
-	}
-	for _, f := range frontier {
-		missing = append(missing, f.h)
-	}
-	p.idx = newObjIndex(missing)
-	for _, f := range frontier {
-		if i, ok := p.idx.find(f.h); ok {
-			p.idx.want[i] = f.want
-			p.idx.owner[i] = f.owner
-		}
-	}
-	for _, it := range items {
-		if e, bad := p.rootErr[it.new]; bad && it.needs {
-			if it.pinned {
-				it.res.Err = fmt.Errorf("pin %s/%s=%s: the primary cannot walk it: %w", it.res.Zone, it.res.Name, it.new, e)
-			} else {
-				it.res.Err = fmt.Errorf("the primary cannot walk %s: %w", it.new.Short(), e)
-			}
-		}
-	}
-	if p.usePack && p.idx.len() == 0 {
-		// The streams delivered every closure, flushed and synced.
-		p.progress(true)
-		return p.checkFailed(items)
 	}
 
 	batch, err := p.c.Local.NewBatch()
@@ -325,75 +316,99 @@ func (p *puller) transfer(items []*item, branches, tags []repo.Ref) error {
 		}
 	}()
 
-	// Roots the walk did not list must still be local or fetched.
-	for _, r := range roots {
-		if _, bad := p.rootErr[r]; bad {
-			continue
+	// Round 0: with pack, one request per chunk of roots walks and
+	// streams everything; without, one walk for all roots (chunked when
+	// there are many) lists what batch streams or GETs fetch.
+	if len(roots) > 0 {
+		var listed []repo.Hash
+		if p.usePack {
+			listed, err = p.packAll(roots, knownList)
+		} else {
+			listed, err = p.walkAll(roots, knownList)
 		}
-		if _, ok := p.idx.find(r); !ok {
-			has, err := p.c.Local.Has(r)
-			if err != nil {
-				return fmt.Errorf("pull: reading local store: %w", err)
-			}
-			if !has {
-				p.idx.add(r)
+		if err != nil {
+			return err
+		}
+		if err := p.fetch(dedup(listed)); err != nil {
+			return err
+		}
+	}
+	for _, it := range targets {
+		if e, bad := p.rootErr[it.new]; bad {
+			if it.pinned {
+				it.res.Err = fmt.Errorf("pin %s/%s=%s: the primary cannot walk it: %w", it.res.Zone, it.res.Name, it.new, e)
+			} else {
+				it.res.Err = fmt.Errorf("the primary cannot walk %s: %w", it.new.Short(), e)
 			}
 		}
 	}
 
-	// 4-5. fetch in rounds: the walk's list, then anything the closure
-	// check finds missing (a walk answer that was a subset). Each round is
-	// flushed before its closure is verified, which reads the store.
-	from := 0
-	for round := 0; ; round++ {
-		if err := p.ctx.Err(); err != nil {
-			return fmt.Errorf("pull canceled: %w", context.Cause(p.ctx))
-		}
-		if err := p.markLocal(from); err != nil {
-			return err
-		}
-		var need []int
-		for i := from; i < p.idx.len(); i++ {
-			if p.idx.flags[i]&flagLocal == 0 {
-				need = append(need, i)
-			}
-		}
-		p.total += len(need)
-		if err := p.fetch(need); err != nil {
-			return err
-		}
-		from = p.idx.len()
+	// Then rounds: flush, check every undecided target's closure in the
+	// store, fetch what the check found absent. An object is asked for
+	// again only with a kind it was not asked for as before, so the
+	// rounds end.
+	asked := map[repo.Hash]kindSet{}
+	for round := 1; ; round++ {
 		flushed = true
 		if err := p.batch.Flush(); err != nil {
 			return fmt.Errorf("pull: %w", err)
 		}
-		added, err := p.verifyClaims(known)
+		need, err := p.checkClosures(targets, zoneKnown, asked)
 		if err != nil {
 			return err
 		}
-		if added == 0 {
+		if len(need) == 0 {
 			break
 		}
-		p.discovery += added
 		if p.c.opts.Logger != nil {
-			p.c.opts.Logger.Warn("walk answer was incomplete; fetching objects found by the closure check", "objects", added, "round", round)
+			p.c.opts.Logger.Warn("closures incomplete after the transfer; fetching what the check found absent", "objects", len(need), "round", round)
 		}
 		if p.batch, err = p.c.Local.NewBatch(); err != nil {
 			return fmt.Errorf("pull: %w", err)
 		}
 		flushed = false
+		if err := p.ctx.Err(); err != nil {
+			return fmt.Errorf("pull canceled: %w", context.Cause(p.ctx))
+		}
+		if err := p.fetch(need); err != nil {
+			return err
+		}
 	}
 	p.progress(true)
-	return p.checkFailed(items)
+	return nil
 }
 
-// checkFailed works out which targets have a complete closure: with no
-// failures, all of them.
-func (p *puller) checkFailed(items []*item) error {
-	if len(p.failures) > 0 {
-		return p.checkTargets(items)
+// rootKinds is what a ref may point at: a branch (pinned or not) a
+// commit; a tag a commit, or an annotated tag object that leads to one.
+func rootKinds(it *item) kindSet {
+	if it.tag {
+		return setCommit | setTag
 	}
-	return nil
+	return setCommit
+}
+
+// expectOf is the kinds an object may have for the transports: those its
+// links allow when the engine knows them, any otherwise (the closure check
+// verifies every link before a ref moves).
+func (p *puller) expectOf(h repo.Hash) kindSet {
+	if k, ok := p.expect[h]; ok {
+		return k
+	}
+	return anyKind
+}
+
+// dedup sorts hashes and drops repeats, in place. Hash order is also the
+// primary's key order, which keeps its reads local.
+func dedup(hs []repo.Hash) []repo.Hash {
+	slices.SortFunc(hs, func(a, b repo.Hash) int { return bytes.Compare(a[:], b[:]) })
+	return slices.Compact(hs)
+}
+
+// warn logs a transport problem the engine recovers from.
+func (p *puller) warn(msg string, err error) {
+	if p.c.opts.Logger != nil {
+		p.c.opts.Logger.Warn(msg, "primary", p.tr.base, "error", err.Error())
+	}
 }
 
 // walkAll asks for everything the roots need given known, in one request
@@ -404,33 +419,33 @@ func (p *puller) walkAll(roots []repo.Hash, known []string) ([]repo.Hash, error)
 	var missing []repo.Hash
 	for start := 0; start < len(roots); start += walkRootsPerRequest {
 		chunk := roots[start:min(len(roots), start+walkRootsPerRequest)]
-		got, err := p.walk(chunk, known)
+		n := len(missing)
+		var err error
+		missing, err = p.walk(chunk, known, missing)
 		var se *StatusError
 		if err != nil && errors.As(err, &se) && se.StatusCode == http.StatusNotFound && len(chunk) > 1 {
+			missing = missing[:n]
 			for _, r := range chunk {
-				one, err := p.walk([]repo.Hash{r}, known)
+				n := len(missing)
+				missing, err = p.walk([]repo.Hash{r}, known, missing)
 				if err != nil {
 					if errors.As(err, &se) && se.StatusCode == http.StatusNotFound {
 						p.rootErr[r] = err
+						missing = missing[:n]
 						continue
 					}
 					return nil, err
 				}
-				missing = append(missing, one...)
 			}
 			continue
 		}
 		if err != nil {
 			if errors.As(err, &se) && se.StatusCode == http.StatusNotFound {
 				p.rootErr[chunk[0]] = err
+				missing = missing[:n]
 				continue
 			}
 			return nil, err
-		}
-		if missing == nil {
-			missing = got // one chunk (the usual case): no copy of a long list
-		} else {
-			missing = append(missing, got...)
 		}
 	}
 	return missing, nil
@@ -449,162 +464,42 @@ func walkBody(roots []repo.Hash, known []string) ([]byte, error) {
 	return json.Marshal(req)
 }
 
-func (p *puller) walk(roots []repo.Hash, known []string) ([]repo.Hash, error) {
+// walk asks for what roots need given known and appends the answer to
+// out. However long the answer, out holds at most maxWalkHashes: no
+// primary lists more in one pull, so a longer answer is refused rather
+// than held in memory.
+func (p *puller) walk(roots []repo.Hash, known []string, out []repo.Hash) ([]repo.Hash, error) {
 	body, err := walkBody(roots, known)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	resp, err := p.tr.do(p.ctx, http.MethodPost, BasePath+"/objects/walk", body, "application/json")
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	defer drain(resp)
-	var out []repo.Hash
-	if err := decodeWalk(resp.Body, func(h repo.Hash) { out = append(out, h) }); err != nil {
-		return nil, fmt.Errorf("POST %s%s/objects/walk: %w", p.tr.base, BasePath, err)
+	err = decodeWalk(resp.Body, func(h repo.Hash) error {
+		if len(out) >= maxWalkHashes {
+			return fmt.Errorf("the answer lists more than %d objects, more than a primary lists for one pull", maxWalkHashes)
+		}
+		out = append(out, h)
+		return nil
+	})
+	if err != nil {
+		return out, fmt.Errorf("POST %s%s/objects/walk: %w", p.tr.base, BasePath, err)
 	}
 	return out, nil
 }
 
-// markLocal flags objects from index from on that are already stored, and
-// checks their links: they may be leftovers of an interrupted pull, whose
-// children were never written.
-func (p *puller) markLocal(from int) error {
-	err := p.c.Local.View(func(r repo.Reader) error {
-		for i := from; i < p.idx.len(); i++ {
-			if i%4096 == 0 && p.ctx.Err() != nil {
-				return p.ctx.Err()
-			}
-			kind, payload, err := r.Get(p.idx.hashes[i])
-			if errors.Is(err, repo.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			p.idx.flags[i] |= flagLocal
-			p.mu.Lock()
-			p.checkLinks(i, kind, payload)
-			p.mu.Unlock()
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("pull: reading local store: %w", err)
-	}
-	return nil
-}
-
-// checkLinks records an object's kind and checks every child: one the walk
-// listed gets its expected kind (checked when it arrives, or now if it
-// already has); any other is a claim to verify locally. Caller holds p.mu.
-func (p *puller) checkLinks(i int, kind repo.Kind, payload []byte) {
-	x := p.idx
-	x.kind[i] = kindCodes[kind]
-	x.flags[i] |= flagChecked
-	if w := x.want[i]; w != 0 && w != x.kind[i] {
-		p.fail(i, fmt.Errorf("object %s is a %s, but its parent links it as a %s", x.hashes[i].Short(), kind, codeKinds[w]))
-	}
-	switch kind {
-	case repo.KindBlob, repo.KindSymref:
-		return
-	case repo.KindTree:
-		// In place, without allocating the entries: a flat zone's root
-		// has one entry per name.
-		it, err := newTreeIter(x.hashes[i], payload)
-		for err == nil && it.next() {
-			h := repo.Hash(it.hash)
-			want := kindCodes[repo.KindBlob]
-			if it.kind == byte(repo.EntrySubtree) {
-				want = kindCodes[repo.KindTree]
-			}
-			j, ok := x.find(h)
-			if !ok {
-				// Verified per tree by verifyClaims (against the known
-				// version of this tree when there is one).
-				x.flags[i] |= flagClaims
-				continue
-			}
-			p.linkIndexed(i, j, want)
-		}
-		if err == nil {
-			err = it.err
-		}
-		if err != nil {
-			p.fail(i, fmt.Errorf("object %s (tree) does not decode: %w", x.hashes[i].Short(), err))
-		}
-		return
-	}
-	links, err := repo.Links(kind, payload)
-	if err != nil {
-		p.fail(i, fmt.Errorf("object %s (%s) does not decode: %w", x.hashes[i].Short(), kind, err))
-		return
-	}
-	for _, l := range links {
-		j, ok := x.find(l.Hash)
-		if !ok {
-			p.claimed = append(p.claimed, claim{h: l.Hash, want: l.Kind, parent: int32(i)})
-			continue
-		}
-		p.linkIndexed(i, j, kindCodes[l.Kind])
-	}
-}
-
-// linkIndexed records that object i links to indexed object j as kind w,
-// and checks w against j's kind when both are known. Caller holds p.mu.
-func (p *puller) linkIndexed(i, j int, w uint8) {
-	x := p.idx
-	if x.parent[j] < 0 && j != i {
-		x.parent[j] = int32(i)
-	}
-	if x.want[j] == 0 {
-		x.want[j] = w
-		if x.kind[j] != 0 && x.kind[j] != w {
-			p.fail(j, fmt.Errorf("object %s is a %s, but %s links it as a %s", x.hashes[j].Short(), codeKinds[x.kind[j]], x.hashes[i].Short(), codeKinds[w]))
-		}
-	}
-}
-
-// fail marks an object unusable. Caller holds p.mu.
-func (p *puller) fail(i int, err error) {
-	p.idx.flags[i] |= flagFailed
-	if _, dup := p.failures[i]; !dup {
-		p.failures[i] = err
-	}
-}
-
-// accept verifies one received object against the hash it was requested
-// under and queues it in the batch. hashFirst hashes before taking the lock,
-// so concurrent fetchers hash in parallel. The hash covers the kind, so a wrong
-// kind from the server is a hash mismatch too.
-func (p *puller) accept(i int, kind repo.Kind, payload []byte, hashFirst bool) error {
-	h := p.idx.hashes[i]
-	if hashFirst {
-		if got := repo.HashObject(kind, payload); got != h {
-			return fmt.Errorf("object %s failed verification (%s, %d bytes hash to %s): %w", h, kind, len(payload), got.Short(), repo.ErrHashMismatch)
-		}
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.idx.flags[i]&(flagFetched|flagLocal) != 0 {
-		return nil // a duplicate frame or a retry that raced; already have it
-	}
-	// Batch.Put verifies the hash again: it is the store's only way in.
-	if err := p.put(h, kind, payload); err != nil {
-		if errors.Is(err, repo.ErrHashMismatch) {
-			return fmt.Errorf("object %s failed verification (%s, %d bytes): %w", h, kind, len(payload), err)
-		}
-		return fmt.Errorf("object %s: %w", h, err)
-	}
-	p.idx.flags[i] |= flagFetched
-	p.idx.flags[i] &^= flagFailed
-	delete(p.failures, i)
-	p.idx.size[i] = uint32(len(payload))
-	p.objects++
-	p.bytes += int64(len(payload))
-	p.checkLinks(i, kind, payload)
-	p.progress(false)
-	return nil
+// objectBatch is where received objects are queued: a repo.Batch, which
+// verifies each once more and syncs them on Flush. It is an interface only
+// so the pack stream fuzzer can run without a store, whose background
+// goroutines would make its coverage differ from run to run.
+type objectBatch interface {
+	Put(h repo.Hash, kind repo.Kind, payload []byte) error
+	Count() (objects int, bytes int64)
+	Flush() error
+	Cancel()
 }
 
 // Bounds on what one write batch holds before it is flushed. Badger's
@@ -648,131 +543,4 @@ func (p *puller) progress(final bool) {
 		p.lastProg = now
 		p.opts.Progress(Progress{Objects: p.objects, Total: p.total, Bytes: p.bytes})
 	}
-}
-
-// checkTargets runs when some objects failed: it walks each target's
-// closure through the objects this pull dealt with and fails exactly the
-// targets that reach a failed or absent object. Objects outside the index
-// were verified local (closure of a known tip).
-func (p *puller) checkTargets(items []*item) error {
-	x := p.idx
-	mark := make([]uint32, x.len())
-	epoch := uint32(0)
-	return p.c.Local.View(func(r repo.Reader) error {
-		for _, it := range items {
-			if !it.needs || it.res.Err != nil {
-				continue
-			}
-			epoch++
-			stack := []repo.Hash{it.new}
-			for len(stack) > 0 {
-				h := stack[len(stack)-1]
-				stack = stack[:len(stack)-1]
-				i, ok := x.find(h)
-				if !ok {
-					continue
-				}
-				if mark[i] == epoch {
-					continue
-				}
-				mark[i] = epoch
-				if x.flags[i]&flagFailed != 0 {
-					it.res.Err = p.failures[i]
-					if it.res.Err == nil {
-						it.res.Err = fmt.Errorf("object %s could not be fetched", h)
-					}
-					break
-				}
-				if x.flags[i]&(flagLocal|flagFetched) == 0 {
-					it.res.Err = fmt.Errorf("object %s is missing: the closure is incomplete", h)
-					break
-				}
-				kind, payload, err := r.Get(h)
-				if err != nil {
-					it.res.Err = fmt.Errorf("object %s: %w", h, err)
-					break
-				}
-				links, err := repo.Links(kind, payload)
-				if err != nil {
-					it.res.Err = fmt.Errorf("object %s (%s) does not decode: %w", h, kind, err)
-					break
-				}
-				for _, l := range links {
-					stack = append(stack, l.Hash)
-				}
-			}
-		}
-		return nil
-	})
-}
-
-// attribute fills each branch's Objects/Bytes for the objects the index
-// fetched: an object counts for the first target whose closure reached it
-// (following the first parent that linked it), so shared objects are
-// counted once. Objects a pack stream delivered were counted as they
-// arrived.
-func (p *puller) attribute(items []*item) {
-	if p.idx == nil {
-		return
-	}
-	x := p.idx
-	for k, it := range items {
-		if !it.needs {
-			continue
-		}
-		if i, ok := x.find(it.new); ok && x.owner[i] < 0 {
-			x.owner[i] = int32(k)
-		}
-	}
-	memo := make([]int32, x.len()) // 0 unknown, -1 none, else item index+1
-	rootOf := func(i int) int32 {
-		// Iterative: parent chains can be as long as the history.
-		var path []int
-		r := int32(-1)
-		for steps := 0; steps <= x.len(); steps++ {
-			if memo[i] != 0 {
-				r = memo[i]
-				break
-			}
-			if o := x.owner[i]; o >= 0 {
-				r = o + 1
-				break
-			}
-			path = append(path, i)
-			if x.parent[i] < 0 {
-				break
-			}
-			i = int(x.parent[i])
-		}
-		for _, j := range path {
-			memo[j] = r
-		}
-		return r
-	}
-	for i := 0; i < x.len(); i++ {
-		if x.flags[i]&flagFetched == 0 {
-			continue
-		}
-		if r := rootOf(i); r > 0 {
-			it := items[r-1]
-			it.res.Objects++
-			it.res.Bytes += int64(x.size[i])
-		}
-	}
-}
-
-// fetch gets the objects at the given index positions, by the batch
-// extension when offered, else by concurrent GETs.
-func (p *puller) fetch(need []int) error {
-	if len(need) == 0 {
-		return nil
-	}
-	if p.useBatch {
-		rest, err := p.fetchBatch(need)
-		if err != nil {
-			return err
-		}
-		need = rest
-	}
-	return p.fetchV0(need)
 }

@@ -12,12 +12,13 @@ import (
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
 
-// refLinkTree is puller.linkTree as it was before it skipped identical
-// runs (a plain merge with the base), kept to check that skipping changes
-// nothing: the same children pending with the same kinds, the same bases
-// for replaced subtrees, the same error.
-func refLinkTree(h repo.Hash, payload, base []byte) (map[repo.Hash]pend, map[repo.Hash]repo.Hash, error) {
-	pending := map[repo.Hash]pend{}
+// refLinkTree is puller.linkTree, folded into the wanted set as receive
+// does, as it was before it skipped identical runs (a plain merge with the
+// base), kept to check that skipping changes nothing: the same children
+// wanted with the same kinds, the same bases for replaced subtrees, the
+// same error.
+func refLinkTree(h repo.Hash, payload, base []byte) (map[repo.Hash]kindSet, map[repo.Hash]repo.Hash, error) {
+	wanted := map[repo.Hash]kindSet{}
 	bases := map[repo.Hash]repo.Hash{}
 	var kt treeIter
 	kok := false
@@ -28,7 +29,7 @@ func refLinkTree(h repo.Hash, payload, base []byte) (map[repo.Hash]pend, map[rep
 	}
 	it, err := newTreeIter(h, payload)
 	if err != nil {
-		return pending, bases, err
+		return wanted, bases, err
 	}
 	for it.next() {
 		for kok && entryCmp(kt.kind, kt.name, it.kind, it.name) < 0 {
@@ -38,28 +39,30 @@ func refLinkTree(h repo.Hash, payload, base []byte) (map[repo.Hash]pend, map[rep
 		if same && bytes.Equal(kt.hash, it.hash) {
 			continue
 		}
-		want := kindCodes[repo.KindBlob]
+		want := setBlob
 		if it.kind == byte(repo.EntrySubtree) {
-			want = kindCodes[repo.KindTree]
+			want = setTree
 		}
 		child := repo.Hash(it.hash)
-		if _, ok := pending[child]; ok {
+		if w, ok := wanted[child]; ok {
+			wanted[child] = w & want
 			continue
 		}
-		pending[child] = mkPend(want, 0)
+		wanted[child] = want
 		if same && it.kind == byte(repo.EntrySubtree) {
 			bases[child] = repo.Hash(kt.hash)
 		}
 	}
-	return pending, bases, it.err
+	return wanted, bases, it.err
 }
 
-// runLinkTree stores base (if any) in local and runs puller.linkTree on
-// the new tree np with base as its known counterpart.
-func runLinkTree(t *testing.T, local *repo.Repo, np, bp []byte) (repo.Hash, map[repo.Hash]pend, map[repo.Hash]repo.Hash, error) {
+// runLinkTree stores base (if any) in local, runs puller.linkTree on the
+// new tree np with base as its local counterpart, and folds its links into
+// the wanted set as receive does.
+func runLinkTree(t *testing.T, local *repo.Repo, np, bp []byte) (repo.Hash, map[repo.Hash]kindSet, map[repo.Hash]repo.Hash, error) {
 	t.Helper()
 	h := repo.HashObject(repo.KindTree, np)
-	ps := &packState{pending: map[repo.Hash]pend{}, bases: map[repo.Hash]repo.Hash{}}
+	ps := &packState{wanted: map[repo.Hash]kindSet{}, bases: map[repo.Hash]repo.Hash{}}
 	if bp != nil {
 		bh, err := local.PutObject(repo.KindTree, bp)
 		if err != nil {
@@ -67,9 +70,13 @@ func runLinkTree(t *testing.T, local *repo.Repo, np, bp []byte) (repo.Hash, map[
 		}
 		ps.bases[h] = bh
 	}
-	p := &puller{c: &Client{Local: local}, pack: ps}
-	err := p.linkTree(h, np, 0)
-	return h, ps.pending, ps.bases, err
+	p := &puller{c: &Client{Local: local}, local: local, pack: ps}
+	links, err := p.packLinks(h, repo.KindTree, np)
+	delete(ps.bases, h)
+	for _, l := range links {
+		ps.want(l)
+	}
+	return h, ps.wanted, ps.bases, err
 }
 
 // missingChildren is what a pull must fetch for the new tree es given the

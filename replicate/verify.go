@@ -1,206 +1,301 @@
 package replicate
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
 
-// maxKnownHistory bounds how many local commits behind the known tips are
-// trusted as "in a known closure" when verifying claims.
-const maxKnownHistory = 10000
+// The closure check: the only thing that lets a ref move. It runs after
+// every round of the transfer, once the batch is flushed and synced, and
+// reads what each target reaches back from the store, whatever transport
+// brought it and whatever the primary claimed.
+//
+// Each target is checked with the project's one tree walker (walk.go) run
+// over the local store in check mode: roots = the target, known = the
+// local tips of its zone from before the pull, plus the targets of that
+// zone already checked in this pull. Known tips are complete closures by
+// invariant (every ref a pull moved passed this check), so, as on the
+// server, the walk costs in proportion to what changed: it diffs new trees
+// against the known trees path by path and stops at equal hashes. Every
+// object it reaches is read and verified: present, of the kind its link
+// expects (a subtree a tree, a leaf a blob, a commit's tree a tree, its
+// parents commits, what a tag names what its type says), decoding
+// strictly. The walker reads commits and trees itself; blobs are read
+// here.
 
-// verifyClaims checks the children the walk left out (the primary says they
-// are in the closure of our known tips, so they must be local). Rather than
-// one store lookup per child — 100,000 of them for one changed record in a
-// flat 100k zone — each fetched commit whose parent is a known commit is
-// compared with that parent tree by tree: a child whose (kind, name, hash)
-// equals the entry at the same place in the known tree is in a known
-// closure, which is complete by invariant. Only the children the comparison
-// cannot vouch for are looked up. Absent ones join the index, to be fetched
-// next round; it returns how many. It reads the store, so the batch must
-// have been flushed.
-func (p *puller) verifyClaims(known map[repo.Hash]bool) (int, error) {
-	x := p.idx
-	claims := p.claimed
-	p.claimed = nil
-	added := 0
+// errStopCheck ends the walk of a target whose fate is decided.
+var errStopCheck = errors.New("closure check decided")
+
+// closureCheck is the check of one target.
+type closureCheck struct {
+	p      *puller
+	r      repo.Reader
+	absent map[repo.Hash]kindSet // objects the closure needs that the store lacks
+	bad    error                 // an object present but unusable: the target fails
+
+	blobs []repo.Hash // blobs reached, read in hash order in batches (checkBlobs)
+
+	objects int      // objects of this pull the target reached first
+	bytes   int64    // and their payload bytes
+	counted []uint64 // their keys in p.got, marked attributed
+}
+
+// checkClosures checks every target not yet decided and decides it:
+// complete (it may move; the objects this pull stored that it reaches
+// first are counted for it), failed (it reaches an object that is
+// unusable, or absent and already given up on: res.Err names it), or
+// incomplete. It returns what the incomplete ones lack, for the next
+// round; the kinds their links allow go into p.expect. asked holds, for
+// each object a round asked for, the kinds it would have accepted then:
+// an object is asked for again only when a link now allows a kind it did
+// not (a branch pointed at it as a commit, and a tree reached later names
+// it as a tree), so the rounds end.
+func (p *puller) checkClosures(targets []*item, zoneKnown map[string][]repo.Hash, asked map[repo.Hash]kindSet) ([]repo.Hash, error) {
+	ask := map[repo.Hash]kindSet{}
 	err := p.c.Local.View(func(r repo.Reader) error {
-		lookup := func(h repo.Hash, want repo.Kind, parent int) error {
-			if _, ok := x.find(h); ok {
-				return nil
+		for _, it := range targets {
+			if it.checked || it.res.Err != nil {
+				continue
 			}
-			has, err := r.Has(h)
-			if err != nil || has {
+			if err := p.ctx.Err(); err != nil {
 				return err
 			}
-			j := x.add(h)
-			x.want[j] = kindCodes[want]
-			x.parent[j] = int32(parent)
-			added++
-			return nil
-		}
-		// Pair fetched root trees with the trees of known parent commits.
-		type pair struct {
-			fetched int
-			known   repo.Hash
-		}
-		var work []pair
-		var history *knownHistory
-		for _, cl := range claims {
-			if codeKinds[x.kind[cl.parent]] != repo.KindCommit || cl.want != repo.KindCommit {
-				continue
-			}
-			_, payload, err := r.Get(x.hashes[cl.parent])
-			if err != nil {
+			cc := &closureCheck{p: p, r: r, absent: map[repo.Hash]kindSet{}}
+			if err := cc.run(it, zoneKnown[it.res.Zone]); err != nil {
 				return err
 			}
-			c, err := repo.DecodeCommit(payload)
-			if err != nil {
+			if cc.bad == nil && len(cc.absent) == 0 {
+				it.checked = true
+				it.res.Objects += cc.objects
+				it.res.Bytes += cc.bytes
+				zoneKnown[it.res.Zone] = appendUnique(zoneKnown[it.res.Zone], it.new)
 				continue
 			}
-			ti, ok := x.find(c.Tree)
-			if !ok || x.flags[ti]&flagClaims == 0 {
+			cc.uncount()
+			if cc.bad == nil {
+				cc.bad = cc.lacking(asked)
+			}
+			if cc.bad != nil {
+				it.res.Err = targetError(it, cc.bad)
 				continue
 			}
-			if history == nil {
-				history = newKnownHistory(r, known)
-			}
-			if !history.has(cl.h) {
-				continue
-			}
-			_, pp, err := r.Get(cl.h)
-			if err != nil {
-				continue
-			}
-			if pc, err := repo.DecodeCommit(pp); err == nil {
-				work = append(work, pair{ti, pc.Tree})
-			}
-		}
-		// Merge-join each fetched tree with its known counterpart; descend
-		// into fetched subtrees that replace a known subtree of the same name.
-		for len(work) > 0 {
-			w := work[len(work)-1]
-			work = work[:len(work)-1]
-			if x.flags[w.fetched]&flagClaims == 0 {
-				continue // done already
-			}
-			_, np, err := r.Get(x.hashes[w.fetched])
-			if err != nil {
-				return err
-			}
-			_, kp, err := r.Get(w.known)
-			if err != nil {
-				continue // not local after all: checked entry by entry below
-			}
-			nt, err1 := newTreeIter(x.hashes[w.fetched], np)
-			kt, err2 := newTreeIter(w.known, kp)
-			if err1 != nil || err2 != nil {
-				continue
-			}
-			kok := kt.next()
-			for nt.next() {
-				for kok && entryCmp(kt.kind, kt.name, nt.kind, nt.name) < 0 {
-					kok = kt.next()
-				}
-				same := kok && kt.kind == nt.kind && string(kt.name) == string(nt.name)
-				if same && string(kt.hash) == string(nt.hash) {
-					// Vouched for by the known tree, whose closure is
-					// complete, and so is the identical run that follows;
-					// both stop on its last entry. This comes before the
-					// index lookup, which only mattered here for an
-					// identical subtree that was also fetched with claims
-					// of its own: it is no longer paired with itself but
-					// checked child by child below, each child in the
-					// index or present locally, which is no weaker.
-					skipIdentical(&nt, &kt)
-					continue
-				}
-				h := repo.Hash(nt.hash)
-				if j, in := x.find(h); in {
-					if same && nt.kind == byte(repo.EntrySubtree) && x.flags[j]&flagClaims != 0 {
-						work = append(work, pair{j, repo.Hash(kt.hash)})
-					}
-					continue
-				}
-				want := repo.KindBlob
-				if nt.kind == byte(repo.EntrySubtree) {
-					want = repo.KindTree
-				}
-				if err := lookup(h, want, w.fetched); err != nil {
-					return err
-				}
-			}
-			x.flags[w.fetched] &^= flagClaims
-		}
-		// Trees with no known counterpart: child by child.
-		for i := 0; i < x.len(); i++ {
-			if x.flags[i]&flagClaims == 0 {
-				continue
-			}
-			_, payload, err := r.Get(x.hashes[i])
-			if err != nil {
-				return err
-			}
-			it, err := newTreeIter(x.hashes[i], payload)
-			for err == nil && it.next() {
-				want := repo.KindBlob
-				if it.kind == byte(repo.EntrySubtree) {
-					want = repo.KindTree
-				}
-				if err := lookup(repo.Hash(it.hash), want, i); err != nil {
-					return err
-				}
-			}
-			x.flags[i] &^= flagClaims
-		}
-		// Commit parents, tag targets.
-		for _, cl := range claims {
-			if err := lookup(cl.h, cl.want, int(cl.parent)); err != nil {
-				return err
+			for h, want := range cc.absent {
+				ask[h] |= want
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("pull: verifying the closure: %w", err)
+		return nil, fmt.Errorf("pull: checking closures: %w", err)
 	}
-	return added, nil
-}
-
-// knownHistory is the set of commits reachable from the known tips (up to
-// maxKnownHistory of them), read lazily from the local store.
-type knownHistory struct {
-	r     repo.Reader
-	seen  map[repo.Hash]bool
-	queue []repo.Hash
-}
-
-func newKnownHistory(r repo.Reader, known map[repo.Hash]bool) *knownHistory {
-	h := &knownHistory{r: r, seen: map[repo.Hash]bool{}}
-	for k := range known {
-		h.queue = append(h.queue, k)
+	need := make([]repo.Hash, 0, len(ask))
+	for h, want := range ask {
+		p.expect[h] |= want
+		asked[h] |= p.expect[h]
+		delete(p.failed, h) // asked with more kinds than when it failed
+		need = append(need, h)
 	}
-	return h
+	slices.SortFunc(need, func(a, b repo.Hash) int { return bytes.Compare(a[:], b[:]) })
+	return need, nil
 }
 
-// has reports whether c is a known tip or one of its ancestors, expanding
-// the history breadth-first until c is found or the bound is reached.
-func (h *knownHistory) has(c repo.Hash) bool {
-	for !h.seen[c] && len(h.queue) > 0 && len(h.seen) < maxKnownHistory {
-		next := h.queue[0]
-		h.queue = h.queue[1:]
-		if h.seen[next] {
+// targetError says which ref failed on what; a pin is named with its hash.
+func targetError(it *item, err error) error {
+	if it.pinned {
+		return fmt.Errorf("pin %s/%s=%s: %w", it.res.Zone, it.res.Name, it.new, err)
+	}
+	return err
+}
+
+// lacking decides a target with absent objects. It fails (with the first
+// in hash order, so the message is stable) when one of them arrived and is
+// of a kind its link here does not allow, or could not be had, or was
+// asked for and not delivered, with no kind its link here allows that was
+// not allowed then. Otherwise it returns nil, and the next round fetches
+// them.
+func (cc *closureCheck) lacking(asked map[repo.Hash]kindSet) error {
+	hs := make([]repo.Hash, 0, len(cc.absent))
+	for h := range cc.absent {
+		hs = append(hs, h)
+	}
+	slices.SortFunc(hs, func(a, b repo.Hash) int { return bytes.Compare(a[:], b[:]) })
+	p := cc.p
+	for _, h := range hs {
+		want := cc.absent[h]
+		if k, ok := p.actual[h]; ok && !want.has(k) {
+			return fmt.Errorf("object %s is a %s, but it is linked as %s: %w", h, k, want, errWrongKind)
+		}
+		f, failed := p.failed[h]
+		prev, wasAsked := asked[h]
+		if failed {
+			prev |= f.want
+		}
+		if !failed && !wasAsked || prev|want != prev {
+			continue // never asked for with the kinds allowed here
+		}
+		why := f.err
+		var bad *badObject
+		if errors.As(why, &bad) {
+			return why // it came, and says itself why it cannot be used
+		}
+		if !failed {
+			why = errors.New("the primary did not deliver it when asked")
+		}
+		if p.streamErr != nil {
+			why = fmt.Errorf("%w (earlier, %v)", why, p.streamErr)
+		}
+		return fmt.Errorf("object %s (linked as %s) is missing: %w", h, want, why)
+	}
+	return nil
+}
+
+// run checks one target: its root (and the tags it leads through) by the
+// rules for refs, then its closure with the walker.
+func (cc *closureCheck) run(it *item, known []repo.Hash) error {
+	ok, err := cc.root(it)
+	if err != nil || !ok {
+		return err
+	}
+	_, err = walk(cc.r, []repo.Hash{it.new}, known, WalkOptions{}, cc.emit, &walkCheck{problem: cc.problem})
+	if err == nil {
+		err = cc.checkBlobs()
+	}
+	if errors.Is(err, errStopCheck) {
+		return nil
+	}
+	return err
+}
+
+// root checks what a ref points at: a branch at a commit, a tag at a
+// commit or at tag objects leading to one. It reports whether the walk may
+// go on (the chain is present and sound).
+func (cc *closureCheck) root(it *item) (bool, error) {
+	what := "a branch"
+	if it.tag {
+		what = "a tag"
+	}
+	h, want := it.new, rootKinds(it)
+	for hops := 0; ; hops++ {
+		kind, payload, err := cc.r.Get(h)
+		if errors.Is(err, repo.ErrNotFound) {
+			cc.absent[h] = want
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if !want.has(kind) {
+			if hops == 0 {
+				return cc.reject(fmt.Errorf("object %s is a %s, and %s must point at %s: %w", h, kind, what, want, errWrongKind))
+			}
+			return cc.reject(fmt.Errorf("object %s is a %s, but the tag before it names %s: %w", h, kind, want, errWrongKind))
+		}
+		if kind != repo.KindTag {
+			return true, nil
+		}
+		if err := decodeObject(h, kind, payload); err != nil {
+			return cc.reject(err)
+		}
+		if hops >= 16 {
+			return cc.reject(fmt.Errorf("tag %s: a chain of more than 16 tags: %w", h, repo.ErrCorrupt))
+		}
+		t, _ := repo.DecodeTag(payload) // decodeObject decoded it
+		h, want = t.Object, kindBit(t.Type)
+	}
+}
+
+// reject decides the target failed on err: the walk does not go on, and
+// nothing is wrong with the check itself.
+func (cc *closureCheck) reject(err error) (bool, error) {
+	cc.bad = err
+	return false, nil
+}
+
+// emit receives every object the walk reaches beyond known. Commits and
+// trees are read and verified by the walker (problems come to problem);
+// blobs are read here, in batches.
+func (cc *closureCheck) emit(h repo.Hash, kind repo.Kind, payload []byte) error {
+	if kind == repo.KindBlob && payload == nil {
+		cc.blobs = append(cc.blobs, h)
+		if len(cc.blobs) >= checkBlobBatch {
+			if err := cc.checkBlobs(); err != nil {
+				return err
+			}
+		}
+	}
+	cc.count(h)
+	return nil
+}
+
+// checkBlobBatch is how many blobs are read together: sorted, they come
+// from the store in key order, so each block of the store is read once
+// for all the blobs it holds rather than once per blob. 64 Ki hashes are
+// 2 MiB.
+const checkBlobBatch = 1 << 16
+
+// checkBlobs reads the blobs reached so far, in hash order: present, a
+// blob, decoding strictly.
+func (cc *closureCheck) checkBlobs() error {
+	slices.SortFunc(cc.blobs, func(a, b repo.Hash) int { return bytes.Compare(a[:], b[:]) })
+	for _, h := range slices.Compact(cc.blobs) {
+		k, pl, err := cc.r.Get(h)
+		if errors.Is(err, repo.ErrNotFound) {
+			cc.absent[h] = setBlob
 			continue
 		}
-		kind, payload, err := h.r.Get(next)
-		if err != nil || kind != repo.KindCommit {
-			continue // tags and absent objects are not history
+		if err != nil {
+			return err
 		}
-		h.seen[next] = true
-		if cm, err := repo.DecodeCommit(payload); err == nil {
-			h.queue = append(h.queue, cm.Parents...)
+		if k != repo.KindBlob {
+			cc.bad = fmt.Errorf("object %s is a %s, but it is linked as a blob: %w", h, k, errWrongKind)
+			return errStopCheck
+		}
+		if err := decodeObject(h, k, pl); err != nil {
+			cc.bad = err
+			return errStopCheck
 		}
 	}
-	return h.seen[c]
+	cc.blobs = cc.blobs[:0]
+	return nil
+}
+
+// problem receives the objects the walker needed and could not use.
+func (cc *closureCheck) problem(h repo.Hash, want repo.Kind, err error) error {
+	if errors.Is(err, repo.ErrNotFound) {
+		k := kindBit(want)
+		if k == 0 {
+			k = anyKind
+		}
+		cc.absent[h] |= k
+		return nil
+	}
+	cc.bad = err
+	return errStopCheck
+}
+
+// count credits the target with h if this pull stored it and no target
+// reached it before.
+func (cc *closureCheck) count(h repo.Hash) {
+	k := prefix(h)
+	v, ok := cc.p.got[k]
+	if !ok || v&attributed != 0 {
+		return
+	}
+	cc.p.got[k] = v | attributed
+	cc.objects++
+	cc.bytes += int64(v)
+	cc.counted = append(cc.counted, k)
+}
+
+// uncount takes back what count credited to a target that is not
+// complete (yet).
+func (cc *closureCheck) uncount() {
+	for _, k := range cc.counted {
+		cc.p.got[k] &^= attributed
+	}
+	cc.counted = nil
 }

@@ -97,12 +97,32 @@ type EmitFunc func(h repo.Hash, kind repo.Kind, payload []byte) error
 // not hold is a *RootNotFoundError; known hashes rd does not hold are
 // ignored. An error returned by emit stops the walk and is returned.
 func Walk(rd repo.Reader, roots, known []repo.Hash, opts WalkOptions, emit EmitFunc) (WalkStats, error) {
+	return walk(rd, roots, known, opts, emit, nil)
+}
+
+// walkCheck turns the walk into a check of rd's own closures: the client
+// runs it over its store after a transfer (verify.go), with known = its
+// local tips, to find what a target still lacks. Objects are then looked
+// at, not trusted: problem is told about every object the walk needed and
+// could not use (absent, err wrapping repo.ErrNotFound; of another kind
+// than its link expects; undecodable), and the walk goes on without it
+// instead of failing; a non-nil return stops the walk with that error.
+// Objects linked again with another kind than they were reported with
+// are problems too. Blobs are reported to emit but not remembered (they
+// link nothing, and emit reads each one), so a check of a million-record
+// zone keeps only its trees and commits in memory.
+type walkCheck struct {
+	problem func(h repo.Hash, want repo.Kind, err error) error
+}
+
+func walk(rd repo.Reader, roots, known []repo.Hash, opts WalkOptions, emit EmitFunc, chk *walkCheck) (WalkStats, error) {
 	w := &walker{
 		rd:       rd,
 		opts:     opts,
 		emitFn:   emit,
-		seen:     make(map[repo.Hash]struct{}),
-		knownObj: make(map[repo.Hash]struct{}),
+		chk:      chk,
+		seen:     make(map[repo.Hash]uint8),
+		knownObj: make(map[repo.Hash]uint8),
 		commits:  make(map[repo.Hash]*commitNode),
 	}
 	err := w.run(roots, known)
@@ -159,10 +179,11 @@ type walker struct {
 	rd     repo.Reader
 	opts   WalkOptions
 	emitFn EmitFunc
+	chk    *walkCheck // nil: the server's walk
 	stats  WalkStats
 
-	seen     map[repo.Hash]struct{} // reported
-	knownObj map[repo.Hash]struct{} // known non-commit objects (closures held)
+	seen     map[repo.Hash]uint8 // reported, with their kind (walkKind)
+	knownObj map[repo.Hash]uint8 // known non-commit objects (closures held), with their kind
 	commits  map[repo.Hash]*commitNode
 	queue    commitHeap
 	pending  int // queued nodes painted fromRoot only
@@ -177,9 +198,28 @@ type walker struct {
 const maxExtraBases = 4
 
 func (w *walker) emit(h repo.Hash, kind repo.Kind, payload []byte) error {
-	w.seen[h] = struct{}{}
+	if w.chk == nil || kind != repo.KindBlob {
+		w.seen[h] = walkKind(kind)
+	}
 	w.stats.Missing++
 	return w.emitFn(h, kind, payload)
+}
+
+// walkKind packs a kind into the byte the walk's sets keep.
+func walkKind(k repo.Kind) uint8 {
+	switch k {
+	case repo.KindBlob:
+		return 1
+	case repo.KindTree:
+		return 2
+	case repo.KindCommit:
+		return 3
+	case repo.KindTag:
+		return 4
+	case repo.KindSymref:
+		return 5
+	}
+	return 0
 }
 
 func (w *walker) skip(h repo.Hash) bool {
@@ -188,6 +228,37 @@ func (w *walker) skip(h repo.Hash) bool {
 	}
 	_, ok := w.knownObj[h]
 	return ok
+}
+
+// skipLinked is skip for an object linked as want. In a check, an object
+// already reported (or known) as another kind is a problem: one of its
+// links is wrong, and the read that would show which is not repeated.
+func (w *walker) skipLinked(h repo.Hash, want repo.Kind) (bool, error) {
+	k, ok := w.seen[h]
+	if !ok {
+		k, ok = w.knownObj[h]
+	}
+	if !ok {
+		return false, nil
+	}
+	if w.chk != nil && k != walkKind(want) {
+		return true, w.problem(h, want, fmt.Errorf("object %s is linked as a %s and as a %s: %w", h, codeKind(k), want, repo.ErrCorrupt))
+	}
+	return true, nil
+}
+
+func codeKind(k uint8) repo.Kind {
+	return [...]repo.Kind{"unknown", repo.KindBlob, repo.KindTree, repo.KindCommit, repo.KindTag, repo.KindSymref}[min(int(k), 5)]
+}
+
+// problem handles an object the walk needed and could not use: the
+// server's walk stops on it (err is returned as is); a check reports it and
+// goes on.
+func (w *walker) problem(h repo.Hash, want repo.Kind, err error) error {
+	if w.chk == nil {
+		return err
+	}
+	return w.chk.problem(h, want, err)
 }
 
 func (w *walker) run(roots, known []repo.Hash) error {
@@ -217,7 +288,10 @@ func (w *walker) run(roots, known []repo.Hash) error {
 	}
 	extra := w.relevantKnownTrees()
 	for _, n := range missing {
-		if w.skip(n.tree) {
+		if skip, err := w.skipLinked(n.tree, repo.KindTree); skip || err != nil {
+			if err != nil {
+				return err
+			}
 			continue
 		}
 		bases := make([]repo.Hash, 0, len(n.parents)+len(extra))
@@ -317,7 +391,7 @@ func (w *walker) addKnown(h repo.Hash) error {
 			}
 			return nil
 		case repo.KindTag:
-			w.knownObj[h] = struct{}{}
+			w.knownObj[h] = walkKind(kind)
 			// An undecodable known tag ends the peel (zero h), as a
 			// superset is allowed; otherwise go on with its object.
 			h = repo.Hash{}
@@ -325,7 +399,7 @@ func (w *walker) addKnown(h repo.Hash) error {
 				h = t.Object
 			}
 		default:
-			w.knownObj[h] = struct{}{}
+			w.knownObj[h] = walkKind(kind)
 			return nil
 		}
 	}
@@ -343,6 +417,9 @@ func (w *walker) addRoot(h repo.Hash) error {
 		}
 		kind, payload, err := w.get(h)
 		if errors.Is(err, repo.ErrNotFound) {
+			if w.chk != nil {
+				return w.problem(h, "", err)
+			}
 			if hops == 0 {
 				return &RootNotFoundError{Hash: h}
 			}
@@ -355,7 +432,7 @@ func (w *walker) addRoot(h repo.Hash) error {
 		case repo.KindCommit:
 			n, err := w.newCommitNode(h, payload)
 			if err != nil {
-				return err
+				return w.problem(h, kind, err)
 			}
 			w.paintNode(n, fromRoot)
 			return nil
@@ -371,10 +448,10 @@ func (w *walker) addRoot(h repo.Hash) error {
 			}
 			t, err := repo.DecodeTag(payload)
 			if err != nil {
-				return fmt.Errorf("tag %s: %w (%w)", h, err, errIncomplete)
+				return w.problem(h, kind, fmt.Errorf("tag %s: %w (%w)", h, err, errIncomplete))
 			}
 			if hops > 16 {
-				return fmt.Errorf("tag %s: chain of more than 16 tags (%w)", h, errIncomplete)
+				return w.problem(h, kind, fmt.Errorf("tag %s: chain of more than 16 tags (%w)", h, errIncomplete))
 			}
 			h = t.Object
 		default: // blob, symref: no links
@@ -449,13 +526,20 @@ func (w *walker) paint() ([]*commitNode, error) {
 					if err == nil {
 						err = fmt.Errorf("is a %s", kind)
 					}
-					return nil, fmt.Errorf("parent %s of commit %s: %w (%w)", p, n.hash.Short(), err, errIncomplete)
+					err = fmt.Errorf("parent %s of commit %s: %w (%w)", p, n.hash.Short(), err, errIncomplete)
+					if err := w.problem(p, repo.KindCommit, err); err != nil {
+						return nil, err
+					}
+					continue // a check goes on without it
 				}
 				if pn, err = w.newCommitNode(p, payload); err != nil {
 					if f&fromKnown != 0 {
 						continue
 					}
-					return nil, err
+					if err := w.problem(p, repo.KindCommit, err); err != nil {
+						return nil, err
+					}
+					continue
 				}
 			}
 			if f&fromKnown != 0 && pn.src == 0 {
@@ -487,9 +571,13 @@ func (w *walker) diffTrees() error {
 	for len(w.trees) > 0 {
 		tw := w.trees[len(w.trees)-1]
 		w.trees = w.trees[:len(w.trees)-1]
+		pushed := len(w.trees)
 		_, payload, err := w.getTree(tw.hash)
 		if err != nil {
-			return err
+			if err := w.problem(tw.hash, repo.KindTree, err); err != nil {
+				return err
+			}
+			continue
 		}
 		bases = bases[:0]
 		for _, b := range tw.bases {
@@ -503,7 +591,10 @@ func (w *walker) diffTrees() error {
 		}
 		it, err := newTreeIter(tw.hash, payload)
 		if err != nil {
-			return err
+			if err := w.problem(tw.hash, repo.KindTree, err); err != nil {
+				return err
+			}
+			continue
 		}
 		its = its[:0]
 		for _, bp := range bases {
@@ -542,7 +633,14 @@ func (w *walker) diffTrees() error {
 			}
 			var h repo.Hash
 			copy(h[:], it.hash)
-			if w.skip(h) {
+			want := repo.KindBlob
+			if it.kind == byte(repo.EntrySubtree) {
+				want = repo.KindTree
+			}
+			if skip, err := w.skipLinked(h, want); skip || err != nil {
+				if err != nil {
+					return err
+				}
 				continue
 			}
 			if it.kind == byte(repo.EntrySubtree) {
@@ -555,7 +653,17 @@ func (w *walker) diffTrees() error {
 			}
 		}
 		if it.err != nil {
-			return it.err
+			if err := w.problem(tw.hash, repo.KindTree, it.err); err != nil {
+				return err
+			}
+		}
+		if w.chk != nil {
+			// A check reads every new tree from a store keyed by hash:
+			// taking a tree's subtrees in hash order reads the store in
+			// key order (the 100,000 name trees of a flat zone's apex
+			// from a few thousand blocks instead of one block each). The
+			// stack pops the last first, so descending.
+			slices.SortFunc(w.trees[pushed:], func(a, b treeWork) int { return bytes.Compare(b.hash[:], a.hash[:]) })
 		}
 	}
 	return nil

@@ -95,7 +95,7 @@ func walkDiff(h repo.Hash, payload []byte, bases [][]byte) ([]string, error) {
 		h    repo.Hash
 	}
 	var reps []rep
-	w := &walker{rd: rd, seen: map[repo.Hash]struct{}{}, knownObj: map[repo.Hash]struct{}{}, commits: map[repo.Hash]*commitNode{}}
+	w := &walker{rd: rd, seen: map[repo.Hash]uint8{}, knownObj: map[repo.Hash]uint8{}, commits: map[repo.Hash]*commitNode{}}
 	w.emitFn = func(eh repo.Hash, kind repo.Kind, _ []byte) error {
 		k := repo.EntryLeaf
 		if kind == repo.KindTree {
