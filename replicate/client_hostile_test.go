@@ -608,7 +608,7 @@ func TestHostileRefKinds(t *testing.T) {
 		wantRefsAfter := map[string]repo.Hash{"example.com./main": c.base}
 		if !v0 { // a v0 primary lists no tags
 			want["example.com./t-tree"] = []string{tree.String(), "tree"}
-			want["example.com./t-annot"] = []string{tagObj.String(), "a tag must lead to a commit"}
+			want["example.com./t-annot"] = []string{tagObj.String(), "a tag names a commit"}
 			wantRefsAfter["tag:example.com./t-good"] = c.base
 		}
 		wantFailed(t, err, want)

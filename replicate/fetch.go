@@ -103,12 +103,8 @@ func decodeObject(h repo.Hash, kind repo.Kind, payload []byte) error {
 			}
 			err = it.err
 		}
-	case repo.KindTag:
-		var t *repo.Tag
-		if t, err = repo.DecodeTag(payload); err == nil && t.Type != repo.KindCommit && t.Type != repo.KindTag {
-			return fmt.Errorf("object %s is a tag naming a %s, and a tag must lead to a commit: %w", h, t.Type, errWrongKind)
-		}
-	default:
+	default: // a tag names a commit: repo.DecodeTag refuses any other type
+
 		err = repo.Validate(kind, payload)
 	}
 	if err != nil {

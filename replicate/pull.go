@@ -412,9 +412,11 @@ func (p *puller) warn(msg string, err error) {
 }
 
 // walkAll asks for everything the roots need given known, in one request
-// per chunk of roots. A 404 ("root unknown") is narrowed down to the roots
-// that caused it with one walk per root, so the error can name the branch
-// or pin and the other targets still proceed.
+// per chunk of roots. A failure that may come from some of the roots (404
+// "root unknown", or a 5xx from a primary whose store is damaged below some
+// roots) is narrowed down to the roots that caused it with one walk per
+// root, so the error can name the branch or pin and the other targets still
+// proceed.
 func (p *puller) walkAll(roots []repo.Hash, known []string) ([]repo.Hash, error) {
 	var missing []repo.Hash
 	for start := 0; start < len(roots); start += walkRootsPerRequest {
@@ -422,33 +424,45 @@ func (p *puller) walkAll(roots []repo.Hash, known []string) ([]repo.Hash, error)
 		n := len(missing)
 		var err error
 		missing, err = p.walk(chunk, known, missing)
-		var se *StatusError
-		if err != nil && errors.As(err, &se) && se.StatusCode == http.StatusNotFound && len(chunk) > 1 {
-			missing = missing[:n]
-			for _, r := range chunk {
-				n := len(missing)
-				missing, err = p.walk([]repo.Hash{r}, known, missing)
-				if err != nil {
-					if errors.As(err, &se) && se.StatusCode == http.StatusNotFound {
-						p.rootErr[r] = err
-						missing = missing[:n]
-						continue
-					}
-					return nil, err
-				}
-			}
+		if err == nil {
 			continue
 		}
-		if err != nil {
-			if errors.As(err, &se) && se.StatusCode == http.StatusNotFound {
-				p.rootErr[chunk[0]] = err
-				missing = missing[:n]
-				continue
-			}
+		missing = missing[:n]
+		if !rootSpecific(err) {
 			return nil, err
+		}
+		if len(chunk) == 1 {
+			p.rootErr[chunk[0]] = err
+			continue
+		}
+		// One walk per root tells which roots the primary cannot walk, so
+		// the error names exactly their branches and the others proceed.
+		for _, r := range chunk {
+			n := len(missing)
+			missing, err = p.walk([]repo.Hash{r}, known, missing)
+			if err != nil {
+				missing = missing[:n]
+				if !rootSpecific(err) {
+					return nil, err
+				}
+				p.rootErr[r] = err
+			}
 		}
 	}
 	return missing, nil
+}
+
+// rootSpecific reports whether a failed walk may be caused by one of its
+// roots rather than by the primary as a whole: 404 (a root it does not
+// have) or a server error, which a primary with a damaged closure gives for
+// the roots that reach the damage (after the transport's retries). Network
+// failures and other answers concern every root.
+func rootSpecific(err error) bool {
+	var se *StatusError
+	if !errors.As(err, &se) {
+		return false
+	}
+	return se.StatusCode == http.StatusNotFound || (se.StatusCode >= 500 && se.StatusCode != http.StatusServiceUnavailable)
 }
 
 // walkBody encodes the request body shared by walk and pack. known is sent

@@ -235,8 +235,12 @@ func DecodeTag(p []byte) (*Tag, error) {
 				return nil, fmt.Errorf("tag: object: %v: %w", err, ErrCorrupt)
 			}
 		case "type":
-			if t.Type, err = ParseKind(val); err != nil || t.Type == KindSymref {
-				return nil, fmt.Errorf("tag: type %q: %w", clip(val), ErrCorrupt)
+			// FORMAT.md: a tag object names a commit ("type commit"). The
+			// one place this rule lives: replication, fsck and the walk all
+			// decode tags here, so none of them accepts a tag of a tag or of
+			// a tree.
+			if t.Type, err = ParseKind(val); err != nil || t.Type != KindCommit {
+				return nil, fmt.Errorf("tag: type %q: a tag names a commit: %w", clip(val), ErrCorrupt)
 			}
 		case "tag":
 			t.Name = val

@@ -244,14 +244,6 @@ func checkObjectValue(h Hash, v []byte, want Kind, from string) (Kind, []Link, *
 	if err != nil {
 		return kind, nil, &FsckProblem{Hash: h, Kind: "undecodable", Detail: fmt.Sprintf("%s: %v", kind, err)}
 	}
-	if kind == KindTag {
-		// Only commits are tagged (FORMAT.md: tags in use are refs to
-		// commits); a tag object claiming another type is checked as
-		// pointing at something that must be a commit.
-		for i := range links {
-			links[i].Kind = KindCommit
-		}
-	}
 	if !kindFits(kind, want) {
 		p := wrongKind("", h, kind, want, from)
 		return kind, links, &p

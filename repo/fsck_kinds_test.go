@@ -110,7 +110,9 @@ func TestFsckChecksEveryEdgeKind(t *testing.T) {
 		if err := r.UpdateTag(zone, "v1", ZeroHash, tag, nil); err != nil {
 			t.Fatal(err)
 		}
-		want(t, r, TagRef(zone, "v1"), "wrong kind", res.Tree, "expects a commit")
+		// A tag object naming a tree does not decode (a tag names a
+		// commit), so the tag itself is the problem.
+		want(t, r, TagRef(zone, "v1"), "undecodable", tag, "a tag names a commit")
 	})
 	t.Run("tag ref at a tree", func(t *testing.T) {
 		r, res, _, _ := setup(t)
