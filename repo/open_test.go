@@ -3,7 +3,6 @@ package repo
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/zonegit/terraform-provider-zonegit/internal/dirstate"
 )
 
 const openTestZone = "$ORIGIN example.com.\n@ IN SOA ns1 host 1 2 3 4 5\nwww IN A 192.0.2.1\nmail IN MX 10 www\n"
@@ -35,43 +36,6 @@ func closedRepo(t *testing.T) (dir string, res *ImportResult) {
 		t.Fatal(err)
 	}
 	return dir, res
-}
-
-// hashDir returns name -> SHA-256 of every file in dir.
-func hashDir(t *testing.T, dir string) map[string][32]byte {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string][32]byte{}
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[e.Name()] = sha256.Sum256(b)
-	}
-	return out
-}
-
-// sameFiles fails unless dir holds exactly the files of before, byte for
-// byte.
-func sameFiles(t *testing.T, dir string, before map[string][32]byte) {
-	t.Helper()
-	after := hashDir(t, dir)
-	for name, h := range before {
-		if a, ok := after[name]; !ok {
-			t.Errorf("%s was deleted", name)
-		} else if a != h {
-			t.Errorf("%s was modified", name)
-		}
-	}
-	for name := range after {
-		if _, ok := before[name]; !ok {
-			t.Errorf("%s appeared", name)
-		}
-	}
 }
 
 func tableFiles(t *testing.T, dir string) []string {
@@ -101,7 +65,7 @@ func fileSize(t *testing.T, path string) int64 {
 
 func TestReadOnlyOpenChangesNothing(t *testing.T) {
 	dir, res := closedRepo(t)
-	before := hashDir(t, dir)
+	before := dirstate.Listing(t, dir)
 	r, err := Open(dir, Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +87,7 @@ func TestReadOnlyOpenChangesNothing(t *testing.T) {
 	if _, err := os.Stat(snapDir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("private snapshot %s left behind (%v)", snapDir, err)
 	}
-	sameFiles(t, dir, before)
+	dirstate.Unchanged(t, "the read-only open", dir, before)
 }
 
 func TestReadOnlyOpenOfNoRepository(t *testing.T) {
@@ -204,7 +168,7 @@ func TestDamagedRepositoryIsAnError(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir, _ := closedRepo(t)
 			c.damage(t, dir)
-			before := hashDir(t, dir)
+			before := dirstate.Listing(t, dir)
 			for _, opts := range []Options{{ReadOnly: true}, {ReadOnly: true, Detached: true}, {}} {
 				r, err := Open(dir, opts)
 				if err == nil {
@@ -216,7 +180,7 @@ func TestDamagedRepositoryIsAnError(t *testing.T) {
 					!strings.Contains(msg, "zonegit-replicate fsck --repo "+dir) || !strings.Contains(msg, "delete the directory") {
 					t.Errorf("open %+v: %v\nwant ErrDamaged naming %q, the directory and what to do", opts, err, c.what)
 				}
-				sameFiles(t, dir, before)
+				dirstate.Unchanged(t, "the read-only open", dir, before)
 			}
 		})
 	}
@@ -237,13 +201,13 @@ func TestCorruptBlockIsReported(t *testing.T) {
 	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	before := hashDir(t, dir)
+	before := dirstate.Listing(t, dir)
 	r, err := Open(dir, Options{ReadOnly: true})
 	if err != nil {
 		if !errors.Is(err, ErrDamaged) {
 			t.Fatalf("open: %v; want ErrDamaged or success", err)
 		}
-		sameFiles(t, dir, before)
+		dirstate.Unchanged(t, "the read-only open", dir, before)
 		return
 	}
 	rep, err := r.Fsck(context.Background())
@@ -254,7 +218,7 @@ func TestCorruptBlockIsReported(t *testing.T) {
 	if err != nil && !errors.Is(err, ErrDamaged) {
 		t.Errorf("fsck: %v; want a report or ErrDamaged", err)
 	}
-	sameFiles(t, dir, before)
+	dirstate.Unchanged(t, "the read-only open", dir, before)
 }
 
 // TestCrashedWriterHelper is the writer TestCrashedWriterIsReadable kills:
@@ -322,7 +286,7 @@ func TestCrashedWriterIsReadable(t *testing.T) {
 	if m, _ := filepath.Glob(filepath.Join(dir, "*.mem")); len(m) == 0 {
 		t.Fatal("the killed writer left no write-ahead log; nothing to recover")
 	}
-	before := hashDir(t, dir)
+	before := dirstate.Listing(t, dir)
 	for _, opts := range []Options{{ReadOnly: true}, {ReadOnly: true, Detached: true}} {
 		r, err := Open(dir, opts)
 		if err != nil {
@@ -339,7 +303,7 @@ func TestCrashedWriterIsReadable(t *testing.T) {
 		if err := r.Close(); err != nil {
 			t.Fatal(err)
 		}
-		sameFiles(t, dir, before)
+		dirstate.Unchanged(t, "the read-only open", dir, before)
 	}
 	w, err := Open(dir, Options{})
 	if err != nil {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zonegit/terraform-provider-zonegit/internal/dirstate"
+
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
@@ -76,7 +78,7 @@ func (w *failureWatch) check(err error) error {
 // sameListing fails unless dir lists as before.
 func sameListing(t *testing.T, what, dir, before string) {
 	t.Helper()
-	if got := dirListing(t, dir); got != before {
+	if got := dirstate.Listing(t, dir); got != before {
 		t.Fatalf("%s modified the replica:\n%s\nwas:\n%s", what, got, before)
 	}
 }
@@ -134,7 +136,7 @@ func TestAccReplicaResource_damagedReplica(t *testing.T) {
 				sameListing(t, "the plan before "+name, dir, before)
 				restore()
 				want := do()
-				before = dirListing(t, dir)
+				before = dirstate.Listing(t, dir)
 				w.arm(name, want)
 			},
 			Config:   config,
@@ -148,7 +150,7 @@ func TestAccReplicaResource_damagedReplica(t *testing.T) {
 			{Config: config},
 			// A healthy replica: the plan is empty and reads only.
 			{
-				PreConfig: func() { before = dirListing(t, dir) },
+				PreConfig: func() { before = dirstate.Listing(t, dir) },
 				Config:    config,
 				PlanOnly:  true,
 			},
@@ -191,7 +193,7 @@ func TestAccReplicaResource_damagedReplica(t *testing.T) {
 					w.done()
 					restore()
 					restore = func() {}
-					before = dirListing(t, dir)
+					before = dirstate.Listing(t, dir)
 				},
 				Config:   config,
 				PlanOnly: true,
@@ -312,7 +314,7 @@ func TestAccReplicaResource_damagedByWriter(t *testing.T) {
 			{
 				PreConfig: func() {
 					writer = startWriter(t, dir)
-					before = dirListing(t, dir)
+					before = dirstate.Listing(t, dir)
 					w.arm("a plan while a writer has the replica",
 						errorLike("Replica is in use", dir, "in use by another process", "Wait for it to finish"))
 				},
@@ -327,7 +329,7 @@ func TestAccReplicaResource_damagedByWriter(t *testing.T) {
 					if m, _ := filepath.Glob(filepath.Join(dir, "*.mem")); len(m) == 0 {
 						t.Fatal("the killed writer left no write-ahead log; nothing for a plan to replay")
 					}
-					before = dirListing(t, dir)
+					before = dirstate.Listing(t, dir)
 				},
 				// terraform refresh: it reads what the killed writer
 				// committed.

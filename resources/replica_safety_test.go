@@ -2,13 +2,14 @@ package resources_test
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/zonegit/terraform-provider-zonegit/internal/dirstate"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
@@ -47,30 +48,6 @@ func hclList(names ...string) string {
 		q[i] = fmt.Sprintf("%q", n)
 	}
 	return "[" + strings.Join(q, ", ") + "]"
-}
-
-// dirListing is one line per entry of dir: its name and, for a regular
-// file, its size and SHA-256. Two listings are equal when nothing in dir
-// was added, removed or changed by a byte; the lines say which file did.
-func dirListing(t *testing.T, dir string) string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatalf("list %s: %v", dir, err)
-	}
-	var b strings.Builder
-	for _, e := range entries {
-		b.WriteString(e.Name())
-		if e.Type().IsRegular() {
-			data, err := os.ReadFile(filepath.Join(dir, e.Name()))
-			if err != nil {
-				t.Fatalf("read %s: %v", e.Name(), err)
-			}
-			fmt.Fprintf(&b, " %d %x", len(data), sha256.Sum256(data))
-		}
-		b.WriteString("\n")
-	}
-	return b.String()
 }
 
 // TestAccReplicaResource_exactNamesWithGlobCharacters (issue 8.1): branch
@@ -143,8 +120,8 @@ func TestAccReplicaResource_pathMustBeReplica(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(notes, "notes.txt"), []byte("mine"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	notesBefore := dirListing(t, notes)
-	rootBefore := dirListing(t, "/")
+	notesBefore := dirstate.Listing(t, notes)
+	rootBefore := dirstate.Listing(t, "/")
 	empty := filepath.Join(base, "empty")
 	if err := os.Mkdir(empty, 0o755); err != nil {
 		t.Fatal(err)
@@ -167,7 +144,7 @@ func TestAccReplicaResource_pathMustBeReplica(t *testing.T) {
 			},
 			{
 				PreConfig: func() {
-					if got := dirListing(t, notes); got != notesBefore {
+					if got := dirstate.Listing(t, notes); got != notesBefore {
 						t.Fatalf("a refused plan changed %s:\n%s\nwas:\n%s", notes, got, notesBefore)
 					}
 				},
@@ -177,7 +154,7 @@ func TestAccReplicaResource_pathMustBeReplica(t *testing.T) {
 			// Import refuses anything but a repository with branches.
 			{
 				PreConfig: func() {
-					if got := dirListing(t, "/"); got != rootBefore {
+					if got := dirstate.Listing(t, "/"); got != rootBefore {
 						t.Fatalf("a refused plan changed /")
 					}
 				},
@@ -217,7 +194,7 @@ func TestAccReplicaResource_pathMustBeReplica(t *testing.T) {
 			// destroy deletes nothing.
 			{
 				PreConfig: func() {
-					replicaFiles = dirListing(t, dir)
+					replicaFiles = dirstate.Listing(t, dir)
 					if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o644); err != nil {
 						t.Fatal(err)
 					}
@@ -237,7 +214,7 @@ func TestAccReplicaResource_pathMustBeReplica(t *testing.T) {
 					if err := os.Remove(filepath.Join(dir, "notes.txt")); err != nil {
 						t.Fatalf("notes.txt is gone: %v", err)
 					}
-					if got := dirListing(t, dir); got != replicaFiles {
+					if got := dirstate.Listing(t, dir); got != replicaFiles {
 						t.Fatalf("a refused destroy changed the replica:\n%s\nwas:\n%s", got, replicaFiles)
 					}
 				},

@@ -7,7 +7,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
@@ -20,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/zonegit/terraform-provider-zonegit/internal/dirstate"
 
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 	"github.com/zonegit/terraform-provider-zonegit/repo/repotest"
@@ -169,36 +170,6 @@ func importBin(t *testing.T, bin, dir, text string) (string, error) {
 		return "", fmt.Errorf("import printed %q", out)
 	}
 	return commit, nil
-}
-
-// hashFiles returns name -> SHA-256 of every file in dir.
-func hashFiles(t *testing.T, dir string) map[string][32]byte {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string][32]byte{}
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[e.Name()] = sha256.Sum256(b)
-	}
-	return out
-}
-
-func sameHashes(t *testing.T, what string, before, after map[string][32]byte) {
-	t.Helper()
-	if len(before) != len(after) {
-		t.Errorf("%s: %d files before, %d after", what, len(before), len(after))
-	}
-	for name, h := range before {
-		if a, ok := after[name]; !ok || a != h {
-			t.Errorf("%s changed or deleted %s", what, name)
-		}
-	}
 }
 
 // localTip reads main of dir read-only.
@@ -374,13 +345,13 @@ func TestCrashedWriterCLI(t *testing.T) {
 		t.Fatal("the killed import left no write-ahead log")
 	}
 
-	before := hashFiles(t, dir)
+	before := dirstate.Listing(t, dir)
 	code, out, errOut := runBin(t, bin, "fsck", "--repo", dir)
 	noCrash(t, "fsck", errOut)
 	if code != exitOK || !strings.HasPrefix(out, "ok:") {
 		t.Errorf("fsck after a crash: exit %d: %s%s", code, out, errOut)
 	}
-	sameHashes(t, "fsck", before, hashFiles(t, dir))
+	dirstate.Unchanged(t, "fsck", dir, before)
 
 	srv := startServeProc(t, bin, "--repo", dir)
 	tip, status := mainTip(t, http.DefaultClient, srv.url)
@@ -394,7 +365,7 @@ func TestCrashedWriterCLI(t *testing.T) {
 	if err := srv.stop(t); err != nil {
 		t.Errorf("serve exit: %v", err)
 	}
-	sameHashes(t, "serve", before, hashFiles(t, dir))
+	dirstate.Unchanged(t, "serve", dir, before)
 
 	next, err := importBin(t, bin, dir, zoneText(3, 200))
 	if err != nil {
@@ -432,7 +403,7 @@ func TestDamagedRepositoryCLI(t *testing.T) {
 			if err := os.Truncate(p, fi.Size()-5); err != nil {
 				t.Fatal(err)
 			}
-			before := hashFiles(t, dir)
+			before := dirstate.Listing(t, dir)
 
 			code, out, errOut := runBin(t, bin, "fsck", "--repo", dir)
 			noCrash(t, "fsck", errOut)
@@ -440,7 +411,7 @@ func TestDamagedRepositoryCLI(t *testing.T) {
 				!strings.Contains(errOut, "delete the directory") {
 				t.Errorf("fsck: exit %d\nstdout %s\nstderr %s\nwant 1 naming %s and what to do", code, out, errOut, c.what)
 			}
-			sameHashes(t, "fsck", before, hashFiles(t, dir))
+			dirstate.Unchanged(t, "fsck", dir, before)
 
 			code, _, errOut = runBin(t, bin, "pull", "--primary", "http://127.0.0.1:9", "--repo", dir)
 			noCrash(t, "pull", errOut)
@@ -448,12 +419,12 @@ func TestDamagedRepositoryCLI(t *testing.T) {
 				!strings.Contains(errOut, "zonegit-replicate fsck --repo "+dir) {
 				t.Errorf("pull into it: exit %d: %s", code, errOut)
 			}
-			sameHashes(t, "pull", before, hashFiles(t, dir))
+			dirstate.Unchanged(t, "pull", dir, before)
 
 			if _, err := importBin(t, bin, dir, zoneText(2, 10)); err == nil || !strings.Contains(err.Error(), "is damaged") {
 				t.Errorf("import into it: %v", err)
 			}
-			sameHashes(t, "import", before, hashFiles(t, dir))
+			dirstate.Unchanged(t, "import", dir, before)
 
 			srv := startServeProc(t, bin, "--repo", dir)
 			if _, status := mainTip(t, http.DefaultClient, srv.url); status != http.StatusServiceUnavailable {
@@ -466,7 +437,7 @@ func TestDamagedRepositoryCLI(t *testing.T) {
 				t.Errorf("serve did not say the repository is damaged: %s", s)
 			}
 			noCrash(t, "serve", srv.stderr.String())
-			sameHashes(t, "serve", before, hashFiles(t, dir))
+			dirstate.Unchanged(t, "serve", dir, before)
 		})
 	}
 }
