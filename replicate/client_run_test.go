@@ -75,7 +75,7 @@ type runHandle struct {
 
 // startRun runs c.Run in a goroutine. The loop is stopped and waited for
 // at cleanup, before the repositories close.
-func startRun(t *testing.T, ctx context.Context, c *replicate.Client) *runHandle {
+func startRun(ctx context.Context, t *testing.T, c *replicate.Client) *runHandle {
 	t.Helper()
 	h := &runHandle{done: make(chan struct{})}
 	go func() {
@@ -118,7 +118,7 @@ func TestRunPicksUpNewCommit(t *testing.T) {
 	c.Interval = 20 * time.Millisecond
 	log := newPullLog()
 	c.OnPull = log.onPull
-	startRun(t, context.Background(), c)
+	startRun(context.Background(), t, c)
 
 	log.waitFor(t, "pull bringing the first commit", branchMovedTo("example.com.", "main", h1))
 	h2 := mustSetA(t, p.repo, "example.com.", "main", "www", 7)
@@ -165,7 +165,7 @@ func TestRunBacksOffOnFailureAndResetsAfterSuccess(t *testing.T) {
 	c.MaxBackoff = 400 * time.Millisecond
 	log := newPullLog()
 	c.OnPull = log.onPull
-	startRun(t, context.Background(), c)
+	startRun(context.Background(), t, c)
 
 	time.Sleep(window)
 	failed := log.len()
@@ -236,7 +236,7 @@ func TestRunStopsPromptlyMidPull(t *testing.T) {
 			c.OnPull = log.onPull
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			done := startRun(t, ctx, c)
+			done := startRun(ctx, t, c)
 			select {
 			case <-entered:
 			case <-time.After(hangBound):
@@ -283,7 +283,7 @@ func TestRunStopsPromptlyInBackoffWait(t *testing.T) {
 	c.OnPull = log.onPull
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	done := startRun(t, ctx, c)
+	done := startRun(ctx, t, c)
 	log.waitFor(t, "failed pull", func(_ []*replicate.PullResult, errs []error) bool { return len(errs) == 1 && errs[0] != nil })
 	start := time.Now()
 	cancel()
@@ -327,7 +327,7 @@ func TestRunOnePullAtATime(t *testing.T) {
 	c.Interval = time.Hour
 	log := newPullLog()
 	c.OnPull = log.onPull
-	startRun(t, context.Background(), c)
+	startRun(context.Background(), t, c)
 	<-entered // Run's pull is in flight, held by the primary
 
 	direct := make(chan error, 1)
@@ -367,7 +367,7 @@ func TestNewClientBadURLDoesNotPanic(t *testing.T) {
 	c.Interval = 10 * time.Millisecond
 	log := newPullLog()
 	c.OnPull = log.onPull
-	startRun(t, context.Background(), c)
+	startRun(context.Background(), t, c)
 	log.waitFor(t, "reported failure", func(_ []*replicate.PullResult, errs []error) bool { return len(errs) > 0 })
 	log.mu.Lock()
 	defer log.mu.Unlock()
