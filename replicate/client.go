@@ -3,6 +3,7 @@ package replicate
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"sort"
 	"strings"
@@ -14,15 +15,26 @@ import (
 
 // Client is a secondary's pull-replication client. Construct one per
 // (primary, local-repo) pair with NewClient or NewClientWithOptions and call
-// Pull (one pass) or Run (polling loop).
+// Pull (one pass) or Run (polling loop). Set the exported fields before
+// calling Run; they are read, not locked.
 type Client struct {
 	PrimaryURL string
 	Local      *repo.Repo
-	Interval   time.Duration
-	HTTP       *http.Client
+	// Interval is Run's wait between pulls after a success; default 5s.
+	Interval time.Duration
+	// MaxBackoff caps Run's wait after consecutive failures, which
+	// doubles from Interval; default 5 minutes, never below Interval.
+	MaxBackoff time.Duration
+	// OnPull, when set, receives the outcome of every pull Run makes, in
+	// Run's goroutine before the wait for the next pull (a slow callback
+	// delays the loop). err is PullWith's error; res is never nil. A pull
+	// cut short by Stop or by Run's context is not reported: Run returns.
+	OnPull func(res *PullResult, err error)
+	HTTP   *http.Client
 
-	opts ClientOptions
-	tr   *transport // built from opts; HTTP is its underlying client
+	opts    ClientOptions
+	tr      *transport // built from opts; HTTP is its underlying client
+	initErr error      // why NewClient could not build tr; every pull reports it
 
 	pullMu sync.Mutex // one Pull at a time per Client
 
@@ -163,16 +175,21 @@ type PullResult struct {
 }
 
 // NewClient builds a Client with sensible defaults: 5s poll interval, 30s
-// per-request HTTP timeout. A malformed URL is reported by the first Pull.
+// per-request HTTP timeout. It never fails: a malformed URL, or HTTP
+// machinery that cannot be built (http.DefaultTransport replaced by a type
+// it cannot clone), is reported by every Pull and every pull Run makes.
+// NewClientWithOptions reports both at once.
 func NewClient(primaryURL string, local *repo.Repo) *Client {
 	opts := ClientOptions{PrimaryURL: primaryURL}
 	opts.setDefaults()
+	c := &Client{PrimaryURL: primaryURL, Local: local, Interval: defaultInterval, opts: opts}
 	tr, err := newTransport(&opts)
 	if err != nil {
-		// Only TLS material can fail here, and there is none.
-		panic(err)
+		c.initErr = fmt.Errorf("client for primary %q: %w", clipStr(primaryURL), err)
+		return c
 	}
-	return &Client{PrimaryURL: primaryURL, Local: local, Interval: defaultInterval, HTTP: tr.hc, opts: opts, tr: tr}
+	c.HTTP, c.tr = tr.hc, tr
+	return c
 }
 
 func (o *ClientOptions) setDefaults() {
@@ -226,6 +243,9 @@ func NewClientWithOptions(local *repo.Repo, opts ClientOptions) (*Client, error)
 // transport returns the HTTP machinery for the current PrimaryURL and HTTP
 // fields (both may be changed after construction, as in the seed API).
 func (c *Client) transport() (*transport, error) {
+	if c.initErr != nil {
+		return nil, c.initErr
+	}
 	if c.tr == nil { // a Client built as a struct literal
 		opts := c.opts
 		opts.PrimaryURL = c.PrimaryURL
@@ -322,17 +342,20 @@ func (c *Client) Pull(ctx context.Context) error {
 	return err
 }
 
-// Run polls every Interval until ctx is done or Stop is called. Each poll
-// is one Pull; errors are logged and the loop continues. It returns nil
-// when stopped and ctx's error when ctx ends.
+// Run pulls (PullWith with zero PullOptions: every branch) at once and
+// then after every wait until ctx is done or Stop is called, and reports
+// each pull to OnPull and to the Logger. The wait is Interval after a
+// success; after n consecutive failures it is Interval·2^n, capped at
+// MaxBackoff, less a random part of up to half (so replicas that failed
+// together do not retry together), and never below Interval. Pulls never
+// overlap, with each other or with a Pull or PullWith called meanwhile:
+// those wait for the pull in flight.
+//
+// Stop and ctx's end interrupt both a pull in flight and the wait. Run
+// returns nil when stopped and ctx's error when ctx ends; once it has
+// returned no pull of its own is running, so Local may be closed.
 func (c *Client) Run(ctx context.Context) error {
-	c.stopMu.Lock()
-	if c.stopCh == nil {
-		c.stopCh = make(chan struct{})
-	}
-	stop := c.stopCh
-	c.stopMu.Unlock()
-
+	stop := c.stopChan()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -342,50 +365,115 @@ func (c *Client) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}()
-	interval := c.Interval
-	if interval <= 0 {
-		interval = defaultInterval
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		res, err := c.PullWith(ctx, PullOptions{})
+	// ended says why the loop must end, if it must.
+	ended := func() (bool, error) {
 		select {
 		case <-stop:
-			return nil
+			return true, nil
 		default:
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
+		if err := ctx.Err(); err != nil {
+			return true, err
 		}
-		if l := c.opts.Logger; l != nil {
-			if err != nil {
-				l.Error("pull failed", "primary", c.PrimaryURL, "error", err.Error())
-			} else if res.Objects > 0 {
-				l.Info("pulled", "primary", c.PrimaryURL, "objects", res.Objects, "bytes", res.Bytes, "duration", res.Duration.String())
-			}
+		return false, nil
+	}
+	failures := 0
+	for {
+		if done, err := ended(); done {
+			return err
 		}
+		res, err := c.PullWith(ctx, PullOptions{})
+		if done, endErr := ended(); done {
+			return endErr // the pull was cut short, not failed
+		}
+		if err != nil {
+			failures++
+		} else {
+			failures = 0
+		}
+		wait := c.runWait(failures)
+		c.reportPull(res, err, wait)
+		t := time.NewTimer(wait)
 		select {
-		case <-stop:
-			return nil
 		case <-ctx.Done():
-			return ctx.Err()
+			t.Stop()
 		case <-t.C:
 		}
 	}
 }
 
-// Stop ends a running Run loop (and any Run started later). It is safe to
-// call more than once.
-func (c *Client) Stop() {
+// defaultMaxBackoff caps Run's wait after failures: long enough that a
+// primary down for hours sees a trickle of requests from each replica, short
+// enough that replication resumes within minutes of its return.
+const defaultMaxBackoff = 5 * time.Minute
+
+// runWait is Run's wait before the next pull after the given number of
+// consecutive failures.
+func (c *Client) runWait(failures int) time.Duration {
+	interval := c.Interval
+	if interval <= 0 {
+		interval = defaultInterval
+	}
+	if failures == 0 {
+		return interval
+	}
+	limit := c.MaxBackoff
+	if limit <= 0 {
+		limit = defaultMaxBackoff
+	}
+	if limit < interval {
+		limit = interval
+	}
+	d := interval
+	for i := 0; i < failures && d < limit; i++ {
+		d *= 2
+	}
+	if d > limit {
+		d = limit
+	}
+	// Equal jitter: keep at least half the backoff, spread the rest.
+	d -= rand.N(d/2 + 1) //nolint:gosec // timing jitter, not a secret
+	if d < interval {
+		d = interval
+	}
+	return d
+}
+
+func (c *Client) reportPull(res *PullResult, err error, wait time.Duration) {
+	if res == nil { // PullWith always returns one; keep OnPull's promise anyway
+		res = &PullResult{Primary: c.PrimaryURL}
+	}
+	if l := c.opts.Logger; l != nil {
+		if err != nil {
+			l.Error("pull failed", "primary", res.Primary, "error", err.Error(), "next_pull_in", wait.String())
+		} else if res.Objects > 0 {
+			l.Info("pulled", "primary", res.Primary, "objects", res.Objects, "bytes", res.Bytes, "duration", res.Duration.String())
+		}
+	}
+	if c.OnPull != nil {
+		c.OnPull(res, err)
+	}
+}
+
+func (c *Client) stopChan() chan struct{} {
 	c.stopMu.Lock()
 	defer c.stopMu.Unlock()
 	if c.stopCh == nil {
 		c.stopCh = make(chan struct{})
 	}
+	return c.stopCh
+}
+
+// Stop ends a running Run loop (and any Run started later), interrupting
+// its pull in flight. It returns at once, without waiting for Run to
+// return; it is safe to call more than once and from OnPull.
+func (c *Client) Stop() {
+	stop := c.stopChan()
+	c.stopMu.Lock()
+	defer c.stopMu.Unlock()
 	select {
-	case <-c.stopCh:
+	case <-stop:
 	default:
-		close(c.stopCh)
+		close(stop)
 	}
 }
