@@ -20,7 +20,9 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
 	"github.com/zonegit/terraform-provider-zonegit/provider"
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
@@ -253,6 +255,18 @@ func (f funcPlanCheck) CheckPlan(ctx context.Context, req plancheck.CheckPlanReq
 func dirExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+// checkDirGone is a CheckDestroy that fails when dir still exists; what
+// says what should have removed it (or never made it), e.g. "destroy with
+// destroy_data = true left".
+func checkDirGone(dir, what string) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		if dirExists(dir) {
+			return fmt.Errorf("%s %s", what, dir)
+		}
+		return nil
+	}
 }
 
 // hcl quotes s as an HCL string (heredoc for multi-line PEM).

@@ -303,12 +303,7 @@ func TestAccReplicaResource_damagedByWriter(t *testing.T) {
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		ErrorCheck:               w.check,
-		CheckDestroy: func(*terraform.State) error {
-			if dirExists(dir) {
-				return fmt.Errorf("destroy with destroy_data = true left %s", dir)
-			}
-			return nil
-		},
+		CheckDestroy:             checkDirGone(dir, "destroy with destroy_data = true left"),
 		Steps: []resource.TestStep{
 			{Config: config},
 			{

@@ -249,12 +249,7 @@ resource "zonegit_replica" "test" {
 
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		CheckDestroy: func(*terraform.State) error {
-			if dirExists(dir) {
-				return fmt.Errorf("destroy with destroy_data = true left %s", dir)
-			}
-			return nil
-		},
+		CheckDestroy:             checkDirGone(dir, "destroy with destroy_data = true left"),
 		Steps: []resource.TestStep{
 			{
 				Config: config(`

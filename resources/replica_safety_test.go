@@ -131,12 +131,7 @@ func TestAccReplicaResource_pathMustBeReplica(t *testing.T) {
 
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		CheckDestroy: func(*terraform.State) error {
-			if dirExists(dir) {
-				return fmt.Errorf("destroy with destroy_data = true left %s", dir)
-			}
-			return nil
-		},
+		CheckDestroy:             checkDirGone(dir, "destroy with destroy_data = true left"),
 		Steps: []resource.TestStep{
 			{
 				Config:      replicaConfig(p.URL, notes, ""),
@@ -287,12 +282,7 @@ func TestAccReplicaResource_timeoutsValidated(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "replica")
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		CheckDestroy: func(*terraform.State) error {
-			if dirExists(dir) {
-				return fmt.Errorf("an invalid timeout created %s", dir)
-			}
-			return nil
-		},
+		CheckDestroy:             checkDirGone(dir, "an invalid timeout created"),
 		Steps: []resource.TestStep{
 			{
 				Config:      replicaConfig(p.URL, dir, "timeouts {\n    create = \"-1s\"\n  }"),
@@ -635,12 +625,7 @@ func TestAccReplicaResource_replacedByOtherFiles(t *testing.T) {
 	notes := filepath.Join(dir, "notes.txt")
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		CheckDestroy: func(*terraform.State) error {
-			if dirExists(dir) {
-				return fmt.Errorf("destroy with destroy_data = true left %s", dir)
-			}
-			return nil
-		},
+		CheckDestroy:             checkDirGone(dir, "destroy with destroy_data = true left"),
 		Steps: []resource.TestStep{
 			{Config: config},
 			{
