@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 )
@@ -15,11 +14,18 @@ import (
 // nor a zonegit repository (a directory of Badger's files and nothing else).
 var ErrNotRepository = errors.New("not a zonegit repository")
 
-// repositoryFile matches the names of the files a repository directory
-// consists of: Badger's tables, value logs and memtable logs, its manifest
-// and key registry (and their rewrite temporaries), its discard stats and
-// the pid file of its directory lock. Badger creates nothing else there.
-var repositoryFile = regexp.MustCompile(`^(?:[0-9]+\.(?:sst|vlog|mem)|MANIFEST|MANIFEST-REWRITE|KEYREGISTRY|REWRITE-KEYREGISTRY|DISCARD|LOCK)$`)
+// repositoryFile reports whether name is one of the files a repository
+// directory consists of: Badger's data files (badgerFile: tables, value
+// logs, memtable logs, manifest, key registry, discard stats), the rewrite
+// temporaries of its manifest and key registry, and the pid file of its
+// directory lock. Badger creates nothing else there.
+func repositoryFile(name string) bool {
+	switch name {
+	case manifestName + "-REWRITE", "REWRITE-" + keyRegistryName, lockName:
+		return true
+	}
+	return badgerFile(name)
+}
 
 // Dir is what a path holds, as far as a repository is concerned.
 type Dir struct {
@@ -56,7 +62,7 @@ func InspectDir(dir string) (Dir, error) {
 		return d, err
 	}
 	for _, e := range entries {
-		if e.Type().IsRegular() && repositoryFile.MatchString(e.Name()) {
+		if e.Type().IsRegular() && repositoryFile(e.Name()) {
 			d.Files = append(d.Files, e.Name())
 		} else {
 			d.Foreign = append(d.Foreign, e.Name())
