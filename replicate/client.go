@@ -192,6 +192,14 @@ func NewClient(primaryURL string, local *repo.Repo) *Client {
 	return c
 }
 
+// WithDefaults returns o with every zero setting replaced by the default a
+// client uses for it, so callers can show (log, document) the settings that
+// are actually in effect rather than zero values.
+func (o ClientOptions) WithDefaults() ClientOptions {
+	o.setDefaults()
+	return o
+}
+
 func (o *ClientOptions) setDefaults() {
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = defaultRequestTimeout
