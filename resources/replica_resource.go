@@ -12,7 +12,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
-	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
@@ -67,14 +66,6 @@ type replicaResourceModel struct {
 	Refs        types.Map      `tfsdk:"refs"`
 	LastPull    types.Object   `tfsdk:"last_pull"`
 	Timeouts    timeouts.Value `tfsdk:"timeouts"`
-}
-
-// lastPullAttrTypes is the shape of last_pull.
-var lastPullAttrTypes = map[string]attr.Type{
-	"objects":     types.Int64Type,
-	"bytes":       types.Int64Type,
-	"duration_ms": types.Int64Type,
-	"primary":     types.StringType,
 }
 
 func (r *ReplicaResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
@@ -253,24 +244,9 @@ func (r *ReplicaResource) Configure(_ context.Context, req resource.ConfigureReq
 	}
 }
 
-// ValidateConfig refuses timeouts that are not positive: a zero or negative
-// timeout would fail every apply, blaming the primary.
+// ValidateConfig refuses timeouts that are not positive.
 func (r *ReplicaResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
-	for _, name := range []string{"create", "update"} {
-		p := path.Root("timeouts").AtName(name)
-		var v types.String
-		if diags := req.Config.GetAttribute(ctx, p, &v); diags.HasError() {
-			continue // no timeouts block
-		}
-		if v.IsNull() || v.IsUnknown() {
-			continue
-		}
-		// The timeouts package has checked the syntax.
-		if d, err := time.ParseDuration(v.ValueString()); err == nil && d <= 0 {
-			resp.Diagnostics.AddAttributeError(p, "Invalid timeout",
-				fmt.Sprintf("timeouts.%s = %q is not positive. Use a duration greater than zero, such as \"30m\".", name, v.ValueString()))
-		}
-	}
+	resp.Diagnostics.Append(validateTimeouts(ctx, req.Config, "create", "update")...)
 }
 
 // ModifyPlan computes the refs the apply will produce: the primary's tips
@@ -706,28 +682,40 @@ func (r *ReplicaResource) pullSettings(ctx context.Context, m *replicaResourceMo
 
 // planRefs returns the refs the local repository at dir will have once the
 // selection is applied, given the primary's refs, and the refs it has now.
-// With prune the replica keeps exactly its selection: besides the branches
-// the primary deleted, local branches the selection no longer selects go.
 func planRefs(ctx context.Context, primary *replicate.RefsResponse, primaryURL, dir string, pull replicate.PullOptions) (planned, current map[string]string, diags diag.Diagnostics) {
 	local, _, err := readLocalRefs(dir)
 	if err != nil {
 		diags.Append(readError(dir, err))
 		return nil, nil, diags
 	}
+	planned, diags = planSelection(ctx, primary, primaryURL, "the replica at "+dir, local, pull)
+	if diags.HasError() {
+		return nil, nil, diags
+	}
+	return planned, refsMap(local), diags
+}
+
+// planSelection returns the branches a replica holding local will have once
+// the selection is applied, given the primary's refs: the selected tips and
+// pins on top of local and, with prune, without the local branches the
+// selection no longer has (the replica then keeps exactly its selection).
+// It is the plan of zonegit_replica and of zonegit_secondary alike; what
+// names the replica in messages ("the replica at /var/lib/...").
+func planSelection(ctx context.Context, primary *replicate.RefsResponse, primaryURL, what string, local []repo.Ref, pull replicate.PullOptions) (planned map[string]string, diags diag.Diagnostics) {
 	p, err := replicate.Plan(primary, local, pull)
 	if err != nil {
 		diags.AddError("Cannot plan replica",
-			fmt.Sprintf("Selecting branches of primary %s for the replica at %s failed: %v. Check zones, branches and pins.", primaryURL, dir, err))
-		return nil, nil, diags
+			fmt.Sprintf("Selecting branches of primary %s for %s failed: %v. Check zones, branches and pins.", primaryURL, what, err))
+		return nil, diags
 	}
 	for _, e := range p.Invalid {
-		what := "Branch"
+		kind := "Branch"
 		if e.Tag {
-			what = "Tag"
+			kind = "Tag"
 		}
 		diags.AddError("Primary offers an invalid ref", fmt.Sprintf(
-			"%s %q of zone %q (primary %s): %v. The replica cannot store it. Fix it on the primary, or leave it "+
-				"out of the replica's zones and branches filters.", what, e.Name, e.Zone, primaryURL, e.Err))
+			"%s %q of zone %q (primary %s): %v. %s cannot store it. Fix it on the primary, or leave it "+
+				"out of the zones and branches filters.", kind, e.Name, e.Zone, primaryURL, e.Err, upperFirst(what)))
 	}
 	planned = p.Refs(local)
 	var unselected []repo.Ref
@@ -738,10 +726,18 @@ func planRefs(ctx context.Context, primary *replicate.RefsResponse, primaryURL, 
 		}
 	}
 	tflog.Info(ctx, "planned replica refs", map[string]any{
-		"path": dir, "primary": primaryURL, "primary_branches": len(primary.Branches),
+		"replica": what, "primary": primaryURL, "primary_branches": len(primary.Branches),
 		"local_branches": len(local), "targets": len(p.Targets), "prune": len(p.Prune) + len(unselected),
 	})
-	return planned, refsMap(local), diags
+	return planned, diags
+}
+
+// upperFirst capitalizes the first letter of a message fragment.
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 // apply makes the replica's branches exactly the planned refs and returns
@@ -823,10 +819,7 @@ func (r *ReplicaResource) apply(ctx context.Context, plan *replicaResourceModel)
 				continue
 			}
 			failed++
-			diags.AddError("Replica pull failed", fmt.Sprintf(
-				"Branch %s of zone %s (replica %s, primary %s): %v. The branch was left at %s; branches that "+
-					"succeeded are applied and recorded in state. Fix the cause and run apply again.",
-				replicate.DisplayName(b.Name), replicate.DisplayName(b.Zone), dir, opts.PrimaryURL, b.Err, shortOr(b.Old, "(absent)")))
+			diags.Append(branchPullError("replica "+dir, opts.PrimaryURL, b.Zone, b.Name, b.Err.Error(), shortOr(b.Old, "(absent)")))
 		}
 		tflog.Info(ctx, "pulled replica", map[string]any{
 			"path": dir, "primary": opts.PrimaryURL, "branches": len(res.Branches), "failed": failed,
@@ -860,18 +853,12 @@ func (r *ReplicaResource) apply(ctx context.Context, plan *replicaResourceModel)
 	diags.Append(d...)
 	state.Refs = refs
 	if plan.LastPull.IsUnknown() || moved {
-		var stats = map[string]attr.Value{
-			"objects":     types.Int64Value(0),
-			"bytes":       types.Int64Value(0),
-			"duration_ms": types.Int64Value(0),
-			"primary":     types.StringValue(opts.PrimaryURL),
-		}
+		var objects, bytes int64
+		var took time.Duration
 		if res != nil {
-			stats["objects"] = types.Int64Value(int64(res.Objects))
-			stats["bytes"] = types.Int64Value(res.Bytes)
-			stats["duration_ms"] = types.Int64Value(res.Duration.Milliseconds())
+			objects, bytes, took = int64(res.Objects), res.Bytes, res.Duration
 		}
-		lp, d := types.ObjectValue(lastPullAttrTypes, stats)
+		lp, d := lastPullValue(objects, bytes, took.Milliseconds(), opts.PrimaryURL)
 		diags.Append(d...)
 		state.LastPull = lp
 	}
