@@ -435,6 +435,22 @@ func newTransport(o *ClientOptions) (*transport, error) {
 		minDelay: o.RetryMinDelay, maxDelay: o.RetryMaxDelay, attempts: o.RetryAttempts, logger: o.Logger}, nil
 }
 
+// NewHTTPClient returns the HTTP client a Client reaches its primary with
+// (o's TLS material and Insecure, the proxy from the environment, the
+// request timeout and stall rule, and a redirect policy that sends
+// credentials only to the first request's origin), for other zonegit HTTP
+// APIs that must be reached the same way: the secondary daemon's control
+// API. Token, Headers and the retry settings are not applied: the caller
+// sets its own headers and retries.
+func NewHTTPClient(o ClientOptions) (*http.Client, error) {
+	o.setDefaults()
+	t, err := newTransport(&o)
+	if err != nil {
+		return nil, err
+	}
+	return t.guard(t.hc), nil
+}
+
 // guard returns hc with this transport's bounds: a caller that replaced
 // Client.HTTP (its own TLS setup, a test transport) keeps them, since the
 // stall rule and the redirect policy protect against the primary, whoever

@@ -10,11 +10,8 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
 )
@@ -189,23 +186,7 @@ func withTimeout(ctx context.Context, cmd string, d time.Duration) (context.Cont
 // primary (errors naming its branches, its error bodies), keeping the rest
 // as it is: one message stays one line, and no byte of it reaches the
 // terminal as a control sequence.
-func safeLine(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case r == ' ' || unicode.IsPrint(r):
-			b.WriteString(s[i : i+n])
-		default:
-			q := strconv.QuoteRune(r) // '\x1b', '\n', '\u202e'
-			b.WriteString(q[1 : len(q)-1])
-		}
-		i += n
-	}
-	return b.String()
-}
+func safeLine(s string) string { return replicate.SafeText(s) }
 
 // serverLimitFlags bound what serve holds in memory at once (see
 // replicate.Server: MaxConcurrent, MaxQueued, QueueWait).
