@@ -17,6 +17,9 @@ const (
 	EnvCACertPEM     = "ZONEGIT_CA_CERT_PEM"
 	EnvClientCertPEM = "ZONEGIT_CLIENT_CERT_PEM"
 	EnvClientKeyPEM  = "ZONEGIT_CLIENT_KEY_PEM"
+	// EnvSecondaryToken is the control token of secondary daemons
+	// (zonegit_secondary), a secret apart from the primary's token.
+	EnvSecondaryToken = "ZONEGIT_SECONDARY_TOKEN"
 )
 
 // FileSuffix turns a secret's environment variable into the one naming a

@@ -56,6 +56,7 @@ type zonegitProviderModel struct {
 	RequestTimeout types.String `tfsdk:"request_timeout"`
 	Concurrency    types.Int64  `tfsdk:"concurrency"`
 	Retry          *retryModel  `tfsdk:"retry"`
+	SecondaryToken types.String `tfsdk:"secondary_token"`
 }
 
 // retryModel is the retry block.
@@ -73,7 +74,8 @@ func (p *ZonegitProvider) Metadata(_ context.Context, _ provider.MetadataRequest
 func (p *ZonegitProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *provider.SchemaResponse) {
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "The zonegit provider replicates DNS zones from a zonegit primary into local zonegit " +
-			"repositories (`zonegit_replica`) and reads a primary's branch tips as data (`zonegit_refs`).\n\n" +
+			"repositories (`zonegit_replica`), moves fleets of secondary daemons to reviewed commits " +
+			"(`zonegit_secondary`), and reads a primary's branch tips as data (`zonegit_refs`).\n\n" +
 			"zonegit stores zones the way git stores files: RRsets are content-addressed blobs, a zone is a " +
 			"label-wise tree, and each zone has branches of commits. A primary serves its repository over HTTP; " +
 			"this provider pulls exactly the commits a plan shows.",
@@ -90,6 +92,16 @@ func (p *ZonegitProvider) Schema(_ context.Context, _ provider.SchemaRequest, re
 					"with the `" + EnvToken + "` environment variable, or `" + EnvToken + FileSuffix + "` naming a " +
 					"file that holds it (surrounding white space is ignored). Like all provider settings it is never " +
 					"stored in state; *Secrets, state and plan files* above tells how to keep it out of saved plans too.",
+				Optional:  true,
+				Sensitive: true,
+			},
+			"secondary_token": schema.StringAttribute{
+				MarkdownDescription: "Control token of the secondary daemons (`zonegit-replicate secondary " +
+					"--control-token-file`), used by every `zonegit_secondary` that does not set its own " +
+					"`control_token`. It is a secret apart from `token`: the primary's token lets a reader pull, the " +
+					"control token lets its holder move a secondary. May also be set with the `" + EnvSecondaryToken +
+					"` environment variable, or `" + EnvSecondaryToken + FileSuffix + "` naming a file that holds it " +
+					"(surrounding white space is ignored).",
 				Optional:  true,
 				Sensitive: true,
 			},
@@ -193,6 +205,7 @@ func (p *ZonegitProvider) Configure(ctx context.Context, req provider.ConfigureR
 	}
 	unknown("primary_url", EnvPrimaryURL, config.PrimaryURL.IsUnknown())
 	unknown("token", envNames(EnvToken, true), config.Token.IsUnknown())
+	unknown("secondary_token", envNames(EnvSecondaryToken, true), config.SecondaryToken.IsUnknown())
 	unknown("headers", "", config.Headers.IsUnknown())
 	unknown("ca_cert_pem", envNames(EnvCACertPEM, true), config.CACertPEM.IsUnknown())
 	unknown("client_cert_pem", envNames(EnvClientCertPEM, true), config.ClientCertPEM.IsUnknown())
@@ -220,6 +233,7 @@ func (p *ZonegitProvider) Configure(ctx context.Context, req provider.ConfigureR
 	caCert := resolve(config.CACertPEM, "ca_cert_pem", EnvCACertPEM, true, false)
 	clientCert := resolve(config.ClientCertPEM, "client_cert_pem", EnvClientCertPEM, true, false)
 	clientKey := resolve(config.ClientKeyPEM, "client_key_pem", EnvClientKeyPEM, true, false)
+	secondaryToken := resolve(config.SecondaryToken, "secondary_token", EnvSecondaryToken, true, true)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -271,6 +285,7 @@ func (p *ZonegitProvider) Configure(ctx context.Context, req provider.ConfigureR
 		"token_set":       eff.Token != "",
 		"headers":         len(eff.Headers),
 		"token_from":      sourceIf(eff.Token, token.from),
+		"secondary_token": sourceIf(secondaryToken.value, secondaryToken.from),
 		"custom_ca":       eff.CACertPEM != "",
 		"ca_from":         sourceIf(eff.CACertPEM, caCert.from),
 		"client_cert":     eff.ClientCertPEM != "",
@@ -283,7 +298,12 @@ func (p *ZonegitProvider) Configure(ctx context.Context, req provider.ConfigureR
 		"retry_max_delay": eff.RetryMaxDelay.String(),
 		"user_agent":      eff.UserAgent,
 	})
-	data := &resources.ProviderData{Client: opts, Version: p.version}
+	data := &resources.ProviderData{
+		Client:             opts,
+		Version:            p.version,
+		SecondaryToken:     secondaryToken.value,
+		SecondaryTokenFrom: secondaryToken.from,
+	}
 	resp.ResourceData = data
 	resp.DataSourceData = data
 }
@@ -291,6 +311,7 @@ func (p *ZonegitProvider) Configure(ctx context.Context, req provider.ConfigureR
 func (p *ZonegitProvider) Resources(_ context.Context) []func() resource.Resource {
 	return []func() resource.Resource{
 		resources.NewReplicaResource,
+		resources.NewSecondaryResource,
 	}
 }
 

@@ -22,14 +22,18 @@ import (
 
 func TestSchemas(t *testing.T) {
 	ctx := context.Background()
-	var rs resource.SchemaResponse
-	NewReplicaResource().Schema(ctx, resource.SchemaRequest{}, &rs)
-	if diags := rs.Schema.ValidateImplementation(ctx); diags.HasError() {
-		t.Fatalf("zonegit_replica schema: %v", diags)
-	}
-	for name, a := range rs.Schema.Attributes {
-		if a.GetMarkdownDescription() == "" {
-			t.Errorf("zonegit_replica.%s has no MarkdownDescription", name)
+	for name, r := range map[string]resource.Resource{
+		"zonegit_replica": NewReplicaResource(), "zonegit_secondary": NewSecondaryResource(),
+	} {
+		var rs resource.SchemaResponse
+		r.Schema(ctx, resource.SchemaRequest{}, &rs)
+		if diags := rs.Schema.ValidateImplementation(ctx); diags.HasError() {
+			t.Fatalf("%s schema: %v", name, diags)
+		}
+		for attr, a := range rs.Schema.Attributes {
+			if a.GetMarkdownDescription() == "" {
+				t.Errorf("%s.%s has no MarkdownDescription", name, attr)
+			}
 		}
 	}
 	var ds datasource.SchemaResponse

@@ -1,5 +1,6 @@
 // Package resources implements the zonegit provider's resources and data
 // sources: zonegit_replica (a local secondary kept in sync with a primary),
+// zonegit_secondary (a remote secondary daemon moved by its control API),
 // zonegit_refs (a primary's branch tips as data) and zonegit_records (the
 // records of one commit as data).
 //
@@ -23,6 +24,11 @@ type ProviderData struct {
 	Client replicate.ClientOptions
 	// Version is the provider's release version ("dev" for local builds).
 	Version string
+	// SecondaryToken is the default control token of secondary daemons
+	// (zonegit_secondary), and SecondaryTokenFrom where it came from
+	// (attribute, variable or file; never the value), for messages.
+	SecondaryToken     string
+	SecondaryTokenFrom string
 }
 
 // providerDataFrom converts the value passed to Configure. A nil value means
