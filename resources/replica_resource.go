@@ -349,12 +349,8 @@ func (r *ReplicaResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		}
 	}
 	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, encodeSnapshot(opts.PrimaryURL, primary))...)
-	planned, local, diags := planRefs(ctx, primary, opts.PrimaryURL, dir, pull)
+	planned, diags := planRefs(ctx, opts, primary, dir, pull)
 	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	resp.Diagnostics.Append(checkPins(ctx, opts, pull.Pins, local)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -385,42 +381,6 @@ func checkReplicaDir(dir string) diag.Diagnostics {
 			"%v. A replica's path must be absent, an empty directory, or a zonegit repository (only *.sst, *.vlog, "+
 				"*.mem, MANIFEST, KEYREGISTRY, DISCARD and LOCK files); the provider writes into no other directory "+
 				"and never deletes files it did not make. Choose another path, or move the other files out.", err))
-	}
-	return diags
-}
-
-// checkPins asks the primary, for each pin that would move its branch,
-// whether it has that commit (one request per such pin), so a pin the
-// apply could not pull fails the plan rather than the apply. A pin the
-// replica already holds needs no request.
-func checkPins(ctx context.Context, opts replicate.ClientOptions, pins map[string]string, local map[string]string) diag.Diagnostics {
-	var diags diag.Diagnostics
-	var client *replicate.Client
-	ctx, opts = withClientLogging(ctx, opts)
-	for _, key := range sortedKeys(pins) {
-		h, err := repo.ParseHash(strings.TrimSpace(pins[key]))
-		if err != nil || local[key] == h.String() {
-			continue // validation reported a bad hash; an applied pin needs nothing
-		}
-		if client == nil {
-			if client, err = replicate.NewClientWithOptions(nil, opts); err != nil {
-				diags.AddError("Invalid replication client settings",
-					fmt.Sprintf("Cannot build a client for primary %s: %v. Check primary_url and the TLS settings of the provider.", opts.PrimaryURL, err))
-				return diags
-			}
-		}
-		err = client.HasCommit(ctx, h)
-		switch {
-		case err == nil:
-			continue
-		case errors.Is(err, repo.ErrNotFound):
-			diags.AddAttributeError(path.Root("pins").AtMapKey(key), "Pinned commit not on the primary", fmt.Sprintf(
-				"Pin %q = %s: primary %s does not have that commit, so the apply could not pull it. Check the hash "+
-					"(zonegit_refs lists the primary's tips), or remove the pin.", key, h, opts.PrimaryURL))
-		default:
-			diags.AddAttributeError(path.Root("pins").AtMapKey(key), "Cannot check pinned commit", fmt.Sprintf(
-				"Pin %q = %s: asking primary %s for the commit failed: %v.", key, h, opts.PrimaryURL, err))
-		}
 	}
 	return diags
 }
@@ -705,20 +665,28 @@ func (r *ReplicaResource) pullSettings(ctx context.Context, m *replicaResourceMo
 }
 
 // planRefs returns the refs the local repository at dir will have once the
-// selection is applied, given the primary's refs, and the refs it has now.
-// With prune the replica keeps exactly its selection: besides the branches
-// the primary deleted, local branches the selection no longer selects go.
-func planRefs(ctx context.Context, primary *replicate.RefsResponse, primaryURL, dir string, pull replicate.PullOptions) (planned, current map[string]string, diags diag.Diagnostics) {
+// selection is applied, given the primary's refs (replicate's PlanRefs,
+// which the secondary daemon's plan uses too): with prune the replica keeps
+// exactly its selection, and every pin that would move its branch must be
+// on the primary.
+func planRefs(ctx context.Context, opts replicate.ClientOptions, primary *replicate.RefsResponse, dir string, pull replicate.PullOptions) (planned map[string]string, diags diag.Diagnostics) {
 	local, _, err := readLocalRefs(dir)
 	if err != nil {
 		diags.Append(readError(dir, err))
-		return nil, nil, diags
+		return nil, diags
 	}
-	p, err := replicate.Plan(primary, local, pull)
+	ctx, opts = withClientLogging(ctx, opts)
+	client, err := replicate.NewClientWithOptions(nil, opts)
+	if err != nil {
+		diags.AddError("Invalid replication client settings",
+			fmt.Sprintf("Cannot build a client for primary %s: %v. Check primary_url and the TLS settings of the provider.", opts.PrimaryURL, err))
+		return nil, diags
+	}
+	p, err := client.PlanRefs(ctx, primary, local, pull)
 	if err != nil {
 		diags.AddError("Cannot plan replica",
-			fmt.Sprintf("Selecting branches of primary %s for the replica at %s failed: %v. Check zones, branches and pins.", primaryURL, dir, err))
-		return nil, nil, diags
+			fmt.Sprintf("Selecting branches of primary %s for the replica at %s failed: %v. Check zones, branches and pins.", opts.PrimaryURL, dir, err))
+		return nil, diags
 	}
 	for _, e := range p.Invalid {
 		what := "Branch"
@@ -727,21 +695,23 @@ func planRefs(ctx context.Context, primary *replicate.RefsResponse, primaryURL, 
 		}
 		diags.AddError("Primary offers an invalid ref", fmt.Sprintf(
 			"%s %q of zone %q (primary %s): %v. The replica cannot store it. Fix it on the primary, or leave it "+
-				"out of the replica's zones and branches filters.", what, e.Name, e.Zone, primaryURL, e.Err))
+				"out of the replica's zones and branches filters.", what, e.Name, e.Zone, opts.PrimaryURL, e.Err))
 	}
-	planned = p.Refs(local)
-	var unselected []repo.Ref
-	if pull.Prune {
-		unselected = pull.Selection().Unselected(local)
-		for _, r := range unselected {
-			delete(planned, r.Zone+"/"+r.Name)
+	for _, e := range p.Pins {
+		if errors.Is(e.Err, repo.ErrNotFound) {
+			diags.AddAttributeError(path.Root("pins").AtMapKey(e.Key), "Pinned commit not on the primary", fmt.Sprintf(
+				"Pin %q = %s: primary %s does not have that commit, so the apply could not pull it. Check the hash "+
+					"(zonegit_refs lists the primary's tips), or remove the pin.", e.Key, e.Hash, opts.PrimaryURL))
+		} else {
+			diags.AddAttributeError(path.Root("pins").AtMapKey(e.Key), "Cannot check pinned commit", fmt.Sprintf(
+				"Pin %q = %s: asking primary %s for the commit failed: %v.", e.Key, e.Hash, opts.PrimaryURL, e.Err))
 		}
 	}
 	tflog.Info(ctx, "planned replica refs", map[string]any{
-		"path": dir, "primary": primaryURL, "primary_branches": len(primary.Branches),
-		"local_branches": len(local), "targets": len(p.Targets), "prune": len(p.Prune) + len(unselected),
+		"path": dir, "primary": opts.PrimaryURL, "primary_branches": len(primary.Branches),
+		"local_branches": len(local), "targets": p.Targets, "prune": p.Pruned,
 	})
-	return planned, refsMap(local), diags
+	return p.Refs, diags
 }
 
 // apply makes the replica's branches exactly the planned refs and returns
@@ -773,7 +743,7 @@ func (r *ReplicaResource) apply(ctx context.Context, plan *replicaResourceModel)
 			diags.Append(refsError(opts.PrimaryURL, err))
 			return nil, false, diags
 		}
-		planned, _, d = planRefs(ctx, primary, opts.PrimaryURL, dir, pull)
+		planned, d = planRefs(ctx, opts, primary, dir, pull)
 	} else {
 		d = plan.Refs.ElementsAs(ctx, &planned, false)
 	}
