@@ -30,7 +30,14 @@ type Client struct {
 	// delays the loop). err is PullWith's error; res is never nil. A pull
 	// cut short by Stop or by Run's context is not reported: Run returns.
 	OnPull func(res *PullResult, err error)
-	HTTP   *http.Client
+	// PullFunc, when set, is what Run calls for each pull instead of
+	// PullWith(ctx, PullOptions{}): for a caller whose selection changes
+	// while Run runs (the secondary daemon's desired state), or that must
+	// serialize Run's pulls with its own. It should call PullWith. A nil
+	// result with a nil error means there was nothing to pull this time:
+	// it is not reported, and counts as a success for the wait.
+	PullFunc func(ctx context.Context) (*PullResult, error)
+	HTTP     *http.Client
 
 	opts    ClientOptions
 	tr      *transport // built from opts; HTTP is its underlying client
@@ -350,7 +357,7 @@ func (c *Client) Pull(ctx context.Context) error {
 	return err
 }
 
-// Run pulls (PullWith with zero PullOptions: every branch) at once and
+// Run pulls (PullFunc, or PullWith with zero PullOptions: every branch) at once and
 // then after every wait until ctx is done or Stop is called, and reports
 // each pull to OnPull and to the Logger. The wait is Interval after a
 // success; after n consecutive failures it is Interval·2^n, capped at
@@ -390,7 +397,13 @@ func (c *Client) Run(ctx context.Context) error {
 		if done, err := ended(); done {
 			return err
 		}
-		res, err := c.PullWith(ctx, PullOptions{})
+		var res *PullResult
+		var err error
+		if c.PullFunc != nil {
+			res, err = c.PullFunc(ctx)
+		} else {
+			res, err = c.PullWith(ctx, PullOptions{})
+		}
 		if done, endErr := ended(); done {
 			return endErr // the pull was cut short, not failed
 		}
@@ -400,7 +413,9 @@ func (c *Client) Run(ctx context.Context) error {
 			failures = 0
 		}
 		wait := c.runWait(failures)
-		c.reportPull(res, err, wait)
+		if res != nil || err != nil {
+			c.reportPull(res, err, wait)
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

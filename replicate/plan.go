@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -204,4 +205,99 @@ func planTagPrune(primary *RefsResponse, local []repo.Ref, opts PullOptions) []r
 		out = append(out, r)
 	}
 	return out
+}
+
+// RefsPlan is what a pull with some PullOptions would make of a local
+// repository's branches: the plan zonegit_replica shows, and the secondary
+// daemon's POST /plan answers. Both make it with Client.PlanRefs.
+type RefsPlan struct {
+	// Refs are the branches after an apply, "<zone>/<branch>" -> hex.
+	Refs map[string]string
+	// Current are the local branches now.
+	Current map[string]string
+	// Invalid are selected branches and tags the primary advertised that
+	// cannot be stored (see PullPlan.Invalid); each is an error of the
+	// plan. Pins are not checked while there are any.
+	Invalid []*BranchError
+	// Pins are the pins that would move a branch and that the primary
+	// could not be shown to have, sorted by key; each is an error of the
+	// plan.
+	Pins []*PinError
+	// Targets and Pruned count the branches the plan moves or keeps and
+	// the ones it deletes (for logs).
+	Targets, Pruned int
+}
+
+// PinError is a pin the primary does not have (Err wraps repo.ErrNotFound)
+// or that could not be checked (the primary unreachable, or the object
+// not a commit).
+type PinError struct {
+	Key  string // "<zone>/<branch>"
+	Hash string // hex
+	Err  error
+}
+
+func (e *PinError) Error() string {
+	return fmt.Sprintf("pin %q = %s: %v", e.Key, e.Hash, e.Err)
+}
+
+func (e *PinError) Unwrap() error { return e.Err }
+
+// PlanRefs plans a pull of opts into a repository whose branches are
+// local, from the primary's refs: the branches an apply will produce
+// (Plan's targets over the local branches, less what it prunes; with
+// Prune also less the local branches the selection no longer selects, so
+// the replica keeps exactly its selection), and the branches now. When the
+// primary's refs are all usable it asks the primary, for each pin that
+// would move its branch, whether it has that commit (one HasCommit each; a
+// pin the replica already holds costs nothing), so a pin an apply could not
+// pull fails the plan rather than the apply. The error is a selection or
+// pin that is invalid in itself; problems with the primary's answers are
+// in Invalid and Pins.
+func (c *Client) PlanRefs(ctx context.Context, primary *RefsResponse, local []repo.Ref, opts PullOptions) (*RefsPlan, error) {
+	out, err := PlanRefsOffline(primary, local, opts)
+	if err != nil || len(out.Invalid) > 0 {
+		return out, err
+	}
+	keys := make([]string, 0, len(opts.Pins))
+	for k := range opts.Pins {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, key := range keys {
+		h, err := repo.ParseHash(strings.TrimSpace(opts.Pins[key]))
+		if err != nil {
+			return nil, fmt.Errorf("pin %q: %w", key, err) // Plan has parsed it already
+		}
+		if out.Current[key] == h.String() {
+			continue // applied: nothing to pull
+		}
+		if err := c.HasCommit(ctx, h); err != nil {
+			out.Pins = append(out.Pins, &PinError{Key: key, Hash: h.String(), Err: err})
+		}
+	}
+	return out, nil
+}
+
+// PlanRefsOffline is PlanRefs without asking the primary about pins, for a
+// caller that cannot reach the primary and plans from refs it was given:
+// zonegit_secondary plans from what its daemon's primary offered during
+// refresh, and the daemon, which can reach the primary, checks the pins.
+func PlanRefsOffline(primary *RefsResponse, local []repo.Ref, opts PullOptions) (*RefsPlan, error) {
+	p, err := Plan(primary, local, opts)
+	if err != nil {
+		return nil, err
+	}
+	out := &RefsPlan{Refs: p.Refs(local), Current: map[string]string{}, Invalid: p.Invalid,
+		Targets: len(p.Targets), Pruned: len(p.Prune)}
+	for _, r := range local {
+		out.Current[r.Zone+"/"+r.Name] = r.Hash.String()
+	}
+	if opts.Prune {
+		for _, r := range opts.Selection().Unselected(local) {
+			delete(out.Refs, r.Zone+"/"+r.Name)
+			out.Pruned++
+		}
+	}
+	return out, nil
 }

@@ -325,12 +325,8 @@ func (r *ReplicaResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		}
 	}
 	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, encodeSnapshot(opts.PrimaryURL, primary))...)
-	planned, local, diags := planRefs(ctx, primary, opts.PrimaryURL, dir, pull)
+	planned, diags := planRefs(ctx, opts, primary, dir, pull)
 	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	resp.Diagnostics.Append(checkPins(ctx, opts, pull.Pins, local)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -361,42 +357,6 @@ func checkReplicaDir(dir string) diag.Diagnostics {
 			"%v. A replica's path must be absent, an empty directory, or a zonegit repository (only *.sst, *.vlog, "+
 				"*.mem, MANIFEST, KEYREGISTRY, DISCARD and LOCK files); the provider writes into no other directory "+
 				"and never deletes files it did not make. Choose another path, or move the other files out.", err))
-	}
-	return diags
-}
-
-// checkPins asks the primary, for each pin that would move its branch,
-// whether it has that commit (one request per such pin), so a pin the
-// apply could not pull fails the plan rather than the apply. A pin the
-// replica already holds needs no request.
-func checkPins(ctx context.Context, opts replicate.ClientOptions, pins map[string]string, local map[string]string) diag.Diagnostics {
-	var diags diag.Diagnostics
-	var client *replicate.Client
-	ctx, opts = withClientLogging(ctx, opts)
-	for _, key := range sortedKeys(pins) {
-		h, err := repo.ParseHash(strings.TrimSpace(pins[key]))
-		if err != nil || local[key] == h.String() {
-			continue // validation reported a bad hash; an applied pin needs nothing
-		}
-		if client == nil {
-			if client, err = replicate.NewClientWithOptions(nil, opts); err != nil {
-				diags.AddError("Invalid replication client settings",
-					fmt.Sprintf("Cannot build a client for primary %s: %v. Check primary_url and the TLS settings of the provider.", opts.PrimaryURL, err))
-				return diags
-			}
-		}
-		err = client.HasCommit(ctx, h)
-		switch {
-		case err == nil:
-			continue
-		case errors.Is(err, repo.ErrNotFound):
-			diags.AddAttributeError(path.Root("pins").AtMapKey(key), "Pinned commit not on the primary", fmt.Sprintf(
-				"Pin %q = %s: primary %s does not have that commit, so the apply could not pull it. Check the hash "+
-					"(zonegit_refs lists the primary's tips), or remove the pin.", key, h, opts.PrimaryURL))
-		default:
-			diags.AddAttributeError(path.Root("pins").AtMapKey(key), "Cannot check pinned commit", fmt.Sprintf(
-				"Pin %q = %s: asking primary %s for the commit failed: %v.", key, h, opts.PrimaryURL, err))
-		}
 	}
 	return diags
 }
@@ -681,32 +641,45 @@ func (r *ReplicaResource) pullSettings(ctx context.Context, m *replicaResourceMo
 }
 
 // planRefs returns the refs the local repository at dir will have once the
-// selection is applied, given the primary's refs, and the refs it has now.
-func planRefs(ctx context.Context, primary *replicate.RefsResponse, primaryURL, dir string, pull replicate.PullOptions) (planned, current map[string]string, diags diag.Diagnostics) {
+// selection is applied, given the primary's refs (replicate's PlanRefs,
+// which the secondary daemon's plan uses too): with prune the replica keeps
+// exactly its selection, and every pin that would move its branch must be
+// on the primary.
+func planRefs(ctx context.Context, opts replicate.ClientOptions, primary *replicate.RefsResponse, dir string, pull replicate.PullOptions) (planned map[string]string, diags diag.Diagnostics) {
 	local, _, err := readLocalRefs(dir)
 	if err != nil {
 		diags.Append(readError(dir, err))
-		return nil, nil, diags
+		return nil, diags
 	}
-	planned, diags = planSelection(ctx, primary, primaryURL, "the replica at "+dir, local, pull)
+	ctx, opts = withClientLogging(ctx, opts)
+	client, err := replicate.NewClientWithOptions(nil, opts)
+	if err != nil {
+		diags.AddError("Invalid replication client settings",
+			fmt.Sprintf("Cannot build a client for primary %s: %v. Check primary_url and the TLS settings of the provider.", opts.PrimaryURL, err))
+		return nil, diags
+	}
+	p, err := client.PlanRefs(ctx, primary, local, pull)
+	diags.Append(planDiagnostics(p, err, opts.PrimaryURL, "the replica at "+dir)...)
 	if diags.HasError() {
-		return nil, nil, diags
+		return nil, diags
 	}
-	return planned, refsMap(local), diags
+	tflog.Info(ctx, "planned replica refs", map[string]any{
+		"path": dir, "primary": opts.PrimaryURL, "primary_branches": len(primary.Branches),
+		"local_branches": len(local), "targets": p.Targets, "prune": p.Pruned,
+	})
+	return p.Refs, diags
 }
 
-// planSelection returns the branches a replica holding local will have once
-// the selection is applied, given the primary's refs: the selected tips and
-// pins on top of local and, with prune, without the local branches the
-// selection no longer has (the replica then keeps exactly its selection).
-// It is the plan of zonegit_replica and of zonegit_secondary alike; what
-// names the replica in messages ("the replica at /var/lib/...").
-func planSelection(ctx context.Context, primary *replicate.RefsResponse, primaryURL, what string, local []repo.Ref, pull replicate.PullOptions) (planned map[string]string, diags diag.Diagnostics) {
-	p, err := replicate.Plan(primary, local, pull)
+// planDiagnostics turns what replicate's PlanRefs (or PlanRefsOffline)
+// found wrong into diagnostics: err (an invalid selection or pin), the
+// primary's refs that cannot be stored, and pins the primary does not
+// have. what names the replica ("the replica at /var/lib/x").
+func planDiagnostics(p *replicate.RefsPlan, err error, primaryURL, what string) diag.Diagnostics {
+	var diags diag.Diagnostics
 	if err != nil {
 		diags.AddError("Cannot plan replica",
 			fmt.Sprintf("Selecting branches of primary %s for %s failed: %v. Check zones, branches and pins.", primaryURL, what, err))
-		return nil, diags
+		return diags
 	}
 	for _, e := range p.Invalid {
 		kind := "Branch"
@@ -717,19 +690,17 @@ func planSelection(ctx context.Context, primary *replicate.RefsResponse, primary
 			"%s %q of zone %q (primary %s): %v. %s cannot store it. Fix it on the primary, or leave it "+
 				"out of the zones and branches filters.", kind, e.Name, e.Zone, primaryURL, e.Err, upperFirst(what)))
 	}
-	planned = p.Refs(local)
-	var unselected []repo.Ref
-	if pull.Prune {
-		unselected = pull.Selection().Unselected(local)
-		for _, r := range unselected {
-			delete(planned, r.Zone+"/"+r.Name)
+	for _, e := range p.Pins {
+		if errors.Is(e.Err, repo.ErrNotFound) {
+			diags.AddAttributeError(path.Root("pins").AtMapKey(e.Key), "Pinned commit not on the primary", fmt.Sprintf(
+				"Pin %q = %s: primary %s does not have that commit, so the apply could not pull it. Check the hash "+
+					"(zonegit_refs lists the primary's tips), or remove the pin.", e.Key, e.Hash, primaryURL))
+		} else {
+			diags.AddAttributeError(path.Root("pins").AtMapKey(e.Key), "Cannot check pinned commit", fmt.Sprintf(
+				"Pin %q = %s: asking primary %s for the commit failed: %v.", e.Key, e.Hash, primaryURL, e.Err))
 		}
 	}
-	tflog.Info(ctx, "planned replica refs", map[string]any{
-		"replica": what, "primary": primaryURL, "primary_branches": len(primary.Branches),
-		"local_branches": len(local), "targets": len(p.Targets), "prune": len(p.Prune) + len(unselected),
-	})
-	return planned, diags
+	return diags
 }
 
 // upperFirst capitalizes the first letter of a message fragment.
@@ -769,7 +740,7 @@ func (r *ReplicaResource) apply(ctx context.Context, plan *replicaResourceModel)
 			diags.Append(refsError(opts.PrimaryURL, err))
 			return nil, false, diags
 		}
-		planned, _, d = planRefs(ctx, primary, opts.PrimaryURL, dir, pull)
+		planned, d = planRefs(ctx, opts, primary, dir, pull)
 	} else {
 		d = plan.Refs.ElementsAs(ctx, &planned, false)
 	}

@@ -377,7 +377,7 @@ func refsList(m map[string]string) ([]repo.Ref, error) {
 // daemon (POST /plan), which checks the desired state (pins its primary
 // must have, follow on a daemon that can follow) and proves the daemon is
 // reachable. For an existing secondary the refs are computed, with
-// zonegit_replica's planSelection, from the daemon's refs and its primary's
+// zonegit_replica's planning (replicate.PlanRefsOffline), from the daemon's refs and its primary's
 // offer as read during refresh, so that this plan and the one Terraform
 // makes again before applying agree even if the primary moved in between
 // (see privateKeyPrimaryRefs); a create uses the daemon's answer.
@@ -436,8 +436,12 @@ func (r *SecondaryResource) ModifyPlan(ctx context.Context, req resource.ModifyP
 					"The refs recorded for the secondary at %s: %v. Run terraform apply -refresh-only to read them again.", url, err))
 				return
 			}
-			planned, diags = planSelection(ctx, offer, answer.Primary, "the secondary at "+url, local, pull)
-			resp.Diagnostics.Append(diags...)
+			// The daemon has checked the pins against its primary.
+			p, err := replicate.PlanRefsOffline(offer, local, pull)
+			if resp.Diagnostics.Append(planDiagnostics(p, err, answer.Primary, "the secondary at "+url)...); resp.Diagnostics.HasError() {
+				return
+			}
+			planned = p.Refs
 			if !maps.Equal(planned, answer.Refs) {
 				tflog.Info(ctx, "the daemon or its primary moved since refresh; planning from the refresh", map[string]any{
 					"url": url, "differences": refsDiff(planned, answer.Refs),
