@@ -67,36 +67,42 @@ func failUsage(stderr io.Writer, format string, args ...any) int {
 	return exitUsage
 }
 
-// clientToken reads the bearer token a client sends from a --token-file
-// ("" for none), trimming the trailing newline editors add.
-func clientToken(path string) (string, error) {
+// tokenFromFile reads a bearer token from the file a flag names ("" for
+// none), trimming the trailing newline editors add. An empty file is an
+// error: a token of "" would turn authentication off unnoticed.
+func tokenFromFile(name, path string) (string, error) {
 	if path == "" {
 		return "", nil
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", fmt.Errorf("token file: %w", err)
+		return "", fmt.Errorf("%s: %w", name, err)
 	}
 	tok := strings.TrimSpace(string(b))
 	if tok == "" {
-		return "", fmt.Errorf("token file %s is empty", path)
+		return "", fmt.Errorf("%s %s is empty", name, path)
 	}
 	return tok, nil
 }
 
 // clientTLSFlags are the TLS flags of the commands that talk to a primary
-// (pull, refs), registered and loaded in one place so both accept the same
-// spelling and report the same errors.
+// (pull, refs, and secondary with the prefix "primary-"), registered and
+// loaded in one place so all accept the same spelling and report the same
+// errors.
 type clientTLSFlags struct {
+	prefix                        string // "" or "primary-": before every flag name
 	caCert, clientCert, clientKey string
 	insecure                      bool
 }
 
+// flag is the spelling of one of the flags in messages: "--ca-cert".
+func (f *clientTLSFlags) flag(name string) string { return "--" + f.prefix + name }
+
 func (f *clientTLSFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.caCert, "ca-cert", "", "PEM bundle of CAs trusted for the primary's certificate, besides the system's")
-	fs.StringVar(&f.clientCert, "client-cert", "", "PEM client certificate presented to the primary (with --client-key)")
-	fs.StringVar(&f.clientKey, "client-key", "", "PEM key of --client-cert")
-	fs.BoolVar(&f.insecure, "insecure", false, "do not verify the primary's certificate (testing only)")
+	fs.StringVar(&f.caCert, f.prefix+"ca-cert", "", "PEM bundle of CAs trusted for the primary's certificate, besides the system's")
+	fs.StringVar(&f.clientCert, f.prefix+"client-cert", "", "PEM client certificate presented to the primary (with "+f.flag("client-key")+")")
+	fs.StringVar(&f.clientKey, f.prefix+"client-key", "", "PEM key of "+f.flag("client-cert"))
+	fs.BoolVar(&f.insecure, f.prefix+"insecure", false, "do not verify the primary's certificate (testing only)")
 }
 
 // check refuses combinations that cannot mean what the user wants; it runs
@@ -104,13 +110,13 @@ func (f *clientTLSFlags) register(fs *flag.FlagSet) {
 func (f *clientTLSFlags) check() error {
 	switch {
 	case f.clientCert != "" && f.clientKey == "":
-		return errors.New("--client-cert needs --client-key")
+		return fmt.Errorf("%s needs %s", f.flag("client-cert"), f.flag("client-key"))
 	case f.clientKey != "" && f.clientCert == "":
-		return errors.New("--client-key needs --client-cert")
+		return fmt.Errorf("%s needs %s", f.flag("client-key"), f.flag("client-cert"))
 	case f.insecure && f.caCert != "":
 		// Skipping verification would silently ignore the CA the user
 		// named, so a typo in the setup would go unnoticed.
-		return errors.New("--insecure conflicts with --ca-cert")
+		return fmt.Errorf("%s conflicts with %s", f.flag("insecure"), f.flag("ca-cert"))
 	}
 	return nil
 }
@@ -124,24 +130,24 @@ func (f *clientTLSFlags) load(o *replicate.ClientOptions) error {
 	if f.caCert != "" {
 		b, err := os.ReadFile(f.caCert)
 		if err != nil {
-			return fmt.Errorf("--ca-cert: %w", err)
+			return fmt.Errorf("%s: %w", f.flag("ca-cert"), err)
 		}
 		if !x509.NewCertPool().AppendCertsFromPEM(b) {
-			return fmt.Errorf("--ca-cert %s: no PEM certificate could be parsed", f.caCert)
+			return fmt.Errorf("%s %s: no PEM certificate could be parsed", f.flag("ca-cert"), f.caCert)
 		}
 		o.CACertPEM = string(b)
 	}
 	if f.clientCert != "" {
 		cert, err := os.ReadFile(f.clientCert)
 		if err != nil {
-			return fmt.Errorf("--client-cert: %w", err)
+			return fmt.Errorf("%s: %w", f.flag("client-cert"), err)
 		}
 		key, err := os.ReadFile(f.clientKey)
 		if err != nil {
-			return fmt.Errorf("--client-key: %w", err)
+			return fmt.Errorf("%s: %w", f.flag("client-key"), err)
 		}
 		if _, err := tls.X509KeyPair(cert, key); err != nil {
-			return fmt.Errorf("--client-cert %s / --client-key %s: %w", f.clientCert, f.clientKey, err)
+			return fmt.Errorf("%s %s / %s %s: %w", f.flag("client-cert"), f.clientCert, f.flag("client-key"), f.clientKey, err)
 		}
 		o.ClientCertPEM, o.ClientKeyPEM = string(cert), string(key)
 	}

@@ -1,5 +1,6 @@
 // Command zonegit-replicate serves, pulls, imports and checks zonegit
-// repositories by hand: serve | pull | refs | import | fsck.
+// repositories by hand: serve | pull | refs | import | fsck, and runs a
+// secondary daemon: secondary.
 //
 // Exit codes: 0 ok, 1 failed, 2 usage. A failure is always 1 with a
 // message, never a Go panic's exit status 2, which would read as a usage
@@ -51,7 +52,7 @@ func usage(w io.Writer) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-9s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintf(w, "\nRun 'zonegit-replicate <command> -h' for a command's flags.\n")
 }

@@ -92,6 +92,21 @@ func parsePullFlags(args []string, stderr io.Writer) (*pullConfig, error) {
 	return c, nil
 }
 
+// clientOptions builds the options of a client of primary from the
+// command's flags: the token file (named by tokenFlag), the TLS flags and
+// the user agent. Every error is the command line's fault.
+func clientOptions(primary, tokenFlag, tokenFile string, tlsFlags *clientTLSFlags) (replicate.ClientOptions, error) {
+	token, err := tokenFromFile(tokenFlag, tokenFile)
+	if err != nil {
+		return replicate.ClientOptions{}, err
+	}
+	opts := replicate.ClientOptions{PrimaryURL: primary, Token: token, UserAgent: "zonegit-replicate/" + version}
+	if err := tlsFlags.load(&opts); err != nil {
+		return replicate.ClientOptions{}, err
+	}
+	return opts, nil
+}
+
 // pullJSON is the --json shape of a pull result.
 type pullJSON struct {
 	Primary    string       `json:"primary"`
@@ -122,15 +137,11 @@ func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// A pull's memory is mostly Badger's caches and the object index; the
 	// limit keeps the heap from doubling on a million-object pull.
 	softMemoryLimit(192 << 20)
-	token, err := clientToken(cfg.tokenFile)
+	opts, err := clientOptions(cfg.primary, "--token-file", cfg.tokenFile, &cfg.tls)
 	if err != nil {
 		return failUsage(stderr, "pull: %v", err)
 	}
-	opts := replicate.ClientOptions{PrimaryURL: cfg.primary, Token: token, V0Only: cfg.v0Only,
-		RequestTimeout: cfg.timeout, Concurrency: cfg.concurrency, UserAgent: "zonegit-replicate/" + version}
-	if err := cfg.tls.load(&opts); err != nil {
-		return failUsage(stderr, "pull: %v", err)
-	}
+	opts.V0Only, opts.RequestTimeout, opts.Concurrency = cfg.v0Only, cfg.timeout, cfg.concurrency
 	// Validate the URL and pins before touching the repository.
 	if _, err := replicate.NewClientWithOptions(nil, opts); err != nil {
 		return failUsage(stderr, "pull: --primary: %v", err)

@@ -62,15 +62,11 @@ func runRefs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return parseFailed(stderr, "refs", err)
 	}
-	token, err := clientToken(cfg.tokenFile)
+	opts, err := clientOptions(cfg.primary, "--token-file", cfg.tokenFile, &cfg.tls)
 	if err != nil {
 		return failUsage(stderr, "refs: %v", err)
 	}
-	opts := replicate.ClientOptions{PrimaryURL: cfg.primary, Token: token,
-		RequestTimeout: cfg.timeout, UserAgent: "zonegit-replicate/" + version}
-	if err := cfg.tls.load(&opts); err != nil {
-		return failUsage(stderr, "refs: %v", err)
-	}
+	opts.RequestTimeout = cfg.timeout
 	c, err := replicate.NewClientWithOptions(nil, opts)
 	if err != nil {
 		return failUsage(stderr, "refs: --primary: %v", err)

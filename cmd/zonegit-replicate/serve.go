@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log"
@@ -26,8 +27,7 @@ func init() {
 type serveConfig struct {
 	repo, listen        string
 	tokenFile           string
-	tlsCert, tlsKey     string
-	tlsClientCA         string
+	tls                 serverTLSFlags
 	v0Only              bool
 	interval            time.Duration
 	shutdownGracePeriod time.Duration
@@ -40,9 +40,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.repo, "repo", "", "repository directory to serve (required)")
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:9354", "address to listen on; port 0 picks a free port (the address is printed)")
 	fs.StringVar(&c.tokenFile, "token-file", "", "file holding a bearer token that clients must send")
-	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file (PEM); serve HTTPS")
-	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS private key file (PEM), with --tls-cert")
-	fs.StringVar(&c.tlsClientCA, "tls-client-ca", "", "CA bundle file (PEM); require client certificates signed by it (mTLS), with --tls-cert")
+	c.tls.register(fs)
 	fs.BoolVar(&c.v0Only, "v0-only", false, "behave as a plain zonegit v0 daemon (no extensions)")
 	fs.DurationVar(&c.interval, "poll", time.Second, "how often to look for new commits")
 	fs.DurationVar(&c.shutdownGracePeriod, "grace", 10*time.Second, "how long in-flight requests may finish on shutdown")
@@ -53,17 +51,61 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	if err := c.limits.check(); err != nil {
 		return nil, err
 	}
-	switch {
-	case (c.tlsCert == "") != (c.tlsKey == ""):
-		return nil, errors.New("--tls-cert and --tls-key go together")
-	case c.tlsClientCA != "" && c.tlsCert == "":
-		// Client certificates only exist inside a TLS handshake; refusing
-		// here beats silently serving plain HTTP to everyone.
-		return nil, errors.New("--tls-client-ca needs --tls-cert and --tls-key")
-	case c.interval <= 0:
+	if err := c.tls.check(); err != nil {
+		return nil, err
+	}
+	if c.interval <= 0 {
 		return nil, errors.New("--poll must be positive")
 	}
 	return c, nil
+}
+
+// serverTLSFlags are the TLS flags of the commands that serve (serve,
+// secondary): HTTPS, and mTLS with a client CA.
+type serverTLSFlags struct {
+	cert, key, clientCA string
+}
+
+func (f *serverTLSFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.cert, "tls-cert", "", "TLS certificate file (PEM); serve HTTPS")
+	fs.StringVar(&f.key, "tls-key", "", "TLS private key file (PEM), with --tls-cert")
+	fs.StringVar(&f.clientCA, "tls-client-ca", "", "CA bundle file (PEM); require client certificates signed by it (mTLS), with --tls-cert")
+}
+
+func (f *serverTLSFlags) check() error {
+	switch {
+	case (f.cert == "") != (f.key == ""):
+		return errors.New("--tls-cert and --tls-key go together")
+	case f.clientCA != "" && f.cert == "":
+		// Client certificates only exist inside a TLS handshake; refusing
+		// here beats silently serving plain HTTP to everyone.
+		return errors.New("--tls-client-ca needs --tls-cert and --tls-key")
+	}
+	return nil
+}
+
+// load returns the server's TLS configuration, nil for plain HTTP.
+func (f *serverTLSFlags) load() (*tls.Config, error) {
+	if f.cert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(f.cert, f.key)
+	if err != nil {
+		return nil, fmt.Errorf("load TLS certificate: %w", err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if f.clientCA != "" {
+		pool, err := loadCertPool(f.clientCA)
+		if err != nil {
+			return nil, err
+		}
+		// Verified in the handshake, before any request is read: a
+		// client without a certificate from this bundle never reaches
+		// the handler (the bearer token, if any, is checked on top).
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -80,35 +122,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	logf := func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
 
-	var token string
-	if cfg.tokenFile != "" {
-		b, err := os.ReadFile(cfg.tokenFile)
-		if err != nil {
-			return fmt.Errorf("read token file: %w", err)
-		}
-		token = strings.TrimSpace(string(b))
-		if token == "" {
-			return fmt.Errorf("token file %s is empty", cfg.tokenFile)
-		}
+	token, err := tokenFromFile("--token-file", cfg.tokenFile)
+	if err != nil {
+		return err
 	}
-	var tlsConfig *tls.Config
-	if cfg.tlsCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.tlsCert, cfg.tlsKey)
-		if err != nil {
-			return fmt.Errorf("load TLS certificate: %w", err)
-		}
-		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-		if cfg.tlsClientCA != "" {
-			pool, err := loadCertPool(cfg.tlsClientCA)
-			if err != nil {
-				return err
-			}
-			// Verified in the handshake, before any request is read: a
-			// client without a certificate from this bundle never reaches
-			// the handler (the bearer token, if any, is checked on top).
-			tlsConfig.ClientCAs = pool
-			tlsConfig.ClientAuth = tls.RequireAndVerifyClientCert
-		}
+	tlsConfig, err := cfg.tls.load()
+	if err != nil {
+		return err
 	}
 
 	// Never the directory itself: each handle is a private copy taken
@@ -129,33 +149,56 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	srv := &replicate.Server{Snapshots: snaps, V0Only: cfg.v0Only, Token: token, Logger: stderrLogger{logf}}
 	cfg.limits.apply(srv)
 	softMemoryLimit(serveMemoryLimit)
-	hs := replicate.NewHTTPServer(cfg.listen, srv.Handler())
-	hs.TLSConfig = tlsConfig
+	return listenAndServe(ctx, httpServing{listen: cfg.listen, handler: srv.Handler(), tls: tlsConfig, grace: cfg.shutdownGracePeriod,
+		what: cfg.repo, clientCA: cfg.tls.clientCA}, stderr, func() {
+		if cfg.v0Only {
+			logf("extensions off: plain v0 protocol")
+		}
+	})
+}
+
+// httpServing is what listenAndServe serves.
+type httpServing struct {
+	listen   string
+	handler  http.Handler
+	tls      *tls.Config // nil: plain HTTP
+	grace    time.Duration
+	what     string // named in the "serving" line
+	clientCA string // the mTLS bundle, named in the log
+}
+
+// listenAndServe serves h until ctx ends, then shuts down gracefully:
+// requests in flight get the grace period. It prints "serving <what> on
+// <url>" (scripts and tests read it to learn the port of --listen :0),
+// then calls started.
+func listenAndServe(ctx context.Context, h httpServing, stderr io.Writer, started func()) error {
+	logf := func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
+	hs := replicate.NewHTTPServer(h.listen, h.handler)
+	hs.TLSConfig = h.tls
 	// net/http reports refused handshakes (a client without an accepted
 	// certificate, say) on its ErrorLog; keep them with the command's
 	// other messages instead of the process-wide log.
 	hs.ErrorLog = log.New(stderr, "", 0)
 
-	ln, err := net.Listen("tcp", cfg.listen)
+	ln, err := net.Listen("tcp", h.listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	scheme := "http"
-	if tlsConfig != nil {
+	if h.tls != nil {
 		scheme = "https"
 	}
-	// Scripts and tests read this line to learn the port of --listen :0.
-	logf("serving %s on %s://%s", cfg.repo, scheme, ln.Addr())
-	if cfg.tlsClientCA != "" {
-		logf("client certificates required (CA bundle %s)", cfg.tlsClientCA)
+	logf("serving %s on %s://%s", h.what, scheme, ln.Addr())
+	if h.clientCA != "" {
+		logf("client certificates required (CA bundle %s)", h.clientCA)
 	}
-	if cfg.v0Only {
-		logf("extensions off: plain v0 protocol")
+	if started != nil {
+		started()
 	}
 
 	errc := make(chan error, 1)
 	go func() {
-		if tlsConfig != nil {
+		if h.tls != nil {
 			errc <- hs.ServeTLS(ln, "", "") // certificates come from hs.TLSConfig
 			return
 		}
@@ -167,7 +210,7 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	case <-ctx.Done():
 	}
 	logf("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownGracePeriod)
+	sctx, cancel := context.WithTimeout(context.Background(), h.grace)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
 		hs.Close()
