@@ -44,6 +44,9 @@ type testSecondary struct {
 	addr   string
 	URL    string
 	token  string
+	// clientCert and clientKey (PEM) are what the test's own control
+	// client presents to a daemon that requires a client certificate.
+	clientCert, clientKey string
 }
 
 // secondaryOptions configure newTestSecondary.
@@ -117,7 +120,7 @@ func (s *testSecondary) stop() {
 // control is a control client of the daemon, as another operator's.
 func (s *testSecondary) control() *secondary.ControlClient {
 	s.t.Helper()
-	opts := secondary.ControlOptions{Token: s.token, RetryAttempts: -1}
+	opts := secondary.ControlOptions{Token: s.token, RetryAttempts: -1, ClientCertPEM: s.clientCert, ClientKeyPEM: s.clientKey}
 	if s.tls != nil {
 		opts.Insecure = true
 	}
@@ -189,10 +192,20 @@ func sortedNames[V any](m map[string]V) []string {
 // fleetAddr is the address of one instance of the fleet.
 func fleetAddr(name string) string { return fmt.Sprintf("zonegit_secondary.fleet[%q]", name) }
 
-// checkDaemon compares what a daemon holds with want (read when the check
+// funcStateCheck runs fn as a state check. The fleet tests check with
+// state checks only: terraform-plugin-testing's legacy Check, CheckDestroy
+// and import steps read the state through a shim that refuses for_each
+// instances, so they are used only where there is no for_each.
+type funcStateCheck func() error
+
+func (f funcStateCheck) CheckState(_ context.Context, _ statecheck.CheckStateRequest, resp *statecheck.CheckStateResponse) {
+	resp.Error = f()
+}
+
+// daemonHolds compares what a daemon holds with want (read when the check
 // runs) and requires a desired state.
-func checkDaemon(s *testSecondary, want func() map[string]string) resource.TestCheckFunc {
-	return func(*terraform.State) error {
+func daemonHolds(s *testSecondary, want func() map[string]string) funcStateCheck {
+	return func() error {
 		st := s.status()
 		if st.Desired == nil {
 			return fmt.Errorf("secondary %s has no desired state after the apply", s.name)
@@ -204,13 +217,45 @@ func checkDaemon(s *testSecondary, want func() map[string]string) resource.TestC
 	}
 }
 
-// checkFleet checks every daemon against want(name).
-func checkFleet(secs []*testSecondary, want func(name string) map[string]string) resource.TestCheckFunc {
-	var checks []resource.TestCheckFunc
+// fleetHolds checks every daemon against want(name).
+func fleetHolds(secs []*testSecondary, want func(name string) map[string]string) []statecheck.StateCheck {
+	var out []statecheck.StateCheck
 	for _, s := range secs {
-		checks = append(checks, checkDaemon(s, func() map[string]string { return want(s.name) }))
+		out = append(out, daemonHolds(s, func() map[string]string { return want(s.name) }))
 	}
-	return resource.ComposeAggregateTestCheckFunc(checks...)
+	return out
+}
+
+// fleetCleared is the check of a destroy: every daemon's desired state is
+// cleared and its data kept.
+func fleetCleared(secs []*testSecondary) funcStateCheck {
+	return func() error {
+		for _, s := range secs {
+			st := s.status()
+			if st.Desired != nil {
+				return fmt.Errorf("destroy left secondary %s with desired state %+v", s.name, *st.Desired)
+			}
+			if len(st.Refs) == 0 {
+				return fmt.Errorf("destroy removed the data of secondary %s", s.name)
+			}
+		}
+		return nil
+	}
+}
+
+// destroyFleet is the last step of a fleet test: a configuration without
+// the fleet destroys every instance (the post-test destroy cannot, see
+// funcStateCheck), which clears each daemon's desired state and keeps its data.
+func destroyFleet(secs []*testSecondary) resource.TestStep {
+	var checks []plancheck.PlanCheck
+	for _, s := range secs {
+		checks = append(checks, plancheck.ExpectResourceAction(fleetAddr(s.name), plancheck.ResourceActionDestroy))
+	}
+	return resource.TestStep{
+		Config:            fmt.Sprintf("provider \"zonegit\" {\n  secondary_token = %q\n}\n", secondaryToken),
+		ConfigPlanChecks:  resource.ConfigPlanChecks{PreApply: checks},
+		ConfigStateChecks: []statecheck.StateCheck{fleetCleared(secs)},
+	}
 }
 
 // TestAccSecondaryResource_fleet: one primary, three daemons, for_each over
@@ -218,8 +263,9 @@ func checkFleet(secs []*testSecondary, want func(name string) map[string]string)
 // primary shows three moves in the plan; a pin holds one back while the
 // others follow; a primary that moves between plan and apply changes
 // nothing; drift (refs moved, desired state changed, desired state cleared
-// behind Terraform's back) shows in the next plan; import by URL; destroy
-// clears the desired state and keeps the data.
+// behind Terraform's back) shows in the next plan; destroy clears the
+// desired state and keeps the data. (Import is in _tokens: the testing
+// framework cannot import into a for_each.)
 func TestAccSecondaryResource_fleet(t *testing.T) {
 	p := newTestPrimary(t, primaryOptions{})
 	const zone = "example.com."
@@ -251,11 +297,13 @@ func TestAccSecondaryResource_fleet(t *testing.T) {
 	holdA := func(h *string) map[string]map[string]string {
 		return map[string]map[string]string{"a": {key: *h}}
 	}
-	// a is pinned at h2 from step 4 on; b and c follow the tip.
-	aAtH2 := func(tip *string) func(string) map[string]string {
+	// a is pinned back at h1 from step 4 on (configurations are built
+	// before the steps run, so the pin is a commit that exists already);
+	// b and c follow the tip.
+	aAtH1 := func(tip *string) func(string) map[string]string {
 		return func(name string) map[string]string {
 			if name == "a" {
-				return at(&h2)()
+				return at(&h1)()
 			}
 			return at(tip)()
 		}
@@ -263,25 +311,13 @@ func TestAccSecondaryResource_fleet(t *testing.T) {
 
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		CheckDestroy: func(*terraform.State) error {
-			for _, s := range secs {
-				st := s.status()
-				if st.Desired != nil {
-					return fmt.Errorf("destroy left secondary %s with desired state %+v", s.name, *st.Desired)
-				}
-				if len(st.Refs) == 0 {
-					return fmt.Errorf("destroy removed the data of secondary %s", s.name)
-				}
-			}
-			return nil
-		},
 		Steps: []resource.TestStep{
 			// Create: every plan already shows the primary's tip, and the
 			// apply moves every daemon there.
 			{
 				Config:           config(nil),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: planAll(plancheck.ResourceActionCreate, all(&h1))},
-				ConfigStateChecks: []statecheck.StateCheck{
+				ConfigStateChecks: append(fleetHolds(secs, all(&h1)),
 					expectRefs(fleetAddr("a"), at(&h1)),
 					statecheck.ExpectKnownValue(fleetAddr("b"), tfjsonpath.New("id"), knownvalue.StringExact(b.URL)),
 					statecheck.ExpectKnownValue(fleetAddr("c"), tfjsonpath.New("last_pull"), knownvalue.ObjectExact(map[string]knownvalue.Check{
@@ -292,8 +328,7 @@ func TestAccSecondaryResource_fleet(t *testing.T) {
 					})),
 					statecheck.ExpectKnownValue(fleetAddr("a"), tfjsonpath.New("follow"), knownvalue.Bool(false)),
 					statecheck.ExpectKnownValue(fleetAddr("a"), tfjsonpath.New("prune"), knownvalue.Bool(false)),
-				},
-				Check: checkFleet(secs, all(&h1)),
+				),
 			},
 			// Nothing changed: the plan is empty.
 			{
@@ -302,27 +337,27 @@ func TestAccSecondaryResource_fleet(t *testing.T) {
 			},
 			// A commit on the primary: three moves in the plan.
 			{
-				PreConfig:        func() { h2 = p.commit(zone, "main") },
-				Config:           config(nil),
-				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: planAll(plancheck.ResourceActionUpdate, all(&h2))},
-				Check:            checkFleet(secs, all(&h2)),
+				PreConfig:         func() { h2 = p.commit(zone, "main") },
+				Config:            config(nil),
+				ConfigPlanChecks:  resource.ConfigPlanChecks{PreApply: planAll(plancheck.ResourceActionUpdate, all(&h2))},
+				ConfigStateChecks: fleetHolds(secs, all(&h2)),
 			},
 			// A pin holds a back while b and c follow the next commit.
 			{
 				PreConfig: func() { h3 = p.commit(zone, "main") },
-				Config:    config(holdA(&h2)),
+				Config:    config(holdA(&h1)),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					expectPlannedRefs(fleetAddr("a"), at(&h2)),
+					expectPlannedRefs(fleetAddr("a"), at(&h1)),
 					expectPlannedRefs(fleetAddr("b"), at(&h3)),
 					expectPlannedRefs(fleetAddr("c"), at(&h3)),
 				}},
-				Check: checkFleet(secs, aAtH2(&h3)),
+				ConfigStateChecks: fleetHolds(secs, aAtH1(&h3)),
 			},
 			// The primary moves after the plan: the apply still produces
 			// exactly the plan, and the next plan shows the newer commit.
 			{
 				PreConfig: func() { h4 = p.commit(zone, "main") },
-				Config:    config(holdA(&h2)),
+				Config:    config(holdA(&h1)),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(fleetAddr("a"), plancheck.ResourceActionNoop),
 					expectPlannedRefs(fleetAddr("b"), at(&h4)),
@@ -330,12 +365,12 @@ func TestAccSecondaryResource_fleet(t *testing.T) {
 						h5 = p.commit(zone, "main")
 					}),
 				}},
-				Check:              checkFleet(secs, aAtH2(&h4)),
+				ConfigStateChecks:  fleetHolds(secs, aAtH1(&h4)),
 				ExpectNonEmptyPlan: true,
 			},
 			{
-				Config: config(holdA(&h2)),
-				Check:  checkFleet(secs, aAtH2(&h5)),
+				Config:            config(holdA(&h1)),
+				ConfigStateChecks: fleetHolds(secs, aAtH1(&h5)),
 			},
 			// Drift: b's refs moved back behind Terraform's back (same
 			// desired state): the plan moves it to the tip again.
@@ -348,13 +383,13 @@ func TestAccSecondaryResource_fleet(t *testing.T) {
 						t.Fatalf("move b behind Terraform's back: %v", err)
 					}
 				},
-				Config: config(holdA(&h2)),
+				Config: config(holdA(&h1)),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(fleetAddr("b"), plancheck.ResourceActionUpdate),
 					expectPlannedRefs(fleetAddr("b"), at(&h5)),
 					plancheck.ExpectResourceAction(fleetAddr("c"), plancheck.ResourceActionNoop),
 				}},
-				Check: checkFleet(secs, aAtH2(&h5)),
+				ConfigStateChecks: fleetHolds(secs, aAtH1(&h5)),
 			},
 			// Drift of the desired state: c told to follow another zone
 			// only, and a's pin removed. The plan puts both back.
@@ -372,13 +407,13 @@ func TestAccSecondaryResource_fleet(t *testing.T) {
 						t.Fatalf("change a's desired state: %v", err)
 					}
 				},
-				Config: config(holdA(&h2)),
+				Config: config(holdA(&h1)),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(fleetAddr("a"), plancheck.ResourceActionUpdate),
 					plancheck.ExpectKnownValue(fleetAddr("a"), tfjsonpath.New("pins"), knownvalue.MapExact(map[string]knownvalue.Check{
 						key: knownvalue.StringFunc(func(got string) error {
-							if got != h2 {
-								return fmt.Errorf("pin %s, want %s", got, h2)
+							if got != h1 {
+								return fmt.Errorf("pin %s, want %s", got, h1)
 							}
 							return nil
 						}),
@@ -387,27 +422,17 @@ func TestAccSecondaryResource_fleet(t *testing.T) {
 					plancheck.ExpectKnownValue(fleetAddr("c"), tfjsonpath.New("zones"), knownvalue.Null()),
 					plancheck.ExpectResourceAction(fleetAddr("b"), plancheck.ResourceActionNoop),
 				}},
-				Check: resource.ComposeAggregateTestCheckFunc(
-					checkFleet(secs, aAtH2(&h5)),
-					func(*terraform.State) error {
+				ConfigStateChecks: append(fleetHolds(secs, aAtH1(&h5)),
+					funcStateCheck(func() error {
 						if d := c.status().Desired; d == nil || len(d.Zones) != 0 {
 							return fmt.Errorf("c's desired state was not put back: %+v", d)
 						}
-						if d := a.status().Desired; d == nil || d.Pins[key] != h2 {
+						if d := a.status().Desired; d == nil || d.Pins[key] != h1 {
 							return fmt.Errorf("a's pin was not put back: %+v", d)
 						}
 						return nil
-					},
+					}),
 				),
-			},
-			// Import one instance by its URL.
-			{
-				Config:                  config(holdA(&h2)),
-				ResourceName:            fleetAddr("a"),
-				ImportState:             true,
-				ImportStateIdFunc:       func(*terraform.State) (string, error) { return a.URL, nil },
-				ImportStateVerify:       true,
-				ImportStateVerifyIgnore: []string{"last_pull"},
 			},
 			// Desired state cleared behind Terraform's back: the secondary
 			// is gone for Terraform and is created again, on its data.
@@ -417,14 +442,15 @@ func TestAccSecondaryResource_fleet(t *testing.T) {
 						t.Fatalf("clear b: %v", err)
 					}
 				},
-				Config: config(holdA(&h2)),
+				Config: config(holdA(&h1)),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(fleetAddr("b"), plancheck.ResourceActionCreate),
 					expectPlannedRefs(fleetAddr("b"), at(&h5)),
 					plancheck.ExpectResourceAction(fleetAddr("a"), plancheck.ResourceActionNoop),
 				}},
-				Check: checkFleet(secs, aAtH2(&h5)),
+				ConfigStateChecks: fleetHolds(secs, aAtH1(&h5)),
 			},
+			destroyFleet(secs),
 		},
 	})
 }
@@ -454,8 +480,8 @@ func TestAccSecondaryResource_daemonDown(t *testing.T) {
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		Steps: []resource.TestStep{
 			{
-				Config: config,
-				Check:  checkFleet(secs, func(string) map[string]string { return at(&h1)() }),
+				Config:            config,
+				ConfigStateChecks: fleetHolds(secs, func(string) map[string]string { return at(&h1)() }),
 			},
 			// c goes down between plan and apply: its apply fails naming
 			// it, and a and b are applied.
@@ -489,8 +515,9 @@ func TestAccSecondaryResource_daemonDown(t *testing.T) {
 					plancheck.ExpectResourceAction(fleetAddr("c"), plancheck.ResourceActionUpdate),
 					plancheck.ExpectResourceAction(fleetAddr("a"), plancheck.ResourceActionNoop),
 				}},
-				Check: checkFleet(secs, func(string) map[string]string { return at(&h2)() }),
+				ConfigStateChecks: fleetHolds(secs, func(string) map[string]string { return at(&h2)() }),
 			},
+			destroyFleet(secs),
 		},
 	})
 }
@@ -521,8 +548,12 @@ resource "zonegit_secondary" "b" {
   url = %q
 }
 `, a.URL, b.URL)
+	want := func() map[string]string { return map[string]string{"example.com./main": h1} }
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		CheckDestroy: func(*terraform.State) error {
+			return fleetCleared([]*testSecondary{a, b})()
+		},
 		Steps: []resource.TestStep{
 			{
 				PreConfig: func() {
@@ -533,12 +564,18 @@ resource "zonegit_secondary" "b" {
 				ExpectError: errorLike("Missing control token", b.URL, "ZONEGIT_SECONDARY_TOKEN"),
 			},
 			{
-				PreConfig: func() { t.Setenv("ZONEGIT_SECONDARY_TOKEN", "token-of-b") },
-				Config:    config,
-				Check: resource.ComposeAggregateTestCheckFunc(
-					checkDaemon(a, func() map[string]string { return map[string]string{"example.com./main": h1} }),
-					checkDaemon(b, func() map[string]string { return map[string]string{"example.com./main": h1} }),
-				),
+				PreConfig:         func() { t.Setenv("ZONEGIT_SECONDARY_TOKEN", "token-of-b") },
+				Config:            config,
+				ConfigStateChecks: []statecheck.StateCheck{daemonHolds(a, want), daemonHolds(b, want)},
+			},
+			// Import by URL, with the provider's token.
+			{
+				Config:                  config,
+				ResourceName:            "zonegit_secondary.b",
+				ImportState:             true,
+				ImportStateId:           b.URL,
+				ImportStateVerify:       true,
+				ImportStateVerifyIgnore: []string{"last_pull"},
 			},
 			{
 				PreConfig: func() {
@@ -582,6 +619,7 @@ func TestAccSecondaryResource_tls(t *testing.T) {
 	a := newTestSecondary(t, "a", p.URL, secondaryOptions{TLS: serverTLS(caA, false)})
 	b := newTestSecondary(t, "b", p.URL, secondaryOptions{TLS: serverTLS(caB, true)})
 	clientCert, clientKey := caB.ClientCert(t, "terraform")
+	b.clientCert, b.clientKey = string(clientCert), string(clientKey)
 	config := fmt.Sprintf(`
 provider "zonegit" {
   secondary_token = %q
@@ -604,8 +642,8 @@ resource "zonegit_secondary" "b" {
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		Steps: []resource.TestStep{
 			{
-				Config: config,
-				Check:  resource.ComposeAggregateTestCheckFunc(checkDaemon(a, want), checkDaemon(b, want)),
+				Config:            config,
+				ConfigStateChecks: []statecheck.StateCheck{daemonHolds(a, want), daemonHolds(b, want)},
 			},
 			// Without its own CA, b's certificate is not trusted.
 			{
@@ -644,8 +682,8 @@ resource "zonegit_secondary" "a" {
 			}},
 			ConfigStateChecks: []statecheck.StateCheck{
 				expectRefs("zonegit_secondary.a", func() map[string]string { return map[string]string{"example.com./main": h1} }),
+				daemonHolds(a, func() map[string]string { return map[string]string{"example.com./main": h1} }),
 			},
-			Check: checkDaemon(a, func() map[string]string { return map[string]string{"example.com./main": h1} }),
 		}},
 	})
 }
