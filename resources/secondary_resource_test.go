@@ -8,9 +8,14 @@ import (
 	"net"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -568,6 +573,12 @@ resource "zonegit_secondary" "b" {
 				Config:            config,
 				ConfigStateChecks: []statecheck.StateCheck{daemonHolds(a, want), daemonHolds(b, want)},
 			},
+			// follow = true on a daemon started without --follow.
+			{
+				Config:      strings.Replace(config, "url = "+fmt.Sprintf("%q", b.URL), "url = "+fmt.Sprintf("%q", b.URL)+"\n  follow = true", 1),
+				PlanOnly:    true,
+				ExpectError: errorLike("Secondary daemon cannot follow", b.URL, "--follow"),
+			},
 			// Import by URL, with the provider's token.
 			{
 				Config:                  config,
@@ -693,5 +704,173 @@ func writeFile(t *testing.T, name, content string) {
 	t.Helper()
 	if err := os.WriteFile(name, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// realSecondary is `zonegit-replicate secondary` built from this tree and
+// run as its own process.
+type realSecondary struct {
+	URL string
+	cmd *exec.Cmd
+	mu  sync.Mutex
+	log strings.Builder
+}
+
+func (r *realSecondary) Write(b []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.log.Write(b)
+}
+
+func (r *realSecondary) output() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.log.String()
+}
+
+// startRealSecondary builds zonegit-replicate and starts `secondary` on a
+// free loopback port, stopped (SIGTERM) at the end of the test.
+func startRealSecondary(t *testing.T, args ...string) *realSecondary {
+	t.Helper()
+	if runtime.GOOS == "windows" {
+		t.Skip("the test stops the daemon with SIGTERM")
+	}
+	bin := filepath.Join(t.TempDir(), "zonegit-replicate")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/zonegit-replicate").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	r := &realSecondary{}
+	r.cmd = exec.Command(bin, append([]string{"secondary", "--listen", "127.0.0.1:0"}, args...)...)
+	r.cmd.Stdout, r.cmd.Stderr = r, r
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = r.cmd.Process.Signal(syscall.SIGTERM)
+		if err := r.cmd.Wait(); err != nil {
+			t.Errorf("zonegit-replicate secondary: %v\n%s", err, r.output())
+		}
+	})
+	serving := regexp.MustCompile(`serving .* on (https?://[0-9.:]+)`)
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := serving.FindStringSubmatch(r.output()); m != nil {
+			r.URL = m[1]
+			return r
+		}
+	}
+	t.Fatalf("zonegit-replicate secondary printed no address:\n%s", r.output())
+	return nil
+}
+
+// TestAccSecondaryResource_follow: the real daemon binary with --follow.
+// With follow = true a commit on the primary reaches the secondary by
+// itself (the test measures how many intervals it took) while a pinned
+// branch stays, and the next plan is empty; with follow = false the daemon
+// holds the applied refs and the plan shows the move; destroy stops the
+// following and keeps the data.
+func TestAccSecondaryResource_follow(t *testing.T) {
+	const interval = 200 * time.Millisecond
+	p := newTestPrimary(t, primaryOptions{})
+	const com, org = "example.com./main", "example.org./main"
+	c1 := p.commit("example.com.", "main")
+	o1 := p.commit("example.org.", "main")
+	var c2, c3, o2 string
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "control-token")
+	writeFile(t, tokenFile, secondaryToken+"\n")
+	d := startRealSecondary(t, "--repo", filepath.Join(dir, "replica"), "--primary", p.URL,
+		"--control-token-file", tokenFile, "--follow", interval.String())
+	ctl, err := secondary.NewControlClient(d.URL, secondary.ControlOptions{Token: secondaryToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := func() *secondary.Status {
+		st, err := ctl.Status(context.Background())
+		if err != nil {
+			t.Fatalf("status: %v", err)
+		}
+		return st
+	}
+	config := func(follow bool) string {
+		return fmt.Sprintf(`
+provider "zonegit" {
+  secondary_token = %q
+}
+
+resource "zonegit_secondary" "ns1" {
+  url    = %q
+  follow = %v
+  pins   = { %q = %q }
+}
+`, secondaryToken, d.URL, follow, org, o1)
+	}
+	refs := func(c *string) func() map[string]string {
+		return func() map[string]string { return map[string]string{com: *c, org: o1} }
+	}
+	const addr = "zonegit_secondary.ns1"
+
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		CheckDestroy: func(*terraform.State) error {
+			st := status()
+			if st.Desired != nil || len(st.Refs) == 0 {
+				return fmt.Errorf("after destroy: desired state %+v, refs %v; want no desired state and the data kept", st.Desired, st.Refs)
+			}
+			return nil
+		},
+		Steps: []resource.TestStep{
+			{
+				Config:            config(true),
+				ConfigStateChecks: []statecheck.StateCheck{expectRefs(addr, refs(&c1))},
+			},
+			// The primary moves: the daemon follows by itself, the pinned
+			// branch stays, and the next plan is empty.
+			{
+				PreConfig: func() {
+					c2 = p.commit("example.com.", "main")
+					o2 = p.commit("example.org.", "main")
+					start := time.Now()
+					for status().Refs[com] != c2 {
+						if time.Since(start) > time.Minute {
+							t.Fatalf("the following daemon did not take %s = %s in a minute: %v", com, c2, status().Refs)
+						}
+						time.Sleep(interval / 10)
+					}
+					t.Logf("following: the commit reached the daemon after %s (%.1f intervals of %s)",
+						time.Since(start).Round(time.Millisecond), float64(time.Since(start))/float64(interval), interval)
+					if got := status().Refs[org]; got != o1 {
+						t.Errorf("pinned %s moved to %s (the primary has %s), want it held at %s", org, got, o2, o1)
+					}
+				},
+				Config:           config(true),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+			},
+			// follow = false: the daemon holds what it has.
+			{
+				Config:            config(false),
+				ConfigStateChecks: []statecheck.StateCheck{expectRefs(addr, refs(&c2))},
+			},
+			{
+				PreConfig: func() {
+					c3 = p.commit("example.com.", "main")
+					time.Sleep(5 * interval)
+					if got := status().Refs[com]; got != c2 {
+						t.Errorf("with follow = false the daemon moved %s to %s, want it held at %s", com, got, c2)
+					}
+				},
+				Config: config(false),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(addr, plancheck.ResourceActionUpdate),
+					expectPlannedRefs(addr, refs(&c3)),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{expectRefs(addr, refs(&c3))},
+			},
+		},
+	})
+	// Destroyed: no longer following.
+	c4 := p.commit("example.com.", "main")
+	time.Sleep(5 * interval)
+	if got := status().Refs[com]; got != c3 {
+		t.Errorf("after destroy the daemon moved %s to %s (the primary's %s), want it held at %s", com, got, c4, c3)
 	}
 }
