@@ -115,13 +115,15 @@ func (p *ZonegitProvider) Schema(_ context.Context, _ provider.SchemaRequest, re
 			"ca_cert_pem": schema.StringAttribute{
 				MarkdownDescription: "PEM-encoded certificate authorities trusted, in addition to the system's, " +
 					"when verifying an `https://` primary. May also be set with the `" + EnvCACertPEM + "` " +
-					"environment variable, or `" + EnvCACertPEM + FileSuffix + "` naming a PEM file.",
+					"environment variable, or `" + EnvCACertPEM + FileSuffix + "` naming a PEM file. Also trusted for " +
+					"secondary daemons (`zonegit_secondary`) that do not set their own.",
 				Optional: true,
 			},
 			"client_cert_pem": schema.StringAttribute{
 				MarkdownDescription: "PEM-encoded client certificate for mutual TLS; needs the matching " +
 					"`client_key_pem`. May also be set with the `" + EnvClientCertPEM + "` environment variable, or `" +
-					EnvClientCertPEM + FileSuffix + "` naming a PEM file.",
+					EnvClientCertPEM + FileSuffix + "` naming a PEM file. Also presented to secondary daemons " +
+					"(`zonegit_secondary`) that do not set their own.",
 				Optional: true,
 			},
 			"client_key_pem": schema.StringAttribute{
@@ -132,8 +134,9 @@ func (p *ZonegitProvider) Schema(_ context.Context, _ provider.SchemaRequest, re
 				Sensitive: true,
 			},
 			"insecure": schema.BoolAttribute{
-				MarkdownDescription: "Skip verification of the primary's TLS certificate. Only for testing; " +
-					"prefer `ca_cert_pem`, which it conflicts with. Defaults to `false`.",
+				MarkdownDescription: "Skip verification of the primary's TLS certificate (and of secondary daemons' that " +
+					"set no `ca_cert_pem` of their own). Only for testing; prefer `ca_cert_pem`, which it conflicts " +
+					"with. Defaults to `false`.",
 				Optional: true,
 				Validators: []validator.Bool{
 					boolvalidator.ConflictsWith(path.MatchRoot("ca_cert_pem")),
