@@ -36,8 +36,8 @@ func TestControlBadRequests(t *testing.T) {
 	missing := strings.Repeat("ab", 32)
 	for _, tc := range []struct {
 		name, method, path, token, body string
-		status                           int
-		msg                              string
+		status                          int
+		msg                             string
 	}{
 		{"no token", http.MethodGet, "/status", "", "", 401, "missing control token"},
 		{"bad token", http.MethodPut, "/desired", "wrong", `{"desired":{}}`, 401, "wrong control token"},

@@ -36,7 +36,7 @@ func startSecondaryProc(t *testing.T, bin string, args ...string) *secondaryProc
 		t.Fatal(err)
 	}
 	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() { p.signal(t, syscall.SIGKILL) })
+	t.Cleanup(func() { _ = p.signal(t, syscall.SIGKILL) }) // tests that care signal it themselves
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if m := servingLine.FindStringSubmatch(p.stderr.String()); m != nil {
@@ -173,7 +173,9 @@ func TestSecondaryKilledMidPull(t *testing.T) {
 	if err := d.signal(t, syscall.SIGTERM); err != nil {
 		t.Errorf("SIGTERM: %v: %s", err, d.stderr.String())
 	}
-	<-applyErr
+	// The apply either finished within --grace or was cut off with the
+	// connection: both are fine, the replica is what matters.
+	t.Logf("the apply during SIGTERM: %v", <-applyErr)
 	if !strings.Contains(d.stderr.String(), "shutting down") {
 		t.Errorf("no shutdown line: %s", d.stderr.String())
 	}
