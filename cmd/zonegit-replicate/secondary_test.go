@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zonegit/terraform-provider-zonegit/replicate"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 	"github.com/zonegit/terraform-provider-zonegit/secondary"
 )
@@ -207,5 +209,138 @@ func TestSecondaryKilledMidPull(t *testing.T) {
 	}
 	if checkReplica(t, bin, replica, tip) != tip {
 		t.Error("the converged replica lost main")
+	}
+}
+
+// startSecondary runs `secondary` in-process and returns its base URL and
+// stderr; the daemon is stopped (as by SIGTERM) at the end of the test,
+// which must see exit 0.
+func startSecondary(t *testing.T, args ...string) (string, *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stderr := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- dispatch(ctx, append([]string{"secondary", "--listen", "127.0.0.1:0"}, args...), io.Discard, stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != exitOK {
+				t.Errorf("secondary exited with %d: %s", code, stderr.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("secondary did not stop after its context was cancelled")
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if m := servingLine.FindStringSubmatch(stderr.String()); m != nil {
+			return m[1], stderr
+		}
+		select {
+		case code := <-done:
+			done <- code
+			t.Fatalf("secondary exited with %d: %s", code, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("secondary printed no address: %q", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestSecondaryTLS: the daemon reaches an mTLS primary with the
+// --primary-* flags (a token too), and serves its control API over mTLS
+// with serve's --tls-* flags: a control client with a certificate from the
+// bundle applies, one without is refused in the handshake; the read token
+// protects /v0 and is not the control token.
+func TestSecondaryTLS(t *testing.T) {
+	m := startMTLSServe(t)
+	fdir := t.TempDir()
+	serverCert, serverKey := m.pki.ServerCert(t)
+	controlFile := writeTestFile(t, fdir, "control", []byte("control-secret\n"))
+	readFile := writeTestFile(t, fdir, "read", []byte("read-secret\n"))
+	url, stderr := startSecondary(t, "--repo", filepath.Join(t.TempDir(), "replica"), "--primary", m.url,
+		"--control-token-file", controlFile, "--token-file", readFile,
+		"--primary-ca-cert", m.caFile, "--primary-client-cert", m.clientCertFile, "--primary-client-key", m.keyFile,
+		"--tls-cert", writeTestFile(t, fdir, "server.pem", serverCert), "--tls-key", writeTestFile(t, fdir, "server-key.pem", serverKey),
+		"--tls-client-ca", m.caFile)
+	if !strings.HasPrefix(url, "https://") || !strings.Contains(stderr.String(), "client certificates required") {
+		t.Fatalf("address %q, log %s", url, stderr.String())
+	}
+	ctx := context.Background()
+	ctl, err := secondary.NewControlClient(url, secondary.ControlOptions{Token: "control-secret", RetryAttempts: -1,
+		CACertPEM: string(m.pki.CAPEM), ClientCertPEM: string(m.clientCert), ClientKeyPEM: string(m.clientKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := ctl.Apply(ctx, secondary.ApplyRequest{Desired: secondary.Desired{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status.Refs["example.com./main"] != m.tip.String() {
+		t.Errorf("refs over mTLS: %v, want main %s", res.Status.Refs, m.tip)
+	}
+	anon, err := secondary.NewControlClient(url, secondary.ControlOptions{Token: "control-secret", RetryAttempts: -1,
+		CACertPEM: string(m.pki.CAPEM), RequestTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ce *secondary.ControlError
+	if _, err := anon.Status(ctx); err == nil || errors.As(err, &ce) || !strings.Contains(err.Error(), url) {
+		t.Errorf("control client without a certificate: %v, want a TLS error naming the daemon", err)
+	}
+	// The replica is readable over the protocol with the read token only.
+	reader := func(token string) error {
+		local, err := repo.Open(t.TempDir(), repo.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer local.Close()
+		c, err := replicate.NewClientWithOptions(local, replicate.ClientOptions{PrimaryURL: url, Token: token, RetryAttempts: -1,
+			CACertPEM: string(m.pki.CAPEM), ClientCertPEM: string(m.clientCert), ClientKeyPEM: string(m.clientKey)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Pull(ctx)
+	}
+	if err := reader("read-secret"); err != nil {
+		t.Errorf("pull from the secondary with the read token: %v", err)
+	}
+	var se *replicate.StatusError
+	if err := reader("control-secret"); !errors.As(err, &se) || se.StatusCode != 401 {
+		t.Errorf("pull from the secondary with the control token: %v, want 401", err)
+	}
+}
+
+// TestSecondaryUsage: bad command lines are usage errors naming the flag.
+func TestSecondaryUsage(t *testing.T) {
+	dir := t.TempDir()
+	control := writeTestFile(t, dir, "control", []byte("same\n"))
+	empty := writeTestFile(t, dir, "empty", []byte("\n"))
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--primary", "http://127.0.0.1:1", "--control-token-file", control}, "--repo is required"},
+		{[]string{"--repo", dir + "/r", "--control-token-file", control}, "--primary is required"},
+		{[]string{"--repo", dir + "/r", "--primary", "http://127.0.0.1:1"}, "--control-token-file is required"},
+		{[]string{"--repo", dir + "/r", "--primary", "ftp://x", "--control-token-file", control}, "--primary"},
+		{[]string{"--repo", dir + "/r", "--primary", "http://127.0.0.1:1", "--control-token-file", empty}, "--control-token-file"},
+		{[]string{"--repo", dir + "/r", "--primary", "http://127.0.0.1:1", "--control-token-file", control, "--token-file", control}, "same token"},
+		{[]string{"--repo", dir + "/r", "--primary", "http://127.0.0.1:1", "--control-token-file", control, "--primary-client-cert", control}, "--primary-client-cert needs --primary-client-key"},
+		{[]string{"--repo", dir + "/r", "--primary", "http://127.0.0.1:1", "--control-token-file", control, "--tls-client-ca", control}, "--tls-client-ca needs --tls-cert"},
+		{[]string{"--repo", dir + "/r", "--primary", "http://127.0.0.1:1", "--control-token-file", control, "--follow", "-1s"}, "--follow"},
+		{[]string{"--repo", dir + "/r", "--primary", "http://127.0.0.1:1", "--control-token-file", control, "--primary-ca-cert", empty}, "--primary-ca-cert"},
+	} {
+		var stderr syncBuffer
+		code := dispatch(context.Background(), append([]string{"secondary"}, tc.args...), io.Discard, &stderr)
+		if code != exitUsage || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%v: exit %d: %s; want 2 naming %q", tc.args, code, stderr.String(), tc.want)
+		}
+	}
+	if _, err := os.Stat(dir + "/r"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused command line created the replica: %v", err)
 	}
 }
