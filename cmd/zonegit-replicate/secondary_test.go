@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -220,7 +221,9 @@ func startSecondary(t *testing.T, args ...string) (string, *syncBuffer) {
 	ctx, cancel := context.WithCancel(context.Background())
 	stderr := &syncBuffer{}
 	done := make(chan int, 1)
-	go func() { done <- dispatch(ctx, append([]string{"secondary", "--listen", "127.0.0.1:0"}, args...), io.Discard, stderr) }()
+	go func() {
+		done <- dispatch(ctx, append([]string{"secondary", "--listen", "127.0.0.1:0"}, args...), io.Discard, stderr)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -309,7 +312,7 @@ func TestSecondaryTLS(t *testing.T) {
 		t.Errorf("pull from the secondary with the read token: %v", err)
 	}
 	var se *replicate.StatusError
-	if err := reader("control-secret"); !errors.As(err, &se) || se.StatusCode != 401 {
+	if err := reader("control-secret"); !errors.As(err, &se) || se.StatusCode != http.StatusUnauthorized {
 		t.Errorf("pull from the secondary with the control token: %v, want 401", err)
 	}
 }
