@@ -311,5 +311,10 @@ func (d *Daemon) setDesired(ds *Desired) error {
 	d.mu.Lock()
 	d.desired = ds
 	d.mu.Unlock()
+	if ds == nil {
+		d.logf("desired state cleared: holding the refs")
+	} else {
+		d.logf("desired state set: zones %v, branches %v, %d pins, prune %v, follow %v", ds.Zones, ds.Branches, len(ds.Pins), ds.Prune, ds.Follow)
+	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -103,6 +104,17 @@ func New(cfg Config) (*Daemon, error) {
 	desired, err := loadState(cfg.StatePath)
 	if err != nil {
 		return nil, fmt.Errorf("secondary: %w", err)
+	}
+	// The state is written on the first apply; a directory that is not
+	// there would fail that apply after its pull, so refuse it now.
+	if fi, err := os.Stat(filepath.Dir(cfg.StatePath)); err != nil || !fi.IsDir() {
+		if err == nil {
+			err = errors.New("not a directory")
+		}
+		return nil, fmt.Errorf("secondary: state file %s: directory %s: %w", cfg.StatePath, filepath.Dir(cfg.StatePath), err)
+	}
+	if desired != nil && desired.Follow && cfg.Follow <= 0 {
+		logf("warning: the desired state says follow, but the daemon runs without a follow interval: it holds the refs until told")
 	}
 	// Only a directory that is absent, empty or a repository: the daemon
 	// writes into no other, so a wrong --repo cannot damage anything.

@@ -3,9 +3,11 @@ package secondary_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"maps"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -355,5 +357,65 @@ func TestBusy(t *testing.T) {
 	}
 	if a.DurationMS < 150 || b.DurationMS < 150 {
 		t.Errorf("pulls were not slowed down: %d ms, %d ms", a.DurationMS, b.DurationMS)
+	}
+}
+
+// TestStateFile: the desired state is written with mode 0600 beside the
+// replica, never inside it; a state file the daemon cannot read, or one in
+// a directory that does not exist, stops New with an error naming it
+// instead of starting without the operator's state.
+func TestStateFile(t *testing.T) {
+	p := newTestPrimary(t)
+	p.commit("example.com.", "main")
+	dir := filepath.Join(t.TempDir(), "replica")
+	td := startDaemon(t, p.url, daemonOptions{dir: dir})
+	td.apply(t, secondary.ApplyRequest{Desired: secondary.Desired{Zones: []string{"example.com."}, Prune: true}})
+	if td.state != dir+".secondary.json" {
+		t.Fatalf("default state path %s", td.state)
+	}
+	fi, err := os.Stat(td.state)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("state file: %v %v", err, fi)
+	}
+	info, err := repo.InspectDir(dir)
+	if err != nil || len(info.Foreign) != 0 {
+		t.Errorf("replica directory holds foreign files: %v %+v", err, info.Foreign)
+	}
+	var st struct {
+		Version int               `json:"version"`
+		Desired secondary.Desired `json:"desired"`
+	}
+	if err := json.Unmarshal(readFile(t, td.state), &st); err != nil || st.Version != 1 || !st.Desired.Prune {
+		t.Errorf("state file content: %v %+v", err, st)
+	}
+	td.stop()
+
+	cfg := func(state string) secondary.Config {
+		return secondary.Config{Dir: dir, StatePath: state, ControlToken: "x", Primary: replicate.ClientOptions{PrimaryURL: p.url}}
+	}
+	for _, tc := range []struct{ name, content, want string }{
+		{"not JSON", "{", "unexpected EOF"},
+		{"unknown field", `{"version":1,"desired":null,"primary":"http://x"}`, `unknown field "primary"`},
+		{"other version", `{"version":2,"desired":null}`, "version 2"},
+		{"invalid zone", `{"version":1,"desired":{"zones":["Example."],"prune":false,"follow":false}}`, "Example."},
+	} {
+		path := filepath.Join(t.TempDir(), "state.json")
+		if err := os.WriteFile(path, []byte(tc.content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		d, err := secondary.New(cfg(path))
+		if err == nil {
+			d.Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error naming %s and %q", tc.name, err, path, tc.want)
+		}
+	}
+	missing := filepath.Join(t.TempDir(), "no", "state.json")
+	if d, err := secondary.New(cfg(missing)); err == nil || !strings.Contains(err.Error(), missing) {
+		if d != nil {
+			d.Close()
+		}
+		t.Errorf("state in a missing directory: %v", err)
 	}
 }
