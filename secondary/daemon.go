@@ -318,7 +318,7 @@ func (d *Daemon) branches() (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing the replica's branches: %w", err)
 	}
-	return refsMap(refs), nil
+	return replicate.RefsMap(refs), nil
 }
 
 // Status reports the daemon's state now.
@@ -344,7 +344,7 @@ func (d *Daemon) status() (*Status, error) {
 		st.Follow = d.cfg.Follow.String()
 	}
 	if len(tags) > 0 {
-		st.Tags = refsMap(tags)
+		st.Tags = replicate.RefsMap(tags)
 	}
 	d.mu.Lock()
 	st.Desired = d.desired.clone()
@@ -369,14 +369,6 @@ func (d *Daemon) Handler() http.Handler {
 		}
 		rep.ServeHTTP(w, r)
 	})
-}
-
-func refsMap(refs []repo.Ref) map[string]string {
-	out := make(map[string]string, len(refs))
-	for _, r := range refs {
-		out[r.Zone+"/"+r.Name] = r.Hash.String()
-	}
-	return out
 }
 
 func sortedKeys[V any](m map[string]V) []string {
