@@ -115,6 +115,17 @@ type PullOptions struct {
 	Progress func(Progress)
 }
 
+// Exactly returns o made to produce exactly refs (a plan's Refs, see
+// Client.PlanRefs): every planned branch pinned to its planned hash and
+// PinsOnly, so that a primary that moved, or grew a branch, after the plan
+// changes nothing; with Prune every other local branch is deleted. Tags
+// still follow the zone filter. zonegit_replica's apply and the secondary
+// daemon's apply both pull with it.
+func (o PullOptions) Exactly(refs map[string]string) PullOptions {
+	o.PinsOnly, o.Pins = true, refs
+	return o
+}
+
 // Progress reports a pull in flight. Over the pack extension the primary
 // does not say how many objects are coming: Total is then what is known so
 // far (objects received plus objects linked but not yet received), and

@@ -401,3 +401,47 @@ func TestNewClientUnbuildableTransportDoesNotPanic(t *testing.T) {
 		t.Fatal("Refs with an unbuildable transport succeeded")
 	}
 }
+
+// TestRunPullFunc: with PullFunc set, Run pulls with whatever selection it
+// chooses each time, and a round with nothing to pull (nil, nil) is
+// neither reported nor counted as a failure.
+func TestRunPullFunc(t *testing.T) {
+	p := newPrimary(t, false, nil)
+	com := mustSynthetic(t, p.repo, "example.com.", "main", 5)
+	org := mustSynthetic(t, p.repo, "example.org.", "main", 5)
+	local := openRepo(t, t.TempDir())
+	c := newClient(t, p.url(), local, nil)
+	c.Interval = 20 * time.Millisecond
+	log := newPullLog()
+	c.OnPull = log.onPull
+	var zone atomic.Value // "" = nothing to pull
+	zone.Store("")
+	var calls atomic.Int64
+	c.PullFunc = func(ctx context.Context) (*replicate.PullResult, error) {
+		calls.Add(1)
+		z := zone.Load().(string)
+		if z == "" {
+			return nil, nil
+		}
+		return c.PullWith(ctx, replicate.PullOptions{Zones: []string{z}})
+	}
+	startRun(context.Background(), t, c)
+	deadline := time.Now().Add(hangBound)
+	for calls.Load() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("Run did not call PullFunc")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := log.len(); n != 0 {
+		t.Errorf("%d rounds with nothing to pull were reported", n)
+	}
+	zone.Store("example.com.")
+	log.waitFor(t, "pull of example.com.", branchMovedTo("example.com.", "main", com))
+	zone.Store("example.org.")
+	log.waitFor(t, "pull of example.org.", branchMovedTo("example.org.", "main", org))
+	refs := localRefs(t, local)
+	if refs["example.com./main"] != com.String() || refs["example.org./main"] != org.String() || len(refs) != 2 {
+		t.Errorf("local refs %v", refs)
+	}
+}

@@ -288,11 +288,8 @@ func PlanRefsOffline(primary *RefsResponse, local []repo.Ref, opts PullOptions) 
 	if err != nil {
 		return nil, err
 	}
-	out := &RefsPlan{Refs: p.Refs(local), Current: map[string]string{}, Invalid: p.Invalid,
+	out := &RefsPlan{Refs: p.Refs(local), Current: RefsMap(local), Invalid: p.Invalid,
 		Targets: len(p.Targets), Pruned: len(p.Prune)}
-	for _, r := range local {
-		out.Current[r.Zone+"/"+r.Name] = r.Hash.String()
-	}
 	if opts.Prune {
 		for _, r := range opts.Selection().Unselected(local) {
 			delete(out.Refs, r.Zone+"/"+r.Name)
@@ -300,4 +297,14 @@ func PlanRefsOffline(primary *RefsResponse, local []repo.Ref, opts PullOptions) 
 		}
 	}
 	return out, nil
+}
+
+// RefsMap returns refs as "<zone>/<name>" -> hex, the shape of
+// zonegit_replica's refs attribute and of the secondary daemon's answers.
+func RefsMap(refs []repo.Ref) map[string]string {
+	out := make(map[string]string, len(refs))
+	for _, r := range refs {
+		out[r.Zone+"/"+r.Name] = r.Hash.String()
+	}
+	return out
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/zonegit/terraform-provider-zonegit/replicate"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
 
@@ -57,13 +58,7 @@ func readLocalRefs(dir string) (refs []repo.Ref, exists bool, err error) {
 }
 
 // refsMap turns refs into the "<zone>/<branch>" => hex map stored in state.
-func refsMap(refs []repo.Ref) map[string]string {
-	out := make(map[string]string, len(refs))
-	for _, r := range refs {
-		out[r.Zone+"/"+r.Name] = r.Hash.String()
-	}
-	return out
-}
+func refsMap(refs []repo.Ref) map[string]string { return replicate.RefsMap(refs) }
 
 // sortedKeys returns m's keys in order, for stable diagnostics and logs.
 func sortedKeys[V any](m map[string]V) []string {

@@ -770,8 +770,7 @@ func (r *ReplicaResource) apply(ctx context.Context, plan *replicaResourceModel)
 	// delete every other local branch: the plan has decided everything,
 	// so a primary that moved (or grew a branch) after the plan changes
 	// nothing. Tags follow the zone filter.
-	pull.PinsOnly = true
-	pull.Pins = planned
+	pull = pull.Exactly(planned)
 
 	ctx, opts = withClientLogging(ctx, opts)
 	client, err := replicate.NewClientWithOptions(local, opts)

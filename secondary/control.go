@@ -259,12 +259,8 @@ func (d *Daemon) handleApply(r *http.Request) (int, any, *httpError) {
 		}
 		expect = p.Refs
 	}
-	// The plan decided everything: pin every planned branch, and (with
-	// prune) delete every other, so a primary that moved since changes
-	// nothing. Tags follow the zone filter.
-	opts := ds.pullOptions()
-	opts.PinsOnly, opts.Pins = true, expect
-	res, rep, err := d.pull(ctx, TriggerApply, opts, expect)
+	// The plan decided everything, as in zonegit_replica's apply.
+	res, rep, err := d.pull(ctx, TriggerApply, ds.pullOptions().Exactly(expect), expect)
 	if ctx.Err() != nil {
 		// Cut short by the client or by shutdown: refs are at complete
 		// closures, but the desired state is not taken.
@@ -311,5 +307,10 @@ func (d *Daemon) setDesired(ds *Desired) error {
 	d.mu.Lock()
 	d.desired = ds
 	d.mu.Unlock()
+	if ds == nil {
+		d.logf("desired state cleared: holding the refs")
+	} else {
+		d.logf("desired state set: zones %v, branches %v, %d pins, prune %v, follow %v", ds.Zones, ds.Branches, len(ds.Pins), ds.Prune, ds.Follow)
+	}
 	return nil
 }

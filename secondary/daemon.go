@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -103,6 +104,17 @@ func New(cfg Config) (*Daemon, error) {
 	desired, err := loadState(cfg.StatePath)
 	if err != nil {
 		return nil, fmt.Errorf("secondary: %w", err)
+	}
+	// The state is written on the first apply; a directory that is not
+	// there would fail that apply after its pull, so refuse it now.
+	if fi, err := os.Stat(filepath.Dir(cfg.StatePath)); err != nil || !fi.IsDir() {
+		if err == nil {
+			err = errors.New("not a directory")
+		}
+		return nil, fmt.Errorf("secondary: state file %s: directory %s: %w", cfg.StatePath, filepath.Dir(cfg.StatePath), err)
+	}
+	if desired != nil && desired.Follow && cfg.Follow <= 0 {
+		logf("warning: the desired state says follow, but the daemon runs without a follow interval: it holds the refs until told")
 	}
 	// Only a directory that is absent, empty or a repository: the daemon
 	// writes into no other, so a wrong --repo cannot damage anything.
@@ -306,7 +318,7 @@ func (d *Daemon) branches() (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing the replica's branches: %w", err)
 	}
-	return refsMap(refs), nil
+	return replicate.RefsMap(refs), nil
 }
 
 // Status reports the daemon's state now.
@@ -332,7 +344,7 @@ func (d *Daemon) status() (*Status, error) {
 		st.Follow = d.cfg.Follow.String()
 	}
 	if len(tags) > 0 {
-		st.Tags = refsMap(tags)
+		st.Tags = replicate.RefsMap(tags)
 	}
 	d.mu.Lock()
 	st.Desired = d.desired.clone()
@@ -357,14 +369,6 @@ func (d *Daemon) Handler() http.Handler {
 		}
 		rep.ServeHTTP(w, r)
 	})
-}
-
-func refsMap(refs []repo.Ref) map[string]string {
-	out := make(map[string]string, len(refs))
-	for _, r := range refs {
-		out[r.Zone+"/"+r.Name] = r.Hash.String()
-	}
-	return out
 }
 
 func sortedKeys[V any](m map[string]V) []string {
