@@ -194,6 +194,18 @@ func sortedNames[V any](m map[string]V) []string {
 	return out
 }
 
+// planFleet expects every instance of the fleet planned for action, with
+// the refs want(name).
+func planFleet(secs []*testSecondary, action plancheck.ResourceActionType, want func(name string) map[string]string) []plancheck.PlanCheck {
+	var out []plancheck.PlanCheck
+	for _, s := range secs {
+		out = append(out,
+			plancheck.ExpectResourceAction(fleetAddr(s.name), action),
+			expectPlannedRefs(fleetAddr(s.name), func() map[string]string { return want(s.name) }))
+	}
+	return out
+}
+
 // fleetAddr is the address of one instance of the fleet.
 func fleetAddr(name string) string { return fmt.Sprintf("zonegit_secondary.fleet[%q]", name) }
 
@@ -290,15 +302,6 @@ func TestAccSecondaryResource_fleet(t *testing.T) {
 	all := func(h *string) func(string) map[string]string {
 		return func(string) map[string]string { return at(h)() }
 	}
-	planAll := func(action plancheck.ResourceActionType, want func(name string) map[string]string) []plancheck.PlanCheck {
-		var out []plancheck.PlanCheck
-		for _, s := range secs {
-			out = append(out,
-				plancheck.ExpectResourceAction(fleetAddr(s.name), action),
-				expectPlannedRefs(fleetAddr(s.name), func() map[string]string { return want(s.name) }))
-		}
-		return out
-	}
 	holdA := func(h *string) map[string]map[string]string {
 		return map[string]map[string]string{"a": {key: *h}}
 	}
@@ -321,7 +324,7 @@ func TestAccSecondaryResource_fleet(t *testing.T) {
 			// apply moves every daemon there.
 			{
 				Config:           config(nil),
-				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: planAll(plancheck.ResourceActionCreate, all(&h1))},
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: planFleet(secs, plancheck.ResourceActionCreate, all(&h1))},
 				ConfigStateChecks: append(fleetHolds(secs, all(&h1)),
 					expectRefs(fleetAddr("a"), at(&h1)),
 					statecheck.ExpectKnownValue(fleetAddr("b"), tfjsonpath.New("id"), knownvalue.StringExact(b.URL)),
@@ -344,7 +347,7 @@ func TestAccSecondaryResource_fleet(t *testing.T) {
 			{
 				PreConfig:         func() { h2 = p.commit(zone, "main") },
 				Config:            config(nil),
-				ConfigPlanChecks:  resource.ConfigPlanChecks{PreApply: planAll(plancheck.ResourceActionUpdate, all(&h2))},
+				ConfigPlanChecks:  resource.ConfigPlanChecks{PreApply: planFleet(secs, plancheck.ResourceActionUpdate, all(&h2))},
 				ConfigStateChecks: fleetHolds(secs, all(&h2)),
 			},
 			// A pin holds a back while b and c follow the next commit.
@@ -462,14 +465,15 @@ func TestAccSecondaryResource_fleet(t *testing.T) {
 
 // TestAccSecondaryResource_daemonDown: a daemon that cannot be reached is an
 // error naming its URL on its own instance. Down during the apply, the
-// other two are applied; down during plan, the plan fails naming it; back,
-// the next apply converges.
+// other two are applied; down during plan, the plan fails naming it. A
+// branch the daemons cannot pull is an error naming zone, branch and
+// daemon. Once all is well again, the next apply converges.
 func TestAccSecondaryResource_daemonDown(t *testing.T) {
 	p := newTestPrimary(t, primaryOptions{})
 	const zone = "example.com."
 	const key = zone + "/main"
 	h1 := p.commit(zone, "main")
-	var h2 string
+	var h2, h3 string
 	secs := []*testSecondary{
 		newTestSecondary(t, "a", p.URL, secondaryOptions{}),
 		newTestSecondary(t, "b", p.URL, secondaryOptions{}),
@@ -512,15 +516,25 @@ func TestAccSecondaryResource_daemonDown(t *testing.T) {
 				PlanOnly:    true,
 				ExpectError: errorLike("Cannot reach secondary daemon", c.URL),
 			},
-			// c is back: the apply converges.
+			// c is back, but the primary cannot serve objects: the
+			// daemons report the branch that failed, each on its own
+			// instance, naming zone and branch.
 			{
-				PreConfig: c.start,
-				Config:    config,
-				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectResourceAction(fleetAddr("c"), plancheck.ResourceActionUpdate),
-					plancheck.ExpectResourceAction(fleetAddr("a"), plancheck.ResourceActionNoop),
-				}},
-				ConfigStateChecks: fleetHolds(secs, func(string) map[string]string { return at(&h2)() }),
+				PreConfig: func() {
+					c.start()
+					p.failObjects.Store(true)
+					h3 = p.commit(zone, "main")
+				},
+				Config:      config,
+				ExpectError: errorLike("Replica pull failed", "Branch main of zone example.com.", "secondary "+c.URL, "500"),
+			},
+			// The primary recovers: the apply converges, every secondary
+			// moving to the commit it could not pull before.
+			{
+				PreConfig:         func() { p.failObjects.Store(false) },
+				Config:            config,
+				ConfigPlanChecks:  resource.ConfigPlanChecks{PreApply: planFleet(secs, plancheck.ResourceActionUpdate, func(string) map[string]string { return at(&h3)() })},
+				ConfigStateChecks: fleetHolds(secs, func(string) map[string]string { return at(&h3)() }),
 			},
 			destroyFleet(secs),
 		},
@@ -578,6 +592,14 @@ resource "zonegit_secondary" "b" {
 				Config:      strings.Replace(config, "url = "+fmt.Sprintf("%q", b.URL), "url = "+fmt.Sprintf("%q", b.URL)+"\n  follow = true", 1),
 				PlanOnly:    true,
 				ExpectError: errorLike("Secondary daemon cannot follow", b.URL, "--follow"),
+			},
+			// A pin the daemon's primary does not have: the plan fails on
+			// the pin, naming it, as the daemon reported it (422).
+			{
+				Config: strings.Replace(config, "url = "+fmt.Sprintf("%q", b.URL), "url = "+fmt.Sprintf("%q", b.URL)+
+					fmt.Sprintf("\n  pins = { %q = %q }", "example.com./main", strings.Repeat("ab", 32)), 1),
+				PlanOnly:    true,
+				ExpectError: errorLike("Pinned commit not on the primary", b.URL, "example.com./main"),
 			},
 			// Import by URL, with the provider's token.
 			{
