@@ -427,7 +427,7 @@ func (r *SecondaryResource) ModifyPlan(ctx context.Context, req resource.ModifyP
 	planned := answer.Refs
 	same := state != nil && state.ID.ValueString() == url
 	if same && !state.Refs.IsNull() && !state.Refs.IsUnknown() {
-		if offer := loadSnapshot(ctx, req.Private, url); offer != nil {
+		if offer := loadSnapshot(ctx, req.Private, snapshotKey(url, answer.Primary)); offer != nil {
 			var current map[string]string
 			resp.Diagnostics.Append(state.Refs.ElementsAs(ctx, &current, false)...)
 			local, err := refsList(current)
@@ -482,13 +482,15 @@ func (r *SecondaryResource) Create(ctx context.Context, req resource.CreateReque
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	state, diags := r.apply(ctx, &plan, timeout)
+	state, primary, diags := r.apply(ctx, &plan, timeout)
 	resp.Diagnostics.Append(diags...)
 	if state == nil {
 		return // the daemon took nothing: it does not exist for Terraform
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, state)...)
-	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, r.snapshot(ctx, state))...)
+	// Keep a snapshot, as a refresh does, so that a plan with
+	// -refresh=false right after the create plans like any other.
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, r.snapshot(ctx, state, primary))...)
 }
 
 func (r *SecondaryResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -504,7 +506,7 @@ func (r *SecondaryResource) Update(ctx context.Context, req resource.UpdateReque
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	state, diags := r.apply(ctx, &plan, timeout)
+	state, _, diags := r.apply(ctx, &plan, timeout)
 	resp.Diagnostics.Append(diags...)
 	if state == nil {
 		// The daemon took nothing: keep the prior state.
@@ -516,15 +518,16 @@ func (r *SecondaryResource) Update(ctx context.Context, req resource.UpdateReque
 
 // apply sends the desired state and the planned refs to the daemon (PUT
 // /desired), which pulls exactly those hashes, and returns the new state.
-// state is nil when the daemon did not take the request (nothing changed).
-func (r *SecondaryResource) apply(ctx context.Context, plan *secondaryResourceModel, timeout time.Duration) (state *secondaryResourceModel, diags diag.Diagnostics) {
+// state is nil when the daemon did not take the request (nothing changed);
+// primary is the daemon's primary.
+func (r *SecondaryResource) apply(ctx context.Context, plan *secondaryResourceModel, timeout time.Duration) (state *secondaryResourceModel, primary string, diags diag.Diagnostics) {
 	url := plan.URL.ValueString()
 	want, _, d := desired(ctx, plan)
 	diags.Append(d...)
 	ctx, client, d := r.control(ctx, plan, timeout)
 	diags.Append(d...)
 	if diags.HasError() {
-		return nil, diags
+		return nil, "", diags
 	}
 	// The refs to produce: the plan's, or, if the plan could not know them
 	// (unknown inputs), what the daemon plans now.
@@ -533,11 +536,11 @@ func (r *SecondaryResource) apply(ctx context.Context, plan *secondaryResourceMo
 		answer, err := client.Plan(ctx, want)
 		if err != nil {
 			diags.Append(r.controlError(plan, "Planning", err))
-			return nil, diags
+			return nil, "", diags
 		}
 		planned = answer.Refs
 	} else if diags.Append(plan.Refs.ElementsAs(ctx, &planned, false)...); diags.HasError() {
-		return nil, diags
+		return nil, "", diags
 	}
 	if planned == nil {
 		planned = map[string]string{}
@@ -547,7 +550,7 @@ func (r *SecondaryResource) apply(ctx context.Context, plan *secondaryResourceMo
 	res, err := client.Apply(ctx, secondary.ApplyRequest{Desired: want, Expect: planned})
 	if err != nil {
 		diags.Append(r.controlError(plan, "Applying to", err))
-		return nil, diags
+		return nil, "", diags
 	}
 	pull := res.Pull
 	for _, f := range pull.Errors {
@@ -588,12 +591,17 @@ func (r *SecondaryResource) apply(ctx context.Context, plan *secondaryResourceMo
 		diags.Append(d...)
 		state.LastPull = lp
 	}
-	return state, diags
+	return state, pull.Primary, diags
 }
+
+// snapshotKey names a snapshot by the daemon and the primary it pulls from,
+// so that a daemon restarted with another --primary never plans from what
+// the old primary offered.
+func snapshotKey(url, primary string) string { return url + " <- " + primary }
 
 // snapshot asks the daemon what its primary offers, for the plan (see
 // ModifyPlan); nil when it cannot: the plan then uses the daemon's answer.
-func (r *SecondaryResource) snapshot(ctx context.Context, m *secondaryResourceModel) []byte {
+func (r *SecondaryResource) snapshot(ctx context.Context, m *secondaryResourceModel, primary string) []byte {
 	ctx, client, diags := r.control(ctx, m, 0)
 	if diags.HasError() {
 		return nil
@@ -603,7 +611,7 @@ func (r *SecondaryResource) snapshot(ctx context.Context, m *secondaryResourceMo
 		tflog.Warn(ctx, "cannot snapshot what the secondary's primary offers", map[string]any{"url": client.URL(), "error": err.Error()})
 		return nil
 	}
-	return encodeSnapshot(m.ID.ValueString(), offer)
+	return encodeSnapshot(snapshotKey(m.ID.ValueString(), primary), offer)
 }
 
 func (r *SecondaryResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -642,7 +650,7 @@ func (r *SecondaryResource) Read(ctx context.Context, req resource.ReadRequest, 
 	}
 	tflog.Debug(ctx, "read secondary", map[string]any{"url": client.URL(), "branches": len(st.Refs), "busy": st.Busy})
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
-	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, r.snapshot(ctx, &state))...)
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, r.snapshot(ctx, &state, st.Primary))...)
 }
 
 // readDesired sets the refs and the desired state from a daemon's status.
