@@ -460,8 +460,11 @@ func TestPrimaryDown(t *testing.T) {
 	ctx := context.Background()
 	var ce *secondary.ControlError
 	for name, call := range map[string]func() error{
-		"plan":  func() error { _, err := td.ctl.Plan(ctx, secondary.Desired{Prune: true}); return err },
-		"apply": func() error { _, err := td.ctl.Apply(ctx, secondary.ApplyRequest{Desired: secondary.Desired{Prune: true}}); return err },
+		"plan": func() error { _, err := td.ctl.Plan(ctx, secondary.Desired{Prune: true}); return err },
+		"apply": func() error {
+			_, err := td.ctl.Apply(ctx, secondary.ApplyRequest{Desired: secondary.Desired{Prune: true}})
+			return err
+		},
 		"apply with expect": func() error {
 			_, err := td.ctl.Apply(ctx, secondary.ApplyRequest{Desired: secondary.Desired{Prune: true}, Expect: first.Status.Refs})
 			return err
