@@ -5,12 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"maps"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -418,4 +421,86 @@ func TestStateFile(t *testing.T) {
 		}
 		t.Errorf("state in a missing directory: %v", err)
 	}
+}
+
+// TestPrimaryDown: with the primary unreachable, plan, apply and offer
+// answer 502 naming the primary, and an apply changes neither the state
+// file nor the refs.
+func TestPrimaryDown(t *testing.T) {
+	p := newTestPrimary(t)
+	p.commit("example.com.", "main")
+	// A primary that stops answering: the daemon keeps its URL.
+	var down atomic.Bool
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			// Drop the connection: "unreachable" as the client sees it.
+			hj, ok := w.(http.Hijacker)
+			if !ok {
+				t.Error("no hijacker")
+				return
+			}
+			c, _, err := hj.Hijack()
+			if err == nil {
+				c.Close()
+			}
+			return
+		}
+		proxyTo(t, p.url, w, r)
+	}))
+	t.Cleanup(front.Close)
+	td := startDaemon(t, front.URL, daemonOptions{})
+	first := td.apply(t, secondary.ApplyRequest{Desired: secondary.Desired{}})
+	stateBefore := readFile(t, td.state)
+	st, err := td.ctl.Status(context.Background())
+	if err != nil || st.LastPull == nil || st.LastPull.Objects != first.Pull.Objects || st.LastPull.Trigger != secondary.TriggerApply {
+		t.Fatalf("status after the first apply: %v %+v", err, st)
+	}
+
+	down.Store(true)
+	ctx := context.Background()
+	var ce *secondary.ControlError
+	for name, call := range map[string]func() error{
+		"plan": func() error { _, err := td.ctl.Plan(ctx, secondary.Desired{Prune: true}); return err },
+		"apply": func() error {
+			_, err := td.ctl.Apply(ctx, secondary.ApplyRequest{Desired: secondary.Desired{Prune: true}})
+			return err
+		},
+		"apply with expect": func() error {
+			_, err := td.ctl.Apply(ctx, secondary.ApplyRequest{Desired: secondary.Desired{Prune: true}, Expect: first.Status.Refs})
+			return err
+		},
+		"offer": func() error { _, err := td.ctl.Offer(ctx); return err },
+	} {
+		err := call()
+		if !errors.As(err, &ce) || ce.Status != http.StatusBadGateway || !strings.Contains(ce.Message, front.URL) {
+			t.Errorf("%s with the primary down: %v, want 502 naming %s", name, err, front.URL)
+		}
+		if got := readFile(t, td.state); !bytes.Equal(got, stateBefore) {
+			t.Errorf("%s: the state file changed", name)
+		}
+		if got := td.refs(t); !maps.Equal(got, first.Status.Refs) {
+			t.Errorf("%s: refs changed: %v", name, got)
+		}
+	}
+}
+
+// proxyTo forwards r to base (a minimal reverse proxy for one test).
+func proxyTo(t *testing.T, base string, w http.ResponseWriter, r *http.Request) {
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, base+r.URL.RequestURI(), r.Body)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	req.Header = r.Header.Clone()
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, resp.Body)
 }

@@ -214,6 +214,9 @@ func listenAndServe(ctx context.Context, h httpServing, stderr io.Writer, starte
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
 		hs.Close()
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("shutdown: requests still running after --grace %s were cut off", h.grace)
+		}
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
