@@ -31,11 +31,15 @@ type Desired struct {
 // ApplyRequest is the body of PUT /desired.
 type ApplyRequest struct {
 	Desired Desired `json:"desired"`
-	// Expect, when set, is the exact refs the pull must produce (the plan
-	// Terraform showed): the daemon pulls exactly these hashes (replicate
-	// PullOptions.PinsOnly with Pins=Expect, Prune=Desired.Prune), as
-	// zonegit_replica's apply does, then stores Desired.
-	Expect map[string]string `json:"expect,omitempty"`
+	// Expect, when not nil, is the exact refs the pull must produce (the
+	// plan Terraform showed): the daemon pulls exactly these hashes
+	// (replicate PullOptions.Exactly), as zonegit_replica's apply does,
+	// then stores Desired. An empty, non-nil Expect is a plan of "no
+	// branches at all" and is sent as {}: with Prune the daemon deletes
+	// every branch, without it moves none, even if the primary grew a
+	// matching branch since the plan. nil is sent as null (absent means
+	// the same): the daemon plans by itself, now.
+	Expect map[string]string `json:"expect"`
 }
 
 // Plan is the answer of POST /plan.

@@ -215,23 +215,39 @@ func (d *Daemon) Desired() *Desired {
 }
 
 // followPull is the follow loop's pull (replicate.Client.PullFunc): by the
-// desired state of the moment, when it says follow.
+// desired state of the moment, when it says follow. A follow round is an
+// apply without a plan to hold to: the same plan (Client.PlanRefs, which
+// with prune also drops the branches the selection no longer selects) and
+// the same exact pull (PullOptions.Exactly), so following and applying
+// never disagree about what a desired state means.
 func (d *Daemon) followPull(ctx context.Context) (*replicate.PullResult, error) {
 	if err := d.lock(ctx); err != nil {
 		return nil, err
 	}
 	defer d.unlock()
+	d.mu.Lock()
+	trigger := TriggerFollow
+	if d.firstPull {
+		// The round right after the daemon started, whether or not it
+		// pulls: a later first pull (after an apply) is a follow.
+		trigger, d.firstPull = TriggerStart, false
+	}
+	d.mu.Unlock()
 	desired := d.Desired()
 	if desired == nil || !desired.Follow {
 		return nil, nil // nothing to follow: hold the refs
 	}
-	d.mu.Lock()
-	trigger := TriggerFollow
-	if d.firstPull {
-		trigger, d.firstPull = TriggerStart, false
+	p, herr := d.plan(ctx, desired)
+	if herr != nil {
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx) // shutting down: not a failed round
+		}
+		// Nothing was pulled; the report says why, as a pull's would.
+		d.record(PullReport{Started: time.Now().UTC(), Primary: d.client.PrimaryURL, Trigger: trigger,
+			Moved: []RefMove{}, Error: herr.msg})
+		return nil, herr
 	}
-	d.mu.Unlock()
-	res, _, err := d.pull(ctx, trigger, desired.pullOptions(), nil)
+	res, _, err := d.pull(ctx, trigger, desired.pullOptions().Exactly(p.Refs), p.Refs)
 	return res, err
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -197,7 +198,6 @@ func TestFollow(t *testing.T) {
 	com1 := p.commit("example.com.", "main")
 	p.commit("example.org.", "main")
 	td := startDaemon(t, p.url, daemonOptions{follow: interval})
-	ctx := context.Background()
 	res := td.apply(t, secondary.ApplyRequest{Desired: secondary.Desired{Follow: true, Pins: map[string]string{"example.com./main": com1}}})
 	if res.Status.Follow != interval.String() {
 		t.Errorf("status follow %q", res.Status.Follow)
@@ -213,9 +213,17 @@ func TestFollow(t *testing.T) {
 	if got := td.refs(t)["example.com./main"]; got != com1 {
 		t.Errorf("pinned branch moved to %s", got)
 	}
-	pulls, err := td.ctl.Pulls(ctx)
-	if err != nil || pulls[0].Trigger == secondary.TriggerApply {
-		t.Errorf("pulls: %v %+v", err, pulls)
+	// A ref moves as soon as its closure is stored, before the pull has
+	// ended and been recorded: the report that moved it comes with the
+	// end of the pull (status says busy until then).
+	var last secondary.PullReport
+	waitFor(t, 5*time.Second, "the follow pull's report", func() bool {
+		pulls := mustPulls(t, td)
+		last = pulls[0]
+		return slices.ContainsFunc(last.Moved, func(m secondary.RefMove) bool { return m.New == org2 })
+	})
+	if last.Trigger != secondary.TriggerFollow && last.Trigger != secondary.TriggerStart {
+		t.Errorf("the pull that moved the branch: trigger %q, want follow: %+v", last.Trigger, last)
 	}
 
 	// Follow = false: the refs hold.
