@@ -279,14 +279,7 @@ func (r *SecondaryResource) control(ctx context.Context, m *secondaryResourceMod
 				"ZONEGIT_SECONDARY_TOKEN_FILE environment variable).", url))
 		return ctx, nil, diags
 	}
-	var secrets []string
-	for _, s := range []string{opts.Token, opts.ClientKeyPEM} {
-		if s != "" {
-			secrets = append(secrets, s)
-		}
-	}
-	ctx = tflog.MaskMessageStrings(ctx, secrets...)
-	ctx = tflog.MaskAllFieldValuesStrings(ctx, secrets...)
+	ctx, opts = withControlLogging(ctx, opts)
 	c, err := secondary.NewControlClient(url, opts)
 	if err != nil {
 		diags.AddError("Invalid secondary client settings", fmt.Sprintf(

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
+	"github.com/zonegit/terraform-provider-zonegit/secondary"
 )
 
 var _ replicate.Logger = tflogLogger{}
@@ -33,25 +34,37 @@ const objectLinesShown = 5
 // withClientLogging returns ctx with the secrets of opts masked in every log
 // line, and opts with a logger writing to that context.
 func withClientLogging(ctx context.Context, opts replicate.ClientOptions) (context.Context, replicate.ClientOptions) {
-	var secrets []string
-	if opts.Token != "" {
-		secrets = append(secrets, opts.Token)
-	}
-	if opts.ClientKeyPEM != "" {
-		secrets = append(secrets, opts.ClientKeyPEM)
-	}
+	secrets := []string{opts.Token, opts.ClientKeyPEM}
 	for _, v := range opts.Headers {
-		if v != "" {
-			secrets = append(secrets, v)
+		secrets = append(secrets, v)
+	}
+	ctx, opts.Logger = maskedLogger(ctx, secrets...)
+	return ctx, opts
+}
+
+// withControlLogging is withClientLogging for a secondary daemon's control
+// client: the same masking and the same logger, so TF_LOG shows control
+// requests and their retries as it shows a primary's.
+func withControlLogging(ctx context.Context, opts secondary.ControlOptions) (context.Context, secondary.ControlOptions) {
+	ctx, opts.Logger = maskedLogger(ctx, opts.Token, opts.ClientKeyPEM)
+	return ctx, opts
+}
+
+// maskedLogger returns ctx with the non-empty secrets (and authorization
+// fields) masked in every log line, and a logger writing to it.
+func maskedLogger(ctx context.Context, secrets ...string) (context.Context, tflogLogger) {
+	var mask []string
+	for _, s := range secrets {
+		if s != "" {
+			mask = append(mask, s)
 		}
 	}
-	if len(secrets) > 0 {
-		ctx = tflog.MaskMessageStrings(ctx, secrets...)
-		ctx = tflog.MaskAllFieldValuesStrings(ctx, secrets...)
+	if len(mask) > 0 {
+		ctx = tflog.MaskMessageStrings(ctx, mask...)
+		ctx = tflog.MaskAllFieldValuesStrings(ctx, mask...)
 	}
 	ctx = tflog.MaskFieldValuesWithFieldKeys(ctx, "Authorization", "authorization", "token")
-	opts.Logger = tflogLogger{ctx: ctx, objects: new(atomic.Int64)}
-	return ctx, opts
+	return ctx, tflogLogger{ctx: ctx, objects: new(atomic.Int64)}
 }
 
 // logRequestSummary logs how many per-object request lines the client's

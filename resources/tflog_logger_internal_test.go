@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-log/tflogtest"
 
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
+	"github.com/zonegit/terraform-provider-zonegit/secondary"
 )
 
 // TestClientLogSummarisesObjectRequests: a pull from a v0 primary (one GET
@@ -88,5 +92,56 @@ func TestClientLogSummarisesObjectRequests(t *testing.T) {
 	}
 	if got := summary["not_logged"]; got != float64(res.Objects-objectLinesShown) {
 		t.Errorf("summary says %v not logged, want %d", got, res.Objects-objectLinesShown)
+	}
+}
+
+// TestControlClientLogs: a secondary daemon's control client logs its
+// requests and retries through tflog like the primary's client, with the
+// control token masked.
+func TestControlClientLogs(t *testing.T) {
+	const token = "control-token-not-for-logs"
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"error":"busy"}`))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"primary":"http://p","follow":"","desired":null,"refs":{},"last_pull":null,"busy":false}`))
+	}))
+	defer srv.Close()
+	var buf bytes.Buffer
+	ctx, opts := withControlLogging(tflogtest.RootLogger(context.Background(), &buf),
+		secondary.ControlOptions{Token: token, RetryMinDelay: time.Millisecond, RetryMaxDelay: time.Millisecond})
+	c, err := secondary.NewControlClient(srv.URL, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Status(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), token) {
+		t.Errorf("the control token is in the log:\n%s", buf.String())
+	}
+	lines, err := tflogtest.MultilineJSONDecode(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var requests, retries int
+	for _, l := range lines {
+		switch l["@message"] {
+		case "performing request":
+			if u, _ := l["url"].(string); strings.Contains(u, secondary.ControlPath+"/status") {
+				requests++
+			}
+		case "retrying request":
+			retries++
+		}
+	}
+	// go-retryablehttp logs a request once, and each retry.
+	if requests != 1 || retries != 1 || calls.Load() != 2 {
+		t.Errorf("%d control request lines and %d retry lines for %d calls, want 1 and 1 for 2:\n%v", requests, retries, calls.Load(), lines)
 	}
 }

@@ -30,6 +30,10 @@ type ControlOptions struct {
 	RetryMinDelay  time.Duration // default 200ms
 	RetryMaxDelay  time.Duration // default 5s
 	UserAgent      string        // default "terraform-provider-zonegit/dev"
+	// Logger receives the requests and retries (go-retryablehttp's leveled
+	// lines), as replicate.ClientOptions.Logger does for a primary; nil:
+	// silent.
+	Logger replicate.Logger
 }
 
 // ControlClient talks to one secondary daemon's control API.
@@ -103,6 +107,9 @@ func NewControlClient(daemonURL string, opts ControlOptions) (*ControlClient, er
 		CheckRetry:   controlRetryPolicy,
 		Backoff:      retryablehttp.DefaultBackoff,
 		ErrorHandler: retryablehttp.PassthroughErrorHandler,
+	}
+	if opts.Logger != nil {
+		rc.Logger = opts.Logger
 	}
 	return &ControlClient{base: strings.TrimRight(daemonURL, "/"), token: opts.Token, ua: co.UserAgent, rc: rc}, nil
 }
