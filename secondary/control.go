@@ -126,13 +126,26 @@ func decodeBody(r *http.Request, v any) *httpError {
 		}
 		return errorf(http.StatusBadRequest, "reading the request body: %v", err)
 	}
+	if err := decodeStrict(b, v); err != nil {
+		return errorf(http.StatusBadRequest, "request body: %v", err)
+	}
+	return nil
+}
+
+// decodeStrict decodes exactly one JSON value with no unknown fields and
+// nothing but white space after it.
+func decodeStrict(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return errorf(http.StatusBadRequest, "request body: %v", err)
+		if len(bytes.TrimSpace(b)) == 0 {
+			return errors.New("empty")
+		}
+		return err
 	}
-	if dec.More() {
-		return errorf(http.StatusBadRequest, "request body: data after the JSON value")
+	// More() is false before a stray '}' or ']', so look for any token.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("data after the JSON value")
 	}
 	return nil
 }
@@ -248,6 +261,14 @@ func (d *Daemon) handleApply(r *http.Request) (int, any, *httpError) {
 		return 0, nil, errorf(http.StatusServiceUnavailable, "secondary busy: a pull is running and the request ended before it finished (%v)", err)
 	}
 	defer d.unlock()
+	// The desired state is written (not yet in place) before anything is
+	// pulled: a state file that cannot be written fails the request with
+	// the refs untouched.
+	ps, herr := d.prepareDesired(ds)
+	if herr != nil {
+		return 0, nil, herr
+	}
+	defer ps.abort()
 
 	expect := req.Expect
 	if expect == nil {
@@ -272,7 +293,7 @@ func (d *Daemon) handleApply(r *http.Request) (int, any, *httpError) {
 		// desired state stays as it was.
 		return 0, nil, d.primaryError(err)
 	}
-	if err := d.setDesired(ds.clone()); err != nil {
+	if err := d.storeDesired(ps, ds.clone()); err != nil {
 		return 0, nil, errorf(http.StatusInternalServerError, "the pull ran (%d refs moved), but storing the desired state failed: %v", len(rep.Moved), err)
 	}
 	st, serr := d.status()
@@ -292,18 +313,36 @@ func (d *Daemon) handleClear(r *http.Request) (int, any, *httpError) {
 		return 0, nil, errorf(http.StatusServiceUnavailable, "secondary busy: a pull is running and the request ended before it finished (%v)", err)
 	}
 	defer d.unlock()
-	if err := d.setDesired(nil); err != nil {
-		return 0, nil, errorf(http.StatusInternalServerError, "%v", err)
+	ps, herr := d.prepareDesired(nil)
+	if herr != nil {
+		return 0, nil, herr
+	}
+	defer ps.abort()
+	if err := d.storeDesired(ps, nil); err != nil {
+		return 0, nil, errorf(http.StatusInternalServerError, "%v; the desired state is unchanged", err)
 	}
 	return http.StatusNoContent, nil, nil
 }
 
-// setDesired persists ds, then makes it the daemon's desired state: a
-// state that could not be written is not used either.
-func (d *Daemon) setDesired(ds *Desired) error {
-	if err := saveState(d.cfg.StatePath, ds); err != nil {
+// prepareDesired writes ds to a temporary state file (see prepareState):
+// 500 naming the file when it cannot, before anything changed.
+func (d *Daemon) prepareDesired(ds *Desired) (*pendingState, *httpError) {
+	ps, err := prepareState(d.cfg.StatePath, d.cfg.Dir, ds)
+	if err != nil {
+		return nil, errorf(http.StatusInternalServerError, "cannot write the desired state: %v; nothing was changed", err)
+	}
+	return ps, nil
+}
+
+// storeDesired puts the prepared state file in place, then makes ds the
+// daemon's desired state: a state that could not be stored is not used
+// either.
+func (d *Daemon) storeDesired(ps *pendingState, ds *Desired) error {
+	renamed, err := ps.commit()
+	if !renamed {
 		return err
 	}
+	// In place, if perhaps not durable: it is what a restart would read.
 	d.mu.Lock()
 	d.desired = ds
 	d.mu.Unlock()
@@ -312,5 +351,5 @@ func (d *Daemon) setDesired(ds *Desired) error {
 	} else {
 		d.logf("desired state set: zones %v, branches %v, %d pins, prune %v, follow %v", ds.Zones, ds.Branches, len(ds.Pins), ds.Prune, ds.Follow)
 	}
-	return nil
+	return err
 }

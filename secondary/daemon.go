@@ -101,7 +101,7 @@ func New(cfg Config) (*Daemon, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	desired, err := loadState(cfg.StatePath)
+	desired, err := loadState(cfg.StatePath, cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("secondary: %w", err)
 	}
@@ -112,6 +112,9 @@ func New(cfg Config) (*Daemon, error) {
 			err = errors.New("not a directory")
 		}
 		return nil, fmt.Errorf("secondary: state file %s: directory %s: %w", cfg.StatePath, filepath.Dir(cfg.StatePath), err)
+	}
+	if err := removeStaleTemps(cfg.StatePath); err != nil {
+		return nil, fmt.Errorf("secondary: %w", err)
 	}
 	if desired != nil && desired.Follow && cfg.Follow <= 0 {
 		logf("warning: the desired state says follow, but the daemon runs without a follow interval: it holds the refs until told")

@@ -1,7 +1,6 @@
 package secondary
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,9 +15,12 @@ import (
 
 // stateFile is the persisted desired state. The version lets a later
 // daemon refuse a file it does not understand instead of misreading it.
+// Replica names the directory of the daemon that wrote it, so that two
+// daemons given the same --state cannot take each other's desired state.
 type stateFile struct {
 	Version int      `json:"version"`
-	Desired *Desired `json:"desired"` // null: no desired state
+	Replica string   `json:"replica,omitempty"` // absolute path of the replica directory
+	Desired *Desired `json:"desired"`           // null: no desired state
 	Updated string   `json:"updated,omitempty"`
 }
 
@@ -31,10 +33,16 @@ func DefaultStatePath(dir string) string {
 	return filepath.Clean(dir) + ".secondary.json"
 }
 
-// loadState reads the desired state; a missing file is no desired state.
-// A file that cannot be read or is not valid is an error: starting without
-// the operator's desired state would silently undo it.
-func loadState(path string) (*Desired, error) {
+// stateOwner is how a state file names its daemon's replica directory.
+func stateOwner(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return filepath.Clean(dir)
+}
+
+// readState reads and checks a state file; a missing file is (nil, nil).
+func readState(path string) (*stateFile, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -42,14 +50,31 @@ func loadState(path string) (*Desired, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state file: %w", err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var st stateFile
-	if err := dec.Decode(&st); err != nil {
+	if err := decodeStrict(b, &st); err != nil {
+		if len(b) == 0 {
+			err = errors.New("empty file")
+		}
 		return nil, fmt.Errorf("state file %s: %w (fix or remove it; removing it forgets the desired state)", path, err)
 	}
 	if st.Version != stateVersion {
 		return nil, fmt.Errorf("state file %s: version %d, this daemon reads version %d", path, st.Version, stateVersion)
+	}
+	return &st, nil
+}
+
+// loadState reads the desired state of the daemon whose replica is dir; a
+// missing file is no desired state. A file that cannot be read, is not
+// valid, or belongs to another replica is an error: starting without the
+// operator's desired state, or with another daemon's, would silently undo
+// it.
+func loadState(path, dir string) (*Desired, error) {
+	st, err := readState(path)
+	if err != nil || st == nil {
+		return nil, err
+	}
+	if err := checkOwner(path, st, dir); err != nil {
+		return nil, err
 	}
 	if st.Desired != nil {
 		if err := st.Desired.Validate(); err != nil {
@@ -59,45 +84,108 @@ func loadState(path string) (*Desired, error) {
 	return st.Desired, nil
 }
 
-// saveState writes the desired state atomically: a temporary file in the
-// same directory, synced, renamed over the state file, then the directory
-// synced, so a crash leaves either the old state or the new one.
-func saveState(path string, d *Desired) error {
-	b, err := json.MarshalIndent(stateFile{Version: stateVersion, Desired: d, Updated: time.Now().UTC().Format(time.RFC3339)}, "", "  ")
+// checkOwner refuses a state file written for another replica directory.
+func checkOwner(path string, st *stateFile, dir string) error {
+	if own := stateOwner(dir); st.Replica != "" && st.Replica != own {
+		return fmt.Errorf("state file %s holds the desired state of the secondary whose replica is %s, not %s: "+
+			"two daemons must not share a --state file (give each its own). If the replica was moved, move its "+
+			"state file with it and set \"replica\" in the file to the new directory",
+			path, replicate.SafeText(st.Replica), own)
+	}
+	return nil
+}
+
+// pendingState is a desired state written to a temporary file beside the
+// state file and synced, not yet renamed over it: what cannot be written
+// (a read-only or full directory) fails before the pull it belongs to, so
+// a refs change never comes without its desired state.
+type pendingState struct {
+	path, tmp string
+}
+
+// prepareState writes d for the replica dir to a synced temporary file.
+// It refuses to take over a state file another replica's daemon wrote.
+func prepareState(path, dir string, d *Desired) (*pendingState, error) {
+	// A state file damaged while the daemon runs is replaced: the daemon
+	// holds the desired state it stood for. Only another replica's is not.
+	if st, err := readState(path); err == nil && st != nil {
+		if err := checkOwner(path, st, dir); err != nil {
+			return nil, err
+		}
+	}
+	b, err := json.MarshalIndent(stateFile{Version: stateVersion, Replica: stateOwner(dir), Desired: d,
+		Updated: time.Now().UTC().Format(time.RFC3339)}, "", "  ")
 	if err != nil {
-		return fmt.Errorf("state file %s: %w", path, err)
+		return nil, fmt.Errorf("state file %s: %w", path, err)
 	}
 	b = append(b, '\n')
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	tmp, err := os.CreateTemp(filepath.Dir(path), tempPrefix(path)+"*")
 	if err != nil {
-		return fmt.Errorf("state file %s: %w", path, err)
+		return nil, fmt.Errorf("state file %s: %w", path, err)
 	}
 	name := tmp.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			_ = tmp.Close()
-			_ = os.Remove(name)
-		}
-	}()
+	fail := func(err error) (*pendingState, error) {
+		_ = tmp.Close()
+		_ = os.Remove(name)
+		return nil, fmt.Errorf("state file %s: %w", path, err)
+	}
 	if err := tmp.Chmod(0o600); err != nil {
-		return fmt.Errorf("state file %s: %w", path, err)
+		return fail(err)
 	}
 	if _, err := tmp.Write(b); err != nil {
-		return fmt.Errorf("state file %s: %w", path, err)
+		return fail(err)
 	}
 	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("state file %s: sync: %w", path, err)
+		return fail(fmt.Errorf("sync: %w", err))
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("state file %s: %w", path, err)
+		return fail(err)
 	}
-	if err := os.Rename(name, path); err != nil {
-		return fmt.Errorf("state file %s: %w", path, err)
+	return &pendingState{path: path, tmp: name}, nil
+}
+
+// tempPrefix is the name prefix of path's temporary files.
+func tempPrefix(path string) string { return "." + filepath.Base(path) + ".tmp-" }
+
+// commit renames the temporary file over the state file and syncs the
+// directory, so a crash leaves either the old state or the new one.
+// renamed says whether the new state is in place (a failed directory sync
+// leaves it in place, only perhaps not durable).
+func (p *pendingState) commit() (renamed bool, err error) {
+	if err := os.Rename(p.tmp, p.path); err != nil {
+		_ = os.Remove(p.tmp)
+		p.tmp = ""
+		return false, fmt.Errorf("state file %s: %w", p.path, err)
 	}
-	ok = true
-	return syncDir(dir)
+	p.tmp = ""
+	return true, syncDir(filepath.Dir(p.path))
+}
+
+// abort removes the temporary file (after commit: nothing).
+func (p *pendingState) abort() {
+	if p != nil && p.tmp != "" {
+		_ = os.Remove(p.tmp)
+		p.tmp = ""
+	}
+}
+
+// removeStaleTemps removes the temporary files a daemon killed while
+// writing path left behind (each is a state never renamed into place).
+func removeStaleTemps(path string) error {
+	dir := filepath.Dir(path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("state directory %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), tempPrefix(path)) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("removing the stale temporary state file %s: %w", filepath.Join(dir, e.Name()), err)
+		}
+	}
+	return nil
 }
 
 // syncDir makes a rename in dir durable. Directories cannot be synced on
