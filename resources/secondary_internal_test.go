@@ -3,6 +3,7 @@ package resources
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -41,7 +42,14 @@ func TestSecondaryControlError(t *testing.T) {
 		{ce(http.StatusBadRequest, `zones: "Example.com"`), "Secondary daemon refused the desired state", path.Empty(), "Example.com"},
 		{ce(http.StatusBadGateway, "primary https://primary.example:9354 unreachable"), "Secondary daemon cannot reach its primary",
 			path.Empty(), "https://primary.example:9354"},
-		{ce(http.StatusInternalServerError, "disk full"), "Secondary daemon request failed", path.Empty(), "disk full"},
+		{ce(http.StatusInternalServerError, "cannot write the desired state: state file /s.json: no space left on device"),
+			"Secondary daemon failed", path.Empty(), "no space left"},
+		{ce(http.StatusServiceUnavailable, "secondary busy"), "Secondary daemon busy", path.Empty(), "secondary busy"},
+		{ce(http.StatusRequestEntityTooLarge, "request body larger than 1048576 bytes"), "Desired state too large for the secondary daemon",
+			path.Empty(), "larger than"},
+		{fmt.Errorf("GET %s/control/v1/status: %w: the server answered 200 (text/plain)", url, secondary.ErrNotDaemon),
+			"Not a secondary daemon", path.Root("url"), "text/plain"},
+		{ce(http.StatusTeapot, "odd"), "Secondary daemon request failed", path.Empty(), "odd"},
 	} {
 		d := r.controlError(m, "Planning", tc.err)
 		if d.Summary() != tc.summary || !strings.Contains(d.Detail(), url) || !strings.Contains(d.Detail(), tc.detail) {

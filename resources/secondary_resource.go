@@ -305,6 +305,11 @@ func (r *SecondaryResource) controlError(m *secondaryResourceModel, doing string
 	if url == "" {
 		url = m.ID.ValueString()
 	}
+	if errors.Is(err, secondary.ErrNotDaemon) {
+		return diag.NewAttributeErrorDiagnostic(path.Root("url"), "Not a secondary daemon", fmt.Sprintf(
+			"%s the secondary daemon at %s: %v. The url must be the --listen address of `zonegit-replicate secondary` "+
+				"(not a primary's `serve` address, nor a proxy that does not pass %s through).", doing, url, err, secondary.ControlPath))
+	}
 	var ce *secondary.ControlError
 	if !errors.As(err, &ce) {
 		return diag.NewErrorDiagnostic("Cannot reach secondary daemon", fmt.Sprintf(
@@ -325,6 +330,18 @@ func (r *SecondaryResource) controlError(m *secondaryResourceModel, doing string
 	case http.StatusBadRequest:
 		return diag.NewErrorDiagnostic("Secondary daemon refused the desired state", fmt.Sprintf(
 			"%s the secondary daemon at %s: %v. Check zones, branches and pins.", doing, url, err))
+	case http.StatusRequestEntityTooLarge:
+		return diag.NewErrorDiagnostic("Desired state too large for the secondary daemon", fmt.Sprintf(
+			"%s the secondary daemon at %s: %v. Use fewer pins, or patterns in zones and branches.", doing, url, err))
+	case http.StatusServiceUnavailable:
+		return diag.NewErrorDiagnostic("Secondary daemon busy", fmt.Sprintf(
+			"%s the secondary daemon at %s: %v. The daemon runs one pull at a time (another apply, or its "+
+				"following) or is shutting down; nothing was changed by this request. Run apply again, or raise the "+
+				"timeouts.", doing, url, err))
+	case http.StatusInternalServerError:
+		return diag.NewErrorDiagnostic("Secondary daemon failed", fmt.Sprintf(
+			"%s the secondary daemon at %s: %v. This is a problem on the daemon's host (its log says more); "+
+				"fix it there and run apply again.", doing, url, err))
 	case http.StatusBadGateway:
 		return diag.NewErrorDiagnostic("Secondary daemon cannot reach its primary", fmt.Sprintf(
 			"%s the secondary daemon at %s: %v. The daemon pulls from the primary it was started with "+

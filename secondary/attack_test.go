@@ -643,3 +643,33 @@ func TestChainLoop(t *testing.T) {
 }
 
 func bufioReader(r io.Reader) *bufio.Reader { return bufio.NewReader(r) }
+
+// TestControlClientNotADaemon: a control client pointed at a primary
+// (which answers any path 200 with its banner) or at another server gets
+// ErrNotDaemon from every call, never a success: a Clear there must not
+// look like a cleared daemon.
+func TestControlClientNotADaemon(t *testing.T) {
+	p := newTestPrimary(t)
+	p.commit("example.com.", "main")
+	other := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(other.Close)
+	for _, u := range []string{p.url, other.URL} {
+		c, err := secondary.NewControlClient(u, secondary.ControlOptions{Token: controlToken, RetryAttempts: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		for name, call := range map[string]func() error{
+			"status": func() error { _, err := c.Status(ctx); return err },
+			"plan":   func() error { _, err := c.Plan(ctx, secondary.Desired{}); return err },
+			"apply":  func() error { _, err := c.Apply(ctx, secondary.ApplyRequest{}); return err },
+			"clear":  func() error { return c.Clear(ctx) },
+			"offer":  func() error { _, err := c.Offer(ctx); return err },
+			"pulls":  func() error { _, err := c.Pulls(ctx); return err },
+		} {
+			if err := call(); !errors.Is(err, secondary.ErrNotDaemon) || !strings.Contains(err.Error(), u) {
+				t.Errorf("%s on %s: %v, want ErrNotDaemon naming the URL", name, u, err)
+			}
+		}
+	}
+}

@@ -229,7 +229,20 @@ func (c *ControlClient) do(ctx context.Context, method, path string, in, out any
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
+		if !isJSON(resp) && (resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed) {
+			// Not the daemon's {"error"}: another server's page.
+			return notDaemon(method, u, resp)
+		}
 		return &ControlError{URL: u, Status: resp.StatusCode, Message: errorMessage(resp.Body)}
+	}
+	// The daemon answers JSON, or 204 with nothing: anything else is
+	// another server (a primary answers any path with its banner), and
+	// taking its 200 for an answer would report a change never made.
+	if resp.StatusCode == http.StatusNoContent && out == nil {
+		return nil
+	}
+	if !isJSON(resp) || resp.StatusCode == http.StatusNoContent {
+		return notDaemon(method, u, resp)
 	}
 	if out == nil {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
@@ -246,6 +259,26 @@ func (c *ControlClient) do(ctx context.Context, method, path string, in, out any
 		return fmt.Errorf("%s %s: decoding answer: %w", method, u, err)
 	}
 	return nil
+}
+
+// ErrNotDaemon is an answer that is not the control API's: the URL is
+// another server's (a primary's, say), or a proxy's in between.
+var ErrNotDaemon = errors.New("not a zonegit secondary daemon's control API")
+
+func isJSON(resp *http.Response) bool {
+	ct := resp.Header.Get("Content-Type")
+	return ct == "application/json" || strings.HasPrefix(ct, "application/json;")
+}
+
+// notDaemon describes an answer that is not the daemon's, quoting its start.
+func notDaemon(method, u string, resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 200)) // a quote only; the status says enough without it
+	ct := resp.Header.Get("Content-Type")
+	if ct == "" {
+		ct = "no Content-Type"
+	}
+	return fmt.Errorf("%s %s: %w: the server answered %d (%s): %q", method, u, ErrNotDaemon, resp.StatusCode,
+		replicate.SafeText(ct), replicate.SafeText(strings.TrimSpace(string(b))))
 }
 
 // maxErrorAnswer bounds an error body read; messages are one line.
