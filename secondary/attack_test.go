@@ -673,3 +673,50 @@ func TestControlClientNotADaemon(t *testing.T) {
 		}
 	}
 }
+
+// TestReplicaDirectoryGuards: a replica directory holding a foreign file
+// is refused (naming the file, which stays), and so is a state file
+// inside the replica directory (it would become such a foreign file).
+func TestReplicaDirectoryGuards(t *testing.T) {
+	p := newTestPrimary(t)
+	dir := filepath.Join(t.TempDir(), "replica")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	foreign := filepath.Join(dir, "named.conf")
+	if err := os.WriteFile(foreign, []byte("zone {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := secondary.Config{Dir: dir, ControlToken: "x", Primary: replicate.ClientOptions{PrimaryURL: p.url}}
+	if d, err := secondary.New(cfg); err == nil || !strings.Contains(err.Error(), "named.conf") {
+		if d != nil {
+			d.Close()
+		}
+		t.Errorf("a directory with a foreign file: %v", err)
+	}
+	if b, err := os.ReadFile(foreign); err != nil || string(b) != "zone {}\n" {
+		t.Errorf("the foreign file changed: %v %q", err, b)
+	}
+	for _, state := range []string{filepath.Join(dir, "s.json"), filepath.Join(dir, "sub", "s.json"), dir} {
+		cfg := secondary.Config{Dir: filepath.Join(t.TempDir(), "r"), ControlToken: "x", Primary: replicate.ClientOptions{PrimaryURL: p.url}}
+		if state != dir {
+			cfg.StatePath = strings.Replace(state, dir, cfg.Dir, 1)
+		} else {
+			cfg.StatePath = cfg.Dir
+		}
+		if d, err := secondary.New(cfg); err == nil || !strings.Contains(err.Error(), "inside the replica directory") {
+			if d != nil {
+				d.Close()
+			}
+			t.Errorf("state %s in replica %s: %v", cfg.StatePath, cfg.Dir, err)
+		}
+	}
+	// Beside it, with a name that starts like it, is fine.
+	cfg = secondary.Config{Dir: filepath.Join(t.TempDir(), "r"), ControlToken: "x", Primary: replicate.ClientOptions{PrimaryURL: p.url}}
+	cfg.StatePath = cfg.Dir + "..json"
+	d, err := secondary.New(cfg)
+	if err != nil {
+		t.Fatalf("a state file beside the directory: %v", err)
+	}
+	d.Close()
+}

@@ -97,6 +97,12 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.StatePath == "" {
 		cfg.StatePath = DefaultStatePath(cfg.Dir)
 	}
+	// Inside the replica directory the state file would be a foreign
+	// file there: the next start would refuse the directory.
+	if rel, err := filepath.Rel(stateOwner(cfg.Dir), stateOwner(cfg.StatePath)); err == nil && rel != ".." &&
+		!strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return nil, fmt.Errorf("secondary: state file %s is inside the replica directory %s, which must hold only the repository; put it beside the directory (the default) or elsewhere", cfg.StatePath, cfg.Dir)
+	}
 	logf := cfg.Logf
 	if logf == nil {
 		logf = func(string, ...any) {}
