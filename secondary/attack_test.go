@@ -720,3 +720,55 @@ func TestReplicaDirectoryGuards(t *testing.T) {
 	}
 	d.Close()
 }
+
+// countingZeros is an endless body of zeros that counts what was read.
+type countingZeros struct{ n atomic.Int64 }
+
+func (c *countingZeros) Read(p []byte) (int, error) {
+	clear(p)
+	c.n.Add(int64(len(p)))
+	return len(p), nil
+}
+
+// TestHugeBodies: an endless body is cut off early: without the control
+// token nothing of it is read past what the server buffers (401), with it
+// at the 1 MiB bound (413); the daemon keeps answering.
+func TestHugeBodies(t *testing.T) {
+	p := newTestPrimary(t)
+	p.commit("example.com.", "main")
+	td := startDaemon(t, p.url, daemonOptions{})
+	for _, tc := range []struct {
+		token  string
+		status int
+	}{{"", 401}, {"wrong", 401}, {controlToken, 413}} {
+		body := &countingZeros{}
+		req, err := http.NewRequest(http.MethodPut, td.url+secondary.ControlPath+"/desired", io.NopCloser(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.ContentLength = -1 // chunked: the server cannot know the size up front
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("token %q: %v", tc.token, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("token %q: %d, want %d", tc.token, resp.StatusCode, tc.status)
+		}
+		// The client stops sending once the answer came; what it had sent
+		// by then is bounded by the 1 MiB limit plus socket buffers.
+		if n := body.n.Load(); n > 64<<20 {
+			t.Errorf("token %q: %d bytes of an endless body were sent before the answer", tc.token, n)
+		}
+		t.Logf("token %q: %d, %d bytes sent", tc.token, resp.StatusCode, body.n.Load())
+	}
+	if _, err := td.ctl.Status(context.Background()); err != nil {
+		t.Fatalf("the daemon after endless bodies: %v", err)
+	}
+	if td.d.Desired() != nil {
+		t.Error("an endless body set a desired state")
+	}
+}
