@@ -33,6 +33,7 @@ func TestControlClientRetries(t *testing.T) {
 			_, _ = w.Write([]byte(`{"error":"line one\nline two \u001b[31m"}`))
 			return
 		}
+		w.Header().Set("Content-Type", "application/json") // as the daemon answers
 		_, _ = w.Write([]byte(`{"primary":"http://p","follow":"","desired":null,"refs":{},"last_pull":null,"busy":false}`))
 	}))
 	t.Cleanup(ts.Close)
