@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
 
@@ -58,7 +59,7 @@ type ClientOptions struct {
 	RetryMinDelay  time.Duration     // default 200ms
 	RetryMaxDelay  time.Duration     // default 5s; also caps Retry-After
 	UserAgent      string            // default "terraform-provider-zonegit/dev"
-	Logger         Logger            // nil: silent
+	Logger         wire.Logger       // nil: silent
 	V0Only         bool              // ignore advertised extensions (tests, debugging)
 
 	// A response body that brings fewer than StallMinRate bytes per
@@ -69,15 +70,6 @@ type ClientOptions struct {
 	// give it a deadline.
 	StallWindow  time.Duration
 	StallMinRate int64
-}
-
-// Logger receives leveled log lines with key/value pairs (the shape of
-// go-retryablehttp's LeveledLogger, so tflog can be plugged in).
-type Logger interface {
-	Error(msg string, keysAndValues ...interface{})
-	Info(msg string, keysAndValues ...interface{})
-	Debug(msg string, keysAndValues ...interface{})
-	Warn(msg string, keysAndValues ...interface{})
 }
 
 // PullOptions select what one Pull replicates.
@@ -312,22 +304,22 @@ func (c *Client) RefsInfo(ctx context.Context) (*RefsInfo, error) {
 }
 
 func (c *Client) refsInfo(ctx context.Context, tr *transport) (*RefsInfo, error) {
-	resp, err := tr.do(ctx, http.MethodGet, BasePath+"/refs", nil, "")
+	resp, err := tr.do(ctx, http.MethodGet, wire.RefsPath, nil, "")
 	if err != nil {
 		return nil, err
 	}
 	defer drain(resp)
 	if ct := resp.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return nil, fmt.Errorf("GET %s%s/refs: content type %q, want application/json (is this a zonegit primary?)", tr.base, BasePath, clipStr(ct))
+		return nil, fmt.Errorf("GET %s%s: content type %q, want application/json (is this a zonegit primary?)", tr.base, wire.RefsPath, clipStr(ct))
 	}
-	refs, err := decodeRefs(resp.Body)
+	refs, err := wire.DecodeRefs(resp.Body)
 	if err != nil {
-		return nil, fmt.Errorf("GET %s%s/refs: %w", tr.base, BasePath, err)
+		return nil, fmt.Errorf("GET %s%s: %w", tr.base, wire.RefsPath, err)
 	}
 	info := &RefsInfo{Refs: refs}
 	if !c.opts.V0Only {
 		seen := map[string]bool{}
-		for _, v := range resp.Header.Values(CapabilitiesHeader) {
+		for _, v := range resp.Header.Values(wire.CapabilitiesHeader) {
 			for _, f := range strings.Split(v, ",") {
 				if f = strings.ToLower(strings.TrimSpace(f)); f != "" && !seen[f] {
 					seen[f] = true
@@ -337,7 +329,7 @@ func (c *Client) refsInfo(ctx context.Context, tr *transport) (*RefsInfo, error)
 		}
 		sort.Strings(info.Capabilities)
 	}
-	if !info.Has(CapTags) {
+	if !info.Has(wire.CapTags) {
 		refs.Tags = nil
 	}
 	return info, nil

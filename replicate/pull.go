@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
 
@@ -125,7 +126,7 @@ func (c *Client) PullWith(ctx context.Context, opts PullOptions) (*PullResult, e
 		return res, fmt.Errorf("pull: listing local tags: %w", err)
 	}
 	refs := *info.Refs
-	if !info.Has(CapTags) {
+	if !info.Has(wire.CapTags) {
 		refs.Tags = nil
 	}
 	plan, err := Plan(&refs, localBranches, opts)
@@ -134,12 +135,12 @@ func (c *Client) PullWith(ctx context.Context, opts PullOptions) (*PullResult, e
 	}
 
 	var pruneTags []repo.Ref
-	if opts.Prune && info.Has(CapTags) {
+	if opts.Prune && info.Has(wire.CapTags) {
 		// Only a primary that lists its tags can say one is gone.
 		pruneTags = planTagPrune(&refs, localTags, opts)
 	}
 
-	p := &puller{c: c, ctx: ctx, tr: tr, opts: opts, useBatch: info.Has(CapBatch), usePack: info.Has(CapPack), local: c.Local,
+	p := &puller{c: c, ctx: ctx, tr: tr, opts: opts, useBatch: info.Has(wire.CapBatch), usePack: info.Has(wire.CapPack), local: c.Local,
 		got: received{}, expect: map[repo.Hash]kindSet{}, failed: map[repo.Hash]fetchFailure{}, actual: map[repo.Hash]repo.Kind{}, rootErr: map[repo.Hash]error{}}
 	items := p.items(plan, localBranches, localTags, pruneTags)
 
@@ -274,7 +275,7 @@ func (p *puller) transfer(items []*item, branches, tags []repo.Ref) error {
 	var knownList []string
 	for _, rs := range [][]repo.Ref{branches, tags} {
 		for _, r := range rs {
-			zoneKnown[r.Zone] = appendUnique(zoneKnown[r.Zone], r.Hash)
+			zoneKnown[r.Zone] = repo.AppendUnique(zoneKnown[r.Zone], r.Hash)
 			if !known[r.Hash] {
 				known[r.Hash] = true
 				if len(knownList) < walkMaxKnown {
@@ -487,12 +488,12 @@ func (p *puller) walk(roots []repo.Hash, known []string, out []repo.Hash) ([]rep
 	if err != nil {
 		return out, err
 	}
-	resp, err := p.tr.do(p.ctx, http.MethodPost, BasePath+"/objects/walk", body, "application/json")
+	resp, err := p.tr.do(p.ctx, http.MethodPost, wire.WalkPath, body, "application/json")
 	if err != nil {
 		return out, err
 	}
 	defer drain(resp)
-	err = decodeWalk(resp.Body, func(h repo.Hash) error {
+	err = wire.DecodeMissing(resp.Body, func(h repo.Hash) error {
 		if len(out) >= maxWalkHashes {
 			return fmt.Errorf("the answer lists more than %d objects, more than a primary lists for one pull", maxWalkHashes)
 		}
@@ -500,7 +501,7 @@ func (p *puller) walk(roots []repo.Hash, known []string, out []repo.Hash) ([]rep
 		return nil
 	})
 	if err != nil {
-		return out, fmt.Errorf("POST %s%s/objects/walk: %w", p.tr.base, BasePath, err)
+		return out, fmt.Errorf("POST %s%s: %w", p.tr.base, wire.WalkPath, err)
 	}
 	return out, nil
 }

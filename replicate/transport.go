@@ -1,7 +1,6 @@
 package replicate
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	retryablehttp "github.com/hashicorp/go-retryablehttp"
+	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 )
 
 // Defaults for ClientOptions zero values.
@@ -37,15 +37,18 @@ const (
 	defaultStallMinRate = 1 << 10
 )
 
-// Size bounds for anything decoded from the network. Walk responses are
-// decoded as a stream (one hash at a time), so their bound limits work, not
-// memory: a full walk of a 1M-RRset zone is about 2M hashes (~140 MB).
+// Size bounds for anything read from the network (package wire bounds
+// the refs and walk answers it decodes).
 const (
-	maxRefsBytes   = 64 << 20
-	maxWalkBytes   = 1 << 30
 	maxObjectBytes = 64 << 20
 	maxErrorBody   = 512 // bytes of an error body quoted in an error message
 )
+
+// maxWalkHashes bounds the hashes a client holds from walk answers in one
+// pull: the most our server lists in one answer (its response cap), ~320
+// MiB of hashes. An answer that goes on beyond it is refused. A variable
+// only so a test can lower it.
+var maxWalkHashes = wire.DefaultMaxWalkMissing
 
 // StatusError is a non-2xx answer from the primary. Callers can match it
 // with errors.As to act on the status code.
@@ -90,7 +93,7 @@ type transport struct {
 
 	minDelay, maxDelay time.Duration
 	attempts           int
-	logger             Logger
+	logger             wire.Logger
 }
 
 // stallRule cuts off a response body that is too slow: one that delivers
@@ -600,7 +603,7 @@ func (t *transport) do(ctx context.Context, method, path string, body []byte, co
 		defer drain(resp)
 		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		return nil, &StatusError{Method: method, URL: u, StatusCode: resp.StatusCode,
-			Status: statusText(resp), Body: printable(snippet)}
+			Status: statusText(resp), Body: wire.Printable(snippet)}
 	}
 	return resp, nil
 }
@@ -628,26 +631,6 @@ func unwrapURLError(err error) error {
 func drain(resp *http.Response) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
-}
-
-// printable makes an error body safe to quote: one line, clipped, control
-// bytes escaped.
-func printable(b []byte) string {
-	b = bytes.TrimSpace(b)
-	s := strings.ToValidUTF8(string(b), "?")
-	var sb strings.Builder
-	for _, r := range s {
-		if sb.Len() >= 200 {
-			sb.WriteString("…")
-			break
-		}
-		if r < ' ' || r == 0x7f {
-			sb.WriteByte(' ')
-			continue
-		}
-		sb.WriteRune(r)
-	}
-	return sb.String()
 }
 
 func clipStr(s string) string {

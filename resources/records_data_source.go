@@ -21,6 +21,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
+	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
 
@@ -516,7 +517,7 @@ func (d *RecordsDataSource) readPrimaryCommits(ctx context.Context, config *reco
 		diags.Append(refsError(opts.PrimaryURL, err))
 		return nil, diags
 	}
-	refs := &zoneRefs{where: "primary " + opts.PrimaryURL, zones: info.Refs.Zones, tagsKnown: info.Has(replicate.CapTags),
+	refs := &zoneRefs{where: "primary " + opts.PrimaryURL, zones: info.Refs.Zones, tagsKnown: info.Has(wire.CapTags),
 		branches: map[string]repo.Hash{}, tags: map[string]repo.Hash{}}
 	if !slices.Contains(refs.zones, zone) {
 		diags.AddAttributeError(path.Root("zone"), "Zone not on primary", fmt.Sprintf(

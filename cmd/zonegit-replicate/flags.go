@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
+	"github.com/zonegit/terraform-provider-zonegit/replicate/server"
 )
 
 // newFlagSet returns the flag set of subcommand name. It returns errors
@@ -208,7 +209,7 @@ func safeLine(s string) string {
 }
 
 // serverLimitFlags bound what serve holds in memory at once (see
-// replicate.Server: MaxConcurrent, MaxQueued, QueueWait).
+// server.Server: MaxConcurrent, MaxQueued, QueueWait).
 type serverLimitFlags struct {
 	concurrent, queued int
 	wait               time.Duration
@@ -234,7 +235,7 @@ func (f *serverLimitFlags) check() error {
 
 // apply sets the limits on s. --max-queued 0 means no queue at all, which
 // the server spells as a negative MaxQueued.
-func (f *serverLimitFlags) apply(s *replicate.Server) {
+func (f *serverLimitFlags) apply(s *server.Server) {
 	s.MaxConcurrent, s.QueueWait = f.concurrent, f.wait
 	s.MaxQueued = f.queued
 	if f.queued == 0 {

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/zonegit/terraform-provider-zonegit/replicate"
+	"github.com/zonegit/terraform-provider-zonegit/replicate/server"
 )
 
 func init() {
@@ -112,10 +112,10 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	}
 
 	// Never the directory itself: each handle is a private copy taken
-	// while no writer has the directory (see replicate.Snapshotter), so
+	// while no writer has the directory (see server.Snapshotter), so
 	// writers (import, pull, the zonegit tools) keep working beside us and
 	// nothing we do can delete their tables or fault on their files.
-	snaps, err := replicate.NewSnapshotter(cfg.repo, replicate.SnapshotterOptions{Interval: cfg.interval, Logf: logf})
+	snaps, err := server.NewSnapshotter(cfg.repo, server.SnapshotterOptions{Interval: cfg.interval, Logf: logf})
 	if err != nil {
 		return err
 	}
@@ -126,10 +126,10 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 		release()
 	}
 
-	srv := &replicate.Server{Snapshots: snaps, V0Only: cfg.v0Only, Token: token, Logger: stderrLogger{logf}}
+	srv := &server.Server{Snapshots: snaps, V0Only: cfg.v0Only, Token: token, Logger: stderrLogger{logf}}
 	cfg.limits.apply(srv)
 	softMemoryLimit(serveMemoryLimit)
-	hs := replicate.NewHTTPServer(cfg.listen, srv.Handler())
+	hs := server.NewHTTPServer(cfg.listen, srv.Handler())
 	hs.TLSConfig = tlsConfig
 	// net/http reports refused handshakes (a client without an accepted
 	// certificate, say) on its ErrorLog; keep them with the command's

@@ -18,6 +18,7 @@ import (
 
 	"github.com/zonegit/terraform-provider-zonegit/internal/testpki"
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
+	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 	"github.com/zonegit/terraform-provider-zonegit/repo/repotest"
 )
@@ -178,8 +179,8 @@ func TestServeSeesNewCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Header.Get(replicate.ObjectKindHeader) != "commit" {
-		t.Errorf("GET new commit: %d %q", resp.StatusCode, resp.Header.Get(replicate.ObjectKindHeader))
+	if resp.StatusCode != http.StatusOK || resp.Header.Get(wire.ObjectKindHeader) != "commit" {
+		t.Errorf("GET new commit: %d %q", resp.StatusCode, resp.Header.Get(wire.ObjectKindHeader))
 	}
 	if code := stop(); code != exitOK {
 		t.Errorf("exit code %d after shutdown; stderr: %s", code, stderr.String())

@@ -1,12 +1,15 @@
-package replicate
+// Package server is the primary's side of replication: HTTP handlers that
+// serve a repository to secondaries (Server), the bounds that keep a
+// primary's memory in check whatever the number of secondaries, and the
+// read-only snapshots of a directory another process writes (Snapshotter).
+// It speaks the protocol through package wire and answers walks with
+// package walk; it never calls the client (package replicate), which
+// reaches it only through type aliases.
+package server
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/subtle"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/zonegit/terraform-provider-zonegit/replicate/walk"
+	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
 
@@ -52,7 +57,7 @@ type Server struct {
 	MaxBodyBytes    int64 // request body cap for walk, pack and batch; default 8 MiB
 	MaxWalkHashes   int   // roots+known per walk or pack; default 100,000
 	MaxBatchHashes  int   // hashes per batch; default 50,000
-	MaxKnownCommits int   // see WalkOptions; default 100,000
+	MaxKnownCommits int   // see walk.Options; default 100,000
 	// MaxWalkMissing caps the hashes one walk response lists (memory and
 	// response size); a walk that would list more gets 413 and should be
 	// split by roots, or use pack, which streams. Default 10,000,000.
@@ -88,7 +93,7 @@ type Server struct {
 
 	// Logger, when set, gets one line per failed request (4xx at Debug,
 	// 5xx at Error) and per walk (Debug). Nothing secret is logged.
-	Logger Logger
+	Logger wire.Logger
 
 	// Stats, when set, counts requests and work (tests, metrics).
 	Stats *ServerStats
@@ -127,7 +132,7 @@ type ServerStats struct {
 	ClientErrors  atomic.Int64 // 4xx responses
 	ServerErrors  atomic.Int64 // 5xx responses
 	Walks         atomic.Int64 // walk and pack requests answered
-	WalkVisited   atomic.Int64 // objects read by walks (WalkStats.Visited)
+	WalkVisited   atomic.Int64 // objects read by walks (walk.Stats.Visited)
 	WalkMissing   atomic.Int64 // objects reported by walks
 	ObjectsServed atomic.Int64 // objects sent (GET, batch, pack)
 	BytesServed   atomic.Int64 // payload bytes sent
@@ -141,7 +146,7 @@ const (
 	defaultMaxBodyBytes   = 8 << 20
 	defaultMaxWalkHashes  = 100000
 	defaultMaxBatchHashes = 50000
-	defaultMaxWalkMissing = 10000000
+	defaultMaxWalkMissing = wire.DefaultMaxWalkMissing
 	defaultBanner         = "zonegit-replicate — replication endpoints under /v0\n"
 	immutableCache        = "public, max-age=31536000, immutable"
 )
@@ -167,30 +172,30 @@ func orDefault[T ~int | ~int64](limit, def T) T {
 	return def
 }
 
-// Capabilities is the list announced in CapabilitiesHeader ("" when
+// Capabilities is the list announced in wire.CapabilitiesHeader ("" when
 // V0Only).
 func (s *Server) Capabilities() string {
 	if s.V0Only {
 		return ""
 	}
-	return strings.Join([]string{CapBatch, CapTags, CapPack}, ", ")
+	return strings.Join([]string{wire.CapBatch, wire.CapTags, wire.CapPack}, ", ")
 }
 
-// RegisterHandlers wires the protocol endpoints onto mux under BasePath,
-// including the banner for unrouted paths below BasePath. Callers can mount
+// RegisterHandlers wires the protocol endpoints onto mux under wire.BasePath,
+// including the banner for unrouted paths below wire.BasePath. Callers can mount
 // the same server alongside their existing /metrics endpoint by passing
 // http.DefaultServeMux or any sub-mux.
 func (s *Server) RegisterHandlers(mux *http.ServeMux) {
-	mux.Handle(BasePath+"/refs", s.wrap(http.MethodGet, s.handleRefs))
-	mux.Handle(BasePath+"/objects/walk", s.wrap(http.MethodPost, s.gated(s.handleWalk)))
-	mux.Handle(BasePath+"/objects/", s.wrap(http.MethodGet, s.handleObject))
+	mux.Handle(wire.RefsPath, s.wrap(http.MethodGet, s.handleRefs))
+	mux.Handle(wire.WalkPath, s.wrap(http.MethodPost, s.gated(s.handleWalk)))
+	mux.Handle(wire.ObjectPath, s.wrap(http.MethodGet, s.handleObject))
 	if !s.V0Only {
 		// In v0-only mode these paths fall through to /v0/objects/ and get
 		// the daemon's "GET only" 405, as a v0 client would expect.
-		mux.Handle(BatchPath, s.wrap(http.MethodPost, s.gated(s.handleBatch)))
-		mux.Handle(PackPath, s.wrap(http.MethodPost, s.gated(s.handlePack)))
+		mux.Handle(wire.BatchPath, s.wrap(http.MethodPost, s.gated(s.handleBatch)))
+		mux.Handle(wire.PackPath, s.wrap(http.MethodPost, s.gated(s.handlePack)))
 	}
-	mux.Handle(BasePath+"/", s.wrap(anyMethod, s.handleBanner))
+	mux.Handle(wire.BasePath+"/", s.wrap(anyMethod, s.handleBanner))
 }
 
 // Handler returns a complete handler: the protocol endpoints and the banner
@@ -521,23 +526,23 @@ func (s *Server) handleRefs(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusInternalServerError, err.Error())
 		return
 	}
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(resp); err != nil {
-		s.fail(w, r, http.StatusInternalServerError, "encode refs: "+err.Error())
+	body, err := wire.EncodeRefs(resp)
+	if err != nil {
+		s.fail(w, r, http.StatusInternalServerError, err.Error())
 		return
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	if !s.V0Only {
-		h.Set(CapabilitiesHeader, s.Capabilities())
+		h.Set(wire.CapabilitiesHeader, s.Capabilities())
 		h.Set("Cache-Control", "no-cache")
 	}
-	if _, err := w.Write(buf.Bytes()); err != nil {
+	if _, err := w.Write(body); err != nil {
 		s.sendFailed(r, err)
 	}
 }
 
-func (s *Server) refs(rp *repo.Repo) (*RefsResponse, error) {
+func (s *Server) refs(rp *repo.Repo) (*wire.RefsResponse, error) {
 	zones, err := rp.Zones()
 	if err != nil {
 		return nil, fmt.Errorf("list zones: %w", err)
@@ -546,12 +551,12 @@ func (s *Server) refs(rp *repo.Repo) (*RefsResponse, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list branches: %w", err)
 	}
-	resp := &RefsResponse{Zones: zones, Branches: make([]Branch, 0, len(branches))}
+	resp := &wire.RefsResponse{Zones: zones, Branches: make([]wire.Branch, 0, len(branches))}
 	if resp.Zones == nil {
 		resp.Zones = []string{}
 	}
 	for _, b := range branches {
-		resp.Branches = append(resp.Branches, Branch{Zone: b.Zone, Name: b.Name, Hash: b.Hash.String()})
+		resp.Branches = append(resp.Branches, wire.Branch{Zone: b.Zone, Name: b.Name, Hash: b.Hash.String()})
 	}
 	if !s.V0Only {
 		tags, err := rp.Tags("")
@@ -559,7 +564,7 @@ func (s *Server) refs(rp *repo.Repo) (*RefsResponse, error) {
 			return nil, fmt.Errorf("list tags: %w", err)
 		}
 		for _, t := range tags {
-			resp.Tags = append(resp.Tags, Branch{Zone: t.Zone, Name: t.Name, Hash: t.Hash.String()})
+			resp.Tags = append(resp.Tags, wire.Branch{Zone: t.Zone, Name: t.Name, Hash: t.Hash.String()})
 		}
 	}
 	return resp, nil
@@ -567,35 +572,8 @@ func (s *Server) refs(rp *repo.Repo) (*RefsResponse, error) {
 
 var errWalkTooLarge = errors.New("walk result too large")
 
-// errInvalidObject ends hash errors, as in the daemon's messages.
-var errInvalidObject = errors.New("invalid object")
-
-// parseWireHash parses a hash from the network: 64 hex characters, either
-// case (the daemon accepts uppercase too).
-func parseWireHash(s string) (repo.Hash, error) {
-	var h repo.Hash
-	if len(s) != 64 {
-		return h, fmt.Errorf("hash must be 64 hex chars, got %d: %w", len(s), errInvalidObject)
-	}
-	if _, err := hex.Decode(h[:], []byte(s)); err != nil {
-		return h, fmt.Errorf("decode hash %q: %w", s, errInvalidObject)
-	}
-	return h, nil
-}
-
-func parseWireHashes(field string, in []string, out []repo.Hash) ([]repo.Hash, error) {
-	for _, s := range in {
-		h, err := parseWireHash(s)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", field, err)
-		}
-		out = append(out, h)
-	}
-	return out, nil
-}
-
 func (s *Server) handleObject(w http.ResponseWriter, r *http.Request) {
-	h, err := parseWireHash(strings.TrimPrefix(r.URL.Path, BasePath+"/objects/"))
+	h, err := wire.ParseHash(strings.TrimPrefix(r.URL.Path, wire.ObjectPath))
 	if err != nil {
 		s.fail(w, r, http.StatusBadRequest, "bad hash: "+err.Error())
 		return
@@ -633,7 +611,7 @@ func (s *Server) handleObject(w http.ResponseWriter, r *http.Request) {
 	}
 	hd := w.Header()
 	hd.Set("Content-Type", "application/octet-stream")
-	hd.Set(ObjectKindHeader, string(kind))
+	hd.Set(wire.ObjectKindHeader, string(kind))
 	if !s.V0Only {
 		setImmutable(hd, h)
 	}
@@ -680,89 +658,27 @@ func etagMatches(header string, h repo.Hash) bool {
 	return false
 }
 
-// decodeBody reads one JSON value from the request body, at most
-// MaxBodyBytes of it.
-func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
-	body := http.MaxBytesReader(w, r.Body, orDefault(s.MaxBodyBytes, defaultMaxBodyBytes))
-	if err := json.NewDecoder(body).Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return &tooLargeError{fmt.Sprintf("request body exceeds %d bytes", tooBig.Limit)}
-		}
-		return fmt.Errorf("decode: %w", err)
-	}
-	return nil
-}
-
-// ParseWalkRequest decodes and validates a walk (or pack) request body the
-// way the server does: at most maxBytes of JSON (unknown fields ignored,
-// null lists accepted), at most maxHashes roots+known, every hash 64 hex
-// characters. It is exported for fuzzing and for tools that want the exact
-// server rules.
-func ParseWalkRequest(body io.Reader, maxBytes int64, maxHashes int) (roots, known []repo.Hash, err error) {
-	var req WalkRequest
-	if err := json.NewDecoder(io.LimitReader(body, maxBytes)).Decode(&req); err != nil {
-		return nil, nil, fmt.Errorf("decode: %w", err)
-	}
-	return validateWalk(&req, maxHashes)
-}
-
-func validateWalk(req *WalkRequest, maxHashes int) (roots, known []repo.Hash, err error) {
-	if n := len(req.Roots) + len(req.Known); n > maxHashes {
-		return nil, nil, tooManyHashes(n, maxHashes)
-	}
-	if roots, err = parseWireHashes("roots", req.Roots, make([]repo.Hash, 0, len(req.Roots))); err != nil {
-		return nil, nil, err
-	}
-	if known, err = parseWireHashes("known", req.Known, make([]repo.Hash, 0, len(req.Known))); err != nil {
-		return nil, nil, err
-	}
-	return roots, known, nil
-}
-
-// ParseBatchRequest decodes and validates a batch request body with the
-// server's rules (see ParseWalkRequest).
-func ParseBatchRequest(body io.Reader, maxBytes int64, maxHashes int) ([]repo.Hash, error) {
-	var req BatchRequest
-	if err := json.NewDecoder(io.LimitReader(body, maxBytes)).Decode(&req); err != nil {
-		return nil, fmt.Errorf("decode: %w", err)
-	}
-	return validateBatch(&req, maxHashes)
-}
-
-func validateBatch(req *BatchRequest, maxHashes int) ([]repo.Hash, error) {
-	if len(req.Hashes) > maxHashes {
-		return nil, tooManyHashes(len(req.Hashes), maxHashes)
-	}
-	return parseWireHashes("hashes", req.Hashes, make([]repo.Hash, 0, len(req.Hashes)))
-}
-
-// tooLargeError is a request over the server's limits: 413, not 400.
-type tooLargeError struct{ msg string }
-
-func (e *tooLargeError) Error() string { return e.msg }
-
-func tooManyHashes(n, limit int) error {
-	return &tooLargeError{fmt.Sprintf("%d hashes in one request, the limit is %d: split the request", n, limit)}
-}
-
 // badRequest answers a request body that could not be read or is invalid.
 func (s *Server) badRequest(w http.ResponseWriter, r *http.Request, err error) {
 	code := http.StatusBadRequest
-	var tl *tooLargeError
+	var tl *wire.TooLargeError
 	if errors.As(err, &tl) {
 		code = http.StatusRequestEntityTooLarge
 	}
 	s.fail(w, r, code, err.Error())
 }
 
+// requestBody bounds a request body at MaxBodyBytes; net/http then closes
+// the connection of a request that goes beyond.
+func (s *Server) requestBody(w http.ResponseWriter, r *http.Request) (io.Reader, int64) {
+	limit := orDefault(s.MaxBodyBytes, defaultMaxBodyBytes)
+	return http.MaxBytesReader(w, r.Body, limit), limit
+}
+
 // readWalk decodes a walk or pack request; on failure it has answered.
 func (s *Server) readWalk(w http.ResponseWriter, r *http.Request) (roots, known []repo.Hash, ok bool) {
-	var req WalkRequest
-	err := s.decodeBody(w, r, &req)
-	if err == nil {
-		roots, known, err = validateWalk(&req, orDefault(s.MaxWalkHashes, defaultMaxWalkHashes))
-	}
+	body, limit := s.requestBody(w, r)
+	roots, known, err := wire.ParseWalkRequest(body, limit, orDefault(s.MaxWalkHashes, defaultMaxWalkHashes))
 	if err != nil {
 		s.badRequest(w, r, err)
 		return nil, nil, false
@@ -773,13 +689,10 @@ func (s *Server) readWalk(w http.ResponseWriter, r *http.Request) (roots, known 
 // readBatch decodes a batch request and returns its size in bytes; on
 // failure it has answered.
 func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) (hashes []repo.Hash, size int64, ok bool) {
-	var req BatchRequest
 	cb := &countingBody{ReadCloser: r.Body}
 	r.Body = cb
-	err := s.decodeBody(w, r, &req)
-	if err == nil {
-		hashes, err = validateBatch(&req, orDefault(s.MaxBatchHashes, defaultMaxBatchHashes))
-	}
+	body, limit := s.requestBody(w, r)
+	hashes, err := wire.ParseBatchRequest(body, limit, orDefault(s.MaxBatchHashes, defaultMaxBatchHashes))
 	if err != nil {
 		s.badRequest(w, r, err)
 		return nil, 0, false
@@ -800,7 +713,7 @@ func (c *countingBody) Read(p []byte) (int, error) {
 }
 
 func (s *Server) walkFailed(w http.ResponseWriter, r *http.Request, err error) {
-	var nf *RootNotFoundError
+	var nf *walk.RootNotFoundError
 	if errors.As(err, &nf) {
 		s.fail(w, r, http.StatusNotFound, err.Error())
 		return
@@ -808,11 +721,11 @@ func (s *Server) walkFailed(w http.ResponseWriter, r *http.Request, err error) {
 	s.fail(w, r, http.StatusInternalServerError, "walk: "+err.Error())
 }
 
-func (s *Server) walkOptions() WalkOptions {
-	return WalkOptions{MaxKnownCommits: s.MaxKnownCommits}
+func (s *Server) walkOptions() walk.Options {
+	return walk.Options{MaxKnownCommits: s.MaxKnownCommits}
 }
 
-func (s *Server) countWalk(st WalkStats) {
+func (s *Server) countWalk(st walk.Stats) {
 	if s.Stats != nil {
 		s.Stats.Walks.Add(1)
 		s.Stats.WalkVisited.Add(int64(st.Visited()))
@@ -833,12 +746,12 @@ func (s *Server) handleWalk(w http.ResponseWriter, r *http.Request) {
 	// The whole answer is computed before the status is sent, so a failure
 	// is a proper error status, as with the daemon.
 	var missing []repo.Hash
-	var st WalkStats
+	var st walk.Stats
 	start := time.Now()
 	limit := orDefault(s.MaxWalkMissing, defaultMaxWalkMissing)
 	err := rp.View(func(rd repo.Reader) error {
 		var err error
-		st, err = Walk(s.reader(rd), roots, known, s.walkOptions(), func(h repo.Hash, _ repo.Kind, _ []byte) error {
+		st, err = walk.Missing(s.reader(rd), roots, known, s.walkOptions(), func(h repo.Hash, _ repo.Kind, _ []byte) error {
 			if len(missing) >= limit {
 				return errWalkTooLarge
 			}
@@ -860,35 +773,9 @@ func (s *Server) handleWalk(w http.ResponseWriter, r *http.Request) {
 		s.Logger.Debug("replicate server: walk", "roots", len(roots), "known", len(known), "missing", st.Missing, "visited", st.Visited(), "duration", time.Since(start).String())
 	}
 	w.Header().Set("Content-Type", "application/json")
-	if err := writeMissing(w, missing); err != nil {
+	if err := wire.WriteMissing(w, missing); err != nil {
 		s.sendFailed(r, err)
 	}
-}
-
-// writeMissing writes a walk answer, {"missing":["<hex>",...]}, through a
-// buffer, and returns the first write error.
-func writeMissing(w io.Writer, missing []repo.Hash) error {
-	bw := bufio.NewWriterSize(w, 64<<10)
-	if _, err := bw.WriteString(`{"missing":[`); err != nil {
-		return err
-	}
-	var buf [66]byte
-	for i, h := range missing {
-		b := buf[:0]
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, '"')
-		b = hex.AppendEncode(b, h[:])
-		b = append(b, '"')
-		if _, err := bw.Write(b); err != nil {
-			return err
-		}
-	}
-	if _, err := bw.WriteString("]}\n"); err != nil {
-		return err
-	}
-	return bw.Flush()
 }
 
 func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
@@ -931,7 +818,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 				return fmt.Errorf("read object %s: %w", h.Short(), err)
 			}
 			// The first frame always goes, so every request makes progress.
-			if fw.n > 0 && sent+int64(len(payload)) > limit {
+			if fw.fw.Frames() > 0 && sent+int64(len(payload)) > limit {
 				if s.Stats != nil {
 					s.Stats.BatchCapped.Add(1)
 				}
@@ -997,7 +884,7 @@ func (s *Server) handlePack(w http.ResponseWriter, r *http.Request) {
 				return fmt.Errorf("read root %s: %w", h.Short(), err)
 			}
 			if !ok {
-				return &RootNotFoundError{Hash: h}
+				return &walk.RootNotFoundError{Hash: h}
 			}
 		}
 		// The walk and the stream read through one cached reader: the walk
@@ -1006,14 +893,14 @@ func (s *Server) handlePack(w http.ResponseWriter, r *http.Request) {
 		// diff that follows takes it from there instead of reading it from
 		// the store a second time.
 		crd := s.reader(rd)
-		st, err := Walk(crd, roots, known, s.walkOptions(), func(h repo.Hash, kind repo.Kind, payload []byte) error {
+		st, err := walk.Missing(crd, roots, known, s.walkOptions(), func(h repo.Hash, kind repo.Kind, payload []byte) error {
 			if payload == nil {
 				k, p, err := crd.Get(h)
 				if err != nil {
-					return fmt.Errorf("read object %s: %w (%w)", h.Short(), err, errIncomplete)
+					return fmt.Errorf("read object %s: %w (%w)", h.Short(), err, walk.ErrIncomplete)
 				}
 				if k != kind {
-					return fmt.Errorf("object %s is a %s where a %s is linked (%w)", h.Short(), k, kind, errIncomplete)
+					return fmt.Errorf("object %s is a %s where a %s is linked (%w)", h.Short(), k, kind, walk.ErrIncomplete)
 				}
 				payload = p
 			}
@@ -1053,45 +940,37 @@ func (s *Server) abort(r *http.Request, err error) {
 	panic(http.ErrAbortHandler)
 }
 
-// frameWriter writes the batch/pack framing.
+// frameWriter writes the object stream of a batch or pack response and
+// counts what it serves.
 type frameWriter struct {
 	s  *Server
 	w  http.ResponseWriter
-	bw *bufio.Writer
-	n  int
+	fw *wire.FrameWriter
 }
 
+// startStream sends the 200 and the headers of an object stream.
 func (s *Server) startStream(w http.ResponseWriter) *frameWriter {
 	h := w.Header()
-	h.Set("Content-Type", ObjectStreamContentType)
-	h.Set("Trailer", ObjectCountTrailer)
+	h.Set("Content-Type", wire.ObjectStreamContentType)
+	h.Set("Trailer", wire.ObjectCountTrailer)
 	w.WriteHeader(http.StatusOK)
-	return &frameWriter{s: s, w: w, bw: bufio.NewWriterSize(w, 256<<10)}
+	return &frameWriter{s: s, w: w, fw: wire.NewFrameWriter(w)}
 }
 
 func (f *frameWriter) frame(h repo.Hash, kind repo.Kind, payload []byte) error {
-	var hdr [64 + 1 + 8 + 1 + 20 + 1]byte
-	b := hex.AppendEncode(hdr[:0], h[:])
-	b = append(b, ' ')
-	b = append(b, kind...)
-	b = append(b, ' ')
-	b = strconv.AppendInt(b, int64(len(payload)), 10)
-	b = append(b, '\n')
-	if _, err := f.bw.Write(b); err != nil {
-		return fmt.Errorf("send object %s: %w", h.Short(), err)
+	if err := f.fw.Frame(h, kind, payload); err != nil {
+		return err
 	}
-	if _, err := f.bw.Write(payload); err != nil {
-		return fmt.Errorf("send object %s: %w", h.Short(), err)
-	}
-	f.n++
 	f.s.countServed(payload)
 	return nil
 }
 
+// finish flushes the stream and sets the count trailer, which tells the
+// client the stream is complete.
 func (f *frameWriter) finish() error {
-	if err := f.bw.Flush(); err != nil {
-		return fmt.Errorf("send objects: %w", err)
+	if err := f.fw.Flush(); err != nil {
+		return err
 	}
-	f.w.Header().Set(ObjectCountTrailer, strconv.Itoa(f.n))
+	f.w.Header().Set(wire.ObjectCountTrailer, strconv.Itoa(f.fw.Frames()))
 	return nil
 }
