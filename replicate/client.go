@@ -31,7 +31,11 @@ type Client struct {
 	// delays the loop). err is PullWith's error; res is never nil. A pull
 	// cut short by Stop or by Run's context is not reported: Run returns.
 	OnPull func(res *PullResult, err error)
-	HTTP   *http.Client
+	// HTTP makes the requests; NewClient and NewClientWithOptions set it.
+	// A replacement (own TLS setup, proxy, test transport) is used for
+	// the connections only: this client's RequestTimeout, stall rule,
+	// retries, headers and redirect policy still apply to every request.
+	HTTP *http.Client
 
 	opts    ClientOptions
 	tr      *transport // built from opts; HTTP is its underlying client
@@ -114,6 +118,8 @@ type Target struct {
 	Zone, Name string
 	Hash       string // hex; the pin if pinned, else the primary's tip
 	Pinned     bool
+
+	hash repo.Hash // Hash, as Plan parsed and checked it
 }
 
 // PullPlan is what a Pull will do: branches to move and branches to prune.

@@ -131,11 +131,11 @@ func Plan(primary *RefsResponse, local []repo.Ref, opts PullOptions) (*PullPlan,
 			continue
 		}
 		advertised[key] = true
-		targets[key] = Target{Zone: b.Zone, Name: b.Name, Hash: h.String()}
+		targets[key] = Target{Zone: b.Zone, Name: b.Name, Hash: h.String(), hash: h}
 	}
 	for key, h := range pins {
 		zone, name, _ := repo.SplitRefPath(key)
-		targets[key] = Target{Zone: zone, Name: name, Hash: h.String(), Pinned: true}
+		targets[key] = Target{Zone: zone, Name: name, Hash: h.String(), Pinned: true, hash: h}
 	}
 	for _, t := range targets {
 		p.Targets = append(p.Targets, t)
@@ -171,7 +171,7 @@ func Plan(primary *RefsResponse, local []repo.Ref, opts PullOptions) (*PullPlan,
 			p.Invalid = append(p.Invalid, &BranchError{Zone: clipStr(t.Zone), Name: clipStr(t.Name), Tag: true, Err: err})
 			continue
 		}
-		p.Tags = append(p.Tags, Target{Zone: t.Zone, Name: t.Name, Hash: h.String()})
+		p.Tags = append(p.Tags, Target{Zone: t.Zone, Name: t.Name, Hash: h.String(), hash: h})
 	}
 	sort.Slice(p.Tags, func(i, j int) bool {
 		a, b := p.Tags[i], p.Tags[j]

@@ -231,7 +231,7 @@ func (p *puller) items(plan *PullPlan, branches, tags, pruneTags []repo.Ref) []*
 	}
 	var out []*item
 	add := func(t Target, tag bool, local map[string]repo.Hash) {
-		h := repo.MustParseHash(t.Hash) // Plan produced it
+		h := t.hash
 		old := local[t.Zone+"/"+t.Name]
 		it := &item{tag: tag, pinned: t.Pinned, old: old, new: h, needs: old != h,
 			res: BranchResult{Zone: t.Zone, Name: t.Name, Old: hexOrEmpty(old), New: t.Hash, Tag: tag}}

@@ -439,16 +439,24 @@ func newTransport(o *ClientOptions) (*transport, error) {
 }
 
 // guard returns hc with this transport's bounds: a caller that replaced
-// Client.HTTP (its own TLS setup, a test transport) keeps them, since the
-// stall rule and the redirect policy protect against the primary, whoever
-// built the client. hc itself is not modified.
+// Client.HTTP (its own TLS setup, a test transport, another Client's HTTP)
+// keeps this client's per-request timeout and stall rule (RequestTimeout,
+// StallWindow, StallMinRate), since they and the redirect policy protect
+// against the primary, whoever built the http.Client. hc itself is not
+// modified.
 func (t *transport) guard(hc *http.Client) *http.Client {
 	g := *hc
-	if _, ok := hc.Transport.(*countingRT); !ok {
-		next := hc.Transport
-		if next == nil {
-			next = http.DefaultTransport
+	next := hc.Transport
+	if crt, ok := next.(*countingRT); ok {
+		if crt.stall == t.stall {
+			next = nil // already this client's rule: keep hc's transport as is
+		} else {
+			next = crt.next // another client's rule: ours replaces it
 		}
+	} else if next == nil {
+		next = http.DefaultTransport
+	}
+	if next != nil {
 		g.Transport = &countingRT{next: next, stall: t.stall}
 	}
 	g.CheckRedirect = redirectPolicy(t.secret, hc.CheckRedirect)

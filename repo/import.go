@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -18,9 +17,9 @@ import (
 	"github.com/miekg/dns"
 )
 
-// Defaults of an import. The author defaults can be overridden with the
-// environment variables ZONEGIT_AUTHOR_NAME and ZONEGIT_AUTHOR_EMAIL, which
-// the zonegit tools read too.
+// Defaults of an import. The author comes from the caller
+// (ImportOptions.Author); the zonegit-replicate CLI fills it from
+// ZONEGIT_AUTHOR_NAME and ZONEGIT_AUTHOR_EMAIL, as the zonegit tools do.
 const (
 	DefaultBranch      = "main"
 	DefaultAuthorName  = "zonegit-replicate"
@@ -235,13 +234,7 @@ func (r *Repo) tipTree(zone, branch string) (tip, tree Hash, err error) {
 // corrupt the commit's author line.
 func importAuthor(a Signature) (Signature, error) {
 	if a.Name == "" {
-		a.Name = os.Getenv("ZONEGIT_AUTHOR_NAME")
-	}
-	if a.Name == "" {
 		a.Name = DefaultAuthorName
-	}
-	if a.Email == "" {
-		a.Email = os.Getenv("ZONEGIT_AUTHOR_EMAIL")
 	}
 	if a.Email == "" {
 		a.Email = DefaultAuthorEmail

@@ -115,7 +115,7 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	// while no writer has the directory (see server.Snapshotter), so
 	// writers (import, pull, the zonegit tools) keep working beside us and
 	// nothing we do can delete their tables or fault on their files.
-	snaps, err := server.NewSnapshotter(cfg.repo, server.SnapshotterOptions{Interval: cfg.interval, Logf: logf})
+	snaps, err := server.NewSnapshotter(cfg.repo, server.SnapshotterOptions{Interval: cfg.interval, Logger: stderrLogger{logf}})
 	if err != nil {
 		return err
 	}
@@ -126,7 +126,8 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 		release()
 	}
 
-	srv := &server.Server{Snapshots: snaps, V0Only: cfg.v0Only, Token: token, Logger: stderrLogger{logf}}
+	stats := &server.ServerStats{}
+	srv := &server.Server{Snapshots: snaps, V0Only: cfg.v0Only, Token: token, Logger: stderrLogger{logf}, Stats: stats}
 	cfg.limits.apply(srv)
 	softMemoryLimit(serveMemoryLimit)
 	hs := server.NewHTTPServer(cfg.listen, srv.Handler())
@@ -176,6 +177,9 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
+	logf("served %d requests (%d client errors, %d server errors, %d refused as busy): %d objects, %d payload bytes",
+		stats.Requests.Load(), stats.ClientErrors.Load(), stats.ServerErrors.Load(), stats.Busy.Load(),
+		stats.ObjectsServed.Load(), stats.BytesServed.Load())
 	return nil
 }
 

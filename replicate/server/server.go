@@ -33,7 +33,14 @@ import (
 // With V0Only the server is indistinguishable from a plain zonegit v0
 // daemon: same routes, status codes, Content-Types and refs body bytes.
 // Otherwise it also serves the extensions of DESIGN §4.2 (see
-// BatchRequest and WalkRequest for their exact wire behaviour).
+// wire.BatchRequest and wire.WalkRequest for their exact wire behaviour).
+//
+// Where the repository comes from, one of two ways:
+//   - SnapshotFn, for a repository this process has open (and may write):
+//     every request reads the *repo.Repo it returns.
+//   - Snapshots, for a directory another process writes (the
+//     zonegit-replicate serve command): a Snapshotter hands out read-only
+//     copies and replaces them as the directory changes.
 type Server struct {
 	// SnapshotFn returns the repository to serve for one request, so
 	// secondaries see the latest commits. The server does not close it.
@@ -41,8 +48,8 @@ type Server struct {
 	SnapshotFn func() (*repo.Repo, error)
 
 	// Snapshots, when set, hands out a handle per request and is told when
-	// the request is done with it (see Snapshotter), so handles can be
-	// replaced while requests are in flight.
+	// the request is done with it (a *Snapshotter in production), so
+	// handles can be replaced while requests are in flight.
 	Snapshots SnapshotSource
 
 	// V0Only disables every extension: the server then behaves exactly as a
@@ -95,7 +102,8 @@ type Server struct {
 	// 5xx at Error) and per walk (Debug). Nothing secret is logged.
 	Logger wire.Logger
 
-	// Stats, when set, counts requests and work (tests, metrics).
+	// Stats, when set, counts requests and work (zonegit-replicate serve
+	// reports them when it stops).
 	Stats *ServerStats
 
 	cacheOnce sync.Once
@@ -172,9 +180,9 @@ func orDefault[T ~int | ~int64](limit, def T) T {
 	return def
 }
 
-// Capabilities is the list announced in wire.CapabilitiesHeader ("" when
+// capabilities is the list announced in wire.CapabilitiesHeader ("" when
 // V0Only).
-func (s *Server) Capabilities() string {
+func (s *Server) capabilities() string {
 	if s.V0Only {
 		return ""
 	}
@@ -534,7 +542,7 @@ func (s *Server) handleRefs(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	if !s.V0Only {
-		h.Set(wire.CapabilitiesHeader, s.Capabilities())
+		h.Set(wire.CapabilitiesHeader, s.capabilities())
 		h.Set("Cache-Control", "no-cache")
 	}
 	if _, err := w.Write(body); err != nil {
