@@ -290,15 +290,6 @@ func (r *RefsInfo) Has(capability string) bool {
 	return false
 }
 
-// Refs fetches the primary's refs (retried).
-func (c *Client) Refs(ctx context.Context) (*RefsResponse, error) {
-	info, err := c.RefsInfo(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return info.Refs, nil
-}
-
 // RefsInfo fetches the primary's refs and announced capabilities (retried).
 // Tags are only kept when the "tags" capability is announced.
 func (c *Client) RefsInfo(ctx context.Context) (*RefsInfo, error) {
@@ -342,7 +333,8 @@ func (c *Client) refsInfo(ctx context.Context, tr *transport) (*RefsInfo, error)
 }
 
 // Pull performs one full sync cycle of every branch: refs -> missing-walk ->
-// fetch -> ref advance. Safe to call directly (without Run).
+// fetch -> ref advance. Safe to call directly (without Run). It is
+// PullWith with zero PullOptions, for a caller that needs only the error.
 func (c *Client) Pull(ctx context.Context) error {
 	_, err := c.PullWith(ctx, PullOptions{})
 	return err

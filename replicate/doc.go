@@ -30,14 +30,24 @@
 //
 // # One way to do each thing
 //
-//   - Build a client: NewClient(url, local) for the defaults (it never
-//     fails; a bad URL is reported by every Pull), NewClientWithOptions for
-//     TLS, tokens, timeouts and logging (it reports a bad setting at once).
-//   - Pull once: Pull(ctx) for everything with the defaults, PullWith(ctx,
-//     opts) to select, pin or prune and to get the per-branch result.
-//   - Poll: Run(ctx) until Stop or ctx; OnPull sees every pull's result.
-//   - Read the primary's refs: RefsInfo(ctx), with the capabilities the
-//     primary announced; Plan turns them into what a pull would do.
+//   - Build a client: NewClient(url, local) for the defaults; it never
+//     fails (a bad URL is reported by every pull). NewClientWithOptions(local,
+//     opts) for anything else (TLS, token, headers, timeouts, logging); it
+//     reports a bad setting at once.
+//   - Pull once: Pull(ctx) replicates every branch and returns only the
+//     error; it is PullWith(ctx, PullOptions{}). PullWith selects, pins and
+//     prunes, and returns the per-branch result.
+//   - Poll: Run(ctx) until Stop or ctx ends; OnPull sees every pull.
+//   - Read the primary's refs: RefsInfo(ctx) (GET /v0/refs), with the
+//     extensions the primary announced; Plan turns refs into what a pull
+//     would do.
+//
+// # Names
+//
+// "Walk" is the algorithm (package walk: walk.Missing on the server,
+// walk.Check in the client's closure check); the client's request for it
+// is a POST to wire.WalkPath. A "snapshot" is a read-only handle on a
+// repository (server.Snapshotter, Server.SnapshotFn), nothing else.
 package replicate
 
 import (

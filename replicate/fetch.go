@@ -741,7 +741,7 @@ func (p *puller) packAll(roots []repo.Hash, known []string) (walked []repo.Hash,
 		}
 	}
 	if len(refused) > 0 {
-		if walked, err = p.walkAll(refused, known); err != nil {
+		if walked, err = p.postWalks(refused, known); err != nil {
 			return nil, err
 		}
 	}

@@ -325,7 +325,7 @@ func (p *puller) transfer(items []*item, branches, tags []repo.Ref) error {
 		if p.usePack {
 			listed, err = p.packAll(roots, knownList)
 		} else {
-			listed, err = p.walkAll(roots, knownList)
+			listed, err = p.postWalks(roots, knownList)
 		}
 		if err != nil {
 			return err
@@ -412,19 +412,19 @@ func (p *puller) warn(msg string, err error) {
 	}
 }
 
-// walkAll asks for everything the roots need given known, in one request
+// postWalks asks the primary (POST /v0/objects/walk) for everything the roots need given known, in one request
 // per chunk of roots. A failure that may come from some of the roots (404
 // "root unknown", or a 5xx from a primary whose store is damaged below some
 // roots) is narrowed down to the roots that caused it with one walk per
 // root, so the error can name the branch or pin and the other targets still
 // proceed.
-func (p *puller) walkAll(roots []repo.Hash, known []string) ([]repo.Hash, error) {
+func (p *puller) postWalks(roots []repo.Hash, known []string) ([]repo.Hash, error) {
 	var missing []repo.Hash
 	for start := 0; start < len(roots); start += walkRootsPerRequest {
 		chunk := roots[start:min(len(roots), start+walkRootsPerRequest)]
 		n := len(missing)
 		var err error
-		missing, err = p.walk(chunk, known, missing)
+		missing, err = p.postWalk(chunk, known, missing)
 		if err == nil {
 			continue
 		}
@@ -440,7 +440,7 @@ func (p *puller) walkAll(roots []repo.Hash, known []string) ([]repo.Hash, error)
 		// the error names exactly their branches and the others proceed.
 		for _, r := range chunk {
 			n := len(missing)
-			missing, err = p.walk([]repo.Hash{r}, known, missing)
+			missing, err = p.postWalk([]repo.Hash{r}, known, missing)
 			if err != nil {
 				missing = missing[:n]
 				if !rootSpecific(err) {
@@ -479,11 +479,11 @@ func walkBody(roots []repo.Hash, known []string) ([]byte, error) {
 	return json.Marshal(req)
 }
 
-// walk asks for what roots need given known and appends the answer to
-// out. However long the answer, out holds at most maxWalkHashes: no
-// primary lists more in one pull, so a longer answer is refused rather
-// than held in memory.
-func (p *puller) walk(roots []repo.Hash, known []string, out []repo.Hash) ([]repo.Hash, error) {
+// postWalk asks the primary (POST /v0/objects/walk) for what roots need
+// given known and appends the answer to out. However long the answer, out
+// holds at most maxWalkHashes: no primary lists more in one pull, so a
+// longer answer is refused rather than held in memory.
+func (p *puller) postWalk(roots []repo.Hash, known []string, out []repo.Hash) ([]repo.Hash, error) {
 	body, err := walkBody(roots, known)
 	if err != nil {
 		return out, err

@@ -273,21 +273,21 @@ func TestPlanRefs(t *testing.T) {
 	}
 }
 
-func TestSnapshotRoundTrip(t *testing.T) {
+func TestRefsRecordRoundTrip(t *testing.T) {
 	refs := &replicate.RefsResponse{
 		Zones:    []string{"example.com."},
 		Branches: []replicate.Branch{{Zone: "example.com.", Name: "main", Hash: strings.Repeat("a", 64)}},
 	}
-	p := fakePrivate{privateKeyPrimaryRefs: encodeSnapshot("http://a", refs)}
-	got := loadSnapshot(context.Background(), p, "http://a")
+	p := fakePrivate{privateKeyPrimaryRefs: encodeRefsRecord("http://a", refs)}
+	got := loadRefsRecord(context.Background(), p, "http://a")
 	if got == nil || len(got.Branches) != 1 || got.Branches[0] != refs.Branches[0] {
 		t.Errorf("round trip: %+v", got)
 	}
-	if loadSnapshot(context.Background(), p, "http://b") != nil {
-		t.Error("a snapshot of another primary was used")
+	if loadRefsRecord(context.Background(), p, "http://b") != nil {
+		t.Error("a record of another primary was used")
 	}
-	if loadSnapshot(context.Background(), fakePrivate{}, "http://a") != nil {
-		t.Error("no snapshot: got one")
+	if loadRefsRecord(context.Background(), fakePrivate{}, "http://a") != nil {
+		t.Error("no record: got one")
 	}
 }
 

@@ -334,12 +334,12 @@ func (r *ReplicaResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	// The refresh's (or the create's) snapshot of the primary, so that
-	// this plan and the one Terraform makes again before applying agree
-	// (see privateKeyPrimaryRefs).
+	// The refresh's (or the create's) record of the primary's refs, so
+	// that this plan and the one Terraform makes again before applying
+	// agree (see privateKeyPrimaryRefs).
 	var primary *replicate.RefsResponse
 	if state != nil {
-		primary = loadSnapshot(ctx, req.Private, opts.PrimaryURL)
+		primary = loadRefsRecord(ctx, req.Private, opts.PrimaryURL)
 	}
 	if primary == nil {
 		var err error
@@ -348,7 +348,7 @@ func (r *ReplicaResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 			return
 		}
 	}
-	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, encodeSnapshot(opts.PrimaryURL, primary))...)
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, encodeRefsRecord(opts.PrimaryURL, primary))...)
 	planned, local, diags := planRefs(ctx, primary, opts.PrimaryURL, dir, pull)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
@@ -464,13 +464,13 @@ func (r *ReplicaResource) Create(ctx context.Context, req resource.CreateRequest
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, state)...)
 
-	// Keep a snapshot of the primary's refs, as a refresh does, so that a
+	// Keep a record of the primary's refs, as a refresh does, so that a
 	// plan with -refresh=false right after the create needs no primary.
 	opts, _, _ := r.pullSettings(ctx, state)
 	if primary, err := fetchRefs(ctx, opts); err == nil {
-		resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, encodeSnapshot(opts.PrimaryURL, primary))...)
+		resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, encodeRefsRecord(opts.PrimaryURL, primary))...)
 	} else {
-		tflog.Warn(ctx, "cannot snapshot the primary's refs after create", map[string]any{"primary": opts.PrimaryURL, "error": err.Error()})
+		tflog.Warn(ctx, "cannot record the primary's refs after create", map[string]any{"primary": opts.PrimaryURL, "error": err.Error()})
 	}
 }
 
@@ -530,24 +530,30 @@ func (r *ReplicaResource) Read(ctx context.Context, req resource.ReadRequest, re
 	tflog.Debug(ctx, "read replica refs", map[string]any{"path": dir, "branches": len(local)})
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 
-	// Snapshot the primary's refs for the plan (see privateKeyPrimaryRefs).
-	// A primary that cannot be reached is not a refresh error: the plan
-	// asks again and reports it.
-	var snapshot []byte
-	if r.data != nil {
-		opts := r.data.Client
-		if !state.PrimaryURL.IsNull() {
-			opts.PrimaryURL = state.PrimaryURL.ValueString()
-		}
-		if opts.PrimaryURL != "" {
-			if primary, err := fetchRefs(ctx, opts); err == nil {
-				snapshot = encodeSnapshot(opts.PrimaryURL, primary)
-			} else {
-				tflog.Warn(ctx, "cannot snapshot the primary's refs during refresh", map[string]any{"primary": opts.PrimaryURL, "error": err.Error()})
-			}
-		}
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, r.fetchRefsRecordForPlan(ctx, &state))...)
+}
+
+// fetchRefsRecordForPlan asks the primary for its refs (a network call,
+// made during refresh) and returns the record ModifyPlan will plan from
+// (see privateKeyPrimaryRefs), or nil. A primary that cannot be reached is
+// not a refresh error: the plan asks again and reports it.
+func (r *ReplicaResource) fetchRefsRecordForPlan(ctx context.Context, state *replicaResourceModel) []byte {
+	if r.data == nil {
+		return nil
 	}
-	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, snapshot)...)
+	opts := r.data.Client
+	if !state.PrimaryURL.IsNull() {
+		opts.PrimaryURL = state.PrimaryURL.ValueString()
+	}
+	if opts.PrimaryURL == "" {
+		return nil
+	}
+	primary, err := fetchRefs(ctx, opts)
+	if err != nil {
+		tflog.Warn(ctx, "cannot record the primary's refs during refresh", map[string]any{"primary": opts.PrimaryURL, "error": err.Error()})
+		return nil
+	}
+	return encodeRefsRecord(opts.PrimaryURL, primary)
 }
 
 func (r *ReplicaResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
