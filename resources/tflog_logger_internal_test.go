@@ -90,3 +90,13 @@ func TestClientLogSummarisesObjectRequests(t *testing.T) {
 		t.Errorf("summary says %v not logged, want %d", got, res.Objects-objectLinesShown)
 	}
 }
+
+func TestLogFields(t *testing.T) {
+	f := fields([]interface{}{"url", "http://x", "attempt", 2, 7, "odd", "dangling"})
+	if f["url"] != "http://x" || f["attempt"] != 2 || f["arg4"] != "odd" || f["dangling"] != "(missing value)" {
+		t.Errorf("fields = %v", f)
+	}
+	if fields(nil) != nil {
+		t.Error("no fields: want nil")
+	}
+}

@@ -11,92 +11,6 @@ import (
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
 
-func clientFrame(kind repo.Kind, payload string) string {
-	h := repo.HashObject(kind, []byte(payload))
-	return h.String() + " " + string(kind) + " " + clientItoa(len(payload)) + "\n" + payload
-}
-
-func clientItoa(n int) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			break
-		}
-	}
-	return string(b[i:])
-}
-
-func TestFrameReader(t *testing.T) {
-	stream := clientFrame(repo.KindBlob, "abc") + clientFrame(repo.KindSymref, "refs/heads/x./main") + clientFrame(repo.KindBlob, "")
-	fr := NewFrameReader(strings.NewReader(stream), 1<<20)
-	var n int
-	for {
-		h, kind, payload, err := fr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if repo.HashObject(kind, payload) != h {
-			t.Fatalf("frame %d does not verify", n)
-		}
-		n++
-	}
-	if n != 3 {
-		t.Fatalf("%d frames, want 3", n)
-	}
-	for name, bad := range map[string]string{
-		"truncated payload": stream[:len(stream)-20],
-		"truncated header":  clientFrame(repo.KindBlob, "x")[:30],
-		"bad kind":          strings.Repeat("a", 64) + " blub 1\nx",
-		"bad length":        strings.Repeat("a", 64) + " blob -1\n",
-		"too long":          strings.Repeat("a", 64) + " blob 2000000\n",
-		"short hash":        "abcd blob 1\nx",
-		"no fields":         "hello\n",
-	} {
-		fr := NewFrameReader(strings.NewReader(bad), 1<<20)
-		var err error
-		for err == nil {
-			_, _, _, err = fr.Next()
-		}
-		if errors.Is(err, io.EOF) {
-			t.Errorf("%s: accepted", name)
-		}
-	}
-}
-
-// FuzzBatchFrames: the frame parser never panics, never returns a payload
-// longer than the bound, and every frame it returns re-encodes to the bytes
-// it consumed.
-func FuzzBatchFrames(f *testing.F) {
-	f.Add([]byte(clientFrame(repo.KindBlob, "abc") + clientFrame(repo.KindTree, "\x01\x00")))
-	f.Add([]byte(strings.Repeat("a", 64) + " blob 3\nab"))
-	f.Add([]byte("\n\n\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		fr := NewFrameReader(bytes.NewReader(data), 1024)
-		var rebuilt []byte
-		for {
-			h, kind, payload, err := fr.Next()
-			if err != nil {
-				if errors.Is(err, io.EOF) && !bytes.Equal(rebuilt, data) && !bytes.EqualFold(rebuilt, data) {
-					t.Fatalf("clean EOF but consumed %q of %q", rebuilt, data)
-				}
-				return
-			}
-			if len(payload) > 1024 {
-				t.Fatalf("payload of %d bytes beyond the bound", len(payload))
-			}
-			rebuilt = append(rebuilt, h.String()+" "+string(kind)+" "+clientItoa(len(payload))+"\n"...)
-			rebuilt = append(rebuilt, payload...)
-		}
-	})
-}
-
 // FuzzDecodeMissing: the streaming walk answer decoder never panics; when it
 // succeeds the body is one valid JSON object and every hash it returned is
 // spelled in the body; it stops at the first error its callback returns.
@@ -182,5 +96,38 @@ func TestDecodeMissingStrict(t *testing.T) {
 	big := &limitedReader{r: strings.NewReader(strings.Repeat(" ", 100)), n: 10}
 	if _, err := io.ReadAll(big); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("oversized body: %v", err)
+	}
+}
+
+// TestWriteMissingRoundTrip: the server's walk answer is one JSON object
+// ending in a newline, as the daemon's, and decodes to the same hashes in
+// the same order; an empty answer is a list, not null.
+func TestWriteMissingRoundTrip(t *testing.T) {
+	for _, n := range []int{0, 1, 3} {
+		var hs []repo.Hash
+		for i := 0; i < n; i++ {
+			hs = append(hs, repo.HashObject(repo.KindBlob, []byte{byte(i)}))
+		}
+		var buf bytes.Buffer
+		if err := WriteMissing(&buf, hs); err != nil {
+			t.Fatal(err)
+		}
+		body := buf.Bytes()
+		var resp WalkResponse
+		if err := json.Unmarshal(body, &resp); err != nil || !bytes.HasSuffix(body, []byte("}\n")) || resp.Missing == nil {
+			t.Fatalf("%d hashes: body %q (%v)", n, body, err)
+		}
+		var got []repo.Hash
+		if err := DecodeMissing(bytes.NewReader(body), func(h repo.Hash) error { got = append(got, h); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != n {
+			t.Fatalf("%d hashes decoded, want %d", len(got), n)
+		}
+		for i := range hs {
+			if got[i] != hs[i] {
+				t.Errorf("hash %d = %s, want %s", i, got[i].Short(), hs[i].Short())
+			}
+		}
 	}
 }
