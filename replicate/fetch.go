@@ -213,6 +213,9 @@ func (e *wrongKind) Unwrap() error { return errWrongKind }
 // fetchBatch streams objects with the batch extension. It returns the
 // positions in need it could not get (for the GET fallback, which gives a
 // precise per-object error), or an error that ends the pull.
+//
+// Longer than 80 lines on purpose: the per-chunk retry budget, the split of
+// refused chunks and the hand-over to GETs share the chunk loop's state.
 func (p *puller) fetchBatch(need []repo.Hash, st []fetchState) ([]int, error) {
 	tries := make([]uint8, len(need))
 	pending := make([]int, len(need))

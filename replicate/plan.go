@@ -162,6 +162,14 @@ func Plan(primary *RefsResponse, local []repo.Ref, opts PullOptions) (*PullPlan,
 		}
 	}
 
+	planTags(p, primary, sel)
+	return p, nil
+}
+
+// planTags adds the primary's tags within the zone filter to p.Tags (tags
+// are selected by zone only), and those it advertised with an unusable name
+// or hash to p.Invalid.
+func planTags(p *PullPlan, primary *RefsResponse, sel Selection) {
 	for _, t := range primary.Tags {
 		if !sel.Zone(t.Zone) {
 			continue
@@ -180,7 +188,6 @@ func Plan(primary *RefsResponse, local []repo.Ref, opts PullOptions) (*PullPlan,
 		}
 		return a.Name < b.Name
 	})
-	return p, nil
 }
 
 // planTagPrune lists the local tags, within the zone filter (tags are

@@ -92,6 +92,10 @@ type puller struct {
 // branch error makes it return an error listing each failed branch (a
 // *PullError); the branches that succeeded stay applied and appear in the
 // result.
+//
+// Longer than 80 lines on purpose: it is the seven steps of one pull
+// (numbered below) in the order they happen, each a call or a short loop,
+// so a reader follows a pull from refs to report in one place.
 func (c *Client) PullWith(ctx context.Context, opts PullOptions) (*PullResult, error) {
 	c.pullMu.Lock()
 	defer c.pullMu.Unlock()
@@ -266,6 +270,10 @@ func hexOrEmpty(h repo.Hash) string {
 // or sets the error of the items whose closure could not be completed. A
 // returned error applies to every item that needed objects and has no
 // error yet.
+//
+// Longer than 80 lines on purpose: round 0 (walk or pack, then fetch) and
+// the check-and-fetch rounds share the batch and its cancel-on-failure,
+// which is easiest to see whole.
 func (p *puller) transfer(items []*item, branches, tags []repo.Ref) error {
 	// Known: the local tips, complete closures by invariant. The primary
 	// is told about them (up to walkMaxKnown); the closure check trusts

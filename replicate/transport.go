@@ -18,6 +18,7 @@ import (
 	"time"
 
 	retryablehttp "github.com/hashicorp/go-retryablehttp"
+
 	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 )
 

@@ -9,10 +9,10 @@ import "bytes"
 // ones: the server's walk uses it to list what a client lacks, the client
 // to predict what a pack stream will send and to check its closures.
 //
-// p is the new tree's payload, h its hash (named in errors). For each
-// entry reported, same lists the hashes the bases hold under the same kind
-// and name (other content), in base order and without repeats: where a
-// subtree is compared next. same is reused by the next call.
+// p is the new tree's payload, h its hash (named in errors). For a subtree
+// reported, same lists the hashes the bases hold under the same name (other
+// content), in base order and without repeats: the trees it is compared
+// with next. For a leaf it is empty. same is reused by the next call.
 //
 // Every entry of p is decoded and checked (treeIter's rules), reported or
 // not; a p that breaks a rule is an ErrCorrupt error after the entries
@@ -48,7 +48,9 @@ func DiffTree(h Hash, p []byte, bases [][]byte, fn func(kind EntryKind, hash Has
 				skipIdentical(&it, bi)
 				break
 			}
-			same = AppendUnique(same, Hash(bi.hash))
+			if it.kind == EntrySubtree {
+				same = AppendUnique(same, Hash(bi.hash))
+			}
 		}
 		if identical {
 			continue

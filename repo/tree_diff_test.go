@@ -42,7 +42,9 @@ func refDiff(h repo.Hash, payload []byte, bases [][]byte) ([]string, error) {
 				equal = true
 				break
 			}
-			same = repo.AppendUnique(same, bes[i].Hash)
+			if e.Kind == repo.EntrySubtree {
+				same = repo.AppendUnique(same, bes[i].Hash)
+			}
 		}
 		if !equal {
 			out = append(out, fmt.Sprintf("%d %x %v", e.Kind, e.Hash[:], same))

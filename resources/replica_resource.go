@@ -81,6 +81,8 @@ func (r *ReplicaResource) Metadata(_ context.Context, req resource.MetadataReque
 	resp.TypeName = req.ProviderTypeName + "_replica"
 }
 
+// Schema is one declaration per attribute with its documentation (the
+// registry docs are generated from it): longer than 80 lines by nature.
 func (r *ReplicaResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	resp.Schema = schema.Schema{
 		MarkdownDescription: replicaDescription,
@@ -278,6 +280,9 @@ func (r *ReplicaResource) ValidateConfig(ctx context.Context, req resource.Valid
 // top of the local branches. Equal to state means an empty plan. It refuses
 // a path that is not absent, empty or a repository, and pins to commits the
 // primary does not have.
+//
+// Longer than 80 lines on purpose: each early return is a plan Terraform
+// must see (unknown values, a refused path, an unreachable primary).
 func (r *ReplicaResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	if req.Plan.Raw.IsNull() {
 		return // destroy
@@ -753,6 +758,10 @@ func planRefs(ctx context.Context, primary *replicate.RefsResponse, primaryURL, 
 // apply makes the replica's branches exactly the planned refs and returns
 // the new state. state is nil when the replica could not be opened
 // (nothing changed); moved says whether any ref moved.
+//
+// Longer than 80 lines on purpose: open, pull, verify against the plan and
+// build the state are one sequence whose failures each leave a different
+// state behind; each step is commented where it happens.
 func (r *ReplicaResource) apply(ctx context.Context, plan *replicaResourceModel) (state *replicaResourceModel, moved bool, diags diag.Diagnostics) {
 	dir, err := absPath(plan.Path.ValueString())
 	if err != nil {

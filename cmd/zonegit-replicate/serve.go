@@ -77,6 +77,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return exitOK
 }
 
+// serve runs one server until ctx ends: snapshots, server, listener,
+// shutdown. Longer than 80 lines on purpose: setup and teardown read in the
+// order they happen, and each deferred close sits beside what it closes.
 func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	logf := func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
 

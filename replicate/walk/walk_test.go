@@ -330,11 +330,3 @@ func TestWalkDamagedStore(t *testing.T) {
 		t.Errorf("walk over a missing tree: %v", err)
 	}
 }
-
-func syntheticFlat(r *repo.Repo, n int) (repo.Hash, error) {
-	return repotest.SyntheticZone(r, "example.com.", "main", n)
-}
-
-func setA(r *repo.Repo, label string) (repo.Hash, error) {
-	return repotest.SetA(r, "example.com.", "main", []string{label}, 60, [4]byte{192, 0, 2, 99})
-}
