@@ -356,7 +356,7 @@ func unsettled(idx []int, st []fetchState) []int {
 
 // batchOnce requests one chunk and stores every frame that verifies. The
 // primary must send exactly the requested objects in request order
-// (protocol.go), so frame k must be object chunk[k]: anything else (an
+// (wire.BatchRequest), so frame k must be object chunk[k]: anything else (an
 // object not asked for, a repeat, more frames than requested) ends the
 // stream. A frame that does not verify counts as a failed try for its
 // object (re-requested until objectAttempts); one that verifies but is of

@@ -14,7 +14,7 @@ import (
 // zone shape and length of history. Work must not grow with history; with
 // a nested zone it must not grow with size either. In a flat zone the apex
 // tree holds one entry per name, so its byte scan grows with size while
-// the objects visited stay the same (see the note in walk.go).
+// the objects visited stay the same (see the note in package walk).
 func BenchmarkWalk(b *testing.B) {
 	for _, c := range []struct {
 		records, fanout, history int
