@@ -18,18 +18,19 @@ import (
 // 413. A client refuses an answer that goes on beyond it.
 const DefaultMaxWalkMissing = 10000000
 
-// ErrInvalidObject ends hash errors, as in the daemon's messages.
-var ErrInvalidObject = errors.New("invalid object")
+// errInvalidObject ends hash errors, as in the daemon's messages.
+var errInvalidObject = errors.New("invalid object")
 
 // ParseHash parses a hash a peer sent: 64 hex characters, either case (the
-// daemon accepts uppercase too). Errors wrap ErrInvalidObject.
+// daemon accepts uppercase too). Errors end in "invalid object", as the
+// daemon's do.
 func ParseHash(s string) (repo.Hash, error) {
 	var h repo.Hash
 	if len(s) != 64 {
-		return h, fmt.Errorf("hash must be 64 hex chars, got %d: %w", len(s), ErrInvalidObject)
+		return h, fmt.Errorf("hash must be 64 hex chars, got %d: %w", len(s), errInvalidObject)
 	}
 	if _, err := hex.Decode(h[:], []byte(s)); err != nil {
-		return h, fmt.Errorf("decode hash %q: %w", s, ErrInvalidObject)
+		return h, fmt.Errorf("decode hash %q: %w", s, errInvalidObject)
 	}
 	return h, nil
 }
