@@ -71,6 +71,8 @@ func (p *ZonegitProvider) Metadata(_ context.Context, _ provider.MetadataRequest
 	resp.Version = p.version
 }
 
+// Schema is one declaration per attribute with its documentation (the
+// registry docs are generated from it): longer than 80 lines by nature.
 func (p *ZonegitProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *provider.SchemaResponse) {
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "The zonegit provider replicates DNS zones from a zonegit primary into local zonegit " +
@@ -186,6 +188,10 @@ func (p *ZonegitProvider) ConfigValidators(_ context.Context) []provider.ConfigV
 	return []provider.ConfigValidator{retryBoundsValidator{}}
 }
 
+// Configure turns the provider block and its environment variables into
+// the client settings every resource uses. Longer than 80 lines because
+// each setting is read, defaulted and checked in turn, with a diagnostic
+// on its own attribute.
 func (p *ZonegitProvider) Configure(ctx context.Context, req provider.ConfigureRequest, resp *provider.ConfigureResponse) {
 	var config zonegitProviderModel
 	resp.Diagnostics.Append(req.Config.Get(ctx, &config)...)

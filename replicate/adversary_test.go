@@ -19,7 +19,7 @@ import (
 
 // TestAdversaryPrimaryLostTree: a primary whose store lost one tree of
 // example.com./main (a damaged disk, served by the truth server). The
-// promise (README, protocol.go): "a branch that fails is reported, the
+// promise (README, package doc): "a branch that fails is reported, the
 // others still apply" -- other.test./main, whose closure is whole, must
 // move in every mode. The walk request holds both roots and the primary
 // answers 500 for it; the client narrows a 5xx down to its root like a

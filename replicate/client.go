@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
 
@@ -37,7 +38,11 @@ type Client struct {
 	// result with a nil error means there was nothing to pull this time:
 	// it is not reported, and counts as a success for the wait.
 	PullFunc func(ctx context.Context) (*PullResult, error)
-	HTTP     *http.Client
+	// HTTP makes the requests; NewClient and NewClientWithOptions set it.
+	// A replacement (own TLS setup, proxy, test transport) is used for
+	// the connections only: this client's RequestTimeout, stall rule,
+	// retries, headers and redirect policy still apply to every request.
+	HTTP *http.Client
 
 	opts    ClientOptions
 	tr      *transport // built from opts; HTTP is its underlying client
@@ -65,7 +70,7 @@ type ClientOptions struct {
 	RetryMinDelay  time.Duration     // default 200ms
 	RetryMaxDelay  time.Duration     // default 5s; also caps Retry-After
 	UserAgent      string            // default "terraform-provider-zonegit/dev"
-	Logger         Logger            // nil: silent
+	Logger         wire.Logger       // nil: silent
 	V0Only         bool              // ignore advertised extensions (tests, debugging)
 
 	// A response body that brings fewer than StallMinRate bytes per
@@ -76,15 +81,6 @@ type ClientOptions struct {
 	// give it a deadline.
 	StallWindow  time.Duration
 	StallMinRate int64
-}
-
-// Logger receives leveled log lines with key/value pairs (the shape of
-// go-retryablehttp's LeveledLogger, so tflog can be plugged in).
-type Logger interface {
-	Error(msg string, keysAndValues ...interface{})
-	Info(msg string, keysAndValues ...interface{})
-	Debug(msg string, keysAndValues ...interface{})
-	Warn(msg string, keysAndValues ...interface{})
 }
 
 // PullOptions select what one Pull replicates.
@@ -140,6 +136,8 @@ type Target struct {
 	Zone, Name string
 	Hash       string // hex; the pin if pinned, else the primary's tip
 	Pinned     bool
+
+	hash repo.Hash // Hash, as Plan parsed and checked it
 }
 
 // PullPlan is what a Pull will do: branches to move and branches to prune.
@@ -310,15 +308,6 @@ func (r *RefsInfo) Has(capability string) bool {
 	return false
 }
 
-// Refs fetches the primary's refs (retried).
-func (c *Client) Refs(ctx context.Context) (*RefsResponse, error) {
-	info, err := c.RefsInfo(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return info.Refs, nil
-}
-
 // RefsInfo fetches the primary's refs and announced capabilities (retried).
 // Tags are only kept when the "tags" capability is announced.
 func (c *Client) RefsInfo(ctx context.Context) (*RefsInfo, error) {
@@ -330,22 +319,22 @@ func (c *Client) RefsInfo(ctx context.Context) (*RefsInfo, error) {
 }
 
 func (c *Client) refsInfo(ctx context.Context, tr *transport) (*RefsInfo, error) {
-	resp, err := tr.do(ctx, http.MethodGet, BasePath+"/refs", nil, "")
+	resp, err := tr.do(ctx, http.MethodGet, wire.RefsPath, nil, "")
 	if err != nil {
 		return nil, err
 	}
 	defer drain(resp)
 	if ct := resp.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return nil, fmt.Errorf("GET %s%s/refs: content type %q, want application/json (is this a zonegit primary?)", tr.base, BasePath, clipStr(ct))
+		return nil, fmt.Errorf("GET %s%s: content type %q, want application/json (is this a zonegit primary?)", tr.base, wire.RefsPath, clipStr(ct))
 	}
-	refs, err := decodeRefs(resp.Body)
+	refs, err := wire.DecodeRefs(resp.Body)
 	if err != nil {
-		return nil, fmt.Errorf("GET %s%s/refs: %w", tr.base, BasePath, err)
+		return nil, fmt.Errorf("GET %s%s: %w", tr.base, wire.RefsPath, err)
 	}
 	info := &RefsInfo{Refs: refs}
 	if !c.opts.V0Only {
 		seen := map[string]bool{}
-		for _, v := range resp.Header.Values(CapabilitiesHeader) {
+		for _, v := range resp.Header.Values(wire.CapabilitiesHeader) {
 			for _, f := range strings.Split(v, ",") {
 				if f = strings.ToLower(strings.TrimSpace(f)); f != "" && !seen[f] {
 					seen[f] = true
@@ -355,14 +344,15 @@ func (c *Client) refsInfo(ctx context.Context, tr *transport) (*RefsInfo, error)
 		}
 		sort.Strings(info.Capabilities)
 	}
-	if !info.Has(CapTags) {
+	if !info.Has(wire.CapTags) {
 		refs.Tags = nil
 	}
 	return info, nil
 }
 
 // Pull performs one full sync cycle of every branch: refs -> missing-walk ->
-// fetch -> ref advance. Safe to call directly (without Run).
+// fetch -> ref advance. Safe to call directly (without Run). It is
+// PullWith with zero PullOptions, for a caller that needs only the error.
 func (c *Client) Pull(ctx context.Context) error {
 	_, err := c.PullWith(ctx, PullOptions{})
 	return err

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
 
@@ -175,7 +176,7 @@ func TestClientBoundsEndlessObject(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"missing":["%s"]}`, strings.Join(blobs, `","`))
 	}, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(ObjectKindHeader, "blob")
+		w.Header().Set(wire.ObjectKindHeader, "blob")
 		chunk := bytes.Repeat([]byte{7}, 64<<10)
 		streamUntilGone(w, func(int) []byte { return chunk }, 4*maxObjectBytes)
 	})

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
+	"github.com/zonegit/terraform-provider-zonegit/replicate/server"
+	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 	"github.com/zonegit/terraform-provider-zonegit/repo/repotest"
 )
@@ -22,16 +24,16 @@ type primary struct {
 	repo  *repo.Repo
 	srv   *replicate.Server
 	http  *httptest.Server
-	stats *replicate.ServerStats
+	stats *server.ServerStats
 }
 
 func newPrimary(t testing.TB, v0 bool, wrap func(http.Handler) http.Handler) *primary {
 	t.Helper()
-	p := &primary{repo: openRepo(t, t.TempDir()), stats: &replicate.ServerStats{}}
+	p := &primary{repo: openRepo(t, t.TempDir()), stats: &server.ServerStats{}}
 	p.srv = &replicate.Server{SnapshotFn: func() (*repo.Repo, error) { return p.repo, nil }, V0Only: v0, Stats: p.stats}
 	h := p.srv.Handler()
 	if !v0 && !usesPack(t, v0) {
-		h = stripCapability(t, h, replicate.CapPack, replicate.PackPath)
+		h = stripCapability(t, h, wire.CapPack, wire.PackPath)
 	}
 	if wrap != nil {
 		h = wrap(h)
@@ -72,33 +74,6 @@ func mustSetA(t testing.TB, r *repo.Repo, zone, branch, label string, ip byte) r
 		t.Fatal(err)
 	}
 	return h
-}
-
-// closure returns every object reachable from h in r.
-func closure(t testing.TB, r *repo.Repo, hs ...repo.Hash) map[repo.Hash]bool {
-	t.Helper()
-	seen := map[repo.Hash]bool{}
-	stack := append([]repo.Hash(nil), hs...)
-	for len(stack) > 0 {
-		h := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if seen[h] {
-			continue
-		}
-		kind, payload, err := r.Get(h)
-		if err != nil {
-			t.Fatalf("closure: object %s: %v", h.Short(), err)
-		}
-		seen[h] = true
-		links, err := repo.Links(kind, payload)
-		if err != nil {
-			t.Fatalf("closure: %s: %v", h.Short(), err)
-		}
-		for _, l := range links {
-			stack = append(stack, l.Hash)
-		}
-	}
-	return seen
 }
 
 // assertSound checks the replica invariant: every branch and tag points at
@@ -218,7 +193,7 @@ func (c *capStripper) strip() {
 	}
 	c.wrote = true
 	hdr := c.Header()
-	v := hdr.Get(replicate.CapabilitiesHeader)
+	v := hdr.Get(wire.CapabilitiesHeader)
 	if v == "" {
 		return
 	}
@@ -228,7 +203,7 @@ func (c *capStripper) strip() {
 			keep = append(keep, f)
 		}
 	}
-	hdr.Set(replicate.CapabilitiesHeader, strings.Join(keep, ", "))
+	hdr.Set(wire.CapabilitiesHeader, strings.Join(keep, ", "))
 }
 
 func (c *capStripper) WriteHeader(code int) { c.strip(); c.ResponseWriter.WriteHeader(code) }
@@ -255,7 +230,7 @@ func TestE2EFullIncrementalNoop(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		full := closure(t, p.repo, tip)
+		full := repotest.Closure(t, p.repo, tip)
 		if res.Objects != len(full) {
 			t.Errorf("full pull: %d objects, want %d (the closure)", res.Objects, len(full))
 		}

@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
+	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
+	"github.com/zonegit/terraform-provider-zonegit/repo/repotest"
 )
 
 // faults decides, per request, whether to inject a fault. Its hooks see the
@@ -35,7 +37,7 @@ func (f *faults) wrap(next http.Handler) http.Handler {
 			f.counts = map[string]int{}
 		}
 		key := r.URL.Path
-		if strings.HasPrefix(key, "/v0/objects/") && key != replicate.BatchPath && key != "/v0/objects/walk" && key != replicate.PackPath {
+		if strings.HasPrefix(key, "/v0/objects/") && key != wire.BatchPath && key != "/v0/objects/walk" && key != wire.PackPath {
 			key = "/v0/objects/<hash>"
 		}
 		f.counts[key]++
@@ -98,7 +100,7 @@ func (c *corrupting) Write(p []byte) (int, error) {
 
 // isStream reports whether r asks for a batch or pack stream.
 func isStream(r *http.Request) bool {
-	return r.URL.Path == replicate.BatchPath || r.URL.Path == replicate.PackPath
+	return r.URL.Path == wire.BatchPath || r.URL.Path == wire.PackPath
 }
 
 func isObjectGET(r *http.Request) bool {
@@ -151,7 +153,7 @@ func TestFaultRetryBursts(t *testing.T) {
 				}
 				walk := "/v0/objects/walk"
 				if usesPack(t, v0) {
-					walk = replicate.PackPath
+					walk = wire.PackPath
 				}
 				if f.count("/v0/refs") != 4 || f.count(walk) != 4 {
 					t.Errorf("refs tried %d times, %s %d; want 4 each", f.count("/v0/refs"), walk, f.count(walk))
@@ -280,7 +282,7 @@ func TestFaultCorruptAndWrongKind(t *testing.T) {
 					rec := httptest.NewRecorder()
 					inner := r.Context().Value(handlerKey{}).(http.Handler)
 					inner.ServeHTTP(rec, r)
-					w.Header().Set(replicate.ObjectKindHeader, "tree")
+					w.Header().Set(wire.ObjectKindHeader, "tree")
 					w.WriteHeader(rec.Code)
 					_, _ = w.Write(rec.Body.Bytes())
 					return true
@@ -299,7 +301,7 @@ func TestFaultCorruptAndWrongKind(t *testing.T) {
 			mustSynthetic(t, p.repo, "other.test.", "main", 10)
 			// Pick a blob deep in example.com.'s closure.
 			var blob repo.Hash
-			for h := range closure(t, p.repo, tipA) {
+			for h := range repotest.Closure(t, p.repo, tipA) {
 				if k, _, _ := p.repo.Get(h); k == repo.KindBlob {
 					blob = h
 					break
@@ -390,11 +392,11 @@ func TestFaultWalkAnswerIncomplete(t *testing.T) {
 				w.Header().Set("Content-Type", "application/json")
 				_, _ = w.Write([]byte(`{"missing":null}`))
 				return true
-			case replicate.PackPath:
-				w.Header().Set("Content-Type", replicate.ObjectStreamContentType)
-				w.Header().Set("Trailer", replicate.ObjectCountTrailer)
+			case wire.PackPath:
+				w.Header().Set("Content-Type", wire.ObjectStreamContentType)
+				w.Header().Set("Trailer", wire.ObjectCountTrailer)
 				w.WriteHeader(http.StatusOK)
-				w.Header().Set(replicate.ObjectCountTrailer, "0")
+				w.Header().Set(wire.ObjectCountTrailer, "0")
 				return true
 			}
 			return false

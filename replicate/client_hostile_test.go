@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
+	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 	"github.com/zonegit/terraform-provider-zonegit/repo/repotest"
 )
@@ -87,13 +88,13 @@ func realFrames(truth http.Handler, r *http.Request, body []byte) ([]obj, bool) 
 // writeStream answers a batch or pack request with objs, ended by the
 // count trailer as a complete stream is.
 func writeStream(w http.ResponseWriter, objs []obj) {
-	w.Header().Set("Content-Type", replicate.ObjectStreamContentType)
-	w.Header().Set("Trailer", replicate.ObjectCountTrailer)
+	w.Header().Set("Content-Type", wire.ObjectStreamContentType)
+	w.Header().Set("Trailer", wire.ObjectCountTrailer)
 	w.WriteHeader(http.StatusOK)
 	for _, o := range objs {
 		_, _ = w.Write(o.frame())
 	}
-	w.Header().Set(replicate.ObjectCountTrailer, strconv.Itoa(len(objs)))
+	w.Header().Set(wire.ObjectCountTrailer, strconv.Itoa(len(objs)))
 }
 
 // record runs the real handler (truth) on r and returns its status and body.
@@ -143,7 +144,7 @@ func lieAbout(victim repo.Hash, edit objectEdit, where ...string) func(w http.Re
 	}
 	return func(w http.ResponseWriter, r *http.Request, body []byte, truth http.Handler) bool {
 		switch {
-		case r.URL.Path == replicate.PackPath && in("pack"), r.URL.Path == replicate.BatchPath && in("batch"):
+		case r.URL.Path == wire.PackPath && in("pack"), r.URL.Path == wire.BatchPath && in("batch"):
 			frames, ok := realFrames(truth, r, body)
 			if !ok {
 				return false
@@ -153,7 +154,7 @@ func lieAbout(victim repo.Hash, edit objectEdit, where ...string) func(w http.Re
 				if o.h == victim {
 					var ok bool
 					if o, ok = edit(o); !ok {
-						if r.URL.Path == replicate.BatchPath {
+						if r.URL.Path == wire.BatchPath {
 							http.Error(w, "object "+victim.String()+" not in primary", http.StatusNotFound)
 							return true
 						}
@@ -166,12 +167,12 @@ func lieAbout(victim repo.Hash, edit objectEdit, where ...string) func(w http.Re
 			return true
 		case r.Method == http.MethodGet && r.URL.Path == "/v0/objects/"+victim.String() && in("get"):
 			rec, out := record(truth, r, body)
-			o, ok := edit(obj{h: victim, kind: repo.Kind(rec.Header().Get(replicate.ObjectKindHeader)), payload: out})
+			o, ok := edit(obj{h: victim, kind: repo.Kind(rec.Header().Get(wire.ObjectKindHeader)), payload: out})
 			if !ok {
 				http.Error(w, "not found", http.StatusNotFound)
 				return true
 			}
-			w.Header().Set(replicate.ObjectKindHeader, string(o.kind))
+			w.Header().Set(wire.ObjectKindHeader, string(o.kind))
 			_, _ = w.Write(o.payload)
 			return true
 		}
@@ -182,7 +183,7 @@ func lieAbout(victim repo.Hash, edit objectEdit, where ...string) func(w http.Re
 // someObject returns an object of kind in tip's closure, other than tip.
 func someObject(t *testing.T, r *repo.Repo, tip repo.Hash, kind repo.Kind) repo.Hash {
 	t.Helper()
-	for h := range closure(t, r, tip) {
+	for h := range repotest.Closure(t, r, tip) {
 		if k, _, _ := r.Get(h); k == kind && h != tip {
 			return h
 		}
@@ -295,7 +296,7 @@ func TestHostilePackStream(t *testing.T) {
 				var lied atomic.Int64
 				var lie func(http.ResponseWriter, *http.Request, []byte, http.Handler) bool
 				p := newLiar(t, false, func(w http.ResponseWriter, r *http.Request, body []byte, truth http.Handler) bool {
-					if r.URL.Path == replicate.PackPath {
+					if r.URL.Path == wire.PackPath {
 						lied.Add(1)
 					}
 					return lie(w, r, body, truth)
@@ -314,7 +315,7 @@ func TestHostilePackStream(t *testing.T) {
 						t.Fatalf("an honest fallback should complete the closure: %v", err)
 					}
 					assertConverged(t, p.repo, local)
-					if want := len(closure(t, p.repo, bad, good)); res.Objects != want {
+					if want := len(repotest.Closure(t, p.repo, bad, good)); res.Objects != want {
 						t.Errorf("stored %d objects, the closures hold %d", res.Objects, want)
 					}
 					return
@@ -344,13 +345,13 @@ func TestHostilePackJunk(t *testing.T) {
 			const maxJunk = 5_000_000 // the liar gives up here; the client must stop it long before
 			p := newLiar(t, false, func(w http.ResponseWriter, r *http.Request, body []byte, truth http.Handler) bool {
 				switch {
-				case r.URL.Path == replicate.PackPath:
+				case r.URL.Path == wire.PackPath:
 					objs, ok := realFrames(truth, r, body)
 					if !ok || len(objs) == 0 {
 						return false
 					}
-					w.Header().Set("Content-Type", replicate.ObjectStreamContentType)
-					w.Header().Set("Trailer", replicate.ObjectCountTrailer)
+					w.Header().Set("Content-Type", wire.ObjectStreamContentType)
+					w.Header().Set("Trailer", wire.ObjectCountTrailer)
 					w.WriteHeader(http.StatusOK)
 					bw := bufio.NewWriter(w)
 					_, _ = bw.Write(objs[0].frame())
@@ -365,7 +366,7 @@ func TestHostilePackJunk(t *testing.T) {
 					}
 					_ = bw.Flush()
 					return true
-				case fallback == "down" && (r.URL.Path == replicate.BatchPath || strings.HasPrefix(r.URL.Path, "/v0/objects/") && r.Method == http.MethodGet):
+				case fallback == "down" && (r.URL.Path == wire.BatchPath || strings.HasPrefix(r.URL.Path, "/v0/objects/") && r.Method == http.MethodGet):
 					http.Error(w, "nothing here", http.StatusNotFound)
 					return true
 				}
@@ -384,7 +385,7 @@ func TestHostilePackJunk(t *testing.T) {
 			}
 			// Not one junk object is stored: the store holds the closures
 			// and nothing else.
-			want := closure(t, p.repo, bad, good)
+			want := repotest.Closure(t, p.repo, bad, good)
 			n := 0
 			if err := local.ForEachObject(func(h repo.Hash, k repo.Kind, _ []byte) error {
 				if k == repo.KindSymref {
@@ -701,7 +702,7 @@ func TestHostileLinkKinds(t *testing.T) {
 						w.Header().Set("Content-Type", "application/json")
 						_ = json.NewEncoder(w).Encode(replicate.WalkResponse{Missing: keep})
 						return true
-					case replicate.PackPath:
+					case wire.PackPath:
 						// The truth walk refuses to stream a tree as a blob;
 						// this primary sends the new commit and its tree,
 						// and says nothing of the victim.

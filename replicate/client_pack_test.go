@@ -10,7 +10,9 @@ import (
 	"testing"
 
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
+	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
+	"github.com/zonegit/terraform-provider-zonegit/repo/repotest"
 )
 
 // TestPackE2E: against our server the client walks and transfers in one
@@ -34,17 +36,17 @@ func TestPackE2E(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Requests != 2 || f.count(replicate.PackPath) != 1 {
-		t.Errorf("full pull: %d requests, %d packs; want 2 (refs, pack), 1", res.Requests, f.count(replicate.PackPath))
+	if res.Requests != 2 || f.count(wire.PackPath) != 1 {
+		t.Errorf("full pull: %d requests, %d packs; want 2 (refs, pack), 1", res.Requests, f.count(wire.PackPath))
 	}
-	if n := f.count("/v0/objects/walk") + f.count(replicate.BatchPath) + f.count("/v0/objects/<hash>"); n != 0 {
+	if n := f.count("/v0/objects/walk") + f.count(wire.BatchPath) + f.count("/v0/objects/<hash>"); n != 0 {
 		t.Errorf("%d walk/batch/GET requests besides the pack", n)
 	}
 	var all []repo.Hash
 	for _, h := range tips {
 		all = append(all, h)
 	}
-	if want := len(closure(t, p.repo, all...)); res.Objects != want {
+	if want := len(repotest.Closure(t, p.repo, all...)); res.Objects != want {
 		t.Errorf("full pull: %d objects, want %d (the union of the closures)", res.Objects, want)
 	}
 	// main and canary of a zone are the same commit here: its objects
@@ -125,7 +127,7 @@ func TestPackFaults(t *testing.T) {
 			var faulted, down atomic.Bool
 			f := &faults{}
 			f.fn = func(w http.ResponseWriter, r *http.Request, n int) bool {
-				if r.URL.Path == replicate.PackPath && n == 1 {
+				if r.URL.Path == wire.PackPath && n == 1 {
 					faulted.Store(true)
 					down.Store(tc.down)
 					func() {
@@ -173,8 +175,8 @@ func TestPackFaults(t *testing.T) {
 				if _, err := c.PullWith(context.Background(), replicate.PullOptions{}); err != nil {
 					t.Fatalf("re-run: %v", err)
 				}
-				if f.count(replicate.PackPath) != 2 {
-					t.Errorf("the re-run used %d packs, want 1", f.count(replicate.PackPath)-1)
+				if f.count(wire.PackPath) != 2 {
+					t.Errorf("the re-run used %d packs, want 1", f.count(wire.PackPath)-1)
 				}
 				assertConverged(t, p.repo, local)
 				return
@@ -183,15 +185,15 @@ func TestPackFaults(t *testing.T) {
 				t.Fatalf("the pull should recover within the run: %v", err)
 			}
 			// The rest came by walk/batch, not by repeating the pack.
-			if f.count(replicate.PackPath) != 1 || f.count(replicate.BatchPath) == 0 {
-				t.Errorf("packs %d, batches %d; want 1 and at least 1", f.count(replicate.PackPath), f.count(replicate.BatchPath))
+			if f.count(wire.PackPath) != 1 || f.count(wire.BatchPath) == 0 {
+				t.Errorf("packs %d, batches %d; want 1 and at least 1", f.count(wire.PackPath), f.count(wire.BatchPath))
 			}
 			if tc.name == "refused" && f.count("/v0/objects/walk") == 0 {
 				t.Error("a refused pack was not replaced by a walk")
 			}
 			// Each object is stored once: a frame the stream lost or that
 			// did not verify is fetched again, nothing else is.
-			if want := len(closure(t, p.repo, tipA, tipB)); res.Objects != want {
+			if want := len(repotest.Closure(t, p.repo, tipA, tipB)); res.Objects != want {
 				t.Errorf("pulled %d objects, the closures hold %d", res.Objects, want)
 			}
 			assertConverged(t, p.repo, local)

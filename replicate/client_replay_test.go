@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
+	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 	"github.com/zonegit/terraform-provider-zonegit/repo/repotest"
 )
@@ -178,7 +179,7 @@ func (rs *replayServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/octet-stream")
-		w.Header().Set(replicate.ObjectKindHeader, string(o.kind))
+		w.Header().Set(wire.ObjectKindHeader, string(o.kind))
 		_, _ = w.Write(o.payload)
 	default:
 		http.Error(w, "not here", http.StatusMethodNotAllowed)

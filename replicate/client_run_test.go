@@ -397,8 +397,8 @@ func TestNewClientUnbuildableTransportDoesNotPanic(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "DefaultTransport") || !strings.Contains(err.Error(), url) {
 		t.Fatalf("pull with an unbuildable transport: %v, want the reason naming the primary", err)
 	}
-	if _, err := c.Refs(context.Background()); err == nil {
-		t.Fatal("Refs with an unbuildable transport succeeded")
+	if _, err := c.RefsInfo(context.Background()); err == nil {
+		t.Fatal("RefsInfo with an unbuildable transport succeeded")
 	}
 }
 

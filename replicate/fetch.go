@@ -1,7 +1,6 @@
 package replicate
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
 
@@ -92,22 +92,10 @@ func checkObject(h repo.Hash, kind repo.Kind, payload []byte, want kindSet) erro
 // decodeObject decodes a payload strictly as kind. A tag must lead to a
 // commit: refs name commits, and the walk follows a tag to what it names.
 func decodeObject(h repo.Hash, kind repo.Kind, payload []byte) error {
-	var err error
-	switch kind {
-	case repo.KindTree:
-		// In place, as strict as repo.DecodeTree, without allocating one
-		// entry per name of a flat zone's apex.
-		var it treeIter
-		if it, err = newTreeIter(h, payload); err == nil {
-			for it.next() {
-			}
-			err = it.err
-		}
-	default: // a tag names a commit: repo.DecodeTag refuses any other type
-
-		err = repo.Validate(kind, payload)
-	}
-	if err != nil {
+	// repo.Validate reads a tree in place, without allocating one entry per
+	// name of a flat zone's apex; a tag names a commit (repo.DecodeTag
+	// refuses any other type).
+	if err := repo.Validate(kind, payload); err != nil {
 		return fmt.Errorf("object %s (%s) does not decode: %w", h, kind, err)
 	}
 	return nil
@@ -225,6 +213,9 @@ func (e *wrongKind) Unwrap() error { return errWrongKind }
 // fetchBatch streams objects with the batch extension. It returns the
 // positions in need it could not get (for the GET fallback, which gives a
 // precise per-object error), or an error that ends the pull.
+//
+// Longer than 80 lines on purpose: the per-chunk retry budget, the split of
+// refused chunks and the hand-over to GETs share the chunk loop's state.
 func (p *puller) fetchBatch(need []repo.Hash, st []fetchState) ([]int, error) {
 	tries := make([]uint8, len(need))
 	pending := make([]int, len(need))
@@ -365,13 +356,13 @@ func unsettled(idx []int, st []fetchState) []int {
 
 // batchOnce requests one chunk and stores every frame that verifies. The
 // primary must send exactly the requested objects in request order
-// (protocol.go), so frame k must be object chunk[k]: anything else (an
+// (wire.BatchRequest), so frame k must be object chunk[k]: anything else (an
 // object not asked for, a repeat, more frames than requested) ends the
 // stream. A frame that does not verify counts as a failed try for its
 // object (re-requested until objectAttempts); one that verifies but is of
 // a kind its links do not allow, or does not decode, fails the object.
 func (p *puller) batchOnce(need []repo.Hash, chunk []int, st []fetchState, tries []uint8) error {
-	req := BatchRequest{Hashes: make([]string, len(chunk))}
+	req := wire.BatchRequest{Hashes: make([]string, len(chunk))}
 	for k, i := range chunk {
 		req.Hashes[k] = need[i].String()
 	}
@@ -379,8 +370,8 @@ func (p *puller) batchOnce(need []repo.Hash, chunk []int, st []fetchState, tries
 	if err != nil {
 		return err
 	}
-	url := p.tr.base + BatchPath
-	resp, err := p.tr.do(p.ctx, http.MethodPost, BatchPath, body, "application/json")
+	url := p.tr.base + wire.BatchPath
+	resp, err := p.tr.do(p.ctx, http.MethodPost, wire.BatchPath, body, "application/json")
 	if err != nil {
 		var se *StatusError
 		if !errors.As(err, &se) {
@@ -389,14 +380,14 @@ func (p *puller) batchOnce(need []repo.Hash, chunk []int, st []fetchState, tries
 		return err
 	}
 	defer drain(resp)
-	fr := newFrameReader(resp.Body, maxObjectBytes)
+	fr := wire.NewFrameReader(resp.Body, maxObjectBytes)
 	for k := 0; ; k++ {
-		h, kind, payload, err := fr.next()
+		h, kind, payload, err := fr.Next()
 		if errors.Is(err, io.EOF) {
 			// The count trailer is only sent after a complete stream; an
 			// aborted one may end at a frame boundary.
-			if resp.Trailer.Get(ObjectCountTrailer) == "" {
-				return fmt.Errorf("POST %s: stream ended without its %s trailer (aborted by the primary)", url, ObjectCountTrailer)
+			if resp.Trailer.Get(wire.ObjectCountTrailer) == "" {
+				return fmt.Errorf("POST %s: stream ended without its %s trailer (aborted by the primary)", url, wire.ObjectCountTrailer)
 			}
 			if k < len(chunk) {
 				return fmt.Errorf("POST %s: the primary sent %d of the %d objects requested", url, k, len(chunk))
@@ -549,7 +540,7 @@ tries:
 // the body is no longer used.
 func (p *puller) getObject(ctx context.Context, h repo.Hash, buf []byte, big bigBody) (repo.Kind, []byte, func(), error) {
 	nop := func() {}
-	path := BasePath + "/objects/" + h.String()
+	path := wire.ObjectPath + h.String()
 	resp, err := p.tr.do(ctx, http.MethodGet, path, nil, "")
 	if err != nil {
 		var se *StatusError
@@ -560,9 +551,9 @@ func (p *puller) getObject(ctx context.Context, h repo.Hash, buf []byte, big big
 	}
 	defer drain(resp)
 	url := p.tr.base + path
-	kind, err := repo.ParseKind(resp.Header.Get(ObjectKindHeader))
+	kind, err := repo.ParseKind(resp.Header.Get(wire.ObjectKindHeader))
 	if err != nil {
-		return "", buf[:0], nop, fmt.Errorf("GET %s: %s header: %w", url, ObjectKindHeader, err)
+		return "", buf[:0], nop, fmt.Errorf("GET %s: %s header: %w", url, wire.ObjectKindHeader, err)
 	}
 	if resp.ContentLength > maxObjectBytes {
 		return "", buf[:0], nop, fmt.Errorf("GET %s: object of %d bytes exceeds the %d MiB limit", url, resp.ContentLength, maxObjectBytes>>20)
@@ -570,7 +561,7 @@ func (p *puller) getObject(ctx context.Context, h repo.Hash, buf []byte, big big
 	body, release, err := readBody(ctx, resp.Body, buf, big)
 	if err != nil {
 		release()
-		if errors.Is(err, errTooLarge) {
+		if errors.Is(err, wire.ErrTooLarge) {
 			return "", buf[:0], nop, fmt.Errorf("GET %s: object body exceeds the %d MiB limit", url, maxObjectBytes>>20)
 		}
 		return "", buf[:0], nop, fmt.Errorf("GET %s: reading body: %w", url, err)
@@ -602,7 +593,7 @@ func readBody(ctx context.Context, r io.Reader, buf []byte, big bigBody) ([]byte
 	for {
 		if len(buf) == cap(buf) {
 			if len(buf) > maxObjectBytes {
-				return nil, release, errTooLarge
+				return nil, release, wire.ErrTooLarge
 			}
 			grow := max(2*cap(buf), 4096)
 			if grow > maxObjectBytes/4 {
@@ -634,7 +625,7 @@ func readBody(ctx context.Context, r io.Reader, buf []byte, big bigBody) ([]byte
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if len(buf) > maxObjectBytes {
-			return nil, release, errTooLarge
+			return nil, release, wire.ErrTooLarge
 		}
 		if errors.Is(err, io.EOF) {
 			return buf, release, nil
@@ -753,7 +744,7 @@ func (p *puller) packAll(roots []repo.Hash, known []string) (walked []repo.Hash,
 		}
 	}
 	if len(refused) > 0 {
-		if walked, err = p.walkAll(refused, known); err != nil {
+		if walked, err = p.postWalks(refused, known); err != nil {
 			return nil, err
 		}
 	}
@@ -773,7 +764,7 @@ func (p *puller) packOnce(roots []repo.Hash, known []string) error {
 	if err != nil {
 		return err
 	}
-	url := p.tr.base + PackPath
+	url := p.tr.base + wire.PackPath
 	stop := func(err error) error {
 		if p.ctx.Err() != nil {
 			return fmt.Errorf("pull canceled: %w", context.Cause(p.ctx))
@@ -785,7 +776,7 @@ func (p *puller) packOnce(roots []repo.Hash, known []string) error {
 		p.warn("pack stream stopped; fetching the rest separately", err)
 		return nil
 	}
-	resp, err := p.tr.do(p.ctx, http.MethodPost, PackPath, body, "application/json")
+	resp, err := p.tr.do(p.ctx, http.MethodPost, wire.PackPath, body, "application/json")
 	var se *StatusError
 	if errors.As(err, &se) && se.StatusCode/100 == 4 && se.StatusCode != http.StatusTooManyRequests {
 		return err // about the request: the caller narrows or walks instead
@@ -798,17 +789,17 @@ func (p *puller) packOnce(roots []repo.Hash, known []string) error {
 		return stop(err)
 	}
 	defer drain(resp)
-	if ct := resp.Header.Get("Content-Type"); ct != ObjectStreamContentType {
-		return stop(fmt.Errorf("POST %s: content type %q, want %s", url, clipStr(ct), ObjectStreamContentType))
+	if ct := resp.Header.Get("Content-Type"); ct != wire.ObjectStreamContentType {
+		return stop(fmt.Errorf("POST %s: content type %q, want %s", url, clipStr(ct), wire.ObjectStreamContentType))
 	}
-	fr := newFrameReader(resp.Body, maxObjectBytes)
+	fr := wire.NewFrameReader(resp.Body, maxObjectBytes)
 	for {
-		h, kind, payload, err := fr.next()
+		h, kind, payload, err := fr.Next()
 		if errors.Is(err, io.EOF) {
 			// The count trailer is only sent after a complete stream; an
 			// aborted one may end at a frame boundary.
-			if resp.Trailer.Get(ObjectCountTrailer) == "" {
-				return stop(fmt.Errorf("stream ended without its %s trailer (aborted by the primary)", ObjectCountTrailer))
+			if resp.Trailer.Get(wire.ObjectCountTrailer) == "" {
+				return stop(fmt.Errorf("stream ended without its %s trailer (aborted by the primary)", wire.ObjectCountTrailer))
 			}
 			return nil
 		}
@@ -912,44 +903,23 @@ func (p *puller) linkCommit(payload []byte) error {
 
 // linkTree lists a tree's entries, skipping those equal to the entry at
 // the same place in its base (a local tree at the same place in a parent
-// commit: the primary's walk diffs against it and never sends them). Once
-// an entry matches, skipIdentical (walk.go) jumps over the run of entries
-// that follow byte for byte identically in both trees. Every entry of the
-// new tree is still parsed and checked by it.next, skipped or not.
+// commit: the primary's walk diffs against it and never sends them), by
+// the same comparison as the primary's walk (repo.DiffTree). Every entry of
+// the new tree is still decoded and checked, skipped or not.
 func (p *puller) linkTree(h repo.Hash, payload []byte) error {
 	ps := p.pack
-	var kt treeIter
-	kok := false
+	var bases [][]byte
 	if base, ok := ps.bases[h]; ok {
 		if kind, kp, err := p.local.Get(base); err == nil && kind == repo.KindTree {
-			if it, err := newTreeIter(base, kp); err == nil {
-				kt, kok = it, it.next()
-			}
+			bases = [][]byte{kp}
 		}
 	}
-	it, err := newTreeIter(h, payload)
-	if err != nil {
-		return err
-	}
-	for it.next() {
-		for kok && entryCmp(kt.kind, kt.name, it.kind, it.name) < 0 {
-			kok = kt.next()
-		}
-		same := kok && kt.kind == it.kind && bytes.Equal(kt.name, it.name)
-		if same && bytes.Equal(kt.hash, it.hash) {
-			// Not sent, and so is the identical run that follows; both
-			// stop on its last entry.
-			skipIdentical(&it, &kt)
-			continue
-		}
-		l := link{h: repo.Hash(it.hash), want: setBlob}
-		if it.kind == byte(repo.EntrySubtree) {
-			l.want = setTree
-			if same {
-				l.base = repo.Hash(kt.hash)
-			}
+	return repo.DiffTree(h, payload, bases, func(kind repo.EntryKind, eh repo.Hash, same []repo.Hash) error {
+		l := link{h: eh, want: kindBit(kind.ObjectKind())}
+		if kind == repo.EntrySubtree && len(same) > 0 {
+			l.base = same[0]
 		}
 		ps.links = append(ps.links, l)
-	}
-	return it.err
+		return nil
+	})
 }

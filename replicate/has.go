@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
 
@@ -27,8 +28,8 @@ func (c *Client) HasCommit(ctx context.Context, h repo.Hash) error {
 	if err != nil {
 		return err
 	}
-	u := tr.base + BasePath + "/objects/" + h.String()
-	resp, err := tr.do(ctx, http.MethodGet, BasePath+"/objects/"+h.String(), nil, "")
+	u := tr.base + wire.ObjectPath + h.String()
+	resp, err := tr.do(ctx, http.MethodGet, wire.ObjectPath+h.String(), nil, "")
 	if err != nil {
 		var se *StatusError
 		if errors.As(err, &se) && se.StatusCode == http.StatusNotFound {
@@ -37,10 +38,10 @@ func (c *Client) HasCommit(ctx context.Context, h repo.Hash) error {
 		return err
 	}
 	defer drain(resp)
-	kind := resp.Header.Get(ObjectKindHeader)
+	kind := resp.Header.Get(wire.ObjectKindHeader)
 	if repo.Kind(kind) != repo.KindCommit {
 		if kind == "" {
-			return fmt.Errorf("GET %s: no %s header (is this a zonegit primary?)", u, ObjectKindHeader)
+			return fmt.Errorf("GET %s: no %s header (is this a zonegit primary?)", u, wire.ObjectKindHeader)
 		}
 		return fmt.Errorf("object %s on primary %s is a %s, not a commit", h, tr.base, clipStr(kind))
 	}

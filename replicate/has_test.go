@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
+	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 	"github.com/zonegit/terraform-provider-zonegit/repo/repotest"
 )
@@ -44,7 +45,7 @@ func TestHasCommit(t *testing.T) {
 		requests.Add(1)
 		if lie.Load() {
 			// A hostile primary: claims a commit, sends other bytes.
-			w.Header().Set(replicate.ObjectKindHeader, "commit")
+			w.Header().Set(wire.ObjectKindHeader, "commit")
 			_, _ = w.Write([]byte("tree " + strings.Repeat("0", 64) + "\n"))
 			return
 		}

@@ -132,11 +132,11 @@ func Plan(primary *RefsResponse, local []repo.Ref, opts PullOptions) (*PullPlan,
 			continue
 		}
 		advertised[key] = true
-		targets[key] = Target{Zone: b.Zone, Name: b.Name, Hash: h.String()}
+		targets[key] = Target{Zone: b.Zone, Name: b.Name, Hash: h.String(), hash: h}
 	}
 	for key, h := range pins {
 		zone, name, _ := repo.SplitRefPath(key)
-		targets[key] = Target{Zone: zone, Name: name, Hash: h.String(), Pinned: true}
+		targets[key] = Target{Zone: zone, Name: name, Hash: h.String(), Pinned: true, hash: h}
 	}
 	for _, t := range targets {
 		p.Targets = append(p.Targets, t)
@@ -163,6 +163,14 @@ func Plan(primary *RefsResponse, local []repo.Ref, opts PullOptions) (*PullPlan,
 		}
 	}
 
+	planTags(p, primary, sel)
+	return p, nil
+}
+
+// planTags adds the primary's tags within the zone filter to p.Tags (tags
+// are selected by zone only), and those it advertised with an unusable name
+// or hash to p.Invalid.
+func planTags(p *PullPlan, primary *RefsResponse, sel Selection) {
 	for _, t := range primary.Tags {
 		if !sel.Zone(t.Zone) {
 			continue
@@ -172,7 +180,7 @@ func Plan(primary *RefsResponse, local []repo.Ref, opts PullOptions) (*PullPlan,
 			p.Invalid = append(p.Invalid, &BranchError{Zone: clipStr(t.Zone), Name: clipStr(t.Name), Tag: true, Err: err})
 			continue
 		}
-		p.Tags = append(p.Tags, Target{Zone: t.Zone, Name: t.Name, Hash: h.String()})
+		p.Tags = append(p.Tags, Target{Zone: t.Zone, Name: t.Name, Hash: h.String(), hash: h})
 	}
 	sort.Slice(p.Tags, func(i, j int) bool {
 		a, b := p.Tags[i], p.Tags[j]
@@ -181,7 +189,6 @@ func Plan(primary *RefsResponse, local []repo.Ref, opts PullOptions) (*PullPlan,
 		}
 		return a.Name < b.Name
 	})
-	return p, nil
 }
 
 // planTagPrune lists the local tags, within the zone filter (tags are

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
 
@@ -91,6 +92,10 @@ type puller struct {
 // branch error makes it return an error listing each failed branch (a
 // *PullError); the branches that succeeded stay applied and appear in the
 // result.
+//
+// Longer than 80 lines on purpose: it is the seven steps of one pull
+// (numbered below) in the order they happen, each a call or a short loop,
+// so a reader follows a pull from refs to report in one place.
 func (c *Client) PullWith(ctx context.Context, opts PullOptions) (*PullResult, error) {
 	c.pullMu.Lock()
 	defer c.pullMu.Unlock()
@@ -125,7 +130,7 @@ func (c *Client) PullWith(ctx context.Context, opts PullOptions) (*PullResult, e
 		return res, fmt.Errorf("pull: listing local tags: %w", err)
 	}
 	refs := *info.Refs
-	if !info.Has(CapTags) {
+	if !info.Has(wire.CapTags) {
 		refs.Tags = nil
 	}
 	plan, err := Plan(&refs, localBranches, opts)
@@ -134,12 +139,12 @@ func (c *Client) PullWith(ctx context.Context, opts PullOptions) (*PullResult, e
 	}
 
 	var pruneTags []repo.Ref
-	if opts.Prune && info.Has(CapTags) {
+	if opts.Prune && info.Has(wire.CapTags) {
 		// Only a primary that lists its tags can say one is gone.
 		pruneTags = planTagPrune(&refs, localTags, opts)
 	}
 
-	p := &puller{c: c, ctx: ctx, tr: tr, opts: opts, useBatch: info.Has(CapBatch), usePack: info.Has(CapPack), local: c.Local,
+	p := &puller{c: c, ctx: ctx, tr: tr, opts: opts, useBatch: info.Has(wire.CapBatch), usePack: info.Has(wire.CapPack), local: c.Local,
 		got: received{}, expect: map[repo.Hash]kindSet{}, failed: map[repo.Hash]fetchFailure{}, actual: map[repo.Hash]repo.Kind{}, rootErr: map[repo.Hash]error{}}
 	items := p.items(plan, localBranches, localTags, pruneTags)
 
@@ -230,7 +235,7 @@ func (p *puller) items(plan *PullPlan, branches, tags, pruneTags []repo.Ref) []*
 	}
 	var out []*item
 	add := func(t Target, tag bool, local map[string]repo.Hash) {
-		h := repo.MustParseHash(t.Hash) // Plan produced it
+		h := t.hash
 		old := local[t.Zone+"/"+t.Name]
 		it := &item{tag: tag, pinned: t.Pinned, old: old, new: h, needs: old != h,
 			res: BranchResult{Zone: t.Zone, Name: t.Name, Old: hexOrEmpty(old), New: t.Hash, Tag: tag}}
@@ -265,6 +270,10 @@ func hexOrEmpty(h repo.Hash) string {
 // or sets the error of the items whose closure could not be completed. A
 // returned error applies to every item that needed objects and has no
 // error yet.
+//
+// Longer than 80 lines on purpose: round 0 (walk or pack, then fetch) and
+// the check-and-fetch rounds share the batch and its cancel-on-failure,
+// which is easiest to see whole.
 func (p *puller) transfer(items []*item, branches, tags []repo.Ref) error {
 	// Known: the local tips, complete closures by invariant. The primary
 	// is told about them (up to walkMaxKnown); the closure check trusts
@@ -274,7 +283,7 @@ func (p *puller) transfer(items []*item, branches, tags []repo.Ref) error {
 	var knownList []string
 	for _, rs := range [][]repo.Ref{branches, tags} {
 		for _, r := range rs {
-			zoneKnown[r.Zone] = appendUnique(zoneKnown[r.Zone], r.Hash)
+			zoneKnown[r.Zone] = repo.AppendUnique(zoneKnown[r.Zone], r.Hash)
 			if !known[r.Hash] {
 				known[r.Hash] = true
 				if len(knownList) < walkMaxKnown {
@@ -324,7 +333,7 @@ func (p *puller) transfer(items []*item, branches, tags []repo.Ref) error {
 		if p.usePack {
 			listed, err = p.packAll(roots, knownList)
 		} else {
-			listed, err = p.walkAll(roots, knownList)
+			listed, err = p.postWalks(roots, knownList)
 		}
 		if err != nil {
 			return err
@@ -411,19 +420,19 @@ func (p *puller) warn(msg string, err error) {
 	}
 }
 
-// walkAll asks for everything the roots need given known, in one request
+// postWalks asks the primary (POST /v0/objects/walk) for everything the roots need given known, in one request
 // per chunk of roots. A failure that may come from some of the roots (404
 // "root unknown", or a 5xx from a primary whose store is damaged below some
 // roots) is narrowed down to the roots that caused it with one walk per
 // root, so the error can name the branch or pin and the other targets still
 // proceed.
-func (p *puller) walkAll(roots []repo.Hash, known []string) ([]repo.Hash, error) {
+func (p *puller) postWalks(roots []repo.Hash, known []string) ([]repo.Hash, error) {
 	var missing []repo.Hash
 	for start := 0; start < len(roots); start += walkRootsPerRequest {
 		chunk := roots[start:min(len(roots), start+walkRootsPerRequest)]
 		n := len(missing)
 		var err error
-		missing, err = p.walk(chunk, known, missing)
+		missing, err = p.postWalk(chunk, known, missing)
 		if err == nil {
 			continue
 		}
@@ -439,7 +448,7 @@ func (p *puller) walkAll(roots []repo.Hash, known []string) ([]repo.Hash, error)
 		// the error names exactly their branches and the others proceed.
 		for _, r := range chunk {
 			n := len(missing)
-			missing, err = p.walk([]repo.Hash{r}, known, missing)
+			missing, err = p.postWalk([]repo.Hash{r}, known, missing)
 			if err != nil {
 				missing = missing[:n]
 				if !rootSpecific(err) {
@@ -478,21 +487,21 @@ func walkBody(roots []repo.Hash, known []string) ([]byte, error) {
 	return json.Marshal(req)
 }
 
-// walk asks for what roots need given known and appends the answer to
-// out. However long the answer, out holds at most maxWalkHashes: no
-// primary lists more in one pull, so a longer answer is refused rather
-// than held in memory.
-func (p *puller) walk(roots []repo.Hash, known []string, out []repo.Hash) ([]repo.Hash, error) {
+// postWalk asks the primary (POST /v0/objects/walk) for what roots need
+// given known and appends the answer to out. However long the answer, out
+// holds at most maxWalkHashes: no primary lists more in one pull, so a
+// longer answer is refused rather than held in memory.
+func (p *puller) postWalk(roots []repo.Hash, known []string, out []repo.Hash) ([]repo.Hash, error) {
 	body, err := walkBody(roots, known)
 	if err != nil {
 		return out, err
 	}
-	resp, err := p.tr.do(p.ctx, http.MethodPost, BasePath+"/objects/walk", body, "application/json")
+	resp, err := p.tr.do(p.ctx, http.MethodPost, wire.WalkPath, body, "application/json")
 	if err != nil {
 		return out, err
 	}
 	defer drain(resp)
-	err = decodeWalk(resp.Body, func(h repo.Hash) error {
+	err = wire.DecodeMissing(resp.Body, func(h repo.Hash) error {
 		if len(out) >= maxWalkHashes {
 			return fmt.Errorf("the answer lists more than %d objects, more than a primary lists for one pull", maxWalkHashes)
 		}
@@ -500,7 +509,7 @@ func (p *puller) walk(roots []repo.Hash, known []string, out []repo.Hash) ([]rep
 		return nil
 	})
 	if err != nil {
-		return out, fmt.Errorf("POST %s%s/objects/walk: %w", p.tr.base, BasePath, err)
+		return out, fmt.Errorf("POST %s%s: %w", p.tr.base, wire.WalkPath, err)
 	}
 	return out, nil
 }

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
+	"github.com/zonegit/terraform-provider-zonegit/replicate/server"
+	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 	"github.com/zonegit/terraform-provider-zonegit/repo/repotest"
 )
@@ -88,7 +90,7 @@ func TestServerGateBoundsExpensiveRequests(t *testing.T) {
 	tip := mustSynthetic(t, r, "example.com.", "main", 50)
 	snaps := &heldSnapshots{r: r, release: make(chan struct{})}
 	snaps.hold.Store(2) // the two that get a slot
-	stats := &replicate.ServerStats{}
+	stats := &server.ServerStats{}
 	log := &warnLog{}
 	srv := &replicate.Server{Snapshots: snaps, Stats: stats, Logger: log, MaxConcurrent: 2, MaxQueued: 3, QueueWait: time.Minute}
 	ts := httptest.NewServer(srv.Handler())
@@ -96,7 +98,7 @@ func TestServerGateBoundsExpensiveRequests(t *testing.T) {
 
 	// 10 expensive requests at once, of all three kinds: 2 run, 3 wait,
 	// 5 are told to come back later.
-	paths := []string{"/v0/objects/walk", replicate.PackPath, replicate.BatchPath}
+	paths := []string{"/v0/objects/walk", wire.PackPath, wire.BatchPath}
 	answers := make([]answer, 10)
 	var wg sync.WaitGroup
 	for i := range answers {
@@ -105,7 +107,7 @@ func TestServerGateBoundsExpensiveRequests(t *testing.T) {
 			defer wg.Done()
 			p := paths[i%len(paths)]
 			body := walkBody(tip)
-			if p == replicate.BatchPath {
+			if p == wire.BatchPath {
 				body = `{"hashes":["` + tip.String() + `"]}`
 			}
 			answers[i] = post(t, ts.URL+p, body)
@@ -233,11 +235,11 @@ func TestServerBusyClientRetries(t *testing.T) {
 // the frames' hashes, their payload bytes and the count trailer.
 func batchFrames(t *testing.T, url string, hashes []string) (got []string, payload int64, trailer string) {
 	t.Helper()
-	body, err := json.Marshal(replicate.BatchRequest{Hashes: hashes})
+	body, err := json.Marshal(wire.BatchRequest{Hashes: hashes})
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Post(url+replicate.BatchPath, "application/json", bytes.NewReader(body))
+	resp, err := http.Post(url+wire.BatchPath, "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +271,7 @@ func batchFrames(t *testing.T, url string, hashes []string) (got []string, paylo
 		got = append(got, f[0])
 		payload += n
 	}
-	return got, payload, resp.Trailer.Get(replicate.ObjectCountTrailer)
+	return got, payload, resp.Trailer.Get(wire.ObjectCountTrailer)
 }
 
 // apexTree returns the root tree of a branch tip and its size.
@@ -315,7 +317,7 @@ func TestServerBatchResponseCap(t *testing.T) {
 	p.srv.MaxBatchResponseBytes = 2048
 	var all []string
 	var total int64
-	for h := range closure(t, p.repo, tip) {
+	for h := range repotest.Closure(t, p.repo, tip) {
 		_, b, err := p.repo.Get(h)
 		if err != nil {
 			t.Fatal(err)

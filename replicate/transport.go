@@ -1,7 +1,6 @@
 package replicate
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -19,6 +18,8 @@ import (
 	"time"
 
 	retryablehttp "github.com/hashicorp/go-retryablehttp"
+
+	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 )
 
 // Defaults for ClientOptions zero values.
@@ -37,15 +38,18 @@ const (
 	defaultStallMinRate = 1 << 10
 )
 
-// Size bounds for anything decoded from the network. Walk responses are
-// decoded as a stream (one hash at a time), so their bound limits work, not
-// memory: a full walk of a 1M-RRset zone is about 2M hashes (~140 MB).
+// Size bounds for anything read from the network (package wire bounds
+// the refs and walk answers it decodes).
 const (
-	maxRefsBytes   = 64 << 20
-	maxWalkBytes   = 1 << 30
 	maxObjectBytes = 64 << 20
 	maxErrorBody   = 512 // bytes of an error body quoted in an error message
 )
+
+// maxWalkHashes bounds the hashes a client holds from walk answers in one
+// pull: the most our server lists in one answer (its response cap), ~320
+// MiB of hashes. An answer that goes on beyond it is refused. A variable
+// only so a test can lower it.
+var maxWalkHashes = wire.DefaultMaxWalkMissing
 
 // StatusError is a non-2xx answer from the primary. Callers can match it
 // with errors.As to act on the status code.
@@ -90,7 +94,7 @@ type transport struct {
 
 	minDelay, maxDelay time.Duration
 	attempts           int
-	logger             Logger
+	logger             wire.Logger
 }
 
 // stallRule cuts off a response body that is too slow: one that delivers
@@ -452,16 +456,24 @@ func NewHTTPClient(o ClientOptions) (*http.Client, error) {
 }
 
 // guard returns hc with this transport's bounds: a caller that replaced
-// Client.HTTP (its own TLS setup, a test transport) keeps them, since the
-// stall rule and the redirect policy protect against the primary, whoever
-// built the client. hc itself is not modified.
+// Client.HTTP (its own TLS setup, a test transport, another Client's HTTP)
+// keeps this client's per-request timeout and stall rule (RequestTimeout,
+// StallWindow, StallMinRate), since they and the redirect policy protect
+// against the primary, whoever built the http.Client. hc itself is not
+// modified.
 func (t *transport) guard(hc *http.Client) *http.Client {
 	g := *hc
-	if _, ok := hc.Transport.(*countingRT); !ok {
-		next := hc.Transport
-		if next == nil {
-			next = http.DefaultTransport
+	next := hc.Transport
+	if crt, ok := next.(*countingRT); ok {
+		if crt.stall == t.stall {
+			next = nil // already this client's rule: keep hc's transport as is
+		} else {
+			next = crt.next // another client's rule: ours replaces it
 		}
+	} else if next == nil {
+		next = http.DefaultTransport
+	}
+	if next != nil {
 		g.Transport = &countingRT{next: next, stall: t.stall}
 	}
 	g.CheckRedirect = redirectPolicy(t.secret, hc.CheckRedirect)
@@ -616,7 +628,7 @@ func (t *transport) do(ctx context.Context, method, path string, body []byte, co
 		defer drain(resp)
 		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		return nil, &StatusError{Method: method, URL: u, StatusCode: resp.StatusCode,
-			Status: statusText(resp), Body: printable(snippet)}
+			Status: statusText(resp), Body: wire.Printable(snippet)}
 	}
 	return resp, nil
 }
@@ -644,26 +656,6 @@ func unwrapURLError(err error) error {
 func drain(resp *http.Response) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
-}
-
-// printable makes an error body safe to quote: one line, clipped, control
-// bytes escaped.
-func printable(b []byte) string {
-	b = bytes.TrimSpace(b)
-	s := strings.ToValidUTF8(string(b), "?")
-	var sb strings.Builder
-	for _, r := range s {
-		if sb.Len() >= 200 {
-			sb.WriteString("…")
-			break
-		}
-		if r < ' ' || r == 0x7f {
-			sb.WriteByte(' ')
-			continue
-		}
-		sb.WriteRune(r)
-	}
-	return sb.String()
 }
 
 func clipStr(s string) string {

@@ -95,16 +95,35 @@ func TestStallTricklingPrimaryIsCutOff(t *testing.T) {
 }
 
 func TestStallSilentPrimaryIsCutOff(t *testing.T) {
-	// Bytes every 20ms for a while, then silence: the idle bound fires
-	// even though the rate rule's window is long.
-	srv := tricklePrimary(t, false, time.Hour)
-	c := newClient(t, srv.URL, nil, func(o *replicate.ClientOptions) {
-		o.RequestTimeout = 200 * time.Millisecond
-		o.StallWindow = time.Hour
-	})
-	err := refsErr(t, c)
-	if !strings.Contains(err.Error(), "no data for 200ms") || !strings.Contains(err.Error(), srv.Listener.Addr().String()) {
-		t.Errorf("error %q: want the silence and the primary named", err)
+	for _, tc := range []struct {
+		name    string
+		replace func(c *replicate.Client, srvURL string)
+	}{
+		{"own transport", nil},
+		// A caller that brings its own http.Client keeps the per-request
+		// timeout, even one taken from a client with a longer timeout.
+		{"replaced HTTP", func(c *replicate.Client, _ string) { c.HTTP = &http.Client{} }},
+		{"HTTP of another client", func(c *replicate.Client, srvURL string) {
+			other := newClient(t, srvURL, nil, func(o *replicate.ClientOptions) { o.RequestTimeout = time.Hour })
+			c.HTTP = other.HTTP
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Bytes every 20ms for a while, then silence: the idle bound
+			// fires even though the rate rule's window is long.
+			srv := tricklePrimary(t, false, time.Hour)
+			c := newClient(t, srv.URL, nil, func(o *replicate.ClientOptions) {
+				o.RequestTimeout = 200 * time.Millisecond
+				o.StallWindow = time.Hour
+			})
+			if tc.replace != nil {
+				tc.replace(c, srv.URL)
+			}
+			err := refsErr(t, c)
+			if !strings.Contains(err.Error(), "no data for 200ms") || !strings.Contains(err.Error(), srv.Listener.Addr().String()) {
+				t.Errorf("error %q: want the silence and the primary named", err)
+			}
+		})
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/zonegit/terraform-provider-zonegit/replicate/walk"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
 
@@ -14,7 +15,7 @@ import (
 // reads what each target reaches back from the store, whatever transport
 // brought it and whatever the primary claimed.
 //
-// Each target is checked with the project's one tree walker (walk.go) run
+// Each target is checked with the project's one walk (walk.Check) run
 // over the local store in check mode: roots = the target, known = the
 // local tips of its zone from before the pull, plus the targets of that
 // zone already checked in this pull. Known tips are complete closures by
@@ -72,7 +73,7 @@ func (p *puller) checkClosures(targets []*item, zoneKnown map[string][]repo.Hash
 				it.checked = true
 				it.res.Objects += cc.objects
 				it.res.Bytes += cc.bytes
-				zoneKnown[it.res.Zone] = appendUnique(zoneKnown[it.res.Zone], it.new)
+				zoneKnown[it.res.Zone] = repo.AppendUnique(zoneKnown[it.res.Zone], it.new)
 				continue
 			}
 			cc.uncount()
@@ -160,7 +161,7 @@ func (cc *closureCheck) run(it *item, known []repo.Hash) error {
 	if err != nil || !ok {
 		return err
 	}
-	_, err = walk(cc.r, []repo.Hash{it.new}, known, WalkOptions{}, cc.emit, &walkCheck{problem: cc.problem})
+	_, err = walk.Check(cc.r, []repo.Hash{it.new}, known, cc.emit, cc.problem)
 	if err == nil {
 		err = cc.checkBlobs()
 	}

@@ -50,6 +50,10 @@ const maxFsckProblems = 1000
 // match. It also counts stored objects that no ref reaches; those are
 // normal (the zonegit tools leave old trees and symrefs behind) and are not
 // problems. Everything is read in one consistent snapshot.
+//
+// Longer than 80 lines on purpose: one pass over refs, then the closure
+// walk with its per-edge kind checks, in one read transaction; the checks
+// themselves are helpers.
 func (r *Repo) Fsck(ctx context.Context) (*FsckReport, error) {
 	rep := &FsckReport{}
 	if err := r.read(r.db.VerifyChecksum); err != nil {

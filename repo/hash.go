@@ -95,6 +95,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
 )
 
@@ -181,4 +182,14 @@ func clip(s string) string {
 		return s[:80] + "…"
 	}
 	return s
+}
+
+// AppendUnique appends h to s unless s holds it already: for the short
+// lists of tips and base trees a walk compares with, where a set would
+// cost more than the scan.
+func AppendUnique(s []Hash, h Hash) []Hash {
+	if slices.Contains(s, h) {
+		return s
+	}
+	return append(s, h)
 }

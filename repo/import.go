@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -18,9 +17,9 @@ import (
 	"github.com/miekg/dns"
 )
 
-// Defaults of an import. The author defaults can be overridden with the
-// environment variables ZONEGIT_AUTHOR_NAME and ZONEGIT_AUTHOR_EMAIL, which
-// the zonegit tools read too.
+// Defaults of an import. The author comes from the caller
+// (ImportOptions.Author); the zonegit-replicate CLI fills it from
+// ZONEGIT_AUTHOR_NAME and ZONEGIT_AUTHOR_EMAIL, as the zonegit tools do.
 const (
 	DefaultBranch      = "main"
 	DefaultAuthorName  = "zonegit-replicate"
@@ -98,6 +97,9 @@ type ImportResult struct {
 // Import is linear in the number of records apart from one sort of the
 // owner names, and holds only the packed record data in memory, not the
 // parsed records.
+//
+// Longer than 80 lines on purpose: parse, build, compare with the tip and
+// commit under one lock, in the order the guarantees above depend on.
 func (r *Repo) Import(ctx context.Context, opts ImportOptions) (*ImportResult, error) {
 	if r.readOnly {
 		return nil, ErrReadOnly
@@ -235,13 +237,7 @@ func (r *Repo) tipTree(zone, branch string) (tip, tree Hash, err error) {
 // corrupt the commit's author line.
 func importAuthor(a Signature) (Signature, error) {
 	if a.Name == "" {
-		a.Name = os.Getenv("ZONEGIT_AUTHOR_NAME")
-	}
-	if a.Name == "" {
 		a.Name = DefaultAuthorName
-	}
-	if a.Email == "" {
-		a.Email = os.Getenv("ZONEGIT_AUTHOR_EMAIL")
 	}
 	if a.Email == "" {
 		a.Email = DefaultAuthorEmail
@@ -635,6 +631,10 @@ type frame struct {
 // RRsets are visited in path order, so each tree is complete when the walk
 // leaves its path and is encoded then: memory holds one path of open trees
 // (plus the root's entries), never the whole tree.
+//
+// Longer than 80 lines on purpose: the explicit stack of open trees (no
+// recursion, bounded memory) is one loop that opens, fills and closes
+// frames, and splitting it would pass the stack around.
 func (z *zoneData) build(ctx context.Context, b *Batch) (Hash, error) {
 	z.blobs, z.trees = 0, 0
 	// The root's subtree entries are the bulk of a flat zone's memory;

@@ -17,13 +17,16 @@ func Links(kind Kind, payload []byte) ([]Link, error) {
 	case KindBlob, KindSymref:
 		return nil, nil
 	case KindTree:
-		t, err := DecodeTree(payload)
+		it, err := newTreeIter(ZeroHash, payload)
 		if err != nil {
 			return nil, err
 		}
-		out := make([]Link, len(t.Entries))
-		for i, e := range t.Entries {
-			out[i] = Link{Hash: e.Hash, Kind: e.ObjectKind()}
+		out := make([]Link, 0, it.left)
+		for it.next() {
+			out = append(out, Link{Hash: Hash(it.hash), Kind: it.kind.ObjectKind()})
+		}
+		if it.err != nil {
+			return nil, it.err
 		}
 		return out, nil
 	case KindCommit:
@@ -57,6 +60,15 @@ func Validate(kind Kind, payload []byte) error {
 	case KindSymref:
 		_, err := DecodeSymref(payload)
 		return err
+	case KindTree:
+		// In place: a flat zone's apex tree has one entry per name.
+		it, err := newTreeIter(ZeroHash, payload)
+		if err != nil {
+			return err
+		}
+		for it.next() {
+		}
+		return it.err
 	}
 	_, err := Links(kind, payload)
 	return err

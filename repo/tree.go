@@ -23,13 +23,17 @@ type TreeEntry struct {
 	Hash Hash
 }
 
-// ObjectKind is the kind of object the entry points at.
-func (e TreeEntry) ObjectKind() Kind {
-	if e.Kind == EntrySubtree {
+// ObjectKind is the kind of object an entry of kind k points at: a tree
+// for a subtree, a blob for a leaf.
+func (k EntryKind) ObjectKind() Kind {
+	if k == EntrySubtree {
 		return KindTree
 	}
 	return KindBlob
 }
+
+// ObjectKind is the kind of object the entry points at.
+func (e TreeEntry) ObjectKind() Kind { return e.Kind.ObjectKind() }
 
 // Tree is one node of the label-wise zone tree.
 type Tree struct {
@@ -81,62 +85,19 @@ func (t *Tree) Encode() ([]byte, error) {
 	return out, nil
 }
 
-// DecodeTree strictly decodes a tree payload. It rejects a version other than
-// 1, unknown entry kinds, truncation, trailing bytes, entries out of order and
-// duplicate entries, saying which entry and byte offset is wrong.
+// DecodeTree strictly decodes a tree payload (see treeIter for the rules it
+// enforces); errors say which entry and byte offset is wrong.
 func DecodeTree(p []byte) (*Tree, error) {
-	if len(p) == 0 {
-		return nil, fmt.Errorf("tree: empty payload: %w", ErrCorrupt)
+	it, err := newTreeIter(ZeroHash, p)
+	if err != nil {
+		return nil, err
 	}
-	if p[0] != treeVersion {
-		return nil, fmt.Errorf("tree: version %d, want 1: %w", p[0], ErrCorrupt)
+	t := &Tree{Entries: make([]TreeEntry, 0, it.left)}
+	for it.next() {
+		t.Entries = append(t.Entries, TreeEntry{Kind: it.kind, Name: string(it.name), Hash: Hash(it.hash)})
 	}
-	count, n := binary.Uvarint(p[1:])
-	if n <= 0 {
-		return nil, fmt.Errorf("tree: bad entry count varint at byte 1: %w", ErrCorrupt)
-	}
-	// binary.Uvarint accepts padded encodings such as 80 00 for 0; only the
-	// shortest form is canonical (one tree, one hash).
-	if n != uvarintLen(count) {
-		return nil, fmt.Errorf("tree: entry count varint at byte 1 is not minimally encoded: %w", ErrCorrupt)
-	}
-	off := 1 + n
-	// Each entry takes at least 2+1+32 bytes; bound the count before allocating.
-	if count > uint64(len(p)-off)/35 {
-		return nil, fmt.Errorf("tree: entry count %d does not fit in %d bytes: %w", count, len(p)-off, ErrCorrupt)
-	}
-	t := &Tree{Entries: make([]TreeEntry, 0, count)}
-	for i := 0; i < int(count); i++ {
-		if len(p)-off < 2 {
-			return nil, fmt.Errorf("tree: entry %d truncated at byte %d: %w", i, off, ErrCorrupt)
-		}
-		k, l := EntryKind(p[off]), int(p[off+1])
-		if k > EntryLeaf {
-			return nil, fmt.Errorf("tree: entry %d: unknown kind %d at byte %d: %w", i, k, off, ErrCorrupt)
-		}
-		if l == 0 {
-			return nil, fmt.Errorf("tree: entry %d: empty name at byte %d: %w", i, off+1, ErrCorrupt)
-		}
-		off += 2
-		if len(p)-off < l+32 {
-			return nil, fmt.Errorf("tree: entry %d truncated at byte %d: %w", i, off, ErrCorrupt)
-		}
-		e := TreeEntry{Kind: k, Name: string(p[off : off+l])}
-		copy(e.Hash[:], p[off+l:off+l+32])
-		off += l + 32
-		if i > 0 {
-			prev := t.Entries[i-1]
-			if prev.Kind == e.Kind && prev.Name == e.Name {
-				return nil, fmt.Errorf("tree: entry %d %q is a duplicate: %w", i, e.Name, ErrCorrupt)
-			}
-			if !entryLess(prev, e) {
-				return nil, fmt.Errorf("tree: entry %d %q is out of order after %q: %w", i, e.Name, prev.Name, ErrCorrupt)
-			}
-		}
-		t.Entries = append(t.Entries, e)
-	}
-	if off != len(p) {
-		return nil, fmt.Errorf("tree: %d trailing bytes after %d entries: %w", len(p)-off, count, ErrCorrupt)
+	if it.err != nil {
+		return nil, it.err
 	}
 	return t, nil
 }
@@ -150,13 +111,4 @@ func (t *Tree) Find(kind EntryKind, name string) (TreeEntry, bool) {
 		return t.Entries[i], true
 	}
 	return TreeEntry{}, false
-}
-
-// uvarintLen is the length of the shortest uvarint encoding of v.
-func uvarintLen(v uint64) int {
-	n := 1
-	for ; v >= 0x80; v >>= 7 {
-		n++
-	}
-	return n
 }

@@ -28,11 +28,11 @@ import (
 //
 // A PlanOnly step runs two plans (terraform-plugin-testing v1.16,
 // testStepNewConfig): `plan -refresh=false`, then `plan` (with refresh).
-//   - plan -refresh=false: no Read. Create kept a snapshot of the
+//   - plan -refresh=false: no Read. Create kept a record of the
 //     primary's refs in private state, so ModifyPlan plans from it and
 //     asks the primary nothing.
 //   - plan: Read asks the primary once and keeps the answer in private
-//     state; ModifyPlan plans from that snapshot and must not ask again.
+//     state; ModifyPlan plans from that record and must not ask again.
 //
 // The step's wall times are logged for the §9 report, never asserted.
 func TestAccReplicaResource_planTraffic(t *testing.T) {

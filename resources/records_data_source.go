@@ -21,6 +21,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
+	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
 
@@ -83,6 +84,8 @@ func (d *RecordsDataSource) Metadata(_ context.Context, req datasource.MetadataR
 	resp.TypeName = req.ProviderTypeName + "_records"
 }
 
+// Schema is one declaration per attribute with its documentation (the
+// registry docs are generated from it): longer than 80 lines by nature.
 func (d *RecordsDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, resp *datasource.SchemaResponse) {
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "Reads the records (RRsets) of one commit of a zone, from the primary or from a local " +
@@ -480,6 +483,9 @@ func readCommit(rd repo.Reader, h repo.Hash, hex bool, zone string, filter *reco
 
 // readPrimaryCommits resolves the refs on the primary, pulls the commits
 // into an in-memory repository and reads them from it.
+//
+// Longer than 80 lines on purpose: resolving, pulling and reading share the
+// in-memory repository and the client, which are set up and torn down here.
 func (d *RecordsDataSource) readPrimaryCommits(ctx context.Context, config *recordsDataSourceModel, filter *recordsFilter) (*commitsRead, diag.Diagnostics) {
 	var diags diag.Diagnostics
 	if d.data == nil {
@@ -516,7 +522,7 @@ func (d *RecordsDataSource) readPrimaryCommits(ctx context.Context, config *reco
 		diags.Append(refsError(opts.PrimaryURL, err))
 		return nil, diags
 	}
-	refs := &zoneRefs{where: "primary " + opts.PrimaryURL, zones: info.Refs.Zones, tagsKnown: info.Has(replicate.CapTags),
+	refs := &zoneRefs{where: "primary " + opts.PrimaryURL, zones: info.Refs.Zones, tagsKnown: info.Has(wire.CapTags),
 		branches: map[string]repo.Hash{}, tags: map[string]repo.Hash{}}
 	if !slices.Contains(refs.zones, zone) {
 		diags.AddAttributeError(path.Root("zone"), "Zone not on primary", fmt.Sprintf(

@@ -24,6 +24,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
+	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
 
@@ -468,7 +469,7 @@ func TestAccRecords_transfersOnlyTheCommit(t *testing.T) {
 				http.Error(w, err.Error(), http.StatusBadRequest)
 				return
 			}
-			r, k, err := replicate.ParseWalkRequest(bytes.NewReader(body), 1<<20, 1000)
+			r, k, err := wire.ParseWalkRequest(bytes.NewReader(body), 1<<20, 1000)
 			if err != nil {
 				http.Error(w, err.Error(), http.StatusBadRequest)
 				return

@@ -161,11 +161,12 @@ func (d *RefsDataSource) Read(ctx context.Context, req datasource.ReadRequest, r
 			"Cannot build a client for primary "+opts.PrimaryURL+": "+err.Error()+". Check primary_url and the TLS settings of the provider.")
 		return
 	}
-	refs, err := client.Refs(ctx)
+	info, err := client.RefsInfo(ctx)
 	if err != nil {
 		resp.Diagnostics.Append(refsError(opts.PrimaryURL, err))
 		return
 	}
+	refs := info.Refs
 
 	zones := []string{}
 	for _, z := range refs.Zones {

@@ -72,6 +72,8 @@ func (r *ReplicaResource) Metadata(_ context.Context, req resource.MetadataReque
 	resp.TypeName = req.ProviderTypeName + "_replica"
 }
 
+// Schema is one declaration per attribute with its documentation (the
+// registry docs are generated from it): longer than 80 lines by nature.
 func (r *ReplicaResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	resp.Schema = schema.Schema{
 		MarkdownDescription: replicaDescription,
@@ -254,6 +256,9 @@ func (r *ReplicaResource) ValidateConfig(ctx context.Context, req resource.Valid
 // top of the local branches. Equal to state means an empty plan. It refuses
 // a path that is not absent, empty or a repository, and pins to commits the
 // primary does not have.
+//
+// Longer than 80 lines on purpose: each early return is a plan Terraform
+// must see (unknown values, a refused path, an unreachable primary).
 func (r *ReplicaResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	if req.Plan.Raw.IsNull() {
 		return // destroy
@@ -310,12 +315,12 @@ func (r *ReplicaResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	// The refresh's (or the create's) snapshot of the primary, so that
-	// this plan and the one Terraform makes again before applying agree
-	// (see privateKeyPrimaryRefs).
+	// The refresh's (or the create's) record of the primary's refs, so
+	// that this plan and the one Terraform makes again before applying
+	// agree (see privateKeyPrimaryRefs).
 	var primary *replicate.RefsResponse
 	if state != nil {
-		primary = loadSnapshot(ctx, req.Private, opts.PrimaryURL)
+		primary = loadRefsRecord(ctx, req.Private, opts.PrimaryURL)
 	}
 	if primary == nil {
 		var err error
@@ -324,7 +329,7 @@ func (r *ReplicaResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 			return
 		}
 	}
-	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, encodeSnapshot(opts.PrimaryURL, primary))...)
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, encodeRefsRecord(opts.PrimaryURL, primary))...)
 	planned, diags := planRefs(ctx, opts, primary, dir, pull)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
@@ -400,13 +405,13 @@ func (r *ReplicaResource) Create(ctx context.Context, req resource.CreateRequest
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, state)...)
 
-	// Keep a snapshot of the primary's refs, as a refresh does, so that a
+	// Keep a record of the primary's refs, as a refresh does, so that a
 	// plan with -refresh=false right after the create needs no primary.
 	opts, _, _ := r.pullSettings(ctx, state)
 	if primary, err := fetchRefs(ctx, opts); err == nil {
-		resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, encodeSnapshot(opts.PrimaryURL, primary))...)
+		resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, encodeRefsRecord(opts.PrimaryURL, primary))...)
 	} else {
-		tflog.Warn(ctx, "cannot snapshot the primary's refs after create", map[string]any{"primary": opts.PrimaryURL, "error": err.Error()})
+		tflog.Warn(ctx, "cannot record the primary's refs after create", map[string]any{"primary": opts.PrimaryURL, "error": err.Error()})
 	}
 }
 
@@ -466,24 +471,30 @@ func (r *ReplicaResource) Read(ctx context.Context, req resource.ReadRequest, re
 	tflog.Debug(ctx, "read replica refs", map[string]any{"path": dir, "branches": len(local)})
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 
-	// Snapshot the primary's refs for the plan (see privateKeyPrimaryRefs).
-	// A primary that cannot be reached is not a refresh error: the plan
-	// asks again and reports it.
-	var snapshot []byte
-	if r.data != nil {
-		opts := r.data.Client
-		if !state.PrimaryURL.IsNull() {
-			opts.PrimaryURL = state.PrimaryURL.ValueString()
-		}
-		if opts.PrimaryURL != "" {
-			if primary, err := fetchRefs(ctx, opts); err == nil {
-				snapshot = encodeSnapshot(opts.PrimaryURL, primary)
-			} else {
-				tflog.Warn(ctx, "cannot snapshot the primary's refs during refresh", map[string]any{"primary": opts.PrimaryURL, "error": err.Error()})
-			}
-		}
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, r.fetchRefsRecordForPlan(ctx, &state))...)
+}
+
+// fetchRefsRecordForPlan asks the primary for its refs (a network call,
+// made during refresh) and returns the record ModifyPlan will plan from
+// (see privateKeyPrimaryRefs), or nil. A primary that cannot be reached is
+// not a refresh error: the plan asks again and reports it.
+func (r *ReplicaResource) fetchRefsRecordForPlan(ctx context.Context, state *replicaResourceModel) []byte {
+	if r.data == nil {
+		return nil
 	}
-	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, snapshot)...)
+	opts := r.data.Client
+	if !state.PrimaryURL.IsNull() {
+		opts.PrimaryURL = state.PrimaryURL.ValueString()
+	}
+	if opts.PrimaryURL == "" {
+		return nil
+	}
+	primary, err := fetchRefs(ctx, opts)
+	if err != nil {
+		tflog.Warn(ctx, "cannot record the primary's refs during refresh", map[string]any{"primary": opts.PrimaryURL, "error": err.Error()})
+		return nil
+	}
+	return encodeRefsRecord(opts.PrimaryURL, primary)
 }
 
 func (r *ReplicaResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -714,6 +725,10 @@ func upperFirst(s string) string {
 // apply makes the replica's branches exactly the planned refs and returns
 // the new state. state is nil when the replica could not be opened
 // (nothing changed); moved says whether any ref moved.
+//
+// Longer than 80 lines on purpose: open, pull, verify against the plan and
+// build the state are one sequence whose failures each leave a different
+// state behind; each step is commented where it happens.
 func (r *ReplicaResource) apply(ctx context.Context, plan *replicaResourceModel) (state *replicaResourceModel, moved bool, diags diag.Diagnostics) {
 	dir, err := absPath(plan.Path.ValueString())
 	if err != nil {

@@ -474,7 +474,7 @@ resource "zonegit_replica" "test" {
 			},
 			{
 				// attempts = 0: the first 503 is final, both for the
-				// refresh's snapshot and for the plan's own request.
+				// refresh's refs record and for the plan's own request.
 				PreConfig:   func() { p.failRefs.Store(2) },
 				Config:      config(0),
 				ExpectError: errorLike(p.URL, "503"),

@@ -302,7 +302,7 @@ func TestAccReplicaResource_timeoutsValidated(t *testing.T) {
 
 // TestAccReplicaResource_noRefreshAfterCreate (issue 8.7): right after a
 // create, `plan -refresh=false` works with the primary down, from the
-// snapshot the create kept.
+// refs record the create kept.
 func TestAccReplicaResource_noRefreshAfterCreate(t *testing.T) {
 	p := newTestPrimary(t, primaryOptions{})
 	h := p.commit("example.com.", "main")

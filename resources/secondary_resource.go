@@ -194,7 +194,7 @@ const secondaryDescription = "A secondary daemon (`zonegit-replicate secondary`)
 	"an error naming each differing ref, and a branch the daemon could not pull is an error naming the zone " +
 	"and branch.\n\n" +
 	"Updates plan from what the daemon's primary offered during refresh, kept in the plan like " +
-	"`zonegit_replica` keeps its snapshot, so a primary that moves between plan and apply changes nothing. A " +
+	"`zonegit_replica` keeps its record of the primary's refs, so a primary that moves between plan and apply changes nothing. A " +
 	"secondary being created has no refresh: if the primary moves between that plan and its apply, Terraform " +
 	"stops with an inconsistent-plan error before anything is pulled; plan and apply again.\n\n" +
 	"**A daemon that cannot be reached** is an error naming its URL on its own instance: with `for_each`, " +
@@ -437,7 +437,7 @@ func (r *SecondaryResource) ModifyPlan(ctx context.Context, req resource.ModifyP
 	planned := answer.Refs
 	same := state != nil && state.ID.ValueString() == url
 	if same && !state.Refs.IsNull() && !state.Refs.IsUnknown() {
-		if offer := loadSnapshot(ctx, req.Private, snapshotKey(url, answer.Primary)); offer != nil {
+		if offer := loadRefsRecord(ctx, req.Private, recordKey(url, answer.Primary)); offer != nil {
 			var current map[string]string
 			resp.Diagnostics.Append(state.Refs.ElementsAs(ctx, &current, false)...)
 			local, err := refsList(current)
@@ -498,9 +498,9 @@ func (r *SecondaryResource) Create(ctx context.Context, req resource.CreateReque
 		return // the daemon took nothing: it does not exist for Terraform
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, state)...)
-	// Keep a snapshot, as a refresh does, so that a plan with
+	// Keep a refs record, as a refresh does, so that a plan with
 	// -refresh=false right after the create plans like any other.
-	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, r.snapshot(ctx, state, primary))...)
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, r.offerRecord(ctx, state, primary))...)
 }
 
 func (r *SecondaryResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -604,24 +604,24 @@ func (r *SecondaryResource) apply(ctx context.Context, plan *secondaryResourceMo
 	return state, pull.Primary, diags
 }
 
-// snapshotKey names a snapshot by the daemon and the primary it pulls from,
+// recordKey names a refs record by the daemon and the primary it pulls from,
 // so that a daemon restarted with another --primary never plans from what
 // the old primary offered.
-func snapshotKey(url, primary string) string { return url + " <- " + primary }
+func recordKey(url, primary string) string { return url + " <- " + primary }
 
-// snapshot asks the daemon what its primary offers, for the plan (see
+// offerRecord asks the daemon what its primary offers, for the plan (see
 // ModifyPlan); nil when it cannot: the plan then uses the daemon's answer.
-func (r *SecondaryResource) snapshot(ctx context.Context, m *secondaryResourceModel, primary string) []byte {
+func (r *SecondaryResource) offerRecord(ctx context.Context, m *secondaryResourceModel, primary string) []byte {
 	ctx, client, diags := r.control(ctx, m, 0)
 	if diags.HasError() {
 		return nil
 	}
 	offer, err := client.Offer(ctx)
 	if err != nil {
-		tflog.Warn(ctx, "cannot snapshot what the secondary's primary offers", map[string]any{"url": client.URL(), "error": err.Error()})
+		tflog.Warn(ctx, "cannot record what the secondary's primary offers", map[string]any{"url": client.URL(), "error": err.Error()})
 		return nil
 	}
-	return encodeSnapshot(snapshotKey(m.ID.ValueString(), primary), offer)
+	return encodeRefsRecord(recordKey(m.ID.ValueString(), primary), offer)
 }
 
 func (r *SecondaryResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -660,7 +660,7 @@ func (r *SecondaryResource) Read(ctx context.Context, req resource.ReadRequest, 
 	}
 	tflog.Debug(ctx, "read secondary", map[string]any{"url": client.URL(), "branches": len(st.Refs), "busy": st.Busy})
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
-	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, r.snapshot(ctx, &state, st.Primary))...)
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyPrimaryRefs, r.offerRecord(ctx, &state, st.Primary))...)
 }
 
 // readDesired sets the refs and the desired state from a daemon's status.

@@ -9,10 +9,11 @@ import (
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
+	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 	"github.com/zonegit/terraform-provider-zonegit/secondary"
 )
 
-var _ replicate.Logger = tflogLogger{}
+var _ wire.Logger = tflogLogger{}
 
 // tflogLogger routes the replication client's leveled log lines (including
 // go-retryablehttp's) to tflog, so TF_LOG shows retries and requests.

@@ -145,3 +145,13 @@ func TestControlClientLogs(t *testing.T) {
 		t.Errorf("%d control request lines and %d retry lines for %d calls, want 1 and 1 for 2:\n%v", requests, retries, calls.Load(), lines)
 	}
 }
+
+func TestLogFields(t *testing.T) {
+	f := fields([]interface{}{"url", "http://x", "attempt", 2, 7, "odd", "dangling"})
+	if f["url"] != "http://x" || f["attempt"] != 2 || f["arg4"] != "odd" || f["dangling"] != "(missing value)" {
+		t.Errorf("fields = %v", f)
+	}
+	if fields(nil) != nil {
+		t.Error("no fields: want nil")
+	}
+}

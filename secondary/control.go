@@ -175,11 +175,11 @@ func (d *Daemon) handlePulls(*http.Request) (int, any, *httpError) {
 }
 
 func (d *Daemon) handleOffer(r *http.Request) (int, any, *httpError) {
-	refs, err := d.client.Refs(r.Context())
+	info, err := d.client.RefsInfo(r.Context())
 	if err != nil {
 		return 0, nil, d.primaryError(err)
 	}
-	return http.StatusOK, refs, nil
+	return http.StatusOK, info.Refs, nil
 }
 
 // primaryError is 502 naming the primary.
@@ -205,10 +205,11 @@ func (d *Daemon) handlePlan(r *http.Request) (int, any, *httpError) {
 // plan is zonegit_replica's plan (replicate's PlanRefs) of ds against the
 // primary's refs now.
 func (d *Daemon) plan(ctx context.Context, ds *Desired) (*replicate.RefsPlan, *httpError) {
-	primary, err := d.client.Refs(ctx)
+	info, err := d.client.RefsInfo(ctx)
 	if err != nil {
 		return nil, d.primaryError(err)
 	}
+	primary := info.Refs
 	local, err := d.local.Branches("")
 	if err != nil {
 		return nil, errorf(http.StatusInternalServerError, "listing the replica's branches: %v", err)

@@ -14,6 +14,7 @@ import (
 	retryablehttp "github.com/hashicorp/go-retryablehttp"
 
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
+	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 )
 
 // ControlOptions configure a ControlClient. TLS material has the shape of
@@ -33,7 +34,7 @@ type ControlOptions struct {
 	// Logger receives the requests and retries (go-retryablehttp's leveled
 	// lines), as replicate.ClientOptions.Logger does for a primary; nil:
 	// silent.
-	Logger replicate.Logger
+	Logger wire.Logger
 }
 
 // ControlClient talks to one secondary daemon's control API.

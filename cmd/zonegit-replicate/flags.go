@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
+	"github.com/zonegit/terraform-provider-zonegit/replicate/server"
 )
 
 // newFlagSet returns the flag set of subcommand name. It returns errors
@@ -195,7 +196,7 @@ func withTimeout(ctx context.Context, cmd string, d time.Duration) (context.Cont
 func safeLine(s string) string { return replicate.SafeText(s) }
 
 // serverLimitFlags bound what serve holds in memory at once (see
-// replicate.Server: MaxConcurrent, MaxQueued, QueueWait).
+// server.Server: MaxConcurrent, MaxQueued, QueueWait).
 type serverLimitFlags struct {
 	concurrent, queued int
 	wait               time.Duration
@@ -221,7 +222,7 @@ func (f *serverLimitFlags) check() error {
 
 // apply sets the limits on s. --max-queued 0 means no queue at all, which
 // the server spells as a negative MaxQueued.
-func (f *serverLimitFlags) apply(s *replicate.Server) {
+func (f *serverLimitFlags) apply(s *server.Server) {
 	s.MaxConcurrent, s.QueueWait = f.concurrent, f.wait
 	s.MaxQueued = f.queued
 	if f.queued == 0 {

@@ -14,15 +14,19 @@ func init() {
 	register("import", "commit a zone file as a zone's whole content on a branch", runImport)
 }
 
-// importConfig is what the import flags say.
+// importConfig is what the import flags (and the author variables) say.
 type importConfig struct {
 	repo, zone, branch, file, message string
 	json                              bool
+	// author is the commit author: ZONEGIT_AUTHOR_NAME and
+	// ZONEGIT_AUTHOR_EMAIL, as the zonegit tools read them; repo's
+	// defaults where unset.
+	author repo.Signature
 }
 
 func parseImportFlags(args []string, stderr io.Writer) (*importConfig, error) {
 	fs := newFlagSet("import", stderr)
-	c := &importConfig{}
+	c := &importConfig{author: repo.Signature{Name: os.Getenv("ZONEGIT_AUTHOR_NAME"), Email: os.Getenv("ZONEGIT_AUTHOR_EMAIL")}}
 	fs.StringVar(&c.repo, "repo", "", "repository directory; created if absent (required)")
 	fs.StringVar(&c.zone, "zone", "", "zone name, lowercase with the trailing dot, e.g. example.com. (required)")
 	fs.StringVar(&c.branch, "branch", repo.DefaultBranch, "branch to commit on")
@@ -92,7 +96,7 @@ func importFile(ctx context.Context, cfg *importConfig) (*repo.ImportResult, err
 		return nil, err
 	}
 	res, err := r.Import(ctx, repo.ImportOptions{
-		Zone: cfg.zone, Branch: cfg.branch, Source: f, SourceName: cfg.file, Message: cfg.message,
+		Zone: cfg.zone, Branch: cfg.branch, Source: f, SourceName: cfg.file, Message: cfg.message, Author: cfg.author,
 	})
 	if cerr := r.Close(); err == nil && cerr != nil {
 		return nil, fmt.Errorf("close repository: %w", cerr)

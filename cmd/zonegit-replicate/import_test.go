@@ -148,3 +148,49 @@ func TestImportCLILocked(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want 1 and a message that another process holds the repository", code, errOut)
 	}
 }
+
+// TestImportCLIAuthor: the commit author comes from ZONEGIT_AUTHOR_NAME and
+// ZONEGIT_AUTHOR_EMAIL, read by the CLI (package repo reads no environment),
+// and falls back to repo's defaults when they are unset.
+func TestImportCLIAuthor(t *testing.T) {
+	author := func(t *testing.T) repo.Signature {
+		t.Helper()
+		dir := filepath.Join(t.TempDir(), "repo")
+		code, out, errOut := runCLI(t, "import", "--repo", dir, "--zone", "example.com.", "--file", writeZoneFile(t, cliZone))
+		if code != exitOK {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		h, err := repo.ParseHash(strings.TrimPrefix(strings.SplitN(out, "\n", 2)[0], "commit "))
+		if err != nil {
+			t.Fatalf("stdout %q: %v", out, err)
+		}
+		r, err := repo.Open(dir, repo.Options{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		_, payload, err := r.Get(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := repo.DecodeCommit(payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Author
+	}
+	t.Run("from the environment", func(t *testing.T) {
+		t.Setenv("ZONEGIT_AUTHOR_NAME", "Zone Admin")
+		t.Setenv("ZONEGIT_AUTHOR_EMAIL", "admin@example.invalid")
+		if a := author(t); a.Name != "Zone Admin" || a.Email != "admin@example.invalid" {
+			t.Errorf("author %q <%s>, want the environment's", a.Name, a.Email)
+		}
+	})
+	t.Run("defaults", func(t *testing.T) {
+		t.Setenv("ZONEGIT_AUTHOR_NAME", "")
+		t.Setenv("ZONEGIT_AUTHOR_EMAIL", "")
+		if a := author(t); a.Name != repo.DefaultAuthorName || a.Email != repo.DefaultAuthorEmail {
+			t.Errorf("author %q <%s>, want repo's defaults", a.Name, a.Email)
+		}
+	})
+}

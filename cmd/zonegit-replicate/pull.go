@@ -177,38 +177,7 @@ func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if res != nil {
-		if cfg.json {
-			out := pullJSON{Primary: res.Primary, Objects: res.Objects, Bytes: res.Bytes, Requests: res.Requests,
-				DurationMS: res.Duration.Milliseconds(), Branches: []branchJSON{}}
-			for _, b := range res.Branches {
-				bj := branchJSON{Zone: b.Zone, Name: b.Name, Tag: b.Tag, Old: b.Old, New: b.New, Objects: b.Objects, Bytes: b.Bytes, Pruned: b.Pruned}
-				if b.Err != nil {
-					bj.Error = b.Err.Error()
-				}
-				out.Branches = append(out.Branches, bj)
-			}
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			_ = enc.Encode(out)
-		} else {
-			for _, b := range res.Branches {
-				what := "branch"
-				if b.Tag {
-					what = "tag"
-				}
-				switch {
-				case b.Err != nil:
-				case b.Pruned:
-					fmt.Fprintf(stdout, "%s %s/%s: pruned (was %s)\n", what, replicate.DisplayName(b.Zone), replicate.DisplayName(b.Name), replicate.DisplayName(short(b.Old)))
-				case b.Old == b.New:
-					fmt.Fprintf(stdout, "%s %s/%s: up to date at %s\n", what, replicate.DisplayName(b.Zone), replicate.DisplayName(b.Name), replicate.DisplayName(short(b.New)))
-				default:
-					fmt.Fprintf(stdout, "%s %s/%s: %s -> %s (%d objects)\n", what, replicate.DisplayName(b.Zone), replicate.DisplayName(b.Name),
-						orNone(replicate.DisplayName(short(b.Old))), replicate.DisplayName(short(b.New)), b.Objects)
-				}
-			}
-			fmt.Fprintf(stderr, "pulled %d objects (%d bytes) in %d requests, %s\n", res.Objects, res.Bytes, res.Requests, res.Duration.Round(time.Millisecond))
-		}
+		printPullResult(res, cfg.json, stdout, stderr)
 	}
 	if err != nil {
 		var pe *replicate.PullError
@@ -221,6 +190,43 @@ func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, "pull: %v", err)
 	}
 	return exitOK
+}
+
+// printPullResult reports a pull: per ref on stdout and a summary on
+// stderr, or everything as JSON on stdout.
+func printPullResult(res *replicate.PullResult, asJSON bool, stdout, stderr io.Writer) {
+	if asJSON {
+		out := pullJSON{Primary: res.Primary, Objects: res.Objects, Bytes: res.Bytes, Requests: res.Requests,
+			DurationMS: res.Duration.Milliseconds(), Branches: []branchJSON{}}
+		for _, b := range res.Branches {
+			bj := branchJSON{Zone: b.Zone, Name: b.Name, Tag: b.Tag, Old: b.Old, New: b.New, Objects: b.Objects, Bytes: b.Bytes, Pruned: b.Pruned}
+			if b.Err != nil {
+				bj.Error = b.Err.Error()
+			}
+			out.Branches = append(out.Branches, bj)
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(out)
+	} else {
+		for _, b := range res.Branches {
+			what := "branch"
+			if b.Tag {
+				what = "tag"
+			}
+			switch {
+			case b.Err != nil:
+			case b.Pruned:
+				fmt.Fprintf(stdout, "%s %s/%s: pruned (was %s)\n", what, replicate.DisplayName(b.Zone), replicate.DisplayName(b.Name), replicate.DisplayName(short(b.Old)))
+			case b.Old == b.New:
+				fmt.Fprintf(stdout, "%s %s/%s: up to date at %s\n", what, replicate.DisplayName(b.Zone), replicate.DisplayName(b.Name), replicate.DisplayName(short(b.New)))
+			default:
+				fmt.Fprintf(stdout, "%s %s/%s: %s -> %s (%d objects)\n", what, replicate.DisplayName(b.Zone), replicate.DisplayName(b.Name),
+					orNone(replicate.DisplayName(short(b.Old))), replicate.DisplayName(short(b.New)), b.Objects)
+			}
+		}
+		fmt.Fprintf(stderr, "pulled %d objects (%d bytes) in %d requests, %s\n", res.Objects, res.Bytes, res.Requests, res.Duration.Round(time.Millisecond))
+	}
 }
 
 func short(h string) string {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
+	"github.com/zonegit/terraform-provider-zonegit/replicate/server"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 	"github.com/zonegit/terraform-provider-zonegit/repo/repotest"
 )
@@ -29,7 +30,7 @@ func cliPrimary(t *testing.T, token string) (string, *repo.Repo) {
 			t.Fatal(err)
 		}
 	}
-	srv := httptest.NewServer((&replicate.Server{SnapshotFn: func() (*repo.Repo, error) { return r, nil }, Token: token}).Handler())
+	srv := httptest.NewServer((&server.Server{SnapshotFn: func() (*repo.Repo, error) { return r, nil }, Token: token}).Handler())
 	t.Cleanup(srv.Close)
 	return srv.URL, r
 }

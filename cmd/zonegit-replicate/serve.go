@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/zonegit/terraform-provider-zonegit/replicate"
+	"github.com/zonegit/terraform-provider-zonegit/replicate/server"
 )
 
 func init() {
@@ -119,6 +119,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return exitOK
 }
 
+// serve runs one server until ctx ends: snapshots, server, listener,
+// shutdown. Longer than 80 lines on purpose: setup and teardown read in the
+// order they happen, and each deferred close sits beside what it closes.
 func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	logf := func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
 
@@ -132,10 +135,10 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	}
 
 	// Never the directory itself: each handle is a private copy taken
-	// while no writer has the directory (see replicate.Snapshotter), so
+	// while no writer has the directory (see server.Snapshotter), so
 	// writers (import, pull, the zonegit tools) keep working beside us and
 	// nothing we do can delete their tables or fault on their files.
-	snaps, err := replicate.NewSnapshotter(cfg.repo, replicate.SnapshotterOptions{Interval: cfg.interval, Logf: logf})
+	snaps, err := server.NewSnapshotter(cfg.repo, server.SnapshotterOptions{Interval: cfg.interval, Logger: stderrLogger{logf}})
 	if err != nil {
 		return err
 	}
@@ -146,15 +149,23 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 		release()
 	}
 
-	srv := &replicate.Server{Snapshots: snaps, V0Only: cfg.v0Only, Token: token, Logger: stderrLogger{logf}}
+	stats := &server.ServerStats{}
+	srv := &server.Server{Snapshots: snaps, V0Only: cfg.v0Only, Token: token, Logger: stderrLogger{logf}, Stats: stats}
 	cfg.limits.apply(srv)
 	softMemoryLimit(serveMemoryLimit)
-	return listenAndServe(ctx, httpServing{listen: cfg.listen, handler: srv.Handler(), tls: tlsConfig, grace: cfg.shutdownGracePeriod,
+	err = listenAndServe(ctx, httpServing{listen: cfg.listen, handler: srv.Handler(), tls: tlsConfig, grace: cfg.shutdownGracePeriod,
 		what: cfg.repo, clientCA: cfg.tls.clientCA}, stderr, func() {
 		if cfg.v0Only {
 			logf("extensions off: plain v0 protocol")
 		}
 	})
+	if err != nil {
+		return err
+	}
+	logf("served %d requests (%d client errors, %d server errors, %d refused as busy): %d objects, %d payload bytes",
+		stats.Requests.Load(), stats.ClientErrors.Load(), stats.ServerErrors.Load(), stats.Busy.Load(),
+		stats.ObjectsServed.Load(), stats.BytesServed.Load())
+	return nil
 }
 
 // httpServing is what listenAndServe serves.
@@ -173,7 +184,7 @@ type httpServing struct {
 // then calls started.
 func listenAndServe(ctx context.Context, h httpServing, stderr io.Writer, started func()) error {
 	logf := func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
-	hs := replicate.NewHTTPServer(h.listen, h.handler)
+	hs := server.NewHTTPServer(h.listen, h.handler)
 	hs.TLSConfig = h.tls
 	// net/http reports refused handshakes (a client without an accepted
 	// certificate, say) on its ErrorLog; keep them with the command's

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/zonegit/terraform-provider-zonegit/internal/testpki"
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
+	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 	"github.com/zonegit/terraform-provider-zonegit/repo/repotest"
 )
@@ -178,11 +180,23 @@ func TestServeSeesNewCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Header.Get(replicate.ObjectKindHeader) != "commit" {
-		t.Errorf("GET new commit: %d %q", resp.StatusCode, resp.Header.Get(replicate.ObjectKindHeader))
+	if resp.StatusCode != http.StatusOK || resp.Header.Get(wire.ObjectKindHeader) != "commit" {
+		t.Errorf("GET new commit: %d %q", resp.StatusCode, resp.Header.Get(wire.ObjectKindHeader))
 	}
 	if code := stop(); code != exitOK {
 		t.Errorf("exit code %d after shutdown; stderr: %s", code, stderr.String())
+	}
+	// The shutdown line counts what was served: the refs requests above
+	// and the one object.
+	m := regexp.MustCompile(`served (\d+) requests \(\d+ client errors, \d+ server errors, \d+ refused as busy\): 1 objects, (\d+) payload bytes`).FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("no served line at shutdown: %s", stderr.String())
+	}
+	if n, _ := strconv.Atoi(m[1]); n < 4 {
+		t.Errorf("served %s requests, want at least the 3 refs and 1 object GETs", m[1])
+	}
+	if m[2] == "0" {
+		t.Errorf("served 0 payload bytes for a commit")
 	}
 }
 

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/zonegit/terraform-provider-zonegit/replicate"
+	"github.com/zonegit/terraform-provider-zonegit/replicate/server"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 	"github.com/zonegit/terraform-provider-zonegit/repo/repotest"
 )
@@ -47,7 +47,7 @@ func TestPullExactBranchWithGlobCharacters(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	srv := httptest.NewServer((&replicate.Server{SnapshotFn: func() (*repo.Repo, error) { return r, nil }}).Handler())
+	srv := httptest.NewServer((&server.Server{SnapshotFn: func() (*repo.Repo, error) { return r, nil }}).Handler())
 	t.Cleanup(srv.Close)
 
 	dir := filepath.Join(t.TempDir(), "replica")

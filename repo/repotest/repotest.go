@@ -372,3 +372,43 @@ func mustName(fqdn string) []byte {
 	}
 	return append(out, 0)
 }
+
+// Closure is the reference definition of what a replica must hold for
+// hs: every object reachable from them in r, read one by one. A missing or
+// undecodable object fails the test.
+func Closure(t testing.TB, r repo.Reader, hs ...repo.Hash) map[repo.Hash]bool {
+	t.Helper()
+	seen := map[repo.Hash]bool{}
+	stack := append([]repo.Hash(nil), hs...)
+	for len(stack) > 0 {
+		h := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[h] {
+			continue
+		}
+		kind, payload, err := r.Get(h)
+		if err != nil {
+			t.Fatalf("closure: object %s: %v", h.Short(), err)
+		}
+		seen[h] = true
+		links, err := repo.Links(kind, payload)
+		if err != nil {
+			t.Fatalf("closure: %s: %v", h.Short(), err)
+		}
+		for _, l := range links {
+			stack = append(stack, l.Hash)
+		}
+	}
+	return seen
+}
+
+// MemRepo is an empty in-memory repository, closed when the test ends.
+func MemRepo(t testing.TB) *repo.Repo {
+	t.Helper()
+	r, err := repo.Open("", repo.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	return r
+}

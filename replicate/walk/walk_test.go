@@ -1,4 +1,4 @@
-package replicate
+package walk
 
 import (
 	"errors"
@@ -9,16 +9,6 @@ import (
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 	"github.com/zonegit/terraform-provider-zonegit/repo/repotest"
 )
-
-func memRepo(t testing.TB) *repo.Repo {
-	t.Helper()
-	r, err := repo.Open("", repo.Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	return r
-}
 
 func must[T any](t testing.TB) func(T, error) T {
 	return func(v T, err error) T {
@@ -31,13 +21,13 @@ func must[T any](t testing.TB) func(T, error) T {
 }
 
 // walkSet runs Walk and returns what it reported, failing on duplicates.
-func walkSet(t testing.TB, r *repo.Repo, roots, known []repo.Hash) (map[repo.Hash]repo.Kind, WalkStats) {
+func walkSet(t testing.TB, r *repo.Repo, roots, known []repo.Hash) (map[repo.Hash]repo.Kind, Stats) {
 	t.Helper()
 	got := map[repo.Hash]repo.Kind{}
-	var st WalkStats
+	var st Stats
 	err := r.View(func(rd repo.Reader) error {
 		var err error
-		st, err = Walk(rd, roots, known, WalkOptions{}, func(h repo.Hash, kind repo.Kind, payload []byte) error {
+		st, err = Missing(rd, roots, known, Options{}, func(h repo.Hash, kind repo.Kind, payload []byte) error {
 			if _, dup := got[h]; dup {
 				t.Errorf("%s reported twice", h.Short())
 			}
@@ -62,12 +52,12 @@ func walkSet(t testing.TB, r *repo.Repo, roots, known []repo.Hash) (map[repo.Has
 func wantDiff(t testing.TB, r *repo.Repo, roots, known []repo.Hash) map[repo.Hash]bool {
 	want := map[repo.Hash]bool{}
 	for _, h := range roots {
-		for x := range closure(t, r, h) {
+		for x := range repotest.Closure(t, r, h) {
 			want[x] = true
 		}
 	}
 	for _, h := range known {
-		for x := range closure(t, r, h) {
+		for x := range repotest.Closure(t, r, h) {
 			delete(want, x)
 		}
 	}
@@ -89,7 +79,7 @@ func assertExact(t *testing.T, got map[repo.Hash]repo.Kind, want map[repo.Hash]b
 }
 
 func TestWalkIncrementalFlat(t *testing.T) {
-	r := memRepo(t)
+	r := repotest.MemRepo(t)
 	c0 := must[repo.Hash](t)(repotest.SyntheticZone(r, "example.com.", "main", 1000))
 	c1 := must[repo.Hash](t)(repotest.SetA(r, "example.com.", "main", []string{"h500"}, 60, [4]byte{192, 0, 2, 1}))
 
@@ -106,7 +96,7 @@ func TestWalkIncrementalFlat(t *testing.T) {
 }
 
 func TestWalkIncrementalNested(t *testing.T) {
-	r := memRepo(t)
+	r := repotest.MemRepo(t)
 	c0 := must[repo.Hash](t)(repotest.Synthetic(r, repotest.SyntheticOptions{Zone: "example.com.", N: 1000, Fanout: 50}))
 	// h123 lives under g2 (123/50).
 	c1 := must[repo.Hash](t)(repotest.SetA(r, "example.com.", "main", []string{"g2", "h123"}, 60, [4]byte{192, 0, 2, 1}))
@@ -120,7 +110,7 @@ func TestWalkIncrementalNested(t *testing.T) {
 // TestWalkStopsAtKnown: the work of an incremental walk does not depend on
 // how much history lies behind the known commit.
 func TestWalkStopsAtKnown(t *testing.T) {
-	r := memRepo(t)
+	r := repotest.MemRepo(t)
 	var tips []repo.Hash
 	tips = append(tips, must[repo.Hash](t)(repotest.SyntheticZone(r, "example.com.", "main", 100)))
 	for i := 0; i < 60; i++ {
@@ -152,7 +142,7 @@ func TestWalkStopsAtKnown(t *testing.T) {
 }
 
 func TestWalkMerge(t *testing.T) {
-	r := memRepo(t)
+	r := repotest.MemRepo(t)
 	const zone = "example.com."
 	base := must[repo.Hash](t)(repotest.SyntheticZone(r, zone, "main", 50))
 	if err := r.UpdateBranch(zone, "side", repo.ZeroHash, base, nil); err != nil {
@@ -208,7 +198,7 @@ func TestWalkMerge(t *testing.T) {
 // and checks the guarantee on many root/known combinations: never a
 // subset; and exact for these histories, which only change records.
 func TestWalkNeverSubset(t *testing.T) {
-	r := memRepo(t)
+	r := repotest.MemRepo(t)
 	const zone = "example.com."
 	rng := rand.New(rand.NewPCG(1, 2))
 	branches := []string{"main"}
@@ -267,7 +257,7 @@ func TestWalkNeverSubset(t *testing.T) {
 // root is held before it stops: the documented superset, never a subset.
 // Without the skew, nothing is reported.
 func TestWalkClockSkew(t *testing.T) {
-	r := memRepo(t)
+	r := repotest.MemRepo(t)
 	const zone = "example.com."
 	c0 := must[repo.Hash](t)(repotest.SyntheticZone(r, zone, "main", 10))
 	_, p, _ := r.Get(c0)
@@ -277,7 +267,7 @@ func TestWalkClockSkew(t *testing.T) {
 	k := &repo.Commit{Tree: cc.Tree, Parents: []repo.Hash{c0}, Author: sig, Committer: sig, Message: "skewed\n"}
 	kh := must[repo.Hash](t)(r.PutObject(repo.KindCommit, k.Encode()))
 	got, _ := walkSet(t, r, []repo.Hash{c0}, []repo.Hash{kh})
-	if want := closure(t, r, c0); len(got) != len(want) {
+	if want := repotest.Closure(t, r, c0); len(got) != len(want) {
 		t.Errorf("skewed: %d objects reported, want the superset of %d", len(got), len(want))
 	}
 	sig.When += 2000
@@ -289,7 +279,7 @@ func TestWalkClockSkew(t *testing.T) {
 }
 
 func TestWalkRootKinds(t *testing.T) {
-	r := memRepo(t)
+	r := repotest.MemRepo(t)
 	c0 := must[repo.Hash](t)(repotest.SyntheticZone(r, "example.com.", "main", 10))
 	_, p, _ := r.Get(c0)
 	cc, _ := repo.DecodeCommit(p)
@@ -313,7 +303,7 @@ func TestWalkRootKinds(t *testing.T) {
 	assertExact(t, got, wantDiff(t, r, []repo.Hash{th}, nil))
 
 	err := r.View(func(rd repo.Reader) error {
-		_, err := Walk(rd, []repo.Hash{repo.HashObject(repo.KindBlob, []byte("absent"))}, nil, WalkOptions{}, func(repo.Hash, repo.Kind, []byte) error { return nil })
+		_, err := Missing(rd, []repo.Hash{repo.HashObject(repo.KindBlob, []byte("absent"))}, nil, Options{}, func(repo.Hash, repo.Kind, []byte) error { return nil })
 		return err
 	})
 	var nf *RootNotFoundError
@@ -325,7 +315,7 @@ func TestWalkRootKinds(t *testing.T) {
 // TestWalkDamagedStore: a tree the walk must open is missing from the
 // primary: a clear error, not a silent short answer.
 func TestWalkDamagedStore(t *testing.T) {
-	r := memRepo(t)
+	r := repotest.MemRepo(t)
 	sub := repo.HashObject(repo.KindTree, []byte("never stored"))
 	root, err := (&repo.Tree{Entries: []repo.TreeEntry{{Kind: repo.EntrySubtree, Name: "www", Hash: sub}}}).Encode()
 	if err != nil {
@@ -333,18 +323,10 @@ func TestWalkDamagedStore(t *testing.T) {
 	}
 	rh := must[repo.Hash](t)(r.PutObject(repo.KindTree, root))
 	err = r.View(func(rd repo.Reader) error {
-		_, err := Walk(rd, []repo.Hash{rh}, nil, WalkOptions{}, func(repo.Hash, repo.Kind, []byte) error { return nil })
+		_, err := Missing(rd, []repo.Hash{rh}, nil, Options{}, func(repo.Hash, repo.Kind, []byte) error { return nil })
 		return err
 	})
-	if !errors.Is(err, errIncomplete) || !errors.Is(err, repo.ErrNotFound) {
+	if !errors.Is(err, ErrIncomplete) || !errors.Is(err, repo.ErrNotFound) {
 		t.Errorf("walk over a missing tree: %v", err)
 	}
-}
-
-func syntheticFlat(r *repo.Repo, n int) (repo.Hash, error) {
-	return repotest.SyntheticZone(r, "example.com.", "main", n)
-}
-
-func setA(r *repo.Repo, label string) (repo.Hash, error) {
-	return repotest.SetA(r, "example.com.", "main", []string{label}, 60, [4]byte{192, 0, 2, 99})
 }

@@ -1,4 +1,4 @@
-package replicate
+package server
 
 import (
 	"errors"
@@ -24,7 +24,7 @@ func TestSnapshotterReopensAndRefcounts(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// A long interval: the test drives Refresh itself.
+	// A long interval: the test drives refresh itself.
 	s, err := NewSnapshotter(dir, SnapshotterOptions{Interval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -37,8 +37,8 @@ func TestSnapshotterReopensAndRefcounts(t *testing.T) {
 	if tip, err := r1.Branch("example.com.", "main"); err != nil || tip != c0 {
 		t.Fatalf("main = %s, %v; want %s", tip.Short(), err, c0.Short())
 	}
-	if s.Refresh() || s.Opens() != 1 {
-		t.Errorf("unchanged directory re-opened (opens %d)", s.Opens())
+	if s.refresh() || opens(s) != 1 {
+		t.Errorf("unchanged directory re-opened (opens %d)", opens(s))
 	}
 
 	// A writer commits; while it has the directory open the last good
@@ -51,7 +51,7 @@ func TestSnapshotterReopensAndRefcounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Refresh()
+	s.refresh()
 	r, release, err := s.Acquire()
 	if err != nil {
 		t.Fatalf("acquire while a writer is open: %v", err)
@@ -64,7 +64,7 @@ func TestSnapshotterReopensAndRefcounts(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if !s.Refresh() {
+	if !s.refresh() {
 		t.Fatal("no re-open after the writer closed")
 	}
 	r2, release2, err := s.Acquire()
@@ -112,4 +112,11 @@ func TestSnapshotterNotReadableYet(t *testing.T) {
 	if !errors.Is(err, ErrSnapshotUnavailable) {
 		t.Errorf("Acquire: %v, want ErrSnapshotUnavailable", err)
 	}
+}
+
+// opens is how many handles s has opened so far.
+func opens(s *Snapshotter) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opens
 }

@@ -1,7 +1,6 @@
-package replicate
+package server
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
 
@@ -38,7 +38,7 @@ var ErrSnapshotUnavailable = errors.New("repository not readable yet")
 type Snapshotter struct {
 	path     string
 	interval time.Duration
-	logf     func(format string, args ...any)
+	logger   wire.Logger // nil: silent
 
 	refreshMu sync.Mutex // one re-open at a time
 	mu        sync.Mutex
@@ -60,8 +60,8 @@ type snapHandle struct {
 
 // SnapshotterOptions configure a Snapshotter; zero values take defaults.
 type SnapshotterOptions struct {
-	Interval time.Duration                    // how often to look for changes; default 1 s
-	Logf     func(format string, args ...any) // notes on re-opens and failures; nil: silent
+	Interval time.Duration // how often to look for changes; default 1 s
+	Logger   wire.Logger   // a warning when a re-open fails; nil: silent
 }
 
 // NewSnapshotter starts watching the repository at path. The directory must
@@ -81,14 +81,11 @@ func NewSnapshotter(path string, opts SnapshotterOptions) (*Snapshotter, error) 
 	s := &Snapshotter{
 		path:     path,
 		interval: opts.Interval,
-		logf:     opts.Logf,
+		logger:   opts.Logger,
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
-	if s.logf == nil {
-		s.logf = func(string, ...any) {}
-	}
-	s.Refresh()
+	s.refresh()
 	go s.loop()
 	return s, nil
 }
@@ -102,15 +99,15 @@ func (s *Snapshotter) loop() {
 		case <-s.stop:
 			return
 		case <-t.C:
-			s.Refresh()
+			s.refresh()
 		}
 	}
 }
 
-// Refresh takes a new snapshot now if the directory's files changed since
+// refresh takes a new snapshot now if the directory's files changed since
 // the current one was taken (or there is none). It reports whether a new
 // handle is in use.
-func (s *Snapshotter) Refresh() bool {
+func (s *Snapshotter) refresh() bool {
 	s.refreshMu.Lock()
 	defer s.refreshMu.Unlock()
 	fp, err := fingerprint(s.path)
@@ -175,7 +172,9 @@ func (s *Snapshotter) setErr(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.lastErr == nil || s.lastErr.Error() != err.Error() {
-		s.logf("repository %s: cannot re-open yet (serving the last good state): %v", s.path, err)
+		if s.logger != nil {
+			s.logger.Warn("replicate server: cannot re-open the repository yet; serving the last good state", "repository", s.path, "error", err.Error())
+		}
 	}
 	s.lastErr = err
 }
@@ -197,32 +196,6 @@ func (s *Snapshotter) Acquire() (*repo.Repo, func(), error) {
 	h.refs++
 	var once sync.Once
 	return h.r, func() { once.Do(func() { s.release(h) }) }, nil
-}
-
-// Opens reports how many handles have been opened so far.
-func (s *Snapshotter) Opens() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.opens
-}
-
-// WaitReady waits until a handle is available or ctx ends.
-func (s *Snapshotter) WaitReady(ctx context.Context) error {
-	for {
-		_, release, err := s.Acquire()
-		if err == nil {
-			release()
-			return nil
-		}
-		if !errors.Is(err, ErrSnapshotUnavailable) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (%w)", err, ctx.Err())
-		case <-time.After(s.interval / 4):
-		}
-	}
 }
 
 // Close stops watching and closes the current handle once no request uses

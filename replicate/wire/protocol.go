@@ -1,8 +1,10 @@
-// Package replicate implements pull-mode replication of a zonegit
-// repository from a primary daemon to one or more secondaries.
+// Package wire is the replication protocol as bytes: the v0 contract of
+// the zonegit daemon, our extensions, and the code that writes and reads
+// them. Client (package replicate) and server (package replicate/server)
+// both speak it through this package and nothing else, so a rule of the
+// format lives in one place.
 //
-// The protocol is a content-addressed Merkle walk over plain HTTP, wire
-// compatible with the zonegit daemon (v0):
+// The v0 protocol is a content-addressed Merkle walk over plain HTTP:
 //
 //	GET  /v0/refs              -> {"zones":[...],"branches":[{"zone","name","hash"}]}
 //	POST /v0/objects/walk      -> {"missing":[hex]}
@@ -10,13 +12,16 @@
 //
 // Our server may announce optional extensions in X-Zonegit-Capabilities on
 // /v0/refs ("batch": one streamed response for many objects; "tags": tags in
-// the refs response). A client that does not see the header speaks plain v0,
-// and a server with extensions disabled is a plain v0 daemon.
+// the refs response; "pack": a walk and its objects in one stream). A client
+// that does not see the header speaks plain v0, and a server with extensions
+// disabled is a plain v0 daemon.
 //
-// Guarantees: every object received is verified (hash and kind) before it is
-// stored; refs move with compare-and-swap only after everything they reach is
-// stored and synced; a branch that fails is reported, the others still apply.
-package replicate
+// What is here: the paths, headers and capability names; the JSON bodies
+// (RefsResponse, WalkRequest, WalkResponse, BatchRequest) with their limits
+// and error statuses; the object stream framing (FrameWriter, FrameReader);
+// the streaming walk answer (WriteMissing, DecodeMissing); request parsing
+// with the server's limits (ParseWalkRequest, ParseBatchRequest, ParseHash).
+package wire
 
 // BasePath is the URL prefix every replication endpoint sits under. Kept as a
 // constant so client and server agree byte-for-byte.
@@ -27,6 +32,17 @@ const CapabilitiesHeader = "X-Zonegit-Capabilities"
 
 // ObjectKindHeader carries an object's kind on GET /v0/objects/<hex>.
 const ObjectKindHeader = "X-Object-Kind"
+
+// The v0 endpoints.
+const (
+	// RefsPath answers GET with a RefsResponse.
+	RefsPath = BasePath + "/refs"
+	// WalkPath takes a WalkRequest and answers a WalkResponse.
+	WalkPath = BasePath + "/objects/walk"
+	// ObjectPath is the prefix of GET ObjectPath+"<hex>": one object's
+	// payload, its kind in ObjectKindHeader.
+	ObjectPath = BasePath + "/objects/"
+)
 
 // Extension names announced in CapabilitiesHeader.
 const (
@@ -54,9 +70,12 @@ const (
 	ObjectCountTrailer = "X-Zonegit-Objects"
 )
 
-// Branch identifies one (zone, name) pair plus the commit hash it points
-// at. Exchanged in the /v0/refs response so the secondary can compute which
-// branches have diverged. Tags use the same shape.
+// Branch is one ref of the /v0/refs response: a (zone, name) pair and the
+// hash it points at, so the secondary can compute which refs have diverged.
+// The same type carries tags (RefsResponse.Tags, "tags" extension) because
+// the wire spells both alike; for a tag, Name is the tag's name and Hash
+// may name a tag object rather than a commit. Which list an entry came
+// from is what tells a branch from a tag.
 type Branch struct {
 	Zone string `json:"zone"`
 	Name string `json:"name"`
@@ -131,4 +150,14 @@ type WalkResponse struct {
 // and kind) as it arrives, as with single GETs.
 type BatchRequest struct {
 	Hashes []string `json:"hashes"`
+}
+
+// Logger receives leveled log lines with key/value pairs: the shape of
+// go-retryablehttp's LeveledLogger, so tflog (or any such logger) plugs into
+// client and server alike. It is here because both ends take one.
+type Logger interface {
+	Error(msg string, keysAndValues ...interface{})
+	Info(msg string, keysAndValues ...interface{})
+	Debug(msg string, keysAndValues ...interface{})
+	Warn(msg string, keysAndValues ...interface{})
 }

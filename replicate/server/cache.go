@@ -1,4 +1,4 @@
-package replicate
+package server
 
 import (
 	"container/list"

@@ -1,10 +1,12 @@
-package replicate
+package server
 
 import (
 	"bytes"
 	"testing"
 
+	"github.com/zonegit/terraform-provider-zonegit/replicate/walk"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
+	"github.com/zonegit/terraform-provider-zonegit/repo/repotest"
 )
 
 func TestBigObjectCache(t *testing.T) {
@@ -46,15 +48,21 @@ func TestBigObjectCache(t *testing.T) {
 // TestServerCacheServesWalks: a second identical walk through the server
 // reads the large apex tree from the cache and answers the same.
 func TestServerCacheServesWalks(t *testing.T) {
-	r := memRepo(t)
-	c0 := must[repo.Hash](t)(syntheticFlat(r, 20000)) // apex tree of about 800 KB
-	c1 := must[repo.Hash](t)(setA(r, "h7"))
+	r := repotest.MemRepo(t)
+	c0, err := repotest.SyntheticZone(r, "example.com.", "main", 20000) // apex tree of about 800 KB
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1, err := repotest.SetA(r, "example.com.", "main", []string{"h7"}, 60, [4]byte{192, 0, 2, 99})
+	if err != nil {
+		t.Fatal(err)
+	}
 	s := &Server{}
 	var first, second map[repo.Hash]repo.Kind
 	for i, dst := range []*map[repo.Hash]repo.Kind{&first, &second} {
 		got := map[repo.Hash]repo.Kind{}
 		err := r.View(func(rd repo.Reader) error {
-			_, err := Walk(s.reader(rd), []repo.Hash{c1}, []repo.Hash{c0}, WalkOptions{}, func(h repo.Hash, k repo.Kind, _ []byte) error {
+			_, err := walk.Missing(s.reader(rd), []repo.Hash{c1}, []repo.Hash{c0}, walk.Options{}, func(h repo.Hash, k repo.Kind, _ []byte) error {
 				got[h] = k
 				return nil
 			})

@@ -1,9 +1,10 @@
-package replicate
+package server
 
 import (
 	"fmt"
 	"testing"
 
+	"github.com/zonegit/terraform-provider-zonegit/replicate/walk"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 	"github.com/zonegit/terraform-provider-zonegit/repo/repotest"
 )
@@ -13,7 +14,7 @@ import (
 // zone shape and length of history. Work must not grow with history; with
 // a nested zone it must not grow with size either. In a flat zone the apex
 // tree holds one entry per name, so its byte scan grows with size while
-// the objects visited stay the same (see the note in walk.go).
+// the objects visited stay the same (see the note in package walk).
 func BenchmarkWalk(b *testing.B) {
 	for _, c := range []struct {
 		records, fanout, history int
@@ -48,12 +49,12 @@ func benchWalk(b *testing.B, r *repo.Repo, root, known repo.Hash, cached bool) {
 	if !cached {
 		srv.CacheBytes = -1
 	}
-	var st WalkStats
+	var st walk.Stats
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		err := r.View(func(rd repo.Reader) error {
 			var err error
-			st, err = Walk(srv.reader(rd), roots, knowns, WalkOptions{}, func(repo.Hash, repo.Kind, []byte) error { return nil })
+			st, err = walk.Missing(srv.reader(rd), roots, knowns, walk.Options{}, func(repo.Hash, repo.Kind, []byte) error { return nil })
 			return err
 		})
 		if err != nil {

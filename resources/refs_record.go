@@ -12,20 +12,22 @@ import (
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
 )
 
-// privateKeyPrimaryRefs is the private-state key of a replica's snapshot of
-// its primary's refs.
+// privateKeyPrimaryRefs is the private-state key of a replica's refs
+// record: the copy of its primary's refs that the plan is computed from.
 //
 // Terraform plans a resource twice: once in the plan and again just before
 // the apply, and the two plans must agree. A plan computed from whatever the
 // primary says at that moment would disagree as soon as the primary moves in
-// between. So the refresh (Read) takes one snapshot of the primary's refs and
-// keeps it in the resource's private state; Terraform carries that state in
-// the saved plan into the apply, and both plans compute the refs from the
-// same snapshot. The apply then pulls exactly those hashes.
+// between. So the refresh (Read) fetches the primary's refs once
+// (fetchRefsRecordForPlan) and keeps them in the resource's private state;
+// Terraform carries that state in the saved plan into the apply, and both
+// plans compute the refs from the same record. The apply then pulls exactly
+// those hashes. ("Record", not "snapshot": a snapshot is a read-only copy of
+// a repository, see replicate/server.Snapshotter.)
 const privateKeyPrimaryRefs = "primary_refs"
 
-// refsSnapshot is the primary's refs at one moment, and where they came from.
-type refsSnapshot struct {
+// refsRecord is the primary's refs at one moment, and where they came from.
+type refsRecord struct {
 	Primary  string             `json:"primary"`
 	Zones    []string           `json:"zones"`
 	Branches []replicate.Branch `json:"branches"`
@@ -36,9 +38,9 @@ type privateGetter interface {
 	GetKey(ctx context.Context, key string) ([]byte, diag.Diagnostics)
 }
 
-// loadSnapshot returns the snapshot in private state if it was taken from
-// primary, or nil.
-func loadSnapshot(ctx context.Context, private privateGetter, primary string) *replicate.RefsResponse {
+// loadRefsRecord returns the refs record in private state if it was taken
+// from primary, or nil.
+func loadRefsRecord(ctx context.Context, private privateGetter, primary string) *replicate.RefsResponse {
 	if private == nil {
 		return nil
 	}
@@ -46,18 +48,18 @@ func loadSnapshot(ctx context.Context, private privateGetter, primary string) *r
 	if diags.HasError() || len(raw) == 0 {
 		return nil
 	}
-	var s refsSnapshot
+	var s refsRecord
 	if err := json.Unmarshal(raw, &s); err != nil || s.Primary != primary {
 		return nil
 	}
 	return &replicate.RefsResponse{Zones: s.Zones, Branches: s.Branches}
 }
 
-// encodeSnapshot serializes the refs of primary for private state.
-func encodeSnapshot(primary string, refs *replicate.RefsResponse) []byte {
-	b, err := json.Marshal(refsSnapshot{Primary: primary, Zones: refs.Zones, Branches: refs.Branches})
+// encodeRefsRecord serializes the refs of primary for private state.
+func encodeRefsRecord(primary string, refs *replicate.RefsResponse) []byte {
+	b, err := json.Marshal(refsRecord{Primary: primary, Zones: refs.Zones, Branches: refs.Branches})
 	if err != nil {
-		return nil // cannot happen for strings; no snapshot is safe
+		return nil // cannot happen for strings; no record is safe
 	}
 	return b
 }
@@ -70,10 +72,11 @@ func fetchRefs(ctx context.Context, opts replicate.ClientOptions) (*replicate.Re
 	if err != nil {
 		return nil, fmt.Errorf("invalid client settings: %w", err)
 	}
-	refs, err := client.Refs(ctx)
+	info, err := client.RefsInfo(ctx)
 	if err != nil {
 		return nil, err
 	}
+	refs := info.Refs
 	tflog.Debug(ctx, "fetched primary refs", map[string]any{
 		"primary": opts.PrimaryURL, "zones": len(refs.Zones), "branches": len(refs.Branches),
 		"tags": len(refs.Tags), "duration_ms": time.Since(start).Milliseconds(),

@@ -1,9 +1,14 @@
-package replicate
+// Package walk is the replication walk: which objects reachable from some
+// roots a client lacks, given the objects it holds with their closures
+// (DESIGN §4.3). The server answers walk and pack requests with Missing; the
+// client runs Check over its own store after a transfer to find what a
+// target still lacks. Neither end's HTTP code is here: this package reads a
+// repo.Reader and nothing else.
+package walk
 
 import (
 	"bytes"
 	"container/heap"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,9 +17,9 @@ import (
 )
 
 // The walk answers "which objects reachable from roots does a client lack,
-// given that it holds known with their complete closures?" (DESIGN §4.3).
+// given that it holds known with their complete closures?"
 //
-// Exact guarantees of Walk:
+// Exact guarantees of Missing:
 //
 //   - Never a subset: every object reachable from a root is either reported
 //     or in the closure of some known hash. A client that fetches what is
@@ -22,7 +27,7 @@ import (
 //   - Usually exact, sometimes a superset: an object that the client holds
 //     can be reported when it is only reachable from known through a path
 //     the walk did not look at (a subtree moved to another name, content
-//     shared between zones, history beyond WalkOptions.MaxKnownCommits on
+//     shared between zones, history beyond Options.MaxKnownCommits on
 //     the known side, or commit clocks that run backwards: commits are
 //     visited newest first, so a root the client holds is recognised only
 //     when a known commit reaching it is not older than it). The v0 protocol
@@ -47,8 +52,8 @@ import (
 // scans it (a byte comparison without allocation, but proportional to its
 // size); objects visited stay constant.
 
-// WalkOptions bound one walk. The zero value uses the defaults.
-type WalkOptions struct {
+// Options bound one walk. The zero value uses the defaults.
+type Options struct {
 	// MaxKnownCommits bounds how many commits reachable from known the walk
 	// reads while proving that a commit reachable from a root is already
 	// held by the client. Beyond it the walk stops looking and reports
@@ -57,15 +62,15 @@ type WalkOptions struct {
 	MaxKnownCommits int
 }
 
-func (o WalkOptions) maxKnownCommits() int {
+func (o Options) maxKnownCommits() int {
 	if o.MaxKnownCommits > 0 {
 		return o.MaxKnownCommits
 	}
 	return 100000
 }
 
-// WalkStats counts the work one walk did.
-type WalkStats struct {
+// Stats counts the work one walk did.
+type Stats struct {
 	Commits int   // commit objects read (both sides)
 	Trees   int   // tree objects read (new trees and their bases)
 	Bytes   int64 // payload bytes read
@@ -73,7 +78,7 @@ type WalkStats struct {
 }
 
 // Visited is the number of objects the walk read.
-func (s WalkStats) Visited() int { return s.Commits + s.Trees }
+func (s Stats) Visited() int { return s.Commits + s.Trees }
 
 // RootNotFoundError says a walk root is not in the primary (HTTP 404).
 type RootNotFoundError struct{ Hash repo.Hash }
@@ -82,40 +87,47 @@ func (e *RootNotFoundError) Error() string {
 	return fmt.Sprintf("root %s not in primary", e.Hash.Short())
 }
 
-// errIncomplete marks an object reachable from a root that the primary's
+// ErrIncomplete marks an object reachable from a root that the primary's
 // own store lacks or cannot decode: the primary is damaged (HTTP 500).
-var errIncomplete = errors.New("primary store is incomplete or corrupt")
+var ErrIncomplete = errors.New("primary store is incomplete or corrupt")
 
 // EmitFunc receives each missing object once. payload is the object's
 // payload when the walk had to read it anyway (commits, trees, roots), nil
 // otherwise (blobs below a tree are never read by the walk).
 type EmitFunc func(h repo.Hash, kind repo.Kind, payload []byte) error
 
-// Walk reports, through emit, every object reachable from roots that is not
-// in the closure of known (see the guarantees above). Objects come before
-// the objects they link to. The all-zero root is skipped; a root rd does
-// not hold is a *RootNotFoundError; known hashes rd does not hold are
+// Missing reports, through emit, every object reachable from roots that is
+// not in the closure of known (see the guarantees above). Objects come
+// before the objects they link to. The all-zero root is skipped; a root rd
+// does not hold is a *RootNotFoundError; known hashes rd does not hold are
 // ignored. An error returned by emit stops the walk and is returned.
-func Walk(rd repo.Reader, roots, known []repo.Hash, opts WalkOptions, emit EmitFunc) (WalkStats, error) {
+func Missing(rd repo.Reader, roots, known []repo.Hash, opts Options, emit EmitFunc) (Stats, error) {
 	return walk(rd, roots, known, opts, emit, nil)
 }
 
-// walkCheck turns the walk into a check of rd's own closures: the client
-// runs it over its store after a transfer (verify.go), with known = its
-// local tips, to find what a target still lacks. Objects are then looked
-// at, not trusted: problem is told about every object the walk needed and
-// could not use (absent, err wrapping repo.ErrNotFound; of another kind
-// than its link expects; undecodable), and the walk goes on without it
-// instead of failing; a non-nil return stops the walk with that error.
-// Objects linked again with another kind than they were reported with
-// are problems too. Blobs are reported to emit but not remembered (they
-// link nothing, and emit reads each one), so a check of a million-record
-// zone keeps only its trees and commits in memory.
-type walkCheck struct {
-	problem func(h repo.Hash, want repo.Kind, err error) error
+// ProblemFunc is told about an object a Check needed and could not use.
+type ProblemFunc func(h repo.Hash, want repo.Kind, err error) error
+
+// Check is Missing run as a check of rd's own closures: the client runs it
+// over its store after a transfer, with known = its local tips, to find
+// what a target still lacks. Objects are then looked at, not trusted:
+// problem is told about every object the walk needed and could not use
+// (absent, err wrapping repo.ErrNotFound; of another kind than its link
+// expects; undecodable), and the walk goes on without it instead of
+// failing; a non-nil return stops the walk with that error. Objects linked
+// again with another kind than they were reported with are problems too.
+// Blobs are reported to emit but not remembered (they link nothing, and
+// emit reads each one), so a check of a million-record zone keeps only its
+// trees and commits in memory.
+func Check(rd repo.Reader, roots, known []repo.Hash, emit EmitFunc, problem ProblemFunc) (Stats, error) {
+	return walk(rd, roots, known, Options{}, emit, &walkCheck{problem: problem})
 }
 
-func walk(rd repo.Reader, roots, known []repo.Hash, opts WalkOptions, emit EmitFunc, chk *walkCheck) (WalkStats, error) {
+type walkCheck struct {
+	problem ProblemFunc
+}
+
+func walk(rd repo.Reader, roots, known []repo.Hash, opts Options, emit EmitFunc, chk *walkCheck) (Stats, error) {
 	w := &walker{
 		rd:       rd,
 		opts:     opts,
@@ -177,10 +189,10 @@ type treeWork struct {
 
 type walker struct {
 	rd     repo.Reader
-	opts   WalkOptions
+	opts   Options
 	emitFn EmitFunc
 	chk    *walkCheck // nil: the server's walk
-	stats  WalkStats
+	stats  Stats
 
 	seen     map[repo.Hash]uint8 // reported, with their kind (walkKind)
 	knownObj map[repo.Hash]uint8 // known non-commit objects (closures held), with their kind
@@ -297,11 +309,11 @@ func (w *walker) run(roots, known []repo.Hash) error {
 		bases := make([]repo.Hash, 0, len(n.parents)+len(extra))
 		for _, p := range n.parents {
 			if pn := w.commits[p]; pn != nil { // always: every parent of a missing commit was painted
-				bases = appendUnique(bases, pn.tree)
+				bases = repo.AppendUnique(bases, pn.tree)
 			}
 		}
 		for _, t := range extra {
-			bases = appendUnique(bases, t)
+			bases = repo.AppendUnique(bases, t)
 		}
 		if slices.Contains(bases, n.tree) {
 			continue // that tree is known or reported, with its closure
@@ -328,7 +340,7 @@ func (w *walker) relevantKnownTrees() []repo.Hash {
 			continue
 		}
 		seen[n.src] = true
-		out = appendUnique(out, w.knownTips[n.src-1].tree)
+		out = repo.AppendUnique(out, w.knownTips[n.src-1].tree)
 	}
 	// Map order is random; keep the walk deterministic.
 	slices.SortFunc(out, func(a, b repo.Hash) int { return bytes.Compare(a[:], b[:]) })
@@ -336,15 +348,6 @@ func (w *walker) relevantKnownTrees() []repo.Hash {
 		out = out[:maxExtraBases]
 	}
 	return out
-}
-
-func appendUnique(s []repo.Hash, h repo.Hash) []repo.Hash {
-	for _, x := range s {
-		if x == h {
-			return s
-		}
-	}
-	return append(s, h)
 }
 
 // get reads an object, counting the work.
@@ -423,7 +426,7 @@ func (w *walker) addRoot(h repo.Hash) error {
 			if hops == 0 {
 				return &RootNotFoundError{Hash: h}
 			}
-			return fmt.Errorf("tag target %s: %w (%w)", h, err, errIncomplete)
+			return fmt.Errorf("tag target %s: %w (%w)", h, err, ErrIncomplete)
 		}
 		if err != nil {
 			return fmt.Errorf("read root %s: %w", h.Short(), err)
@@ -448,10 +451,10 @@ func (w *walker) addRoot(h repo.Hash) error {
 			}
 			t, err := repo.DecodeTag(payload)
 			if err != nil {
-				return w.problem(h, kind, fmt.Errorf("tag %s: %w (%w)", h, err, errIncomplete))
+				return w.problem(h, kind, fmt.Errorf("tag %s: %w (%w)", h, err, ErrIncomplete))
 			}
 			if hops > 16 {
-				return w.problem(h, kind, fmt.Errorf("tag %s: chain of more than 16 tags (%w)", h, errIncomplete))
+				return w.problem(h, kind, fmt.Errorf("tag %s: chain of more than 16 tags (%w)", h, ErrIncomplete))
 			}
 			h = t.Object
 		default: // blob, symref: no links
@@ -463,7 +466,7 @@ func (w *walker) addRoot(h repo.Hash) error {
 func (w *walker) newCommitNode(h repo.Hash, payload []byte) (*commitNode, error) {
 	c, err := repo.DecodeCommit(payload)
 	if err != nil {
-		return nil, fmt.Errorf("commit %s: %w (%w)", h, err, errIncomplete)
+		return nil, fmt.Errorf("commit %s: %w (%w)", h, err, ErrIncomplete)
 	}
 	n := &commitNode{hash: h, when: c.Committer.When, tree: c.Tree, parents: c.Parents, payload: payload}
 	w.commits[h] = n
@@ -526,7 +529,7 @@ func (w *walker) paint() ([]*commitNode, error) {
 					if err == nil {
 						err = fmt.Errorf("is a %s", kind)
 					}
-					err = fmt.Errorf("parent %s of commit %s: %w (%w)", p, n.hash.Short(), err, errIncomplete)
+					err = fmt.Errorf("parent %s of commit %s: %w (%w)", p, n.hash.Short(), err, ErrIncomplete)
 					if err := w.problem(p, repo.KindCommit, err); err != nil {
 						return nil, err
 					}
@@ -561,13 +564,11 @@ func (w *walker) paint() ([]*commitNode, error) {
 	return out, nil
 }
 
-// diffTrees processes the tree stack: each tree is compared entry by entry
-// with its bases (sorted merge over the raw payloads, no allocation per
-// entry); only entries that differ from every base and were not reported
-// yet are reported, and only such subtrees are opened.
+// diffTrees processes the tree stack: each tree is compared with its bases
+// by repo.DiffTree; only entries that differ from every base and were not
+// reported yet are reported, and only such subtrees are opened.
 func (w *walker) diffTrees() error {
 	var bases [][]byte
-	var its []treeIter
 	for len(w.trees) > 0 {
 		tw := w.trees[len(w.trees)-1]
 		w.trees = w.trees[:len(w.trees)-1]
@@ -589,71 +590,27 @@ func (w *walker) diffTrees() error {
 			}
 			bases = append(bases, bp)
 		}
-		it, err := newTreeIter(tw.hash, payload)
-		if err != nil {
-			if err := w.problem(tw.hash, repo.KindTree, err); err != nil {
-				return err
-			}
-			continue
-		}
-		its = its[:0]
-		for _, bp := range bases {
-			bit, err := newTreeIter(repo.ZeroHash, bp)
-			if err != nil {
-				continue
-			}
-			if bit.next() {
-				its = append(its, bit)
-			}
-		}
-		for it.next() {
-			var childBases []repo.Hash
-			equal := false
-			for i := range its {
-				bi := &its[i]
-				for !bi.done && entryCmp(bi.kind, bi.name, it.kind, it.name) < 0 {
-					bi.next()
-				}
-				if bi.done || bi.kind != it.kind || !bytes.Equal(bi.name, it.name) {
-					continue
-				}
-				if bytes.Equal(bi.hash, it.hash) {
-					equal = true
-					skipIdentical(&it, bi)
-					break
-				}
-				if it.kind == byte(repo.EntrySubtree) {
-					var bh repo.Hash
-					copy(bh[:], bi.hash)
-					childBases = appendUnique(childBases, bh)
-				}
-			}
-			if equal {
-				continue
-			}
-			var h repo.Hash
-			copy(h[:], it.hash)
-			want := repo.KindBlob
-			if it.kind == byte(repo.EntrySubtree) {
-				want = repo.KindTree
-			}
+		var stop error // from emit or a check's problem: ends the walk
+		err = repo.DiffTree(tw.hash, payload, bases, func(kind repo.EntryKind, h repo.Hash, same []repo.Hash) error {
+			want := kind.ObjectKind()
 			if skip, err := w.skipLinked(h, want); skip || err != nil {
-				if err != nil {
-					return err
-				}
-				continue
-			}
-			if it.kind == byte(repo.EntrySubtree) {
-				if err := w.emit(h, repo.KindTree, nil); err != nil {
-					return err
-				}
-				w.trees = append(w.trees, treeWork{hash: h, bases: childBases})
-			} else if err := w.emit(h, repo.KindBlob, nil); err != nil {
+				stop = err
 				return err
 			}
+			if err := w.emit(h, want, nil); err != nil {
+				stop = err
+				return err
+			}
+			if want == repo.KindTree {
+				w.trees = append(w.trees, treeWork{hash: h, bases: slices.Clone(same)})
+			}
+			return nil
+		})
+		if stop != nil {
+			return stop
 		}
-		if it.err != nil {
-			if err := w.problem(tw.hash, repo.KindTree, it.err); err != nil {
+		if err != nil {
+			if err := w.problem(tw.hash, repo.KindTree, fmt.Errorf("%w (%w)", err, ErrIncomplete)); err != nil {
 				return err
 			}
 		}
@@ -669,151 +626,13 @@ func (w *walker) diffTrees() error {
 	return nil
 }
 
-// skipIdentical moves it and bi, whose current entries are equal, over the
-// entries that follow byte for byte identically in both trees, leaving both
-// on the last such entry (equal, so it reports nothing). In a flat zone the
-// apex tree of a one-record change differs from its base in one entry out
-// of 100,000s; this turns the merge of the rest (two parses and several
-// comparisons per entry) into one bulk byte comparison and a parse of it
-// alone. The entries skipped in it are still parsed with it.next, so a
-// corrupt tree fails exactly as before. Those in bi are not, and need not
-// be: they are the same bytes, read from the same preceding entry, so
-// bi.next would accept exactly what it.next accepted (and on an error the
-// walk stops anyway). The other bases are not moved here; the merge loop
-// advances them when it next needs them, to the same positions.
-func skipIdentical(it, bi *treeIter) {
-	start := it.off
-	shift := bi.off - it.off
-	end := start + commonPrefix(it.p[start:], bi.p[bi.off:])
-	var n uint64
-	last := -1
-	for it.left > 0 && n < bi.left {
-		off := it.off
-		// Only whole entries inside the identical run; next() checks the
-		// rest (kind, length, bounds, order) as always.
-		if end-off < 2 || off+2+int(it.p[off+1])+32 > end {
-			break
-		}
-		if !it.next() {
-			return // it.err is set; the walk fails on it
-		}
-		last = off
-		n++
-	}
-	if n == 0 {
-		return
-	}
-	l := len(it.name)
-	bo := last + shift
-	bi.off = it.off + shift
-	bi.left -= n
-	bi.idx += int(n)
-	bi.kind, bi.name, bi.hash = bi.p[bo], bi.p[bo+2:bo+2+l], bi.p[bo+2+l:bo+2+l+32]
-}
-
-// commonPrefix returns the length of the longest common prefix of a and b,
-// comparing in blocks first (memequal is vectorised; a byte loop over a
-// 4 MB apex tree is not).
-func commonPrefix(a, b []byte) int {
-	n := min(len(a), len(b))
-	const block = 512
-	i := 0
-	for i+block <= n && bytes.Equal(a[i:i+block], b[i:i+block]) {
-		i += block
-	}
-	for i < n && a[i] == b[i] {
-		i++
-	}
-	return i
-}
-
 func (w *walker) getTree(h repo.Hash) (repo.Kind, []byte, error) {
 	kind, payload, err := w.get(h)
 	if err != nil {
-		return "", nil, fmt.Errorf("tree %s: %w (%w)", h, err, errIncomplete)
+		return "", nil, fmt.Errorf("tree %s: %w (%w)", h, err, ErrIncomplete)
 	}
 	if kind != repo.KindTree {
-		return "", nil, fmt.Errorf("object %s is a %s where a tree is linked (%w)", h, kind, errIncomplete)
+		return "", nil, fmt.Errorf("object %s is a %s where a tree is linked (%w)", h, kind, ErrIncomplete)
 	}
 	return kind, payload, nil
-}
-
-func entryCmp(ak byte, an []byte, bk byte, bn []byte) int {
-	if ak != bk {
-		if ak < bk {
-			return -1
-		}
-		return 1
-	}
-	return bytes.Compare(an, bn)
-}
-
-// treeIter reads the entries of a tree payload in place (FORMAT.md), with
-// the same strictness as repo.DecodeTree: version, bounds, known kinds,
-// strictly increasing order.
-type treeIter struct {
-	tree repo.Hash
-	p    []byte
-	off  int
-	left uint64
-	idx  int
-	done bool
-	err  error
-
-	kind byte
-	name []byte
-	hash []byte
-}
-
-func newTreeIter(h repo.Hash, p []byte) (treeIter, error) {
-	it := treeIter{tree: h, p: p}
-	if len(p) == 0 || p[0] != 1 {
-		return it, fmt.Errorf("tree %s: bad version or empty payload: %w (%w)", h, repo.ErrCorrupt, errIncomplete)
-	}
-	count, n := binary.Uvarint(p[1:])
-	// Only the shortest varint is canonical (binary.Uvarint also accepts
-	// padded forms such as 80 00); repo.DecodeTree rejects the others too.
-	var tmp [binary.MaxVarintLen64]byte
-	if n <= 0 || n != binary.PutUvarint(tmp[:], count) || count > uint64(len(p)-1-n)/35 {
-		return it, fmt.Errorf("tree %s: bad entry count: %w (%w)", h, repo.ErrCorrupt, errIncomplete)
-	}
-	it.off, it.left = 1+n, count
-	return it, nil
-}
-
-// next advances to the next entry; false at the end or on error (it.err).
-func (it *treeIter) next() bool {
-	if it.done {
-		return false
-	}
-	if it.left == 0 {
-		it.done = true
-		if it.off != len(it.p) {
-			it.err = fmt.Errorf("tree %s: trailing bytes: %w (%w)", it.tree, repo.ErrCorrupt, errIncomplete)
-		}
-		return false
-	}
-	p, off := it.p, it.off
-	if len(p)-off < 2 {
-		return it.fail("truncated")
-	}
-	k, l := p[off], int(p[off+1])
-	if k > byte(repo.EntryLeaf) || l == 0 || len(p)-off-2 < l+32 {
-		return it.fail("bad entry")
-	}
-	name := p[off+2 : off+2+l]
-	if it.idx > 0 && entryCmp(it.kind, it.name, k, name) >= 0 {
-		return it.fail("entries out of order or duplicated")
-	}
-	it.kind, it.name, it.hash = k, name, p[off+2+l:off+2+l+32]
-	it.off = off + 2 + l + 32
-	it.left--
-	it.idx++
-	return true
-}
-
-func (it *treeIter) fail(why string) bool {
-	it.done = true
-	it.err = fmt.Errorf("tree %s: entry %d: %s: %w (%w)", it.tree, it.idx, why, repo.ErrCorrupt, errIncomplete)
-	return false
 }

@@ -1,4 +1,4 @@
-package replicate
+package server
 
 import (
 	"bufio"
@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 	"github.com/zonegit/terraform-provider-zonegit/repo/repotest"
 )
@@ -130,7 +131,7 @@ func headerFile(t *testing.T, path string) http.Header {
 
 func missingSet(t *testing.T, body []byte) map[string]bool {
 	t.Helper()
-	var wr WalkResponse
+	var wr wire.WalkResponse
 	if err := json.Unmarshal(body, &wr); err != nil {
 		t.Fatalf("walk response %q: %v", clipBytes(body), err)
 	}
@@ -187,12 +188,12 @@ func TestServerReplaysDaemonVectors(t *testing.T) {
 				t.Fatal(err)
 			}
 			wantHdr := headerFile(t, filepath.Join(dir, v.HeadersFile))
-			for _, k := range []string{"Content-Type", ObjectKindHeader} {
+			for _, k := range []string{"Content-Type", wire.ObjectKindHeader} {
 				if g, w := resp.Header.Get(k), wantHdr.Get(k); g != w {
 					t.Errorf("%s %q, want %q", k, g, w)
 				}
 			}
-			for _, k := range []string{CapabilitiesHeader, "Cache-Control", "ETag"} {
+			for _, k := range []string{wire.CapabilitiesHeader, "Cache-Control", "ETag"} {
 				if g := resp.Header.Get(k); g != "" {
 					t.Errorf("v0-only server sent %s: %q", k, g)
 				}
@@ -229,8 +230,8 @@ func TestServerReplaysDaemonVectors(t *testing.T) {
 			if e.ObjectKind != nil {
 				wantKind = *e.ObjectKind
 			}
-			if k := resp.Header.Get(ObjectKindHeader); k != wantKind {
-				t.Errorf("%s %q, want %q", ObjectKindHeader, k, wantKind)
+			if k := resp.Header.Get(wire.ObjectKindHeader); k != wantKind {
+				t.Errorf("%s %q, want %q", wire.ObjectKindHeader, k, wantKind)
 			}
 			switch {
 			case e.Path == "/" || e.Path == "/v0/nope":
@@ -273,7 +274,7 @@ func TestServerWalkMatchesClosureDifference(t *testing.T) {
 	}
 	for _, root := range commits {
 		for _, known := range append([]repo.Hash{repo.ZeroHash}, commits...) {
-			req := WalkRequest{Roots: []string{root.String()}, Known: []string{}}
+			req := wire.WalkRequest{Roots: []string{root.String()}, Known: []string{}}
 			if !known.IsZero() {
 				req.Known = append(req.Known, known.String())
 			}
@@ -283,11 +284,11 @@ func TestServerWalkMatchesClosureDifference(t *testing.T) {
 				t.Fatalf("walk %s known %s: status %d %q", root.Short(), known.Short(), resp.StatusCode, got)
 			}
 			want := map[string]bool{}
-			for h := range closure(t, r, root) {
+			for h := range repotest.Closure(t, r, root) {
 				want[h.String()] = true
 			}
 			if !known.IsZero() {
-				for h := range closure(t, r, known) {
+				for h := range repotest.Closure(t, r, known) {
 					delete(want, h.String())
 				}
 			}
@@ -296,33 +297,6 @@ func TestServerWalkMatchesClosureDifference(t *testing.T) {
 			}
 		}
 	}
-}
-
-// closure is the reference definition: everything reachable from h.
-func closure(t testing.TB, r repo.Reader, h repo.Hash) map[repo.Hash]bool {
-	t.Helper()
-	out := map[repo.Hash]bool{}
-	stack := []repo.Hash{h}
-	for len(stack) > 0 {
-		h := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if out[h] {
-			continue
-		}
-		out[h] = true
-		kind, payload, err := r.Get(h)
-		if err != nil {
-			t.Fatalf("closure: %v", err)
-		}
-		links, err := repo.Links(kind, payload)
-		if err != nil {
-			t.Fatalf("closure: %v", err)
-		}
-		for _, l := range links {
-			stack = append(stack, l.Hash)
-		}
-	}
-	return out
 }
 
 func TestServerExtensions(t *testing.T) {
@@ -334,13 +308,13 @@ func TestServerExtensions(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("status %d", resp.StatusCode)
 		}
-		if got := resp.Header.Get(CapabilitiesHeader); got != "batch, tags, pack" {
-			t.Errorf("%s = %q", CapabilitiesHeader, got)
+		if got := resp.Header.Get(wire.CapabilitiesHeader); got != "batch, tags, pack" {
+			t.Errorf("%s = %q", wire.CapabilitiesHeader, got)
 		}
 		if got := resp.Header.Get("Cache-Control"); got != "no-cache" {
 			t.Errorf("Cache-Control = %q", got)
 		}
-		var rr RefsResponse
+		var rr wire.RefsResponse
 		if err := json.Unmarshal(body, &rr); err != nil {
 			t.Fatal(err)
 		}
@@ -380,8 +354,8 @@ func TestServerExtensions(t *testing.T) {
 	t.Run("object cache headers", func(t *testing.T) {
 		url := ts.URL + "/v0/objects/" + main
 		resp, body := do(t, http.MethodGet, url, nil)
-		if resp.StatusCode != http.StatusOK || resp.Header.Get(ObjectKindHeader) != "commit" {
-			t.Fatalf("status %d kind %q", resp.StatusCode, resp.Header.Get(ObjectKindHeader))
+		if resp.StatusCode != http.StatusOK || resp.Header.Get(wire.ObjectKindHeader) != "commit" {
+			t.Fatalf("status %d kind %q", resp.StatusCode, resp.Header.Get(wire.ObjectKindHeader))
 		}
 		if repo.HashObject(repo.KindCommit, body).String() != main {
 			t.Fatalf("body does not hash to %s", main)
@@ -405,7 +379,7 @@ func TestServerExtensions(t *testing.T) {
 	})
 
 	t.Run("batch", func(t *testing.T) {
-		all := closure(t, r, repo.MustParseHash(main))
+		all := repotest.Closure(t, r, repo.MustParseHash(main))
 		var hashes []string
 		for h := range all {
 			hashes = append(hashes, strings.ToUpper(h.String())) // uppercase accepted
@@ -413,14 +387,14 @@ func TestServerExtensions(t *testing.T) {
 		sort.Strings(hashes)
 		distinct := len(hashes)
 		hashes = append(hashes, hashes[0]) // a duplicate is served once
-		body, _ := json.Marshal(BatchRequest{Hashes: hashes})
+		body, _ := json.Marshal(wire.BatchRequest{Hashes: hashes})
 		req, _ := http.NewRequest(http.MethodPost, ts.URL+"/v0/objects/batch", bytes.NewReader(body))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != ObjectStreamContentType {
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != wire.ObjectStreamContentType {
 			t.Fatalf("status %d, Content-Type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
 		frames := readFrames(t, resp.Body)
@@ -432,14 +406,14 @@ func TestServerExtensions(t *testing.T) {
 				t.Errorf("frame %d is %s, want %s (request order)", i, f.hash, hashes[i])
 			}
 		}
-		if got := resp.Trailer.Get(ObjectCountTrailer); got != strconv.Itoa(distinct) {
-			t.Errorf("trailer %s = %q, want %d", ObjectCountTrailer, got, distinct)
+		if got := resp.Trailer.Get(wire.ObjectCountTrailer); got != strconv.Itoa(distinct) {
+			t.Errorf("trailer %s = %q, want %d", wire.ObjectCountTrailer, got, distinct)
 		}
 	})
 
 	t.Run("batch unknown hash", func(t *testing.T) {
 		unknown := strings.Repeat("1", 64)
-		body, _ := json.Marshal(BatchRequest{Hashes: []string{main, unknown}})
+		body, _ := json.Marshal(wire.BatchRequest{Hashes: []string{main, unknown}})
 		resp, got := do(t, http.MethodPost, ts.URL+"/v0/objects/batch", bytes.NewReader(body))
 		if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(got), unknown) {
 			t.Errorf("status %d body %q, want 404 naming %s", resp.StatusCode, got, unknown)
@@ -448,7 +422,7 @@ func TestServerExtensions(t *testing.T) {
 
 	t.Run("pack", func(t *testing.T) {
 		c1 := parentOf(t, r, repo.MustParseHash(main))
-		body, _ := json.Marshal(WalkRequest{Roots: []string{main}, Known: []string{c1.String()}})
+		body, _ := json.Marshal(wire.WalkRequest{Roots: []string{main}, Known: []string{c1.String()}})
 		req, _ := http.NewRequest(http.MethodPost, ts.URL+"/v0/objects/pack", bytes.NewReader(body))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -461,8 +435,8 @@ func TestServerExtensions(t *testing.T) {
 		frames := readFrames(t, resp.Body)
 		// Same objects as the daemon's incremental walk, each before the
 		// objects it links to.
-		want := closure(t, r, repo.MustParseHash(main))
-		for h := range closure(t, r, c1) {
+		want := repotest.Closure(t, r, repo.MustParseHash(main))
+		for h := range repotest.Closure(t, r, c1) {
 			delete(want, h)
 		}
 		if len(frames) != len(want) || len(frames) != 5 {
@@ -483,7 +457,7 @@ func TestServerExtensions(t *testing.T) {
 				}
 			}
 		}
-		if got := resp.Trailer.Get(ObjectCountTrailer); got != "5" {
+		if got := resp.Trailer.Get(wire.ObjectCountTrailer); got != "5" {
 			t.Errorf("trailer = %q", got)
 		}
 	})
@@ -633,8 +607,8 @@ func TestServerWalkResponseCap(t *testing.T) {
 	}
 	// Pack streams, so the cap does not apply to it.
 	resp, _ = do(t, http.MethodPost, ts.URL+"/v0/objects/pack", strings.NewReader(body))
-	if resp.StatusCode != http.StatusOK || resp.Trailer.Get(ObjectCountTrailer) != "36" {
-		t.Errorf("pack: status %d, trailer %q", resp.StatusCode, resp.Trailer.Get(ObjectCountTrailer))
+	if resp.StatusCode != http.StatusOK || resp.Trailer.Get(wire.ObjectCountTrailer) != "36" {
+		t.Errorf("pack: status %d, trailer %q", resp.StatusCode, resp.Trailer.Get(wire.ObjectCountTrailer))
 	}
 }
 

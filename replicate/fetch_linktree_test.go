@@ -1,59 +1,53 @@
 package replicate
 
 import (
-	"bytes"
-	"encoding/binary"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/zonegit/terraform-provider-zonegit/repo"
+	"github.com/zonegit/terraform-provider-zonegit/repo/repotest"
 )
 
 // refLinkTree is puller.linkTree, folded into the wanted set as receive
-// does, as it was before it skipped identical runs (a plain merge with the
-// base), kept to check that skipping changes nothing: the same children
-// wanted with the same kinds, the same bases for replaced subtrees, the
-// same error.
+// does, written as a plain merge with the base over the entries FORMAT.md's
+// rules read (repotest.SpecTree; the base as far as it keeps them), kept to
+// check that the comparison linkTree uses changes nothing: the same
+// children wanted with the same kinds, the same bases for replaced
+// subtrees, the same error (DecodeTree's, naming the tree).
 func refLinkTree(h repo.Hash, payload, base []byte) (map[repo.Hash]kindSet, map[repo.Hash]repo.Hash, error) {
 	wanted := map[repo.Hash]kindSet{}
 	bases := map[repo.Hash]repo.Hash{}
-	var kt treeIter
-	kok := false
+	if _, derr := repo.DecodeTree(payload); derr != nil {
+		return wanted, bases, fmt.Errorf("%s", strings.Replace(derr.Error(), "tree:", "tree "+h.String()+":", 1))
+	}
+	cur, _ := repotest.SpecTree(payload)
+	var known []repo.TreeEntry
 	if base != nil {
-		if it, err := newTreeIter(repo.ZeroHash, base); err == nil {
-			kt, kok = it, it.next()
-		}
+		known, _ = repotest.SpecTree(base)
 	}
-	it, err := newTreeIter(h, payload)
-	if err != nil {
-		return wanted, bases, err
-	}
-	for it.next() {
-		for kok && entryCmp(kt.kind, kt.name, it.kind, it.name) < 0 {
-			kok = kt.next()
-		}
-		same := kok && kt.kind == it.kind && bytes.Equal(kt.name, it.name)
-		if same && bytes.Equal(kt.hash, it.hash) {
+	for _, e := range cur {
+		i, same := slices.BinarySearchFunc(known, e, repotest.EntryCompare)
+		if same && known[i].Hash == e.Hash {
 			continue
 		}
 		want := setBlob
-		if it.kind == byte(repo.EntrySubtree) {
+		if e.Kind == repo.EntrySubtree {
 			want = setTree
 		}
-		child := repo.Hash(it.hash)
-		if w, ok := wanted[child]; ok {
-			wanted[child] = w & want
+		if w, ok := wanted[e.Hash]; ok {
+			wanted[e.Hash] = w & want
 			continue
 		}
-		wanted[child] = want
-		if same && it.kind == byte(repo.EntrySubtree) {
-			bases[child] = repo.Hash(kt.hash)
+		wanted[e.Hash] = want
+		if same && e.Kind == repo.EntrySubtree {
+			bases[e.Hash] = known[i].Hash
 		}
 	}
-	return wanted, bases, it.err
+	return wanted, bases, nil
 }
 
 // runLinkTree stores base (if any) in local, runs puller.linkTree on the
@@ -97,10 +91,17 @@ func missingChildren(es, base []repo.TreeEntry) map[repo.Hash]bool {
 }
 
 func sortEntries(es []repo.TreeEntry) []repo.TreeEntry {
-	slices.SortFunc(es, func(a, b repo.TreeEntry) int {
-		return entryCmp(byte(a.Kind), []byte(a.Name), byte(b.Kind), []byte(b.Name))
-	})
+	slices.SortFunc(es, repotest.EntryCompare)
 	return es
+}
+
+func encode(t *testing.T, es []repo.TreeEntry) []byte {
+	t.Helper()
+	p, err := (&repo.Tree{Entries: es}).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // TestLinkTreeDetectsMissingChildren: a new tree that differs from its
@@ -209,17 +210,17 @@ func TestLinkTreeCorruptNewTree(t *testing.T) {
 	// Entries 30 and 31 swapped (out of order) in both trees; the new tree
 	// also differs at its first and last entries, so the skip starts before
 	// the damage and would run over it if it did not parse what it skips.
-	base := sortEntries(randTree(rand.New(rand.NewPCG(3, 4)), 64))
-	if string(rawTree(base)) != string(encode(t, base)) {
-		t.Fatal("rawTree does not encode like repo.Tree.Encode")
+	base := sortEntries(repotest.RandTree(rand.New(rand.NewPCG(3, 4)), 64))
+	if string(repotest.RawTree(base)) != string(encode(t, base)) {
+		t.Fatal("RawTree does not encode like repo.Tree.Encode")
 	}
 	bad := slices.Clone(base)
 	bad[30], bad[31] = bad[31], bad[30]
-	bp := rawTree(bad)
+	bp := repotest.RawTree(bad)
 	nes := slices.Clone(bad)
 	nes[0].Hash[31]++
 	nes[len(nes)-1].Hash[31]++
-	np := rawTree(nes)
+	np := repotest.RawTree(nes)
 	if _, err := repo.DecodeTree(np); err == nil {
 		t.Fatal("test tree decodes")
 	}
@@ -229,16 +230,16 @@ func TestLinkTreeCorruptNewTree(t *testing.T) {
 
 	r := rand.New(rand.NewPCG(5, 6))
 	for iter := 0; iter < 2000; iter++ {
-		base := sortEntries(randTree(r, r.IntN(200)))
-		es := mutate(r, base)
+		base := sortEntries(repotest.RandTree(r, r.IntN(200)))
+		es := repotest.MutateTree(r, base)
 		bp, np := encode(t, base), encode(t, es)
 		corruptNew := false
 		switch r.IntN(4) {
 		case 0, 1:
-			np = corrupt(r, np)
+			np = repotest.CorruptTree(r, np)
 			corruptNew = true
 		case 2:
-			bp = corrupt(r, bp)
+			bp = repotest.CorruptTree(r, bp)
 		}
 		h, pending, bases, err := runLinkTree(t, local, np, bp)
 		_, decErr := repo.DecodeTree(np)
@@ -263,17 +264,4 @@ func TestLinkTreeCorruptNewTree(t *testing.T) {
 			}
 		}
 	}
-}
-
-// rawTree encodes entries as given (FORMAT.md), without the order checks
-// of repo.Tree.Encode.
-func rawTree(es []repo.TreeEntry) []byte {
-	p := []byte{1}
-	p = binary.AppendUvarint(p, uint64(len(es)))
-	for _, e := range es {
-		p = append(p, byte(e.Kind), byte(len(e.Name)))
-		p = append(p, e.Name...)
-		p = append(p, e.Hash[:]...)
-	}
-	return p
 }

@@ -1,12 +1,9 @@
-package replicate
+package wire
 
 import (
 	"bytes"
-	"errors"
 	"strings"
 	"testing"
-
-	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
 
 const fuzzHash = "d9fc9675698350994f7357a8aff16b6f5990417feabbc8887e4af58599f8a662"
@@ -69,52 +66,6 @@ func FuzzBatchRequest(f *testing.F) {
 		for _, h := range hs {
 			if !bytes.Contains(bytes.ToLower(body), []byte(h.String())) {
 				t.Fatalf("hash %s not in the request", h)
-			}
-		}
-	})
-}
-
-// FuzzTreeIter: the walk's in-place tree reader accepts exactly what
-// repo.DecodeTree accepts and yields the same entries, so the walk can
-// neither skip nor invent an entry.
-func FuzzTreeIter(f *testing.F) {
-	t1, _ := (&repo.Tree{Entries: []repo.TreeEntry{
-		{Kind: repo.EntrySubtree, Name: "www", Hash: repo.HashObject(repo.KindTree, nil)},
-		{Kind: repo.EntryLeaf, Name: "A", Hash: repo.HashObject(repo.KindBlob, []byte{1})},
-		{Kind: repo.EntryLeaf, Name: "AAAA", Hash: repo.HashObject(repo.KindBlob, []byte{2})},
-	}}).Encode()
-	f.Add(t1)
-	f.Add([]byte{1, 0})
-	f.Add([]byte{1, 0x80, 0}) // padded entry count: not canonical
-	f.Add([]byte{2, 0})
-	f.Add(append(append([]byte{}, t1...), 0))
-	f.Fuzz(func(t *testing.T, p []byte) {
-		want, derr := repo.DecodeTree(p)
-		it, err := newTreeIter(repo.ZeroHash, p)
-		var got []repo.TreeEntry
-		if err == nil {
-			for it.next() {
-				e := repo.TreeEntry{Kind: repo.EntryKind(it.kind), Name: string(it.name)}
-				copy(e.Hash[:], it.hash)
-				got = append(got, e)
-			}
-			err = it.err
-		}
-		if (derr == nil) != (err == nil) {
-			t.Fatalf("DecodeTree error %v, iterator error %v", derr, err)
-		}
-		if err != nil {
-			if !errors.Is(err, repo.ErrCorrupt) {
-				t.Fatalf("iterator error %v is not ErrCorrupt", err)
-			}
-			return
-		}
-		if len(got) != len(want.Entries) {
-			t.Fatalf("%d entries, DecodeTree has %d", len(got), len(want.Entries))
-		}
-		for i := range got {
-			if got[i] != want.Entries[i] {
-				t.Fatalf("entry %d: %+v, DecodeTree has %+v", i, got[i], want.Entries[i])
 			}
 		}
 	})

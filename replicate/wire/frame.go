@@ -1,0 +1,151 @@
+package wire
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/zonegit/terraform-provider-zonegit/repo"
+)
+
+// The object stream of batch and pack responses (see BatchRequest): frames
+// of "<64 lowercase hex> SP <kind> SP <decimal length> LF <payload>", back
+// to back, then the ObjectCountTrailer trailer.
+
+// FrameWriter writes the object stream.
+type FrameWriter struct {
+	bw *bufio.Writer
+	n  int
+}
+
+// NewFrameWriter buffers frames for w; Flush sends what is buffered.
+func NewFrameWriter(w io.Writer) *FrameWriter {
+	return &FrameWriter{bw: bufio.NewWriterSize(w, 256<<10)}
+}
+
+// Frame writes one object. Errors name the object.
+func (f *FrameWriter) Frame(h repo.Hash, kind repo.Kind, payload []byte) error {
+	var hdr [64 + 1 + 8 + 1 + 20 + 1]byte
+	b := hex.AppendEncode(hdr[:0], h[:])
+	b = append(b, ' ')
+	b = append(b, kind...)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(len(payload)), 10)
+	b = append(b, '\n')
+	if _, err := f.bw.Write(b); err != nil {
+		return fmt.Errorf("send object %s: %w", h.Short(), err)
+	}
+	if _, err := f.bw.Write(payload); err != nil {
+		return fmt.Errorf("send object %s: %w", h.Short(), err)
+	}
+	f.n++
+	return nil
+}
+
+// Frames is the number of frames written so far: the value of the
+// ObjectCountTrailer trailer once the stream is complete.
+func (f *FrameWriter) Frames() int { return f.n }
+
+// Flush sends the buffered frames.
+func (f *FrameWriter) Flush() error {
+	if err := f.bw.Flush(); err != nil {
+		return fmt.Errorf("send objects: %w", err)
+	}
+	return nil
+}
+
+// maxFrameHeader bounds a frame header: 64 hex + kind + length.
+const maxFrameHeader = 128
+
+// maxRetainedFrame is the largest payload buffer a frame reader keeps
+// between frames.
+const maxRetainedFrame = 1 << 20
+
+// FrameReader parses the object stream.
+type FrameReader struct {
+	br  *bufio.Reader
+	buf []byte
+	max int
+}
+
+// NewFrameReader reads frames from r; a frame whose payload is longer than
+// maxObject bytes is an error.
+func NewFrameReader(r io.Reader, maxObject int) *FrameReader {
+	return &FrameReader{br: bufio.NewReaderSize(r, 256<<10), max: maxObject}
+}
+
+// Next returns the next frame. The payload is only valid until the next
+// call. io.EOF means the stream ended cleanly between frames; a stream that
+// ends inside a frame is io.ErrUnexpectedEOF. The hash is not checked
+// against the payload: the caller verifies every object.
+func (f *FrameReader) Next() (repo.Hash, repo.Kind, []byte, error) {
+	var h repo.Hash
+	line, err := f.br.ReadSlice('\n')
+	if err != nil {
+		switch {
+		case errors.Is(err, io.EOF) && len(line) == 0:
+			return h, "", nil, io.EOF
+		case errors.Is(err, io.EOF):
+			return h, "", nil, fmt.Errorf("batch stream truncated in a frame header: %w", io.ErrUnexpectedEOF)
+		case errors.Is(err, bufio.ErrBufferFull):
+			return h, "", nil, fmt.Errorf("batch frame header longer than %d bytes", maxFrameHeader)
+		}
+		return h, "", nil, fmt.Errorf("batch stream: %w", err)
+	}
+	if len(line) > maxFrameHeader {
+		return h, "", nil, fmt.Errorf("batch frame header longer than %d bytes", maxFrameHeader)
+	}
+	line = line[:len(line)-1]
+	hexPart, rest, ok1 := bytes.Cut(line, []byte{' '})
+	kindPart, lenPart, ok2 := bytes.Cut(rest, []byte{' '})
+	if !ok1 || !ok2 {
+		return h, "", nil, fmt.Errorf("batch frame header %q: want \"<hex> <kind> <len>\"", Printable(line))
+	}
+	h, err = repo.ParseHash(string(hexPart))
+	if err != nil {
+		return h, "", nil, fmt.Errorf("batch frame header: %w", err)
+	}
+	kind, err := repo.ParseKind(string(kindPart))
+	if err != nil {
+		return h, "", nil, fmt.Errorf("batch frame for %s: %w", h.Short(), err)
+	}
+	n, err := parseLen(lenPart)
+	if err != nil || n > f.max {
+		return h, "", nil, fmt.Errorf("batch frame for %s: bad length %q (at most %d)", h.Short(), Printable(lenPart), f.max)
+	}
+	switch {
+	case cap(f.buf) < n:
+		f.buf = make([]byte, n, max(n, 2*cap(f.buf)))
+	case cap(f.buf) > maxRetainedFrame && n <= maxRetainedFrame:
+		// Do not keep the buffer of one huge object (the apex tree of a
+		// million-name zone is ~40 MB) for the rest of a long stream.
+		f.buf = make([]byte, n, maxRetainedFrame)
+	}
+	f.buf = f.buf[:n]
+	if _, err := io.ReadFull(f.br, f.buf); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return h, "", nil, fmt.Errorf("batch stream truncated in the payload of %s: %w", h.Short(), err)
+	}
+	return h, kind, f.buf, nil
+}
+
+// parseLen accepts only plain decimal digits (no sign, no spaces, no
+// leading zero), so each frame has one spelling.
+func parseLen(b []byte) (int, error) {
+	if len(b) == 0 || len(b) > 10 || len(b) > 1 && b[0] == '0' {
+		return 0, errors.New("bad length")
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, errors.New("bad length")
+		}
+	}
+	n, err := strconv.Atoi(string(b))
+	return n, err
+}

@@ -1,0 +1,136 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/zonegit/terraform-provider-zonegit/repo"
+)
+
+func clientFrame(kind repo.Kind, payload string) string {
+	h := repo.HashObject(kind, []byte(payload))
+	return h.String() + " " + string(kind) + " " + clientItoa(len(payload)) + "\n" + payload
+}
+
+func clientItoa(n int) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			break
+		}
+	}
+	return string(b[i:])
+}
+
+func TestFrameReader(t *testing.T) {
+	stream := clientFrame(repo.KindBlob, "abc") + clientFrame(repo.KindSymref, "refs/heads/x./main") + clientFrame(repo.KindBlob, "")
+	fr := NewFrameReader(strings.NewReader(stream), 1<<20)
+	var n int
+	for {
+		h, kind, payload, err := fr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if repo.HashObject(kind, payload) != h {
+			t.Fatalf("frame %d does not verify", n)
+		}
+		n++
+	}
+	if n != 3 {
+		t.Fatalf("%d frames, want 3", n)
+	}
+	for name, bad := range map[string]string{
+		"truncated payload": stream[:len(stream)-20],
+		"truncated header":  clientFrame(repo.KindBlob, "x")[:30],
+		"bad kind":          strings.Repeat("a", 64) + " blub 1\nx",
+		"bad length":        strings.Repeat("a", 64) + " blob -1\n",
+		"too long":          strings.Repeat("a", 64) + " blob 2000000\n",
+		"short hash":        "abcd blob 1\nx",
+		"no fields":         "hello\n",
+	} {
+		fr := NewFrameReader(strings.NewReader(bad), 1<<20)
+		var err error
+		for err == nil {
+			_, _, _, err = fr.Next()
+		}
+		if errors.Is(err, io.EOF) {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// FuzzBatchFrames: the frame parser never panics, never returns a payload
+// longer than the bound, and every frame it returns re-encodes to the bytes
+// it consumed.
+func FuzzBatchFrames(f *testing.F) {
+	f.Add([]byte(clientFrame(repo.KindBlob, "abc") + clientFrame(repo.KindTree, "\x01\x00")))
+	f.Add([]byte(strings.Repeat("a", 64) + " blob 3\nab"))
+	f.Add([]byte("\n\n\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fr := NewFrameReader(bytes.NewReader(data), 1024)
+		var rebuilt []byte
+		for {
+			h, kind, payload, err := fr.Next()
+			if err != nil {
+				if errors.Is(err, io.EOF) && !bytes.Equal(rebuilt, data) && !bytes.EqualFold(rebuilt, data) {
+					t.Fatalf("clean EOF but consumed %q of %q", rebuilt, data)
+				}
+				return
+			}
+			if len(payload) > 1024 {
+				t.Fatalf("payload of %d bytes beyond the bound", len(payload))
+			}
+			rebuilt = append(rebuilt, h.String()+" "+string(kind)+" "+clientItoa(len(payload))+"\n"...)
+			rebuilt = append(rebuilt, payload...)
+		}
+	})
+}
+
+// TestFrameWriterRoundTrip: what FrameWriter writes, FrameReader reads
+// back frame for frame, and Frames counts them (the trailer's value).
+func TestFrameWriterRoundTrip(t *testing.T) {
+	objs := []struct {
+		kind    repo.Kind
+		payload string
+	}{{repo.KindBlob, "abc"}, {repo.KindTree, "\x01\x00"}, {repo.KindBlob, ""}, {repo.KindSymref, "refs/heads/x./main"}}
+	var buf bytes.Buffer
+	fw := NewFrameWriter(&buf)
+	for _, o := range objs {
+		if err := fw.Frame(repo.HashObject(o.kind, []byte(o.payload)), o.kind, []byte(o.payload)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if fw.Frames() != len(objs) {
+		t.Errorf("Frames() = %d, want %d", fw.Frames(), len(objs))
+	}
+	var want string
+	for _, o := range objs {
+		want += clientFrame(o.kind, o.payload)
+	}
+	if buf.String() != want {
+		t.Fatalf("stream %q, want %q", buf.String(), want)
+	}
+	fr := NewFrameReader(&buf, 1<<10)
+	for i, o := range objs {
+		h, kind, payload, err := fr.Next()
+		if err != nil || kind != o.kind || string(payload) != o.payload || h != repo.HashObject(o.kind, []byte(o.payload)) {
+			t.Fatalf("frame %d: %s %s %q %v", i, h.Short(), kind, payload, err)
+		}
+	}
+	if _, _, _, err := fr.Next(); !errors.Is(err, io.EOF) {
+		t.Errorf("after the last frame: %v, want io.EOF", err)
+	}
+}
