@@ -49,3 +49,16 @@ func SafeText(s string) string {
 	}
 	return b.String()
 }
+
+// ShortHash is how a commit hash appears in messages: its first 12
+// characters, through DisplayName (a hash can come from a hostile
+// primary), or absent when there is none ("" = the ref does not exist).
+func ShortHash(h, absent string) string {
+	if h == "" {
+		return absent
+	}
+	if len(h) > 12 {
+		h = h[:12]
+	}
+	return DisplayName(h)
+}

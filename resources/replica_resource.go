@@ -804,7 +804,7 @@ func (r *ReplicaResource) apply(ctx context.Context, plan *replicaResourceModel)
 				continue
 			}
 			failed++
-			diags.Append(branchPullError("replica "+dir, opts.PrimaryURL, b.Zone, b.Name, b.Err.Error(), shortOr(b.Old, "(absent)")))
+			diags.Append(branchPullError("replica "+dir, opts.PrimaryURL, b.Zone, b.Name, b.Err.Error(), replicate.ShortHash(b.Old, "(absent)")))
 		}
 		tflog.Info(ctx, "pulled replica", map[string]any{
 			"path": dir, "primary": opts.PrimaryURL, "branches": len(res.Branches), "failed": failed,
@@ -903,19 +903,8 @@ func refsDiff(want, got map[string]string) string {
 	for _, k := range sortedKeys(all) {
 		w, g := want[k], got[k]
 		if w != g {
-			out = append(out, fmt.Sprintf("%s: planned %s, got %s", k, shortOr(w, "(absent)"), shortOr(g, "(absent)")))
+			out = append(out, fmt.Sprintf("%s: planned %s, got %s", k, replicate.ShortHash(w, "(absent)"), replicate.ShortHash(g, "(absent)")))
 		}
 	}
 	return strings.Join(out, "; ")
-}
-
-// shortOr abbreviates a hex hash for messages, or returns def for "".
-func shortOr(h, def string) string {
-	if h == "" {
-		return def
-	}
-	if len(h) > 12 {
-		return h[:12]
-	}
-	return h
 }

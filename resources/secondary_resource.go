@@ -568,7 +568,7 @@ func (r *SecondaryResource) apply(ctx context.Context, plan *secondaryResourceMo
 		if !ok {
 			zone, name = "?", f.Ref
 		}
-		diags.Append(branchPullError("secondary "+url, pull.Primary, zone, name, f.Error, shortOr(res.Status.Refs[f.Ref], "(absent)")))
+		diags.Append(branchPullError("secondary "+url, pull.Primary, zone, name, f.Error, replicate.ShortHash(res.Status.Refs[f.Ref], "(absent)")))
 	}
 	if pull.Error != "" && len(pull.Errors) == 0 {
 		diags.AddError("Replica pull failed", fmt.Sprintf(

@@ -314,9 +314,9 @@ func (d *Daemon) record(rep PullReport) {
 	for _, m := range rep.Moved {
 		switch {
 		case m.Pruned:
-			moved = append(moved, fmt.Sprintf("%s pruned (was %s)", replicate.DisplayName(m.Ref), short(m.Old)))
+			moved = append(moved, fmt.Sprintf("%s pruned (was %s)", replicate.DisplayName(m.Ref), replicate.ShortHash(m.Old, "")))
 		default:
-			moved = append(moved, fmt.Sprintf("%s %s->%s", replicate.DisplayName(m.Ref), orNone(short(m.Old)), short(m.New)))
+			moved = append(moved, fmt.Sprintf("%s %s->%s", replicate.DisplayName(m.Ref), replicate.ShortHash(m.Old, "(none)"), replicate.ShortHash(m.New, "")))
 		}
 	}
 	line := fmt.Sprintf("pull trigger=%s primary=%s moved=%d [%s] objects=%d bytes=%d duration=%dms",
@@ -412,22 +412,8 @@ func refsDiff(want, got map[string]string) string {
 	var out []string
 	for _, k := range sortedKeys(all) {
 		if w, g := want[k], got[k]; w != g {
-			out = append(out, fmt.Sprintf("%s: expected %s, got %s", replicate.DisplayName(k), orNone(short(w)), orNone(short(g))))
+			out = append(out, fmt.Sprintf("%s: expected %s, got %s", replicate.DisplayName(k), replicate.ShortHash(w, "(none)"), replicate.ShortHash(g, "(none)")))
 		}
 	}
 	return strings.Join(out, "; ")
-}
-
-func short(h string) string {
-	if len(h) > 12 {
-		return h[:12]
-	}
-	return h
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "(none)"
-	}
-	return s
 }

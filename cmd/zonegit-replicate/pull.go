@@ -217,28 +217,14 @@ func printPullResult(res *replicate.PullResult, asJSON bool, stdout, stderr io.W
 			switch {
 			case b.Err != nil:
 			case b.Pruned:
-				fmt.Fprintf(stdout, "%s %s/%s: pruned (was %s)\n", what, replicate.DisplayName(b.Zone), replicate.DisplayName(b.Name), replicate.DisplayName(short(b.Old)))
+				fmt.Fprintf(stdout, "%s %s/%s: pruned (was %s)\n", what, replicate.DisplayName(b.Zone), replicate.DisplayName(b.Name), replicate.ShortHash(b.Old, ""))
 			case b.Old == b.New:
-				fmt.Fprintf(stdout, "%s %s/%s: up to date at %s\n", what, replicate.DisplayName(b.Zone), replicate.DisplayName(b.Name), replicate.DisplayName(short(b.New)))
+				fmt.Fprintf(stdout, "%s %s/%s: up to date at %s\n", what, replicate.DisplayName(b.Zone), replicate.DisplayName(b.Name), replicate.ShortHash(b.New, ""))
 			default:
 				fmt.Fprintf(stdout, "%s %s/%s: %s -> %s (%d objects)\n", what, replicate.DisplayName(b.Zone), replicate.DisplayName(b.Name),
-					orNone(replicate.DisplayName(short(b.Old))), replicate.DisplayName(short(b.New)), b.Objects)
+					replicate.ShortHash(b.Old, "(none)"), replicate.ShortHash(b.New, ""), b.Objects)
 			}
 		}
 		fmt.Fprintf(stderr, "pulled %d objects (%d bytes) in %d requests, %s\n", res.Objects, res.Bytes, res.Requests, res.Duration.Round(time.Millisecond))
 	}
-}
-
-func short(h string) string {
-	if len(h) > 12 {
-		return h[:12]
-	}
-	return h
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "(none)"
-	}
-	return s
 }
