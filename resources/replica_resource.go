@@ -336,9 +336,10 @@ func (r *ReplicaResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	}
 	// The refresh's (or the create's) snapshot of the primary, so that
 	// this plan and the one Terraform makes again before applying agree
-	// (see privateKeyPrimaryRefs).
+	// (see privateKeyPrimaryRefs); hosts that plan without refreshing
+	// first ask the primary instead (see PlanReadsPrimaryRefs).
 	var primary *replicate.RefsResponse
-	if state != nil {
+	if state != nil && !r.data.PlanReadsPrimaryRefs {
 		primary = loadSnapshot(ctx, req.Private, opts.PrimaryURL)
 	}
 	if primary == nil {
