@@ -1,0 +1,150 @@
+// Package bridge describes the zonegit Terraform provider to
+// pulumi-terraform-bridge: the Pulumi package "zonegit", whose resources and
+// functions are the provider's resources and data sources, every one in the
+// module "index" (zonegit_replica is zonegit:index:Replica, the data source
+// zonegit_refs is the function zonegit:index:getRefs).
+//
+// The schema tfgen generates from this description (schema.json) and the
+// bridge's metadata about it (bridge-metadata.json) are checked in next to
+// this file and embedded: the provider binary serves them as they are.
+package bridge
+
+import (
+	_ "embed" // the generated files below
+	"fmt"
+	"strings"
+
+	pftfbridge "github.com/pulumi/pulumi-terraform-bridge/v3/pkg/pf/tfbridge"
+	"github.com/pulumi/pulumi-terraform-bridge/v3/pkg/tfbridge"
+	"github.com/pulumi/pulumi-terraform-bridge/v3/pkg/tfbridge/tokens"
+	shim "github.com/pulumi/pulumi-terraform-bridge/v3/pkg/tfshim"
+
+	"github.com/zonegit/terraform-provider-zonegit/provider"
+)
+
+// Name is the Pulumi package name, and the prefix of the Terraform type
+// names ("zonegit_replica").
+const Name = "zonegit"
+
+// Schema is the generated Pulumi package schema (make pulumi-schema).
+//
+//go:embed schema.json
+var Schema []byte
+
+//go:embed bridge-metadata.json
+var metadata []byte
+
+// Provider is the bridge's description of the provider at version, which
+// must be a semantic version (Pulumi's plugin versions are).
+func Provider(version string) tfbridge.ProviderInfo {
+	p := provider.NewWithOptions(version, provider.Options{
+		// Pulumi does not refresh before a preview or an up, so the
+		// replica's plan would compare against the primary's refs as of the
+		// last `pulumi refresh` or up and miss every commit since. With this
+		// the plan reads the primary's refs itself, and preview shows (and up
+		// pulls) the primary's tips of that moment.
+		PlanReadsPrimaryRefs: true,
+	})()
+	info := tfbridge.ProviderInfo{
+		P:            pftfbridge.ShimProvider(p),
+		Name:         Name,
+		Version:      version,
+		DisplayName:  "zonegit",
+		Publisher:    "zonegit",
+		Description:  "Replicates DNS zones from a zonegit primary into local zonegit repositories.",
+		Keywords:     []string{"zonegit", "dns", "replication", "category/network"},
+		License:      "MPL-2.0",
+		Homepage:     "https://github.com/zonegit/terraform-provider-zonegit",
+		Repository:   "https://github.com/zonegit/terraform-provider-zonegit",
+		GitHubOrg:    "zonegit",
+		MetadataInfo: tfbridge.NewProviderMetadata(metadata),
+		// Not EnableAccuratePFBridgePreview: Pulumi shows a resource's diff
+		// with new values from its inputs only, so it would show refs, which is
+		// output only, as deleted (- refs) when the primary moves. Without it
+		// a preview says the replica updates, and the new refs show wherever
+		// the program uses them (examples/pulumi exports them).
+	}
+	// Every resource and data source gets its token from its Terraform type
+	// name, so one added to the provider is bridged without a change here:
+	// zonegit_<name> => zonegit:index:<Name>, data source => zonegit:index:get<Name>.
+	info.MustComputeTokens(tokens.SingleModule(Name+"_", "index",
+		func(module, name string) (string, error) {
+			return fmt.Sprintf("%s:%s:%s", Name, module, name), nil
+		}))
+	for tf, r := range info.Resources {
+		if res, ok := info.P.ResourcesMap().GetOk(tf); ok {
+			r.Fields = listNames(r.Fields, res.Schema())
+		}
+	}
+	for tf, d := range info.DataSources {
+		if res, ok := info.P.DataSourcesMap().GetOk(tf); ok {
+			d.Fields = listNames(d.Fields, res.Schema())
+		}
+	}
+	return info
+}
+
+// listNames gives every list and set attribute in sm, nested ones too, its
+// Terraform name in camelCase, as every other attribute has. The bridge
+// would make them plural (added => addeds, rdata => rdatas), and the
+// provider's documentation, written for Terraform, names them as they are.
+func listNames(fields map[string]*tfbridge.SchemaInfo, sm shim.SchemaMap) map[string]*tfbridge.SchemaInfo {
+	sm.Range(func(name string, s shim.Schema) bool {
+		// Objects in blocks and in nested attributes (whose element is an
+		// object type) have attributes of their own.
+		elem, viaSchema := s.Elem(), false
+		if e, ok := elem.(shim.Schema); ok {
+			elem, viaSchema = e.Elem(), true
+		}
+		var nested map[string]*tfbridge.SchemaInfo
+		if r, ok := elem.(shim.Resource); ok {
+			nested = listNames(nil, r.Schema())
+		}
+		isList := s.Type() == shim.TypeList || s.Type() == shim.TypeSet
+		if !isList && nested == nil {
+			return true
+		}
+		if fields == nil {
+			fields = map[string]*tfbridge.SchemaInfo{}
+		}
+		f := fields[name]
+		if f == nil {
+			f = &tfbridge.SchemaInfo{}
+			fields[name] = f
+		}
+		if isList && f.Name == "" {
+			f.Name = camelCase(name)
+		}
+		if nested != nil {
+			if f.Elem == nil {
+				f.Elem = &tfbridge.SchemaInfo{}
+			}
+			e := f.Elem
+			if viaSchema {
+				if e.Elem == nil {
+					e.Elem = &tfbridge.SchemaInfo{}
+				}
+				e = e.Elem
+			}
+			e.Fields = nested
+		}
+		return true
+	})
+	return fields
+}
+
+// camelCase turns a Terraform name (zone_filter) into a Pulumi one (zoneFilter).
+func camelCase(name string) string {
+	parts := strings.Split(name, "_")
+	for i := 1; i < len(parts); i++ {
+		if parts[i] != "" {
+			parts[i] = strings.ToUpper(parts[i][:1]) + parts[i][1:]
+		}
+	}
+	return strings.Join(parts, "")
+}
+
+// Metadata is what the provider binary passes to pftfbridge.Main.
+func Metadata() pftfbridge.ProviderMetadata {
+	return pftfbridge.ProviderMetadata{PackageSchema: Schema}
+}
