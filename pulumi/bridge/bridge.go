@@ -53,7 +53,6 @@ func Provider(version string) tfbridge.ProviderInfo {
 		Publisher:    "zonegit",
 		Description:  "Replicates DNS zones from a zonegit primary into local zonegit repositories.",
 		Keywords:     []string{"zonegit", "dns", "replication", "category/network"},
-		License:      "MPL-2.0",
 		Homepage:     "https://github.com/zonegit/terraform-provider-zonegit",
 		Repository:   "https://github.com/zonegit/terraform-provider-zonegit",
 		GitHubOrg:    "zonegit",
