@@ -12,12 +12,10 @@ package bridge
 import (
 	_ "embed" // the generated files below
 	"fmt"
-	"strings"
 
 	pftfbridge "github.com/pulumi/pulumi-terraform-bridge/v3/pkg/pf/tfbridge"
 	"github.com/pulumi/pulumi-terraform-bridge/v3/pkg/tfbridge"
 	"github.com/pulumi/pulumi-terraform-bridge/v3/pkg/tfbridge/tokens"
-	shim "github.com/pulumi/pulumi-terraform-bridge/v3/pkg/tfshim"
 
 	"github.com/zonegit/terraform-provider-zonegit/provider"
 )
@@ -70,80 +68,5 @@ func Provider(version string) tfbridge.ProviderInfo {
 		func(module, name string) (string, error) {
 			return fmt.Sprintf("%s:%s:%s", Name, module, name), nil
 		}))
-	for tf, r := range info.Resources {
-		if res, ok := info.P.ResourcesMap().GetOk(tf); ok {
-			r.Fields = listNames(r.Fields, res.Schema())
-		}
-	}
-	for tf, d := range info.DataSources {
-		if res, ok := info.P.DataSourcesMap().GetOk(tf); ok {
-			d.Fields = listNames(d.Fields, res.Schema())
-		}
-	}
 	return info
-}
-
-// listNames gives every list and set attribute in sm, nested ones too, its
-// Terraform name in camelCase, as every other attribute has. The bridge
-// would make them plural (added => addeds, rdata => rdatas), and the
-// provider's documentation, written for Terraform, names them as they are.
-func listNames(fields map[string]*tfbridge.SchemaInfo, sm shim.SchemaMap) map[string]*tfbridge.SchemaInfo {
-	sm.Range(func(name string, s shim.Schema) bool {
-		// Objects in blocks and in nested attributes (whose element is an
-		// object type) have attributes of their own.
-		elem, viaSchema := s.Elem(), false
-		if e, ok := elem.(shim.Schema); ok {
-			elem, viaSchema = e.Elem(), true
-		}
-		var nested map[string]*tfbridge.SchemaInfo
-		if r, ok := elem.(shim.Resource); ok {
-			nested = listNames(nil, r.Schema())
-		}
-		isList := s.Type() == shim.TypeList || s.Type() == shim.TypeSet
-		if !isList && nested == nil {
-			return true
-		}
-		if fields == nil {
-			fields = map[string]*tfbridge.SchemaInfo{}
-		}
-		f := fields[name]
-		if f == nil {
-			f = &tfbridge.SchemaInfo{}
-			fields[name] = f
-		}
-		if isList && f.Name == "" {
-			f.Name = camelCase(name)
-		}
-		if nested != nil {
-			if f.Elem == nil {
-				f.Elem = &tfbridge.SchemaInfo{}
-			}
-			e := f.Elem
-			if viaSchema {
-				if e.Elem == nil {
-					e.Elem = &tfbridge.SchemaInfo{}
-				}
-				e = e.Elem
-			}
-			e.Fields = nested
-		}
-		return true
-	})
-	return fields
-}
-
-// camelCase turns a Terraform name (zone_filter) into a Pulumi one (zoneFilter).
-func camelCase(name string) string {
-	parts := strings.Split(name, "_")
-	for i := 1; i < len(parts); i++ {
-		if parts[i] != "" {
-			parts[i] = strings.ToUpper(parts[i][:1]) + parts[i][1:]
-		}
-	}
-	return strings.Join(parts, "")
-}
-
-// Metadata is what the provider binary passes to pftfbridge.Main.
-func Metadata() pftfbridge.ProviderMetadata {
-	return pftfbridge.ProviderMetadata{PackageSchema: Schema}
 }

@@ -52,25 +52,3 @@ func TestTokens(t *testing.T) {
 		t.Errorf("%d resources and data sources, %d tokens", n, len(info.Resources)+len(info.DataSources))
 	}
 }
-
-// List attributes keep their Terraform names (camelCased), nested ones too.
-func TestListNames(t *testing.T) {
-	info := Provider("0.0.1")
-	f := info.DataSources["zonegit_records"].Fields
-	for tf, want := range map[string]string{"added": "added", "removed": "removed", "changed": "changed"} {
-		if f[tf] == nil || f[tf].Name != want {
-			t.Errorf("zonegit_records.%s: %+v, want name %s", tf, f[tf], want)
-		}
-	}
-	rec := f["records"]
-	if rec == nil || rec.Elem == nil || rec.Elem.Elem == nil || rec.Elem.Elem.Fields["rdata"] == nil ||
-		rec.Elem.Elem.Fields["rdata"].Name != "rdata" {
-		t.Errorf("zonegit_records.records.rdata is not named rdata: %+v", rec)
-	}
-	if got := info.DataSources["zonegit_refs"].Fields["zone_filter"]; got == nil || got.Name != "zoneFilter" {
-		t.Errorf("zonegit_refs.zone_filter: %+v, want name zoneFilter", got)
-	}
-	if got := camelCase("diff_from_commit"); got != "diffFromCommit" {
-		t.Errorf("camelCase(diff_from_commit) = %q", got)
-	}
-}
