@@ -70,3 +70,8 @@ func Provider(version string) tfbridge.ProviderInfo {
 		}))
 	return info
 }
+
+// Metadata is what the provider binary passes to pftfbridge.Main.
+func Metadata() pftfbridge.ProviderMetadata {
+	return pftfbridge.ProviderMetadata{PackageSchema: Schema}
+}
