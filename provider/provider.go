@@ -33,8 +33,20 @@ var (
 
 // New returns a constructor for the provider at the given release version.
 func New(version string) func() provider.Provider {
+	return NewWithOptions(version, Options{})
+}
+
+// Options are what a program serving the provider to a host other than
+// Terraform and OpenTofu changes; the zero value is the Terraform provider.
+type Options struct {
+	// PlanReadsPrimaryRefs: see resources.ProviderData.PlanReadsPrimaryRefs.
+	PlanReadsPrimaryRefs bool
+}
+
+// NewWithOptions is New with Options.
+func NewWithOptions(version string, opts Options) func() provider.Provider {
 	return func() provider.Provider {
-		return &ZonegitProvider{version: version}
+		return &ZonegitProvider{version: version, opts: opts}
 	}
 }
 
@@ -42,6 +54,7 @@ func New(version string) func() provider.Provider {
 type ZonegitProvider struct {
 	// version is "dev" for local builds and the release version otherwise.
 	version string
+	opts    Options
 }
 
 // zonegitProviderModel is the provider configuration.
@@ -308,10 +321,11 @@ func (p *ZonegitProvider) Configure(ctx context.Context, req provider.ConfigureR
 		"user_agent":      eff.UserAgent,
 	})
 	data := &resources.ProviderData{
-		Client:             opts,
-		Version:            p.version,
-		SecondaryToken:     secondaryToken.value,
-		SecondaryTokenFrom: secondaryToken.from,
+		Client:               opts,
+		Version:              p.version,
+		SecondaryToken:       secondaryToken.value,
+		SecondaryTokenFrom:   secondaryToken.from,
+		PlanReadsPrimaryRefs: p.opts.PlanReadsPrimaryRefs,
 	}
 	resp.ResourceData = data
 	resp.DataSourceData = data

@@ -29,6 +29,14 @@ type ProviderData struct {
 	// (attribute, variable or file; never the value), for messages.
 	SecondaryToken     string
 	SecondaryTokenFrom string
+	// PlanReadsPrimaryRefs makes zonegit_replica's plan ask the primary for
+	// its refs every time instead of using the snapshot the last refresh kept
+	// (privateKeyPrimaryRefs). It is for hosts that plan without refreshing
+	// first, such as Pulumi, where that snapshot is as old as the last
+	// `pulumi refresh` or up; there the plan and the apply it leads to run
+	// back to back in one call, so there is no second plan to agree with.
+	// Terraform and OpenTofu refresh before every plan: false for them.
+	PlanReadsPrimaryRefs bool
 }
 
 // providerDataFrom converts the value passed to Configure. A nil value means

@@ -317,9 +317,10 @@ func (r *ReplicaResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	}
 	// The refresh's (or the create's) record of the primary's refs, so
 	// that this plan and the one Terraform makes again before applying
-	// agree (see privateKeyPrimaryRefs).
+	// agree (see privateKeyPrimaryRefs); hosts that plan without
+	// refreshing first ask the primary instead (see PlanReadsPrimaryRefs).
 	var primary *replicate.RefsResponse
-	if state != nil {
+	if state != nil && !r.data.PlanReadsPrimaryRefs {
 		primary = loadRefsRecord(ctx, req.Private, opts.PrimaryURL)
 	}
 	if primary == nil {

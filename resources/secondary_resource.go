@@ -435,7 +435,9 @@ func (r *SecondaryResource) ModifyPlan(ctx context.Context, req resource.ModifyP
 		return
 	}
 	planned := answer.Refs
-	same := state != nil && state.ID.ValueString() == url
+	// Hosts that plan without refreshing first (Pulumi) take the daemon's
+	// answer as it is, as zonegit_replica asks the primary there.
+	same := state != nil && state.ID.ValueString() == url && !r.data.PlanReadsPrimaryRefs
 	if same && !state.Refs.IsNull() && !state.Refs.IsUnknown() {
 		if offer := loadRefsRecord(ctx, req.Private, recordKey(url, answer.Primary)); offer != nil {
 			var current map[string]string
