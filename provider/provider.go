@@ -110,9 +110,12 @@ func (p *ZonegitProvider) Schema(_ context.Context, _ provider.SchemaRequest, re
 				Optional:  true,
 				Sensitive: true,
 			},
+			// Descriptions of provider settings name no resource type (such as
+			// zonegit_secondary) in backticks: pulumi-terraform-bridge rewrites such
+			// names in provider settings' text and panics on our one-module tokens.
 			"secondary_token": schema.StringAttribute{
 				MarkdownDescription: "Control token of the secondary daemons (`zonegit-replicate secondary " +
-					"--control-token-file`), used by every `zonegit_secondary` that does not set its own " +
+					"--control-token-file`), used by every secondary resource that does not set its own " +
 					"`control_token`. It is a secret apart from `token`: the primary's token lets a reader pull, the " +
 					"control token lets its holder move a secondary. May also be set with the `" + EnvSecondaryToken +
 					"` environment variable, or `" + EnvSecondaryToken + FileSuffix + "` naming a file that holds it " +
@@ -131,14 +134,14 @@ func (p *ZonegitProvider) Schema(_ context.Context, _ provider.SchemaRequest, re
 				MarkdownDescription: "PEM-encoded certificate authorities trusted, in addition to the system's, " +
 					"when verifying an `https://` primary. May also be set with the `" + EnvCACertPEM + "` " +
 					"environment variable, or `" + EnvCACertPEM + FileSuffix + "` naming a PEM file. Also trusted for " +
-					"secondary daemons (`zonegit_secondary`) that do not set their own.",
+					"secondary daemons whose resource does not set its own.",
 				Optional: true,
 			},
 			"client_cert_pem": schema.StringAttribute{
 				MarkdownDescription: "PEM-encoded client certificate for mutual TLS; needs the matching " +
 					"`client_key_pem`. May also be set with the `" + EnvClientCertPEM + "` environment variable, or `" +
 					EnvClientCertPEM + FileSuffix + "` naming a PEM file. Also presented to secondary daemons " +
-					"(`zonegit_secondary`) that do not set their own.",
+					"whose resource does not set its own.",
 				Optional: true,
 			},
 			"client_key_pem": schema.StringAttribute{

@@ -128,10 +128,10 @@ func (r *SecondaryResource) Schema(ctx context.Context, _ resource.SchemaRequest
 				Sensitive:           true,
 				Validators:          []validator.String{stringvalidator.LengthAtLeast(1)},
 			},
-			"zones":    withDescription(shared("zones"), "Zones the daemon replicates: lowercase names with the trailing dot (`example.com.`) or glob patterns (`*.example.com.`). Omit to replicate every zone, as for `zonegit_replica`."),
-			"branches": withDescription(shared("branches"), "Branches to replicate in each selected zone: names (`main`) or glob patterns (`release-*`), as for `zonegit_replica`. Omit to replicate every branch."),
+			"zones":    withDescription(shared("zones"), "Zones the daemon replicates: lowercase names with the trailing dot (`example.com.`) or glob patterns (`*.example.com.`). Omit to replicate every zone, as for a replica resource."),
+			"branches": withDescription(shared("branches"), "Branches to replicate in each selected zone: names (`main`) or glob patterns (`release-*`), as for a replica resource. Omit to replicate every branch."),
 			"pins": withDescription(shared("pins"), "Exact commits to hold instead of the primary's tips, as "+
-				"`\"<zone>/<branch>\" = \"<64-hex commit hash>\"`, as for `zonegit_replica`. The daemon's primary must "+
+				"`\"<zone>/<branch>\" = \"<64-hex commit hash>\"`, as for a replica resource. The daemon's primary must "+
 				"have the commit: the plan asks the daemon, which asks its primary."),
 			"prune": shared("prune"),
 			"follow": schema.BoolAttribute{

@@ -12,7 +12,8 @@ import (
 func TestTokens(t *testing.T) {
 	info := Provider("0.0.1")
 	want := map[string]string{
-		"zonegit_replica": "zonegit:index:Replica",
+		"zonegit_replica":   "zonegit:index:Replica",
+		"zonegit_secondary": "zonegit:index:Secondary",
 	}
 	wantFns := map[string]string{
 		"zonegit_refs":    "zonegit:index:getRefs",
