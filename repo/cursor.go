@@ -2,6 +2,8 @@ package repo
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
 	"fmt"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -16,8 +18,9 @@ import (
 // holds keys. ViewSorted's Reader keeps a few forward cursors over the
 // object keys and answers a lookup by stepping the nearest cursor below the
 // key forward, so a dense ascending sequence reads each block once. A
-// lookup with no cursor close below it seeks one there (the least recently
-// used) for the lookups that may follow. The answers are exactly View's.
+// lookup with no cursor below it seeks one there (the least recently used)
+// for the lookups that may follow; one too far above every cursor is a
+// point lookup. The answers are exactly View's.
 func (r *Repo) ViewSorted(fn func(Reader) error) error {
 	return r.db.View(func(txn *badger.Txn) error {
 		v := &cursorView{tv: txnView{r, txn}}
@@ -28,13 +31,12 @@ func (r *Repo) ViewSorted(fn func(Reader) error) error {
 
 // Cursor tuning: how many cursors a view keeps (one per interleaved
 // ascending sequence, and one spare), and how many keys a cursor steps over
-// before a lookup is answered by a point lookup instead. Stepping over a
-// key costs a fraction of a lookup; the store holds a pull's trees and
-// blobs in about equal numbers, so a check's sequence skips about one key
-// per key it reads.
+// at most to reach a key; farther, a point lookup is cheaper. A step costs
+// a fraction of a point lookup (which searches every level), so a sequence
+// that reads one key in eight or more is read by stepping.
 const (
 	viewCursors     = 4
-	cursorMaxSkip   = 16
+	cursorMaxSkip   = 8
 	cursorKeyLength = 2 + len(Hash{})
 )
 
@@ -42,6 +44,10 @@ type cursorView struct {
 	tv      txnView
 	cursors []*cursor
 	tick    uint64
+	// span is the key distance the cursors' steps covered, over steps
+	// steps (see near).
+	span  float64
+	steps int
 }
 
 // cursor is a Badger iterator over the object keys and the key it is on
@@ -101,35 +107,66 @@ func (v *cursorView) find(h Hash) (*badger.Item, error) {
 			best = c
 		}
 	}
-	if best != nil {
-		best.used = v.tick
-		for skipped := 0; skipped <= cursorMaxSkip; skipped++ {
+	if best == nil {
+		// The start of a sequence (or of its next pass): a cursor, new
+		// or the least recently used, seeks the key.
+		c := v.seekable()
+		c.used = v.tick
+		c.it.Seek(key[:])
+		c.load()
+		if c.ok && c.key == key {
+			return c.it.Item(), nil
+		}
+		return nil, nil
+	}
+	best.used = v.tick
+	if v.near(best, &key) {
+		for steps := 0; ; steps++ {
 			switch cmp := bytes.Compare(best.key[:], key[:]); {
 			case cmp == 0:
 				return best.it.Item(), nil
 			case cmp > 0:
 				return nil, nil // stepped past it: not stored
 			}
+			if steps == cursorMaxSkip {
+				break
+			}
+			from := keyPosition(&best.key)
 			best.it.Next()
 			best.load()
 			if !best.ok {
 				return nil, nil // past the last object
 			}
+			v.span += float64(keyPosition(&best.key) - from)
+			v.steps++
 		}
 	}
-	// Too far from every cursor: the nearest one below (it was stepping
-	// this sequence), or else the least recently used one, seeks the key.
-	c := best
-	if c == nil {
-		c = v.seekable()
+	// Far ahead of the cursor: a point lookup answers, and the cursor
+	// stays (a sparse sequence is read as View reads it).
+	item, err := v.tv.txn.Get(key[:])
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil
 	}
-	c.used = v.tick
-	c.it.Seek(key[:])
-	c.load()
-	if c.ok && c.key == key {
-		return c.it.Item(), nil
+	return item, err
+}
+
+// near reports whether stepping c forward probably reaches key within
+// cursorMaxSkip steps. Object keys are hashes, spread evenly, so the
+// distance between two keys, divided by the mean distance one step has
+// covered so far, estimates the steps between them; until enough steps
+// were taken to say, it tries.
+func (v *cursorView) near(c *cursor, key *[cursorKeyLength]byte) bool {
+	if v.steps < 64 {
+		return true
 	}
-	return nil, nil
+	gap := float64(keyPosition(key) - keyPosition(&c.key))
+	return gap <= cursorMaxSkip*v.span/float64(v.steps)
+}
+
+// keyPosition is where an object key sits in the key space: the first 8
+// bytes of its hash.
+func keyPosition(k *[cursorKeyLength]byte) uint64 {
+	return binary.BigEndian.Uint64(k[len(objPrefix):])
 }
 
 // seekable returns a new cursor while there are fewer than viewCursors,

@@ -397,7 +397,7 @@ func (r *Repo) view(fn func(txn *badger.Txn) error) error {
 //	ZSTD-1, 16 MiB mt, 2 compactors          425-433    235-243  212-213  30-49
 //	ZSTD-1, 8 MiB mt, 2 comp, 4 MiB caches   363-397    179-195  197-208  38-50
 //	  ... but a primary written with ZSTD serves ~40% slower (63 s vs 44-46 s
-//	  for the same client), and every reader pays that, so Snappy stays.
+//	  for the same client), and every reader pays that.
 //	+ 1 MiB base tables, 3/10 L0 tables      407-416    213-218  198-215  43-46
 //	+ ValueThreshold 48 (payloads in vlog)   385-397    188-195  212-213  38-44
 //	MemTableSize 4 MiB: refused by Badger (its batch limit falls below the
@@ -421,12 +421,22 @@ func (r *Repo) view(fn func(txn *badger.Txn) error) error {
 // A 1M-RRset import with these options: 906 MiB max RSS, 10 s (before:
 // 1069 MiB, 9 s); most of it is the importer's own memory, not Badger's.
 //
+// Tables are not compressed (None, chosen over Snappy above): reading an
+// object from a compressed table decodes its whole 4 KiB block into a new
+// buffer, and none of Badger's caches fits a replica, so a pull's closure
+// check (which reads every new object back) and a primary serving a full
+// pull decoded one block per object: half the client's CPU and 80% of its
+// allocations in a 100k-record pull, the largest item of the primary's.
+// An uncompressed block is read in place from the mapped table. The cost is
+// disk and file-backed pages (the tables are ~1.6 times larger); private
+// memory falls (no compressed copies in the table builders).
+//
 // None of this changes what a reader needs: compression is recorded per
 // table in the MANIFEST and memtable, cache and compaction settings are not
 // persisted, so a zonegit daemon opening with badger.DefaultOptions reads
 // it (TestWriterOptionsReadableWithDefaults).
 func writerOptions(bo badger.Options) badger.Options {
-	return bo.WithCompression(options.Snappy).
+	return bo.WithCompression(options.None).
 		WithMemTableSize(8 << 20).
 		WithNumCompactors(2).
 		WithBlockCacheSize(4 << 20).
