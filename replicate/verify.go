@@ -56,7 +56,7 @@ type closureCheck struct {
 // it as a tree), so the rounds end.
 func (p *puller) checkClosures(targets []*item, zoneKnown map[string][]repo.Hash, asked map[repo.Hash]kindSet) ([]repo.Hash, error) {
 	ask := map[repo.Hash]kindSet{}
-	err := p.c.Local.ViewSorted(func(r repo.Reader) error {
+	err := p.c.Local.View(func(r repo.Reader) error {
 		for _, it := range targets {
 			if it.checked || it.res.Err != nil {
 				continue
