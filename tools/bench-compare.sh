@@ -17,8 +17,8 @@
 #   KEEP=1        keep the temporary directory (printed)
 #
 # Each run pulls into a fresh directory; wall time is measured around the process (start, pull,
-# fsync, exit), peak RSS by /usr/bin/time. It prints min/median/max per contestant and the ratio of
-# medians to git's. It reports; it never fails on time (only on errors). git's daemon is installed
+# fsync, exit), peak RSS by /usr/bin/time, CPU time of the puller and of serve meanwhile. It prints
+# min/median/max per contestant and the ratio of medians to git's. It reports; it never fails on time (only on errors). git's daemon is installed
 # from the distribution when `git daemon` is missing (Debian: git-daemon-sysvinit brings it in).
 set -euo pipefail
 
@@ -88,6 +88,7 @@ freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0
 
 # Serving: ours polls every 100 ms so the incremental runs do not wait long for the new commit.
 "$zr" serve --repo "$work/primary" --listen 127.0.0.1:0 --poll 100ms 2>"$work/serve.err" &
+serve_pid=$!
 pids+=($!)
 gport="$(freeport)"
 git daemon --reuseaddr --export-all --base-path="$work/git" --listen=127.0.0.1 --port="$gport" \
@@ -106,10 +107,15 @@ if [[ -z $url ]]; then
 fi
 git ls-remote "git://127.0.0.1:$gport/primary.git" >/dev/null
 
-# timed NAME CMD...: runs CMD, appends "seconds maxrss_kB" to $work/NAME.times.
+# serve_ticks prints the CPU time serve has used so far, in clock ticks.
+serve_ticks() { awk '{ print $14 + $15 }' "/proc/$serve_pid/stat"; }
+
+# timed NAME CMD...: runs CMD, appends "milliseconds maxrss_kB user_s sys_s serve_cpu_s" to
+# $work/NAME.times (serve_cpu_s: what serve spent meanwhile, the primary's side of the pull).
 timed() {
-	local name="$1" t0 t1
+	local name="$1" t0 t1 s0 s1
 	shift
+	s0="$(serve_ticks)"
 	t0="$(date +%s%N)"
 	if ! /usr/bin/time -f '%M %U %S' -o "$work/rss" "$@" >"$work/out" 2>"$work/err"; then
 		echo "bench-compare: $name failed:" >&2
@@ -117,15 +123,18 @@ timed() {
 		exit 1
 	fi
 	t1="$(date +%s%N)"
-	echo "$(((t1 - t0) / 1000000)) $(tail -n1 "$work/rss")" >>"$work/$name.times"
+	s1="$(serve_ticks)"
+	echo "$(((t1 - t0) / 1000000)) $(tail -n1 "$work/rss") $(awk -v a="$s0" -v b="$s1" -v hz="$(getconf CLK_TCK)" 'BEGIN { print (b - a) / hz }')" >>"$work/$name.times"
 }
 
-# stats NAME: "min median max" of the wall seconds, the largest max RSS in MiB, and the median CPU
-# seconds (user+sys of the pulling process: steadier than wall time on a shared machine).
+# stats NAME: "min median max" of the wall seconds, the largest max RSS in MiB, the median CPU
+# seconds of the pulling process (user+sys: steadier than wall time on a shared machine) and the
+# median CPU seconds serve spent meanwhile.
+median() { sort -n | awk '{ c[NR] = $1 } END { printf "%.2f", c[int((NR + 1) / 2)] }'; }
 stats() {
 	sort -n "$work/$1.times" | awk '{ t[NR] = $1; if ($2 > m) m = $2 } END {
 		printf "%.3f %.3f %.3f %.0f ", t[1] / 1000, t[int((NR + 1) / 2)] / 1000, t[NR] / 1000, m / 1024 }'
-	awk '{ print $3 + $4 }' "$work/$1.times" | sort -n | awk '{ c[NR] = $1 } END { printf "%.2f\n", c[int((NR + 1) / 2)] }'
+	echo "$(awk '{ print $3 + $4 }' "$work/$1.times" | median) $(awk '{ print $5 }' "$work/$1.times" | median)"
 }
 
 contestants=(git zonegit)
@@ -143,16 +152,17 @@ for ((r = 1; r <= runs; r++)); do
 done
 rm -rf "$work/dst"
 
-read -r _ gmed _ _ _ < <(stats git)
-printf '%-44s %8s %8s %8s %8s %7s %8s\n' "full pull, $n records (seconds)" min median max "RSS MiB" "× git" "CPU s"
+read -r _ gmed _ _ _ _ < <(stats git)
+printf '%-44s %8s %8s %8s %8s %7s %8s %8s\n' "full pull, $n records (seconds)" min median max "RSS MiB" "× git" "CPU s" "serve s"
 for c in "${contestants[@]}"; do
-	read -r lo med hi rss cpu < <(stats "$c")
+	read -r lo med hi rss cpu scpu < <(stats "$c")
+	[[ $c == git ]] && scpu="-"
 	case $c in
 	git) label="git clone --bare (git daemon)" ;;
 	zonegit) label="zonegit-replicate pull (serve)" ;;
 	before) label="zonegit-replicate pull (serve), ZR_BEFORE" ;;
 	esac
-	printf '%-44s %8s %8s %8s %8s %7s %8s\n' "$label" "$lo" "$med" "$hi" "$rss" "$(awk -v a="$med" -v b="$gmed" 'BEGIN { printf "%.2f", a / b }')" "$cpu"
+	printf '%-44s %8s %8s %8s %8s %7s %8s %8s\n' "$label" "$lo" "$med" "$hi" "$rss" "$(awk -v a="$med" -v b="$gmed" 'BEGIN { printf "%.2f", a / b }')" "$cpu" "$scpu"
 done
 
 # Incremental: one changed record, committed on the primary by import, pulled into a replica that
@@ -179,10 +189,10 @@ for ((r = 1; r <= runs; r++)); do
 		timed "inc-$c" "$b" pull --primary "$url" --repo "$work/inc-$c"
 	done
 done
-printf '%-44s %8s %8s %8s %8s %7s %8s\n' "one changed record, CLI end to end" min median max "RSS MiB" "" "CPU s"
+printf '%-44s %8s %8s %8s %8s %7s %8s %8s\n' "one changed record, CLI end to end" min median max "RSS MiB" "" "CPU s" "serve s"
 for c in "${bins[@]}"; do
-	read -r lo med hi rss cpu < <(stats "inc-$c")
-	printf '%-44s %8s %8s %8s %8s %7s %8s\n' "zonegit-replicate pull${c/zonegit/}" "$lo" "$med" "$hi" "$rss" "" "$cpu"
+	read -r lo med hi rss cpu scpu < <(stats "inc-$c")
+	printf '%-44s %8s %8s %8s %8s %7s %8s %8s\n' "zonegit-replicate pull${c/zonegit/ }" "$lo" "$med" "$hi" "$rss" "" "$cpu" "$scpu"
 done
 
 if [[ -n ${BIG:-} ]]; then
