@@ -674,7 +674,6 @@ type packState struct {
 	// the parents' trees too and never sends them. Without it, one changed
 	// record in a flat zone would put every name of the zone in wanted.
 	bases map[repo.Hash]repo.Hash
-	links []link // scratch: the links of the object being received
 }
 
 // want records that a received object links to l: the stream may send it,
@@ -832,59 +831,56 @@ func (p *puller) receive(h repo.Hash, kind repo.Kind, payload []byte) error {
 		p.noteKind(h, err)
 		return err
 	}
-	links, err := p.packLinks(h, kind, payload)
-	if err != nil {
-		return err // checkObject decoded it, so this is unexpected
-	}
 	if err := p.put(h, kind, payload); err != nil {
 		return putError(h, err)
 	}
 	delete(ps.wanted, h)
-	delete(ps.bases, h)
-	for _, l := range links {
-		if p.got.has(l.h) {
-			continue // received already: the closure check verifies this link too
+	// The links go straight into wanted, never into a list: a flat zone's
+	// apex links every name of the zone (a million, for a 1M-record zone).
+	err := p.packLinks(h, kind, payload, func(l link) {
+		if !p.got.has(l.h) { // received already: the closure check verifies this link too
+			ps.want(l)
 		}
-		ps.want(l)
+	})
+	if err != nil {
+		return err // checkObject decoded it, so this is unexpected
 	}
+	delete(ps.bases, h)
 	p.stored(h, len(payload))
 	p.total = p.objects + len(ps.wanted)
 	return nil
 }
 
-// packLinks lists what a received object links to, less what the primary
-// will not send because it equals what a local parent has at the same
-// place. The slice is reused by the next call.
-func (p *puller) packLinks(h repo.Hash, kind repo.Kind, payload []byte) ([]link, error) {
-	ps := p.pack
-	ps.links = ps.links[:0]
+// packLinks calls add with each object a received one links to, less what
+// the primary will not send because it equals what a local parent has at
+// the same place.
+func (p *puller) packLinks(h repo.Hash, kind repo.Kind, payload []byte, add func(link)) error {
 	switch kind {
 	case repo.KindTree:
-		return ps.links, p.linkTree(h, payload)
+		return p.linkTree(h, payload, add)
 	case repo.KindCommit:
-		return ps.links, p.linkCommit(payload)
+		return p.linkCommit(payload, add)
 	case repo.KindTag:
 		t, err := repo.DecodeTag(payload)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		ps.links = append(ps.links, link{h: t.Object, want: kindBit(t.Type)})
+		add(link{h: t.Object, want: kindBit(t.Type)})
 	}
-	return ps.links, nil
+	return nil
 }
 
 // linkCommit lists a commit's parents and tree. When a parent is local,
 // its tree is the base the new tree is compared with, as the primary's
 // walk does; an unchanged tree is not sent at all.
-func (p *puller) linkCommit(payload []byte) error {
+func (p *puller) linkCommit(payload []byte, add func(link)) error {
 	c, err := repo.DecodeCommit(payload)
 	if err != nil {
 		return err
 	}
-	ps := p.pack
 	var base repo.Hash
 	for _, parent := range c.Parents {
-		ps.links = append(ps.links, link{h: parent, want: setCommit})
+		add(link{h: parent, want: setCommit})
 		if !base.IsZero() {
 			continue
 		}
@@ -897,7 +893,7 @@ func (p *puller) linkCommit(payload []byte) error {
 	if base == c.Tree {
 		return nil // the tree of a parent: the primary does not send it
 	}
-	ps.links = append(ps.links, link{h: c.Tree, want: setTree, base: base})
+	add(link{h: c.Tree, want: setTree, base: base})
 	return nil
 }
 
@@ -906,7 +902,7 @@ func (p *puller) linkCommit(payload []byte) error {
 // commit: the primary's walk diffs against it and never sends them), by
 // the same comparison as the primary's walk (repo.DiffTree). Every entry of
 // the new tree is still decoded and checked, skipped or not.
-func (p *puller) linkTree(h repo.Hash, payload []byte) error {
+func (p *puller) linkTree(h repo.Hash, payload []byte, add func(link)) error {
 	ps := p.pack
 	var bases [][]byte
 	if base, ok := ps.bases[h]; ok {
@@ -919,7 +915,7 @@ func (p *puller) linkTree(h repo.Hash, payload []byte) error {
 		if kind == repo.EntrySubtree && len(same) > 0 {
 			l.base = same[0]
 		}
-		ps.links = append(ps.links, l)
+		add(l)
 		return nil
 	})
 }

@@ -16,6 +16,9 @@
 #   RUNS=k          pull k times (fresh replica each time) against the same primary; default 1
 #   PRIMARY=dir     reuse an existing primary repository instead of importing (skips the import)
 #   KEEP=1          keep the temporary directory (printed) for inspection
+#   ZR=path         measure this zonegit-replicate binary instead of building this tree
+#   ZR_BEFORE=path  also pull with this binary (an older build), interleaved run by run with ZR;
+#                   its lines are labelled pull-before
 #   GOMEMLIMIT etc. are passed through to the measured processes.
 #
 # Output: one summary line per measured run, e.g.
@@ -49,8 +52,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-zr="$work/zonegit-replicate"
-go build -o "$zr" ./cmd/zonegit-replicate
+zr="${ZR:-}"
+if [[ -z $zr ]]; then
+	zr="$work/zonegit-replicate"
+	go build -o "$zr" ./cmd/zonegit-replicate
+fi
 
 # status_kb FILE FIELD prints FIELD's value in kB from a /proc/<pid>/status copy (0 if absent).
 status_kb() { awk -v f="$2:" '$1 == f { print $2; found = 1 } END { if (!found) print 0 }' "$1"; }
@@ -128,4 +134,9 @@ for ((run = 1; run <= runs; run++)); do
 	rm -rf "$work/replica"
 	measure pull "$zr" pull --primary "$url" --repo "$work/replica" --json
 	summary pull pull "$(sed -n 's/^  "objects": \([0-9]*\),$/\1/p' "$work/pull.out")"
+	if [[ -n ${ZR_BEFORE:-} ]]; then
+		rm -rf "$work/replica"
+		measure pull "$ZR_BEFORE" pull --primary "$url" --repo "$work/replica" --json
+		summary pull-before pull "$(sed -n 's/^  "objects": \([0-9]*\),$/\1/p' "$work/pull.out")"
+	fi
 done
