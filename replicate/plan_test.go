@@ -38,8 +38,7 @@ func FuzzClientDecodeRefs(f *testing.F) {
 
 // TestPlanValidation: Plan keeps only the advertised branches it can store
 // (the others are Invalid, not targets), refuses bad filters and pins, and
-// prunes within the selection only. (Dropped when decode_fuzz_test.go was
-// split by the issue 9 reshape; restored with its assertions.)
+// prunes within the selection only.
 func TestPlanValidation(t *testing.T) {
 	h := strings.Repeat("ab", 32)
 	refs := &RefsResponse{Branches: []Branch{

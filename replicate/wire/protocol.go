@@ -106,8 +106,10 @@ type RefsResponse struct {
 //
 // Pack ("pack" extension): the same request and the same errors before any
 // frame; on success 200 with the BatchRequest framing, one frame per missing
-// object, each object before the objects it links to (a commit before its
-// tree and parents, a tree before its entries), and the ObjectCountTrailer
+// object, each object that is not a root after an object that links to it
+// (a commit's tree and parents after the commit, a tree's entries after the
+// tree; an object linked from several places is sent once, after the first
+// of them, so it may precede a later one), and the ObjectCountTrailer
 // trailer after the last frame. A failure after the first frame aborts the
 // connection.
 type WalkRequest struct {
