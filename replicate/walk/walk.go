@@ -101,7 +101,8 @@ type EmitFunc func(h repo.Hash, kind repo.Kind, payload []byte) error
 // that is not a root comes after an object that links to it (one linked
 // from several places comes once, after the first). The all-zero root is
 // skipped; a root rd does not hold is a *RootNotFoundError; known hashes rd
-// does not hold are ignored. An error returned by emit stops the walk and is returned.
+// does not hold are ignored. An error returned by emit stops the walk and
+// is returned.
 func Missing(rd repo.Reader, roots, known []repo.Hash, opts Options, emit EmitFunc) (Stats, error) {
 	return walk(rd, roots, known, opts, emit, nil)
 }
