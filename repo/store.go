@@ -559,6 +559,13 @@ func (r *Repo) Get(h Hash) (kind Kind, payload []byte, err error) {
 	return kind, payload, err
 }
 
+// Peek calls fn with an object's kind and payload in place, in a read
+// transaction of its own (see txnView.Peek: the payload is only valid while
+// fn runs).
+func (r *Repo) Peek(h Hash, fn func(kind Kind, payload []byte) error) error {
+	return r.db.View(func(txn *badger.Txn) error { return txnView{r, txn}.Peek(h, fn) })
+}
+
 // Has reports whether an object is stored.
 func (r *Repo) Has(h Hash) (ok bool, err error) {
 	err = r.view(func(txn *badger.Txn) error {
