@@ -397,11 +397,11 @@ func (s *Server) handlePack(w http.ResponseWriter, r *http.Request) {
 				return &walk.RootNotFoundError{Hash: h}
 			}
 		}
-		// The walk and the stream read through one cached reader: the walk
-		// emits a new tree (nil payload) before it diffs it, so the frame
-		// read puts a large tree (a flat zone's apex) in the cache and the
-		// diff that follows takes it from there instead of reading it from
-		// the store a second time.
+		// The walk and the stream read through one cached reader. The walk
+		// emits a tree with the payload it read to diff it, so a tree is
+		// read once; blobs (nil payload) are read here. The cache keeps
+		// large trees (a flat zone's apex) for the next request, which
+		// diffs against the same ones.
 		crd := s.reader(rd)
 		st, err := walk.Missing(crd, roots, known, s.walkOptions(), func(h repo.Hash, kind repo.Kind, payload []byte) error {
 			if payload == nil {

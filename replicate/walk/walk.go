@@ -93,7 +93,9 @@ var ErrIncomplete = errors.New("primary store is incomplete or corrupt")
 
 // EmitFunc receives each missing object once. payload is the object's
 // payload when the walk had to read it anyway (commits, trees, roots), nil
-// otherwise (blobs below a tree are never read by the walk).
+// otherwise (blobs below a tree are never read by the walk). A tree's
+// payload may be lent by the reader (repo.Peek): it is valid only during
+// the call.
 type EmitFunc func(h repo.Hash, kind repo.Kind, payload []byte) error
 
 // Missing reports, through emit, every object reachable from roots that is
@@ -182,9 +184,16 @@ func (h *commitHeap) Pop() any {
 // treeWork is one tree to diff: its hash and the hashes of the trees at the
 // same path in the parents (bases); entries equal to a base entry are known
 // or already reported.
+//
+// A tree found in a diff (or as a missing commit's tree) is marked seen
+// then but emitted only when it is popped and read (deferred): emit gets
+// its payload, so a pack stream frames it from the read the diff needs
+// anyway instead of reading it a second time, and it still comes after the
+// object linking it, which was emitted before that object was diffed.
 type treeWork struct {
-	hash  repo.Hash
-	bases []repo.Hash
+	hash     repo.Hash
+	bases    []repo.Hash
+	deferred bool
 }
 
 type walker struct {
@@ -318,10 +327,8 @@ func (w *walker) run(roots, known []repo.Hash) error {
 		if slices.Contains(bases, n.tree) {
 			continue // that tree is known or reported, with its closure
 		}
-		if err := w.emit(n.tree, repo.KindTree, nil); err != nil {
-			return err
-		}
-		w.trees = append(w.trees, treeWork{hash: n.tree, bases: bases})
+		w.seen[n.tree] = walkKind(repo.KindTree)
+		w.trees = append(w.trees, treeWork{hash: n.tree, bases: bases, deferred: true})
 	}
 	return w.diffTrees()
 }
@@ -578,6 +585,12 @@ func (w *walker) diffTrees() error {
 		var stop error // from emit or a check's problem: ends the walk
 		var bad error  // the tree does not decode
 		readErr := w.viewTree(tw.hash, func(payload []byte) error {
+			if tw.deferred {
+				if err := w.emit(tw.hash, repo.KindTree, payload); err != nil {
+					stop = err
+					return err
+				}
+			}
 			return w.viewBases(tw.bases, nil, func(bases [][]byte) error {
 				err := repo.DiffTree(tw.hash, payload, bases, func(kind repo.EntryKind, h repo.Hash, same []repo.Hash) error {
 					want := kind.ObjectKind()
@@ -585,12 +598,14 @@ func (w *walker) diffTrees() error {
 						stop = err
 						return err
 					}
+					if want == repo.KindTree {
+						w.seen[h] = walkKind(want)
+						w.trees = append(w.trees, treeWork{hash: h, bases: slices.Clone(same), deferred: true})
+						return nil
+					}
 					if err := w.emit(h, want, nil); err != nil {
 						stop = err
 						return err
-					}
-					if want == repo.KindTree {
-						w.trees = append(w.trees, treeWork{hash: h, bases: slices.Clone(same)})
 					}
 					return nil
 				})
@@ -614,14 +629,12 @@ func (w *walker) diffTrees() error {
 				return err
 			}
 		}
-		if w.chk != nil {
-			// A check reads every new tree from a store keyed by hash:
-			// taking a tree's subtrees in hash order reads the store in
-			// key order (the 100,000 name trees of a flat zone's apex
-			// from a few thousand blocks instead of one block each). The
-			// stack pops the last first, so descending.
-			slices.SortFunc(w.trees[pushed:], func(a, b treeWork) int { return bytes.Compare(b.hash[:], a.hash[:]) })
-		}
+		// Both ends read every new tree from a store keyed by hash:
+		// taking a tree's subtrees in hash order reads the store in key
+		// order (the 100,000 name trees of a flat zone's apex from a few
+		// thousand blocks instead of one block each). The stack pops the
+		// last first, so descending.
+		slices.SortFunc(w.trees[pushed:], func(a, b treeWork) int { return bytes.Compare(b.hash[:], a.hash[:]) })
 	}
 	return nil
 }
