@@ -1,10 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -403,22 +405,43 @@ func (s *Server) handlePack(w http.ResponseWriter, r *http.Request) {
 		// large trees (a flat zone's apex) for the next request, which
 		// diffs against the same ones.
 		crd := s.reader(rd)
-		st, err := walk.Missing(crd, roots, known, s.walkOptions(), func(h repo.Hash, kind repo.Kind, payload []byte) error {
-			if payload == nil {
-				k, p, err := crd.Get(h)
-				if err != nil {
-					return fmt.Errorf("read object %s: %w (%w)", h.Short(), err, walk.ErrIncomplete)
-				}
-				if k != kind {
-					return fmt.Errorf("object %s is a %s where a %s is linked (%w)", h.Short(), k, kind, walk.ErrIncomplete)
-				}
-				payload = p
-			}
+		frame := func(h repo.Hash, kind repo.Kind, payload []byte) error {
 			if fw == nil {
 				fw = s.startStream(w)
 			}
 			return fw.frame(h, kind, payload)
+		}
+		// Blobs are read in sorted batches, in place: in store key order
+		// rather than the walk's, which is random in key space. A blob
+		// links nothing and comes after the tree that links it whenever
+		// it is sent, so delaying it keeps the stream's order.
+		var blobs []repo.Hash
+		sendBlobs := func() error {
+			slices.SortFunc(blobs, func(a, b repo.Hash) int { return bytes.Compare(a[:], b[:]) })
+			for _, h := range blobs {
+				if err := peekFrame(crd, h, repo.KindBlob, frame); err != nil {
+					return err
+				}
+			}
+			blobs = blobs[:0]
+			return nil
+		}
+		st, err := walk.Missing(crd, roots, known, s.walkOptions(), func(h repo.Hash, kind repo.Kind, payload []byte) error {
+			switch {
+			case payload != nil:
+				return frame(h, kind, payload)
+			case kind == repo.KindBlob:
+				blobs = append(blobs, h)
+				if len(blobs) < packBlobBatch {
+					return nil
+				}
+				return sendBlobs()
+			}
+			return peekFrame(crd, h, kind, frame)
 		})
+		if err == nil {
+			err = sendBlobs()
+		}
 		if err != nil {
 			return err
 		}
@@ -436,6 +459,26 @@ func (s *Server) handlePack(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.abort(r, err)
+}
+
+// packBlobBatch is how many blob hashes a pack response holds back to read
+// them in key order (512 KiB).
+const packBlobBatch = 16384
+
+// peekFrame frames object h, linked as kind, read in place from rd.
+func peekFrame(rd repo.Reader, h repo.Hash, kind repo.Kind, frame func(repo.Hash, repo.Kind, []byte) error) error {
+	called := false
+	err := repo.Peek(rd, h, func(k repo.Kind, p []byte) error {
+		called = true
+		if k != kind {
+			return fmt.Errorf("object %s is a %s where a %s is linked (%w)", h.Short(), k, kind, walk.ErrIncomplete)
+		}
+		return frame(h, kind, p)
+	})
+	if err != nil && !called {
+		return fmt.Errorf("read object %s: %w (%w)", h.Short(), err, walk.ErrIncomplete)
+	}
+	return err
 }
 
 // abort ends a response whose status was already sent: the connection is
