@@ -243,16 +243,21 @@ const checkBlobBatch = 1 << 16
 // (repo.Peek), not copied out.
 func (cc *closureCheck) checkBlobs() error {
 	slices.SortFunc(cc.blobs, func(a, b repo.Hash) int { return bytes.Compare(a[:], b[:]) })
-	for _, h := range slices.Compact(cc.blobs) {
-		var bad error
-		err := repo.Peek(cc.r, h, func(k repo.Kind, pl []byte) error {
-			if k != repo.KindBlob {
-				bad = fmt.Errorf("object %s is a %s, but it is linked as a blob: %w", h, k, errWrongKind)
-				return nil
-			}
-			bad = decodeObject(h, k, pl)
+	// One closure for the batch, not one per blob (it escapes to the
+	// reader, so each would be an allocation).
+	var h repo.Hash
+	var bad error
+	look := func(k repo.Kind, pl []byte) error {
+		if k != repo.KindBlob {
+			bad = fmt.Errorf("object %s is a %s, but it is linked as a blob: %w", h, k, errWrongKind)
 			return nil
-		})
+		}
+		bad = decodeObject(h, k, pl)
+		return nil
+	}
+	for _, h = range slices.Compact(cc.blobs) {
+		bad = nil
+		err := repo.Peek(cc.r, h, look)
 		if errors.Is(err, repo.ErrNotFound) {
 			cc.absent[h] = setBlob
 			continue

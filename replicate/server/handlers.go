@@ -325,21 +325,30 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		fw := s.startStream(w)
 		var sent int64
 		for _, h := range hashes {
-			kind, payload, err := crd.Get(h)
-			if err != nil {
+			// Read in place: the frame writer copies the payload out.
+			called, capped := false, false
+			err := repo.Peek(crd, h, func(kind repo.Kind, payload []byte) error {
+				called = true
+				// The first frame always goes, so every request makes progress.
+				if fw.fw.Frames() > 0 && sent+int64(len(payload)) > limit {
+					capped = true
+					return nil
+				}
+				sent += int64(len(payload))
+				return fw.frame(h, kind, payload)
+			})
+			if err != nil && !called {
 				return fmt.Errorf("read object %s: %w", h.Short(), err)
 			}
-			// The first frame always goes, so every request makes progress.
-			if fw.fw.Frames() > 0 && sent+int64(len(payload)) > limit {
+			if err != nil {
+				return err
+			}
+			if capped {
 				if s.Stats != nil {
 					s.Stats.BatchCapped.Add(1)
 				}
 				break
 			}
-			if err := fw.frame(h, kind, payload); err != nil {
-				return err
-			}
-			sent += int64(len(payload))
 		}
 		return fw.finish()
 	})
@@ -416,10 +425,11 @@ func (s *Server) handlePack(w http.ResponseWriter, r *http.Request) {
 		// links nothing and comes after the tree that links it whenever
 		// it is sent, so delaying it keeps the stream's order.
 		var blobs []repo.Hash
+		pf := &peekFramer{rd: crd, frame: frame}
 		sendBlobs := func() error {
 			slices.SortFunc(blobs, func(a, b repo.Hash) int { return bytes.Compare(a[:], b[:]) })
 			for _, h := range blobs {
-				if err := peekFrame(crd, h, repo.KindBlob, frame); err != nil {
+				if err := pf.send(h, repo.KindBlob); err != nil {
 					return err
 				}
 			}
@@ -437,7 +447,7 @@ func (s *Server) handlePack(w http.ResponseWriter, r *http.Request) {
 				}
 				return sendBlobs()
 			}
-			return peekFrame(crd, h, kind, frame)
+			return pf.send(h, kind)
 		})
 		if err == nil {
 			err = sendBlobs()
@@ -465,17 +475,31 @@ func (s *Server) handlePack(w http.ResponseWriter, r *http.Request) {
 // them in key order (512 KiB).
 const packBlobBatch = 16384
 
-// peekFrame frames object h, linked as kind, read in place from rd.
-func peekFrame(rd repo.Reader, h repo.Hash, kind repo.Kind, frame func(repo.Hash, repo.Kind, []byte) error) error {
-	called := false
-	err := repo.Peek(rd, h, func(k repo.Kind, p []byte) error {
-		called = true
-		if k != kind {
-			return fmt.Errorf("object %s is a %s where a %s is linked (%w)", h.Short(), k, kind, walk.ErrIncomplete)
+// peekFramer frames objects read in place. Its one read callback (made
+// once: it escapes to the reader) finds the object in its fields.
+type peekFramer struct {
+	rd     repo.Reader
+	frame  func(repo.Hash, repo.Kind, []byte) error
+	look   func(repo.Kind, []byte) error
+	h      repo.Hash
+	kind   repo.Kind
+	called bool
+}
+
+// send frames object h, linked as kind.
+func (pf *peekFramer) send(h repo.Hash, kind repo.Kind) error {
+	if pf.look == nil {
+		pf.look = func(k repo.Kind, p []byte) error {
+			pf.called = true
+			if k != pf.kind {
+				return fmt.Errorf("object %s is a %s where a %s is linked (%w)", pf.h.Short(), k, pf.kind, walk.ErrIncomplete)
+			}
+			return pf.frame(pf.h, pf.kind, p)
 		}
-		return frame(h, kind, p)
-	})
-	if err != nil && !called {
+	}
+	pf.h, pf.kind, pf.called = h, kind, false
+	err := repo.Peek(pf.rd, h, pf.look)
+	if err != nil && !pf.called {
 		return fmt.Errorf("read object %s: %w (%w)", h.Short(), err, walk.ErrIncomplete)
 	}
 	return err

@@ -584,37 +584,22 @@ func (w *walker) diffTrees() error {
 		pushed := len(w.trees)
 		var stop error // from emit or a check's problem: ends the walk
 		var bad error  // the tree does not decode
-		readErr := w.viewTree(tw.hash, func(payload []byte) error {
-			if tw.deferred {
-				if err := w.emit(tw.hash, repo.KindTree, payload); err != nil {
-					stop = err
-					return err
-				}
+		var readErr error
+		if len(tw.bases) == 0 {
+			// No closures here: they would escape to the reader, and a
+			// full pull diffs one small tree per name this way.
+			var payload []byte
+			if payload, readErr = w.readTree(tw.hash); readErr == nil {
+				stop, bad = w.diffOne(tw, payload, nil)
 			}
-			return w.viewBases(tw.bases, nil, func(bases [][]byte) error {
-				err := repo.DiffTree(tw.hash, payload, bases, func(kind repo.EntryKind, h repo.Hash, same []repo.Hash) error {
-					want := kind.ObjectKind()
-					if skip, err := w.skipLinked(h, want); skip || err != nil {
-						stop = err
-						return err
-					}
-					if want == repo.KindTree {
-						w.seen[h] = walkKind(want)
-						w.trees = append(w.trees, treeWork{hash: h, bases: slices.Clone(same), deferred: true})
-						return nil
-					}
-					if err := w.emit(h, want, nil); err != nil {
-						stop = err
-						return err
-					}
-					return nil
+		} else {
+			readErr = w.viewTree(tw.hash, func(payload []byte) error {
+				return w.viewBases(tw.bases, nil, func(bases [][]byte) error {
+					stop, bad = w.diffOne(tw, payload, bases)
+					return stop
 				})
-				if stop == nil {
-					bad = err
-				}
-				return stop
 			})
-		})
+		}
 		if stop != nil {
 			return stop
 		}
@@ -639,9 +624,58 @@ func (w *walker) diffTrees() error {
 	return nil
 }
 
+// diffOne emits tw's tree when its emission was deferred, then compares
+// it with its bases, emitting and queueing what differs. stop is an error
+// from emit or a check's problem (it ends the walk), bad one from DiffTree
+// (the tree does not decode).
+func (w *walker) diffOne(tw treeWork, payload []byte, bases [][]byte) (stop, bad error) {
+	if tw.deferred {
+		if err := w.emit(tw.hash, repo.KindTree, payload); err != nil {
+			return err, nil
+		}
+	}
+	err := repo.DiffTree(tw.hash, payload, bases, func(kind repo.EntryKind, h repo.Hash, same []repo.Hash) error {
+		want := kind.ObjectKind()
+		if skip, err := w.skipLinked(h, want); skip || err != nil {
+			stop = err
+			return err
+		}
+		if want == repo.KindTree {
+			w.seen[h] = walkKind(want)
+			w.trees = append(w.trees, treeWork{hash: h, bases: slices.Clone(same), deferred: true})
+			return nil
+		}
+		if err := w.emit(h, want, nil); err != nil {
+			stop = err
+			return err
+		}
+		return nil
+	})
+	if stop != nil {
+		return stop, nil
+	}
+	return nil, err
+}
+
+// readTree reads tree h, copied out of the store.
+func (w *walker) readTree(h repo.Hash) ([]byte, error) {
+	kind, payload, err := w.rd.Get(h)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("tree %s: %w (%w)", h, err, ErrIncomplete)
+	case kind != repo.KindTree:
+		return nil, fmt.Errorf("object %s is a %s where a tree is linked (%w)", h, kind, ErrIncomplete)
+	}
+	w.stats.Trees++
+	w.stats.Bytes += int64(len(payload))
+	return payload, nil
+}
+
 // viewTree calls fn with the payload of tree h, lent by the reader when it
-// can (valid only while fn runs). It returns why h could not be read as a
-// tree (fn not called: absent, unreadable, another kind), or fn's error.
+// can (valid only while fn runs): a tree compared with bases is where the
+// large ones are (a flat zone's apex and the one it replaces). It returns
+// why h could not be read as a tree (fn not called: absent, unreadable,
+// another kind), or fn's error.
 func (w *walker) viewTree(h repo.Hash, fn func(payload []byte) error) error {
 	called := false
 	var got repo.Kind
