@@ -183,17 +183,34 @@ func (h *commitHeap) Pop() any {
 
 // treeWork is one tree to diff: its hash and the hashes of the trees at the
 // same path in the parents (bases); entries equal to a base entry are known
-// or already reported.
+// or already reported. A full pull of a flat zone queues one per name (a
+// million), so it is kept small: the bases, usually none there, sit behind
+// a pointer (40 bytes an entry rather than 56).
 //
-// A tree found in a diff (or as a missing commit's tree) is marked seen
-// then but emitted only when it is popped and read (deferred): emit gets
-// its payload, so a pack stream frames it from the read the diff needs
-// anyway instead of reading it a second time, and it still comes after the
-// object linking it, which was emitted before that object was diffed.
+// A tree is marked seen when it is queued but emitted only when it is
+// popped and read: emit gets its payload, so a pack stream frames it from
+// the read the diff needs anyway instead of reading it a second time, and
+// it still comes after the object linking it, which was emitted before
+// that object was diffed.
 type treeWork struct {
-	hash     repo.Hash
-	bases    []repo.Hash
-	deferred bool
+	hash  repo.Hash
+	bases *[]repo.Hash
+}
+
+// newTreeWork queues tree h with bases (copied).
+func newTreeWork(h repo.Hash, bases []repo.Hash) treeWork {
+	if len(bases) == 0 {
+		return treeWork{hash: h}
+	}
+	b := slices.Clone(bases)
+	return treeWork{hash: h, bases: &b}
+}
+
+func (tw treeWork) baseList() []repo.Hash {
+	if tw.bases == nil {
+		return nil
+	}
+	return *tw.bases
 }
 
 type walker struct {
@@ -328,7 +345,7 @@ func (w *walker) run(roots, known []repo.Hash) error {
 			continue // that tree is known or reported, with its closure
 		}
 		w.seen[n.tree] = walkKind(repo.KindTree)
-		w.trees = append(w.trees, treeWork{hash: n.tree, bases: bases, deferred: true})
+		w.trees = append(w.trees, newTreeWork(n.tree, bases))
 	}
 	return w.diffTrees()
 }
@@ -447,9 +464,8 @@ func (w *walker) addRoot(h repo.Hash) error {
 			w.paintNode(n, fromRoot)
 			return nil
 		case repo.KindTree:
-			if err := w.emit(h, kind, payload); err != nil {
-				return err
-			}
+			// Emitted when the tree stack reads it, like every tree.
+			w.seen[h] = walkKind(kind)
 			w.trees = append(w.trees, treeWork{hash: h})
 			return nil
 		case repo.KindTag:
@@ -585,7 +601,7 @@ func (w *walker) diffTrees() error {
 		var stop error // from emit or a check's problem: ends the walk
 		var bad error  // the tree does not decode
 		var readErr error
-		if len(tw.bases) == 0 {
+		if tw.bases == nil {
 			// No closures here: they would escape to the reader, and a
 			// full pull diffs one small tree per name this way.
 			var payload []byte
@@ -594,7 +610,7 @@ func (w *walker) diffTrees() error {
 			}
 		} else {
 			readErr = w.viewTree(tw.hash, func(payload []byte) error {
-				return w.viewBases(tw.bases, nil, func(bases [][]byte) error {
+				return w.viewBases(tw.baseList(), nil, func(bases [][]byte) error {
 					stop, bad = w.diffOne(tw, payload, bases)
 					return stop
 				})
@@ -624,15 +640,13 @@ func (w *walker) diffTrees() error {
 	return nil
 }
 
-// diffOne emits tw's tree when its emission was deferred, then compares
+// diffOne emits tw's tree, then compares
 // it with its bases, emitting and queueing what differs. stop is an error
 // from emit or a check's problem (it ends the walk), bad one from DiffTree
 // (the tree does not decode).
 func (w *walker) diffOne(tw treeWork, payload []byte, bases [][]byte) (stop, bad error) {
-	if tw.deferred {
-		if err := w.emit(tw.hash, repo.KindTree, payload); err != nil {
-			return err, nil
-		}
+	if err := w.emit(tw.hash, repo.KindTree, payload); err != nil {
+		return err, nil
 	}
 	err := repo.DiffTree(tw.hash, payload, bases, func(kind repo.EntryKind, h repo.Hash, same []repo.Hash) error {
 		want := kind.ObjectKind()
@@ -642,7 +656,7 @@ func (w *walker) diffOne(tw treeWork, payload []byte, bases [][]byte) (stop, bad
 		}
 		if want == repo.KindTree {
 			w.seen[h] = walkKind(want)
-			w.trees = append(w.trees, treeWork{hash: h, bases: slices.Clone(same), deferred: true})
+			w.trees = append(w.trees, newTreeWork(h, same))
 			return nil
 		}
 		if err := w.emit(h, want, nil); err != nil {
