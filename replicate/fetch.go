@@ -903,19 +903,38 @@ func (p *puller) linkCommit(payload []byte, add func(link)) error {
 // the same comparison as the primary's walk (repo.DiffTree). Every entry of
 // the new tree is still decoded and checked, skipped or not.
 func (p *puller) linkTree(h repo.Hash, payload []byte, add func(link)) error {
-	ps := p.pack
-	var bases [][]byte
-	if base, ok := ps.bases[h]; ok {
-		if kind, kp, err := p.local.Get(base); err == nil && kind == repo.KindTree {
-			bases = [][]byte{kp}
-		}
+	diff := func(bases [][]byte) error {
+		return repo.DiffTree(h, payload, bases, func(kind repo.EntryKind, eh repo.Hash, same []repo.Hash) error {
+			l := link{h: eh, want: kindBit(kind.ObjectKind())}
+			if kind == repo.EntrySubtree && len(same) > 0 {
+				l.base = same[0]
+			}
+			add(l)
+			return nil
+		})
 	}
-	return repo.DiffTree(h, payload, bases, func(kind repo.EntryKind, eh repo.Hash, same []repo.Hash) error {
-		l := link{h: eh, want: kindBit(kind.ObjectKind())}
-		if kind == repo.EntrySubtree && len(same) > 0 {
-			l.base = same[0]
+	base, ok := p.pack.bases[h]
+	if !ok {
+		return diff(nil)
+	}
+	// The base is read in place: in a flat zone it is the apex tree, one
+	// entry per name (4 MB for 100,000 names), which a copy would double.
+	var diffErr error
+	called := false
+	readErr := repo.Peek(p.local, base, func(kind repo.Kind, kp []byte) error {
+		if kind != repo.KindTree {
+			return nil
 		}
-		add(l)
-		return nil
+		called = true
+		diffErr = diff([][]byte{kp})
+		return diffErr
 	})
+	if called {
+		return diffErr
+	}
+	// A base that cannot be read as a tree (readErr, or another kind) is
+	// compared with as nothing: every entry is wanted, which only allows
+	// more; the closure check reads the store whatever the stream sends.
+	_ = readErr
+	return diff(nil)
 }

@@ -239,11 +239,25 @@ func (cc *closureCheck) emit(h repo.Hash, kind repo.Kind, payload []byte) error 
 const checkBlobBatch = 1 << 16
 
 // checkBlobs reads the blobs reached so far, in hash order: present, a
-// blob, decoding strictly.
+// blob, decoding strictly. Each is looked at in place in the store
+// (repo.Peek), not copied out.
 func (cc *closureCheck) checkBlobs() error {
 	slices.SortFunc(cc.blobs, func(a, b repo.Hash) int { return bytes.Compare(a[:], b[:]) })
-	for _, h := range slices.Compact(cc.blobs) {
-		k, pl, err := cc.r.Get(h)
+	// One closure for the batch, not one per blob (it escapes to the
+	// reader, so each would be an allocation).
+	var h repo.Hash
+	var bad error
+	look := func(k repo.Kind, pl []byte) error {
+		if k != repo.KindBlob {
+			bad = fmt.Errorf("object %s is a %s, but it is linked as a blob: %w", h, k, errWrongKind)
+			return nil
+		}
+		bad = decodeObject(h, k, pl)
+		return nil
+	}
+	for _, h = range slices.Compact(cc.blobs) {
+		bad = nil
+		err := repo.Peek(cc.r, h, look)
 		if errors.Is(err, repo.ErrNotFound) {
 			cc.absent[h] = setBlob
 			continue
@@ -251,12 +265,8 @@ func (cc *closureCheck) checkBlobs() error {
 		if err != nil {
 			return err
 		}
-		if k != repo.KindBlob {
-			cc.bad = fmt.Errorf("object %s is a %s, but it is linked as a blob: %w", h, k, errWrongKind)
-			return errStopCheck
-		}
-		if err := decodeObject(h, k, pl); err != nil {
-			cc.bad = err
+		if bad != nil {
+			cc.bad = bad
 			return errStopCheck
 		}
 	}

@@ -559,6 +559,13 @@ func (r *Repo) Get(h Hash) (kind Kind, payload []byte, err error) {
 	return kind, payload, err
 }
 
+// Peek calls fn with an object's kind and payload in place, in a read
+// transaction of its own (see txnView.Peek: the payload is only valid while
+// fn runs).
+func (r *Repo) Peek(h Hash, fn func(kind Kind, payload []byte) error) error {
+	return r.db.View(func(txn *badger.Txn) error { return txnView{r, txn}.Peek(h, fn) })
+}
+
 // Has reports whether an object is stored.
 func (r *Repo) Has(h Hash) (ok bool, err error) {
 	err = r.view(func(txn *badger.Txn) error {
@@ -598,6 +605,57 @@ func (v txnView) Get(h Hash) (kind Kind, payload []byte, err error) {
 		return err
 	})
 	return kind, payload, err
+}
+
+// Peek calls fn with an object's kind and its payload as the store holds
+// it, without copying it out: the payload is only valid while fn runs and
+// must not be modified or kept. fn runs under the read guard (a memory fault
+// on the mapped file becomes a damage error), so it should only read.
+func (v txnView) Peek(h Hash, fn func(kind Kind, payload []byte) error) error {
+	var fnErr error
+	err := v.r.read(func() error {
+		item, err := v.txn.Get(objKey(h))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("object %s: %w", h, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(val []byte) error {
+			kind, payload, err := decodeObjectValue(h, val)
+			if err != nil {
+				return err
+			}
+			fnErr = fn(kind, payload)
+			return fnErr
+		})
+	})
+	if fnErr != nil {
+		return fnErr // as fn returned it, not wrapped by the guard
+	}
+	return err
+}
+
+// Peeker is a Reader that can lend payloads in place (txnView, inside
+// View): walks that only look at an object once read it without a copy.
+type Peeker interface {
+	Reader
+	Peek(h Hash, fn func(kind Kind, payload []byte) error) error
+}
+
+// Peek calls fn with h's kind and payload: in place when r is a Peeker
+// (the payload is only valid while fn runs), else from a Get. A read error
+// (ErrNotFound, damage) is returned without calling fn; fn's error is
+// returned as is.
+func Peek(r Reader, h Hash, fn func(kind Kind, payload []byte) error) error {
+	if p, ok := r.(Peeker); ok {
+		return p.Peek(h, fn)
+	}
+	kind, payload, err := r.Get(h)
+	if err != nil {
+		return err
+	}
+	return fn(kind, payload)
 }
 
 func (v txnView) Has(h Hash) (ok bool, err error) {

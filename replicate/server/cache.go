@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"container/list"
 	"sync"
 
@@ -51,8 +52,13 @@ func (c *bigObjectCache) get(h repo.Hash) (repo.Kind, []byte, bool) {
 	return "", nil, false
 }
 
+// wants reports whether a payload of n bytes is one the cache keeps.
+func (c *bigObjectCache) wants(n int) bool {
+	return !c.disabled && n >= c.minSize && int64(n) <= c.max/2
+}
+
 func (c *bigObjectCache) add(h repo.Hash, kind repo.Kind, payload []byte) {
-	if c.disabled || len(payload) < c.minSize || int64(len(payload)) > c.max/2 {
+	if !c.wants(len(payload)) {
 		return
 	}
 	c.mu.Lock()
@@ -87,4 +93,18 @@ func (r cachedReader) Get(h repo.Hash) (repo.Kind, []byte, error) {
 		r.c.add(h, kind, p)
 	}
 	return kind, p, err
+}
+
+// Peek lends an object's payload (see repo.Peek): from the cache, or in
+// place from the store, copying only one the cache keeps.
+func (r cachedReader) Peek(h repo.Hash, fn func(kind repo.Kind, payload []byte) error) error {
+	if kind, p, ok := r.c.get(h); ok {
+		return fn(kind, p)
+	}
+	return repo.Peek(r.Reader, h, func(kind repo.Kind, p []byte) error {
+		if r.c.wants(len(p)) {
+			r.c.add(h, kind, bytes.Clone(p))
+		}
+		return fn(kind, p)
+	})
 }

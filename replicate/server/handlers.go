@@ -1,10 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -323,21 +325,30 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		fw := s.startStream(w)
 		var sent int64
 		for _, h := range hashes {
-			kind, payload, err := crd.Get(h)
-			if err != nil {
+			// Read in place: the frame writer copies the payload out.
+			called, capped := false, false
+			err := repo.Peek(crd, h, func(kind repo.Kind, payload []byte) error {
+				called = true
+				// The first frame always goes, so every request makes progress.
+				if fw.fw.Frames() > 0 && sent+int64(len(payload)) > limit {
+					capped = true
+					return nil
+				}
+				sent += int64(len(payload))
+				return fw.frame(h, kind, payload)
+			})
+			if err != nil && !called {
 				return fmt.Errorf("read object %s: %w", h.Short(), err)
 			}
-			// The first frame always goes, so every request makes progress.
-			if fw.fw.Frames() > 0 && sent+int64(len(payload)) > limit {
+			if err != nil {
+				return err
+			}
+			if capped {
 				if s.Stats != nil {
 					s.Stats.BatchCapped.Add(1)
 				}
 				break
 			}
-			if err := fw.frame(h, kind, payload); err != nil {
-				return err
-			}
-			sent += int64(len(payload))
 		}
 		return fw.finish()
 	})
@@ -397,28 +408,50 @@ func (s *Server) handlePack(w http.ResponseWriter, r *http.Request) {
 				return &walk.RootNotFoundError{Hash: h}
 			}
 		}
-		// The walk and the stream read through one cached reader: the walk
-		// emits a new tree (nil payload) before it diffs it, so the frame
-		// read puts a large tree (a flat zone's apex) in the cache and the
-		// diff that follows takes it from there instead of reading it from
-		// the store a second time.
+		// The walk and the stream read through one cached reader. The walk
+		// emits a tree with the payload it read to diff it, so a tree is
+		// read once; blobs (nil payload) are read here. The cache keeps
+		// large trees (a flat zone's apex) for the next request, which
+		// diffs against the same ones.
 		crd := s.reader(rd)
-		st, err := walk.Missing(crd, roots, known, s.walkOptions(), func(h repo.Hash, kind repo.Kind, payload []byte) error {
-			if payload == nil {
-				k, p, err := crd.Get(h)
-				if err != nil {
-					return fmt.Errorf("read object %s: %w (%w)", h.Short(), err, walk.ErrIncomplete)
-				}
-				if k != kind {
-					return fmt.Errorf("object %s is a %s where a %s is linked (%w)", h.Short(), k, kind, walk.ErrIncomplete)
-				}
-				payload = p
-			}
+		frame := func(h repo.Hash, kind repo.Kind, payload []byte) error {
 			if fw == nil {
 				fw = s.startStream(w)
 			}
 			return fw.frame(h, kind, payload)
+		}
+		// Blobs are read in sorted batches, in place: in store key order
+		// rather than the walk's, which is random in key space. A blob
+		// links nothing and comes after the tree that links it whenever
+		// it is sent, so delaying it keeps the stream's order.
+		var blobs []repo.Hash
+		pf := &peekFramer{rd: crd, frame: frame}
+		sendBlobs := func() error {
+			slices.SortFunc(blobs, func(a, b repo.Hash) int { return bytes.Compare(a[:], b[:]) })
+			for _, h := range blobs {
+				if err := pf.send(h, repo.KindBlob); err != nil {
+					return err
+				}
+			}
+			blobs = blobs[:0]
+			return nil
+		}
+		st, err := walk.Missing(crd, roots, known, s.walkOptions(), func(h repo.Hash, kind repo.Kind, payload []byte) error {
+			switch {
+			case payload != nil:
+				return frame(h, kind, payload)
+			case kind == repo.KindBlob:
+				blobs = append(blobs, h)
+				if len(blobs) < packBlobBatch {
+					return nil
+				}
+				return sendBlobs()
+			}
+			return pf.send(h, kind)
 		})
+		if err == nil {
+			err = sendBlobs()
+		}
 		if err != nil {
 			return err
 		}
@@ -436,6 +469,40 @@ func (s *Server) handlePack(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.abort(r, err)
+}
+
+// packBlobBatch is how many blob hashes a pack response holds back to read
+// them in key order (512 KiB).
+const packBlobBatch = 16384
+
+// peekFramer frames objects read in place. Its one read callback (made
+// once: it escapes to the reader) finds the object in its fields.
+type peekFramer struct {
+	rd     repo.Reader
+	frame  func(repo.Hash, repo.Kind, []byte) error
+	look   func(repo.Kind, []byte) error
+	h      repo.Hash
+	kind   repo.Kind
+	called bool
+}
+
+// send frames object h, linked as kind.
+func (pf *peekFramer) send(h repo.Hash, kind repo.Kind) error {
+	if pf.look == nil {
+		pf.look = func(k repo.Kind, p []byte) error {
+			pf.called = true
+			if k != pf.kind {
+				return fmt.Errorf("object %s is a %s where a %s is linked (%w)", pf.h.Short(), k, pf.kind, walk.ErrIncomplete)
+			}
+			return pf.frame(pf.h, pf.kind, p)
+		}
+	}
+	pf.h, pf.kind, pf.called = h, kind, false
+	err := repo.Peek(pf.rd, h, pf.look)
+	if err != nil && !pf.called {
+		return fmt.Errorf("read object %s: %w (%w)", h.Short(), err, walk.ErrIncomplete)
+	}
+	return err
 }
 
 // abort ends a response whose status was already sent: the connection is

@@ -93,7 +93,9 @@ var ErrIncomplete = errors.New("primary store is incomplete or corrupt")
 
 // EmitFunc receives each missing object once. payload is the object's
 // payload when the walk had to read it anyway (commits, trees, roots), nil
-// otherwise (blobs below a tree are never read by the walk).
+// otherwise (blobs below a tree are never read by the walk). A tree's
+// payload may be lent by the reader (repo.Peek): it is valid only during
+// the call.
 type EmitFunc func(h repo.Hash, kind repo.Kind, payload []byte) error
 
 // Missing reports, through emit, every object reachable from roots that is
@@ -183,10 +185,34 @@ func (h *commitHeap) Pop() any {
 
 // treeWork is one tree to diff: its hash and the hashes of the trees at the
 // same path in the parents (bases); entries equal to a base entry are known
-// or already reported.
+// or already reported. A full pull of a flat zone queues one per name (a
+// million), so it is kept small: the bases, usually none there, sit behind
+// a pointer (40 bytes an entry rather than 56).
+//
+// A tree is marked seen when it is queued but emitted only when it is
+// popped and read: emit gets its payload, so a pack stream frames it from
+// the read the diff needs anyway instead of reading it a second time, and
+// it still comes after the object linking it, which was emitted before
+// that object was diffed.
 type treeWork struct {
 	hash  repo.Hash
-	bases []repo.Hash
+	bases *[]repo.Hash
+}
+
+// newTreeWork queues tree h with bases (copied).
+func newTreeWork(h repo.Hash, bases []repo.Hash) treeWork {
+	if len(bases) == 0 {
+		return treeWork{hash: h}
+	}
+	b := slices.Clone(bases)
+	return treeWork{hash: h, bases: &b}
+}
+
+func (tw treeWork) baseList() []repo.Hash {
+	if tw.bases == nil {
+		return nil
+	}
+	return *tw.bases
 }
 
 type walker struct {
@@ -320,10 +346,8 @@ func (w *walker) run(roots, known []repo.Hash) error {
 		if slices.Contains(bases, n.tree) {
 			continue // that tree is known or reported, with its closure
 		}
-		if err := w.emit(n.tree, repo.KindTree, nil); err != nil {
-			return err
-		}
-		w.trees = append(w.trees, treeWork{hash: n.tree, bases: bases})
+		w.seen[n.tree] = walkKind(repo.KindTree)
+		w.trees = append(w.trees, newTreeWork(n.tree, bases))
 	}
 	return w.diffTrees()
 }
@@ -442,9 +466,8 @@ func (w *walker) addRoot(h repo.Hash) error {
 			w.paintNode(n, fromRoot)
 			return nil
 		case repo.KindTree:
-			if err := w.emit(h, kind, payload); err != nil {
-				return err
-			}
+			// Emitted when the tree stack reads it, like every tree.
+			w.seen[h] = walkKind(kind)
 			w.trees = append(w.trees, treeWork{hash: h})
 			return nil
 		case repo.KindTag:
@@ -568,73 +591,144 @@ func (w *walker) paint() ([]*commitNode, error) {
 
 // diffTrees processes the tree stack: each tree is compared with its bases
 // by repo.DiffTree; only entries that differ from every base and were not
-// reported yet are reported, and only such subtrees are opened.
+// reported yet are reported, and only such subtrees are opened. Trees are
+// read in place when the reader lends payloads (repo.Peek): a check reads
+// every new tree once, and a flat zone's apex (40 MB for a million names)
+// and its base would otherwise each be copied out of the store.
 func (w *walker) diffTrees() error {
-	var bases [][]byte
 	for len(w.trees) > 0 {
 		tw := w.trees[len(w.trees)-1]
 		w.trees = w.trees[:len(w.trees)-1]
 		pushed := len(w.trees)
-		_, payload, err := w.getTree(tw.hash)
-		if err != nil {
-			if err := w.problem(tw.hash, repo.KindTree, err); err != nil {
+		var stop error // from emit or a check's problem: ends the walk
+		var bad error  // the tree does not decode
+		var readErr error
+		if tw.bases == nil {
+			// No closures here: they would escape to the reader, and a
+			// full pull diffs one small tree per name this way.
+			var payload []byte
+			if payload, readErr = w.readTree(tw.hash); readErr == nil {
+				stop, bad = w.diffOne(tw, payload, nil)
+			}
+		} else {
+			readErr = w.viewTree(tw.hash, func(payload []byte) error {
+				return w.viewBases(tw.baseList(), nil, func(bases [][]byte) error {
+					stop, bad = w.diffOne(tw, payload, bases)
+					return stop
+				})
+			})
+		}
+		if stop != nil {
+			return stop
+		}
+		if readErr != nil {
+			if err := w.problem(tw.hash, repo.KindTree, readErr); err != nil {
 				return err
 			}
 			continue
 		}
-		bases = bases[:0]
-		for _, b := range tw.bases {
-			_, bp, err := w.getTree(b)
-			if err != nil {
-				// A base is known to the client or reported; if we cannot
-				// read it we simply compare against less (superset).
-				continue
-			}
-			bases = append(bases, bp)
-		}
-		var stop error // from emit or a check's problem: ends the walk
-		err = repo.DiffTree(tw.hash, payload, bases, func(kind repo.EntryKind, h repo.Hash, same []repo.Hash) error {
-			want := kind.ObjectKind()
-			if skip, err := w.skipLinked(h, want); skip || err != nil {
-				stop = err
-				return err
-			}
-			if err := w.emit(h, want, nil); err != nil {
-				stop = err
-				return err
-			}
-			if want == repo.KindTree {
-				w.trees = append(w.trees, treeWork{hash: h, bases: slices.Clone(same)})
-			}
-			return nil
-		})
-		if stop != nil {
-			return stop
-		}
-		if err != nil {
-			if err := w.problem(tw.hash, repo.KindTree, fmt.Errorf("%w (%w)", err, ErrIncomplete)); err != nil {
+		if bad != nil {
+			if err := w.problem(tw.hash, repo.KindTree, fmt.Errorf("%w (%w)", bad, ErrIncomplete)); err != nil {
 				return err
 			}
 		}
-		if w.chk != nil {
-			// A check reads every new tree from a store keyed by hash:
-			// taking a tree's subtrees in hash order reads the store in
-			// key order (the 100,000 name trees of a flat zone's apex
-			// from a few thousand blocks instead of one block each). The
-			// stack pops the last first, so descending.
-			slices.SortFunc(w.trees[pushed:], func(a, b treeWork) int { return bytes.Compare(b.hash[:], a.hash[:]) })
-		}
+		// Both ends read every new tree from a store keyed by hash:
+		// taking a tree's subtrees in hash order reads the store in key
+		// order (the 100,000 name trees of a flat zone's apex from a few
+		// thousand blocks instead of one block each). The stack pops the
+		// last first, so descending.
+		slices.SortFunc(w.trees[pushed:], func(a, b treeWork) int { return bytes.Compare(b.hash[:], a.hash[:]) })
 	}
 	return nil
 }
 
-func (w *walker) getTree(h repo.Hash) (repo.Kind, []byte, error) {
-	kind, payload, err := w.get(h)
-	if err != nil {
-		return "", nil, fmt.Errorf("tree %s: %w (%w)", h, err, ErrIncomplete)
+// diffOne emits tw's tree, then compares
+// it with its bases, emitting and queueing what differs. stop is an error
+// from emit or a check's problem (it ends the walk), bad one from DiffTree
+// (the tree does not decode).
+func (w *walker) diffOne(tw treeWork, payload []byte, bases [][]byte) (stop, bad error) {
+	if err := w.emit(tw.hash, repo.KindTree, payload); err != nil {
+		return err, nil
 	}
-	if kind != repo.KindTree {
-		return "", nil, fmt.Errorf("object %s is a %s where a tree is linked (%w)", h, kind, ErrIncomplete)
+	err := repo.DiffTree(tw.hash, payload, bases, func(kind repo.EntryKind, h repo.Hash, same []repo.Hash) error {
+		want := kind.ObjectKind()
+		if skip, err := w.skipLinked(h, want); skip || err != nil {
+			stop = err
+			return err
+		}
+		if want == repo.KindTree {
+			w.seen[h] = walkKind(want)
+			w.trees = append(w.trees, newTreeWork(h, same))
+			return nil
+		}
+		if err := w.emit(h, want, nil); err != nil {
+			stop = err
+			return err
+		}
+		return nil
+	})
+	if stop != nil {
+		return stop, nil
 	}
-	return kind, payload, nil
+	return nil, err
+}
+
+// readTree reads tree h, copied out of the store.
+func (w *walker) readTree(h repo.Hash) ([]byte, error) {
+	kind, payload, err := w.rd.Get(h)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("tree %s: %w (%w)", h, err, ErrIncomplete)
+	case kind != repo.KindTree:
+		return nil, fmt.Errorf("object %s is a %s where a tree is linked (%w)", h, kind, ErrIncomplete)
+	}
+	w.stats.Trees++
+	w.stats.Bytes += int64(len(payload))
+	return payload, nil
+}
+
+// viewTree calls fn with the payload of tree h, lent by the reader when it
+// can (valid only while fn runs): a tree compared with bases is where the
+// large ones are (a flat zone's apex and the one it replaces). It returns
+// why h could not be read as a tree (fn not called: absent, unreadable,
+// another kind), or fn's error.
+func (w *walker) viewTree(h repo.Hash, fn func(payload []byte) error) error {
+	called := false
+	var got repo.Kind
+	err := repo.Peek(w.rd, h, func(kind repo.Kind, payload []byte) error {
+		got = kind
+		if kind != repo.KindTree {
+			return nil
+		}
+		called = true
+		w.stats.Trees++
+		w.stats.Bytes += int64(len(payload))
+		return fn(payload)
+	})
+	switch {
+	case called:
+		return err
+	case err != nil:
+		return fmt.Errorf("tree %s: %w (%w)", h, err, ErrIncomplete)
+	}
+	return fmt.Errorf("object %s is a %s where a tree is linked (%w)", h, got, ErrIncomplete)
+}
+
+// viewBases calls fn once with the payloads of the base trees that read
+// as trees (lent, like viewTree's), appended to acc. A base that cannot be
+// read is left out: a base is known to the client or reported, so
+// comparing with less only reports more (a superset).
+func (w *walker) viewBases(bases []repo.Hash, acc [][]byte, fn func(bases [][]byte) error) error {
+	if len(bases) == 0 {
+		return fn(acc)
+	}
+	called := false
+	err := w.viewTree(bases[0], func(p []byte) error {
+		called = true
+		return w.viewBases(bases[1:], append(acc, p), fn)
+	})
+	if called {
+		return err
+	}
+	return w.viewBases(bases[1:], acc, fn)
 }

@@ -1,6 +1,6 @@
 // Command pullprof profiles the client side of one pull: it pulls from a
 // running primary (`zonegit-replicate serve`) into a local repository in
-// this process, as `zonegit-replicate pull` does (same 192 MiB soft heap
+// this process, as `zonegit-replicate pull` does (same 384 MiB soft heap
 // limit unless GOMEMLIMIT is set), and writes Go profiles of it, which the
 // CLI does not:
 //
@@ -38,7 +38,7 @@ func main() {
 		os.Exit(2)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(192 << 20)
+		debug.SetMemoryLimit(384 << 20) // cmd/zonegit-replicate's pullMemoryLimit
 	}
 	if err := run(*primary, *dir, *cpuProfile, *heapProfile); err != nil {
 		fmt.Fprintln(os.Stderr, "pullprof:", err)
