@@ -21,29 +21,8 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 quickstart="$root/examples/quickstart"
-work="$(mktemp -d "${TMPDIR:-/tmp}/zonegit-fleet-demo.XXXXXX")"
-pids=()
-
-cleanup() {
-	local pid
-	for pid in "${pids[@]}"; do
-		if kill -0 "$pid" 2>/dev/null; then
-			kill "$pid" 2>/dev/null || true
-			wait "$pid" 2>/dev/null || true
-		fi
-	done
-	if [[ ${ZONEGIT_DEMO_KEEP-} == 1 ]]; then
-		echo "kept $work"
-	else
-		rm -rf "$work"
-	fi
-}
-trap cleanup EXIT
-
-step() { printf '\n==> %s\n' "$*"; }
-
-# No download or checkpoint site is needed (or reachable).
-export CHECKPOINT_DISABLE=1
+source "$root/examples/demo-lib.sh"
+demo_init fleet-demo
 
 step "Finding a Terraform CLI"
 read -r cli_name tf < <("$root/tools/find-terraform.sh" --first)
@@ -67,37 +46,13 @@ done
 (cd "$root" && go build -ldflags "-X main.version=$version" -o "$work/bin/zonegit-replicate" ./cmd/zonegit-replicate)
 zr="$work/bin/zonegit-replicate"
 
-# start NAME LOG ARGS...: runs zonegit-replicate ARGS in the background and
-# prints the URL it serves on once its log says so.
-start() {
-	local name="$1" log="$2" url="" pid
-	shift 2
-	"$zr" "$@" >"$log" 2>&1 &
-	pid=$!
-	pids+=("$pid")
-	for _ in $(seq 1 100); do
-		url="$(sed -n 's/.*serving .* on \(https\{0,1\}:\/\/[0-9.:]*\).*/\1/p' "$log" | sed -n 1p)"
-		[[ -n $url ]] && break
-		if ! kill -0 "$pid" 2>/dev/null; then
-			cat "$log" >&2
-			echo "$name exited" >&2
-			exit 1
-		fi
-		sleep 0.1
-	done
-	[[ -n $url ]] || { cat "$log" >&2; echo "no address from $name" >&2; exit 1; }
-	echo "$url"
-}
-
 step "Importing the quickstart zones into a primary repository"
 primary="$work/primary"
-for f in "$quickstart"/*.zone; do
-	zone="$(basename "$f" .zone)."
-	"$zr" import --repo "$primary" --zone "$zone" --file "$f" >/dev/null
-done
+import_quickstart "$primary"
 
 step "Starting the primary"
-primary_url="$(start primary "$work/primary.log" serve --repo "$primary" --listen 127.0.0.1:0 --poll 200ms)"
+start_zr primary "$work/primary.log" serve --repo "$primary" --listen 127.0.0.1:0 --poll 200ms
+primary_url="$started_url"
 echo "primary at $primary_url"
 
 step "Starting three secondary daemons"
@@ -106,8 +61,9 @@ head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/control-token"
 export ZONEGIT_SECONDARY_TOKEN_FILE="$work/control-token"
 fleet="{"
 for ns in ns1 ns2 ns3; do
-	url="$(start "$ns" "$work/$ns.log" secondary --repo "$work/$ns" --listen 127.0.0.1:0 \
-		--primary "$primary_url" --control-token-file "$work/control-token")"
+	start_zr "$ns" "$work/$ns.log" secondary --repo "$work/$ns" --listen 127.0.0.1:0 \
+		--primary "$primary_url" --control-token-file "$work/control-token"
+	url="$started_url"
 	echo "$ns at $url (replica $work/$ns)"
 	fleet+="$ns = \"$url\", "
 done
@@ -166,4 +122,5 @@ for ns in ns1 ns2 ns3; do
 done
 
 step "Stopping the primary and the secondaries"
+stop_all
 echo "done"

@@ -16,26 +16,8 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 quickstart="$root/examples/quickstart"
-work="$(mktemp -d "${TMPDIR:-/tmp}/zonegit-demo.XXXXXX")"
-server_pid=""
-
-cleanup() {
-	if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
-		kill "$server_pid" 2>/dev/null || true
-		wait "$server_pid" 2>/dev/null || true
-	fi
-	if [[ ${ZONEGIT_DEMO_KEEP-} == 1 ]]; then
-		echo "kept $work"
-	else
-		rm -rf "$work"
-	fi
-}
-trap cleanup EXIT
-
-step() { printf '\n==> %s\n' "$*"; }
-
-# No download or checkpoint site is needed (or reachable).
-export CHECKPOINT_DISABLE=1
+source "$root/examples/demo-lib.sh"
+demo_init demo
 
 # The provider comes from $work/bin, for either CLI's default registry host.
 cat >"$work/dev.tfrc" <<RC
@@ -72,26 +54,11 @@ ls "$work/bin"
 
 step "Importing the quickstart zones into a primary repository"
 primary="$work/primary"
-for f in "$quickstart"/*.zone; do
-	zone="$(basename "$f" .zone)."
-	"$zr" import --repo "$primary" --zone "$zone" --file "$f" >/dev/null
-done
+import_quickstart "$primary"
 
 step "Starting the primary"
-"$zr" serve --repo "$primary" --listen 127.0.0.1:0 --poll 200ms >"$work/serve.log" 2>&1 &
-server_pid=$!
-url=""
-for _ in $(seq 1 100); do
-	url="$(sed -n 's/.*serving .* on \(https\{0,1\}:\/\/[0-9.:]*\).*/\1/p' "$work/serve.log" | sed -n 1p)"
-	[[ -n $url ]] && break
-	if ! kill -0 "$server_pid" 2>/dev/null; then
-		cat "$work/serve.log" >&2
-		echo "zonegit-replicate serve exited" >&2
-		exit 1
-	fi
-	sleep 0.1
-done
-[[ -n $url ]] || { cat "$work/serve.log" >&2; echo "no address from zonegit-replicate serve" >&2; exit 1; }
+start_zr primary "$work/serve.log" serve --repo "$primary" --listen 127.0.0.1:0 --poll 200ms
+url="$started_url"
 echo "primary at $url"
 
 export TF_IN_AUTOMATION=1
@@ -125,7 +92,5 @@ step "The replica's refs after the change"
 run output -no-color replica_refs
 
 step "Stopping the primary"
-kill "$server_pid"
-wait "$server_pid" 2>/dev/null || true
-server_pid=""
+stop_all
 echo "done"
