@@ -55,6 +55,7 @@ type Repo struct {
 	snap     *snapshot // read-only: the private directory Badger has open
 	lock     *dirLock  // a reader's shared lock on path, held until Close
 	closeMu  sync.Once
+	flushes  *flushWatch // writers: sees Badger's memtable flushes fail (Close)
 
 	// unchecked counts bytes handed to Badger since the last free-space
 	// check (writers).
@@ -123,7 +124,8 @@ func openWriter(path string, opts Options) (*Repo, error) {
 		wait = DefaultReaderWait
 	}
 	deadline := time.Now().Add(wait)
-	bo := writerOptions(baseOptions(badger.DefaultOptions(path), opts))
+	flushes := newFlushWatch(opts.Logger)
+	bo := writerOptions(baseOptions(badger.DefaultOptions(path), opts)).WithLogger(flushes)
 	for {
 		err := prepareWriter(path)
 		if errors.Is(err, errReadersActive) {
@@ -148,7 +150,7 @@ func openWriter(path string, opts Options) (*Repo, error) {
 		if err != nil {
 			return nil, openError(path, err)
 		}
-		return &Repo{db: db, path: path}, nil
+		return &Repo{db: db, path: path, flushes: flushes}, nil
 	}
 }
 
@@ -463,7 +465,11 @@ func (r *Repo) ReadOnly() bool { return r.readOnly }
 func (r *Repo) Close() error {
 	var err error
 	r.closeMu.Do(func() {
-		err = r.read(r.db.Close)
+		if r.flushes != nil {
+			err = r.flushes.closeDB(r.path, func() error { return r.read(r.db.Close) })
+		} else {
+			err = r.read(r.db.Close)
+		}
 		if rerr := r.snap.remove(); rerr != nil && err == nil {
 			err = fmt.Errorf("remove the private snapshot of %s: %w", r.path, rerr)
 		}
