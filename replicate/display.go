@@ -1,9 +1,7 @@
 package replicate
 
 import (
-	"fmt"
 	"strconv"
-	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -25,29 +23,6 @@ func DisplayName(s string) string {
 		}
 	}
 	return s
-}
-
-// SafeText is how a whole message that may quote a peer (an error body, a
-// name) appears on one line: printable text, spaces included, as it is;
-// invalid UTF-8 as \xNN and every other rune (control bytes, newlines,
-// bidi overrides) with its Go escape. Where DisplayName quotes a name
-// whole, SafeText keeps a sentence readable.
-func SafeText(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case r == ' ' || unicode.IsPrint(r):
-			b.WriteString(s[i : i+n])
-		default:
-			q := strconv.QuoteRune(r) // '\x1b', '\n', '\u202e'
-			b.WriteString(q[1 : len(q)-1])
-		}
-		i += n
-	}
-	return b.String()
 }
 
 // ShortHash is how a commit hash appears in messages: its first 12

@@ -279,7 +279,7 @@ func notDaemon(method, u string, resp *http.Response) error {
 		ct = "no Content-Type"
 	}
 	return fmt.Errorf("%s %s: %w: the server answered %d (%s): %q", method, u, ErrNotDaemon, resp.StatusCode,
-		replicate.SafeText(ct), replicate.SafeText(strings.TrimSpace(string(b))))
+		wire.SafeText(ct), wire.SafeText(strings.TrimSpace(string(b))))
 }
 
 // maxErrorAnswer bounds an error body read; messages are one line.
@@ -303,5 +303,5 @@ func errorMessage(r io.Reader) string {
 	if len(msg) > 1024 {
 		msg = msg[:1024] + "…"
 	}
-	return replicate.SafeText(msg)
+	return wire.SafeText(msg)
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
+	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
 
@@ -325,7 +326,7 @@ func (d *Daemon) record(rep PullReport) {
 		line += fmt.Sprintf(" failed=%d", len(rep.Errors))
 	}
 	if rep.Error != "" {
-		line += " error=" + replicate.SafeText(rep.Error)
+		line += " error=" + wire.SafeText(rep.Error)
 	}
 	d.logf("%s", line)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
+	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 )
 
 // stateFile is the persisted desired state. The version lets a later
@@ -90,7 +91,7 @@ func checkOwner(path string, st *stateFile, dir string) error {
 		return fmt.Errorf("state file %s holds the desired state of the secondary whose replica is %s, not %s: "+
 			"two daemons must not share a --state file (give each its own). If the replica was moved, move its "+
 			"state file with it and set \"replica\" in the file to the new directory",
-			path, replicate.SafeText(st.Replica), own)
+			path, wire.SafeText(st.Replica), own)
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
 	"github.com/zonegit/terraform-provider-zonegit/replicate/server"
+	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 )
 
 // newFlagSet returns the flag set of subcommand name. It returns errors
@@ -193,7 +194,7 @@ func withTimeout(ctx context.Context, cmd string, d time.Duration) (context.Cont
 // primary (errors naming its branches, its error bodies), keeping the rest
 // as it is: one message stays one line, and no byte of it reaches the
 // terminal as a control sequence.
-func safeLine(s string) string { return replicate.SafeText(s) }
+func safeLine(s string) string { return wire.SafeText(s) }
 
 // serverLimitFlags bound what serve holds in memory at once (see
 // server.Server: MaxConcurrent, MaxQueued, QueueWait).

@@ -1,14 +1,12 @@
 package wire
 
 import (
-	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
@@ -104,24 +102,4 @@ func ParseBatchRequest(body io.Reader, maxBytes int64, maxHashes int) ([]repo.Ha
 		return nil, tooManyHashes(len(req.Hashes), maxHashes)
 	}
 	return parseHashes("hashes", req.Hashes)
-}
-
-// Printable makes bytes a peer sent safe to quote in a message: one line,
-// clipped, control bytes replaced.
-func Printable(b []byte) string {
-	b = bytes.TrimSpace(b)
-	s := strings.ToValidUTF8(string(b), "?")
-	var sb strings.Builder
-	for _, r := range s {
-		if sb.Len() >= 200 {
-			sb.WriteString("…")
-			break
-		}
-		if r < ' ' || r == 0x7f {
-			sb.WriteByte(' ')
-			continue
-		}
-		sb.WriteRune(r)
-	}
-	return sb.String()
 }
