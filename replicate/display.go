@@ -1,7 +1,11 @@
 package replicate
 
 import (
+	"fmt"
+	"maps"
+	"slices"
 	"strconv"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -36,4 +40,21 @@ func ShortHash(h, absent string) string {
 		h = h[:12]
 	}
 	return DisplayName(h)
+}
+
+// RefsDiff lists, in key order, the refs ("<zone>/<branch>" => hex) whose
+// hashes differ between want and got, as "<ref>: <wantWord> <hash>, got
+// <hash>", with absent for a ref one side lacks: the one message for "the
+// replica is not what was planned" (zonegit_replica, zonegit_secondary, the
+// secondary daemon).
+func RefsDiff(want, got map[string]string, wantWord, absent string) string {
+	all := maps.Clone(want)
+	maps.Copy(all, got)
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(all)) {
+		if w, g := want[k], got[k]; w != g {
+			out = append(out, fmt.Sprintf("%s: %s %s, got %s", DisplayName(k), wantWord, ShortHash(w, absent), ShortHash(g, absent)))
+		}
+	}
+	return strings.Join(out, "; ")
 }

@@ -6,9 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 
-	"github.com/zonegit/terraform-provider-zonegit/replicate"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
 
@@ -55,19 +53,6 @@ func readLocalRefs(dir string) (refs []repo.Ref, exists bool, err error) {
 	defer r.Close()
 	refs, err = r.Branches("")
 	return refs, true, err
-}
-
-// refsMap turns refs into the "<zone>/<branch>" => hex map stored in state.
-func refsMap(refs []repo.Ref) map[string]string { return replicate.RefsMap(refs) }
-
-// sortedKeys returns m's keys in order, for stable diagnostics and logs.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // madeDir remembers what was at a replica's path before a create, so that

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/zonegit/terraform-provider-zonegit/replicate"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
 
@@ -66,7 +67,7 @@ func TestReadLocalRefs(t *testing.T) {
 	if !exists || err != nil {
 		t.Fatalf("repository: %v %v", exists, err)
 	}
-	if got := refsMap(refs); len(got) != 2 || got["example.com./main"] != want["example.com./main"] || got["example.org./main"] != want["example.org./main"] {
+	if got := replicate.RefsMap(refs); len(got) != 2 || got["example.com./main"] != want["example.com./main"] || got["example.org./main"] != want["example.org./main"] {
 		t.Errorf("refs = %v, want %v", got, want)
 	}
 }

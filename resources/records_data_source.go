@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -274,11 +275,11 @@ func (z *zoneRefs) resolve(attr path.Path, zone, ref string) (h repo.Hash, hex b
 		return t, false, nil
 	default:
 		msg := fmt.Sprintf("Zone %s on %s has no branch or tag named %q. Branches: %s; tags: %s.",
-			zone, z.where, ref, listOrNone(sortedKeys(z.branches)), listOrNone(sortedKeys(z.tags)))
+			zone, z.where, ref, listOrNone(slices.Sorted(maps.Keys(z.branches))), listOrNone(slices.Sorted(maps.Keys(z.tags))))
 		if !z.tagsKnown {
 			msg = fmt.Sprintf("Zone %s on %s has no branch named %q. Branches: %s. This primary does not list "+
 				"its tags (no \"tags\" extension), so a tag cannot be read by name from it: give its commit hash.",
-				zone, z.where, ref, listOrNone(sortedKeys(z.branches)))
+				zone, z.where, ref, listOrNone(slices.Sorted(maps.Keys(z.branches))))
 		}
 		diags.AddAttributeError(attr, "Unknown ref", msg+" A ref is a branch, a tag or a 64-hex commit hash.")
 	}

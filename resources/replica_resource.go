@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -453,7 +454,7 @@ func (r *ReplicaResource) Read(ctx context.Context, req resource.ReadRequest, re
 		resp.Diagnostics.Append(readError(dir, err))
 		return
 	}
-	refs, diags := types.MapValueFrom(ctx, types.StringType, refsMap(local))
+	refs, diags := types.MapValueFrom(ctx, types.StringType, replicate.RefsMap(local))
 	resp.Diagnostics.Append(diags...)
 	state.ID = types.StringValue(dir)
 	if state.Path.IsNull() {
@@ -620,7 +621,7 @@ func describeRefs(refs []repo.Ref) (zones, branches []string) {
 		zs[r.Zone] = true
 		bs[replicate.QuoteName(r.Name)] = true
 	}
-	return sortedKeys(zs), sortedKeys(bs)
+	return slices.Sorted(maps.Keys(zs)), slices.Sorted(maps.Keys(bs))
 }
 
 // pullSettings resolves the client options (provider settings, the
@@ -823,13 +824,13 @@ func (r *ReplicaResource) apply(ctx context.Context, plan *replicaResourceModel)
 		diags.AddError("Cannot read replica", fmt.Sprintf("Listing the branches of the replica at %s failed: %v.", dir, err))
 		return nil, false, diags
 	}
-	got := refsMap(after)
-	moved = !maps.Equal(got, refsMap(before))
+	got := replicate.RefsMap(after)
+	moved = !maps.Equal(got, replicate.RefsMap(before))
 	if !diags.HasError() && !maps.Equal(got, planned) {
 		diags.AddError("Replica differs from the plan", fmt.Sprintf(
 			"After pulling from primary %s, the replica at %s has refs that the plan did not show: %s. Another "+
 				"process changed the replica or the primary during the apply. Run plan and apply again.",
-			opts.PrimaryURL, dir, refsDiff(planned, got)))
+			opts.PrimaryURL, dir, replicate.RefsDiff(planned, got, "planned", "(absent)")))
 	}
 
 	state = new(replicaResourceModel)
@@ -894,18 +895,4 @@ func refsError(url string, err error) diag.Diagnostic {
 	return diag.NewErrorDiagnostic("Cannot read the primary's refs",
 		fmt.Sprintf("GET %s/v0/refs failed: %v. Check that the primary is running and reachable at that URL, and "+
 			"the provider's token, headers and TLS settings.", strings.TrimSuffix(url, "/"), err))
-}
-
-// refsDiff lists, in order, the keys whose values differ between want and got.
-func refsDiff(want, got map[string]string) string {
-	all := maps.Clone(want)
-	maps.Copy(all, got)
-	var out []string
-	for _, k := range sortedKeys(all) {
-		w, g := want[k], got[k]
-		if w != g {
-			out = append(out, fmt.Sprintf("%s: planned %s, got %s", k, replicate.ShortHash(w, "(absent)"), replicate.ShortHash(g, "(absent)")))
-		}
-	}
-	return strings.Join(out, "; ")
 }

@@ -26,8 +26,8 @@ func TestPlanRefsDiagnostics(t *testing.T) {
 func TestRefsDiff(t *testing.T) {
 	want := map[string]string{"a./main": strings.Repeat("1", 64), "b./main": strings.Repeat("2", 64)}
 	got := map[string]string{"a./main": strings.Repeat("1", 64), "c./main": strings.Repeat("3", 64)}
-	d := refsDiff(want, got)
+	d := replicate.RefsDiff(want, got, "planned", "(absent)")
 	if d != "b./main: planned 222222222222, got (absent); c./main: planned (absent), got 333333333333" {
-		t.Errorf("refsDiff = %q", d)
+		t.Errorf("RefsDiff = %q", d)
 	}
 }

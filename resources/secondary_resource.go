@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
@@ -369,7 +370,7 @@ func desired(ctx context.Context, m *secondaryResourceModel) (secondary.Desired,
 // refsList turns a refs map back into branches, for planning.
 func refsList(m map[string]string) ([]repo.Ref, error) {
 	out := make([]repo.Ref, 0, len(m))
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		zone, name, ok := repo.SplitRefPath(k)
 		if !ok {
 			return nil, fmt.Errorf("ref %q is not <zone>/<branch>", k)
@@ -456,7 +457,7 @@ func (r *SecondaryResource) ModifyPlan(ctx context.Context, req resource.ModifyP
 			planned = p.Refs
 			if !maps.Equal(planned, answer.Refs) {
 				tflog.Info(ctx, "the daemon or its primary moved since refresh; planning from the refresh", map[string]any{
-					"url": url, "differences": refsDiff(planned, answer.Refs),
+					"url": url, "differences": replicate.RefsDiff(planned, answer.Refs, "planned", "(absent)"),
 				})
 			}
 		}
@@ -585,7 +586,7 @@ func (r *SecondaryResource) apply(ctx context.Context, plan *secondaryResourceMo
 		diags.AddError("Secondary differs from the plan", fmt.Sprintf(
 			"After the apply, the secondary daemon at %s (primary %s) has refs that the plan did not show: %s. "+
 				"Another client moved the daemon during the apply. Run plan and apply again.",
-			url, pull.Primary, refsDiff(planned, got)))
+			url, pull.Primary, replicate.RefsDiff(planned, got, "planned", "(absent)")))
 	}
 	tflog.Info(ctx, "applied secondary", map[string]any{
 		"url": url, "primary": pull.Primary, "moved": len(pull.Moved), "failed": len(pull.Errors),

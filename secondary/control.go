@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
@@ -247,7 +249,7 @@ func (d *Daemon) handleApply(r *http.Request) (int, any, *httpError) {
 	if herr := d.checkDesired(ds); herr != nil {
 		return 0, nil, herr
 	}
-	for _, k := range sortedKeys(req.Expect) {
+	for _, k := range slices.Sorted(maps.Keys(req.Expect)) {
 		if err := replicate.ValidatePin(k, req.Expect[k]); err != nil {
 			return 0, nil, errorf(http.StatusBadRequest, "expect: %v", err)
 		}

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -296,7 +295,7 @@ func (d *Daemon) pull(ctx context.Context, trigger string, opts replicate.PullOp
 		if got, lerr := d.branches(); lerr != nil {
 			rep.Error = lerr.Error()
 		} else if !maps.Equal(got, expect) {
-			rep.Error = "after the pull the refs differ from the expected ones (another writer, or a primary that changed what it serves): " + refsDiff(expect, got)
+			rep.Error = "after the pull the refs differ from the expected ones (another writer, or a primary that changed what it serves): " + replicate.RefsDiff(expect, got, "expected", "(none)")
 		}
 	}
 	d.record(rep)
@@ -395,26 +394,4 @@ func (d *Daemon) Handler() http.Handler {
 		}
 		rep.ServeHTTP(w, r)
 	})
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-// refsDiff lists the keys whose values differ between want and got.
-func refsDiff(want, got map[string]string) string {
-	all := maps.Clone(want)
-	maps.Copy(all, got)
-	var out []string
-	for _, k := range sortedKeys(all) {
-		if w, g := want[k], got[k]; w != g {
-			out = append(out, fmt.Sprintf("%s: expected %s, got %s", replicate.DisplayName(k), replicate.ShortHash(w, "(none)"), replicate.ShortHash(g, "(none)")))
-		}
-	}
-	return strings.Join(out, "; ")
 }

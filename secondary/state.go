@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -216,7 +218,7 @@ func (d *Desired) Validate() error {
 			return fmt.Errorf("branches: %w", err)
 		}
 	}
-	for _, k := range sortedKeys(d.Pins) {
+	for _, k := range slices.Sorted(maps.Keys(d.Pins)) {
 		if err := replicate.ValidatePin(k, d.Pins[k]); err != nil {
 			return fmt.Errorf("pins: %w", err)
 		}
