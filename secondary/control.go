@@ -240,6 +240,21 @@ func (d *Daemon) plan(ctx context.Context, ds *Desired) (*replicate.RefsPlan, *h
 	return p, nil
 }
 
+// lockFor takes the pull lock for a request that changes the state: it
+// waits while a pull runs (503 if the request ends first), and the context
+// it returns ends with the request or with Close, so Close aborts the
+// request's pull too. done releases both.
+func (d *Daemon) lockFor(r *http.Request) (ctx context.Context, done func(), herr *httpError) {
+	ctx, cancel := context.WithCancel(r.Context())
+	stop := context.AfterFunc(d.ctx, cancel)
+	if err := d.lock(ctx); err != nil {
+		stop()
+		cancel()
+		return nil, nil, errorf(http.StatusServiceUnavailable, "secondary busy: a pull is running and the request ended before it finished (%v)", err)
+	}
+	return ctx, func() { d.unlock(); stop(); cancel() }, nil
+}
+
 func (d *Daemon) handleApply(r *http.Request) (int, any, *httpError) {
 	var req ApplyRequest
 	if herr := decodeBody(r, &req); herr != nil {
@@ -254,16 +269,11 @@ func (d *Daemon) handleApply(r *http.Request) (int, any, *httpError) {
 			return 0, nil, errorf(http.StatusBadRequest, "expect: %v", err)
 		}
 	}
-	// Close aborts the pull too; the request's own end stops the wait
-	// and the pull.
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	stop := context.AfterFunc(d.ctx, cancel)
-	defer stop()
-	if err := d.lock(ctx); err != nil {
-		return 0, nil, errorf(http.StatusServiceUnavailable, "secondary busy: a pull is running and the request ended before it finished (%v)", err)
+	ctx, done, herr := d.lockFor(r)
+	if herr != nil {
+		return 0, nil, herr
 	}
-	defer d.unlock()
+	defer done()
 	// The desired state is written (not yet in place) before anything is
 	// pulled: a state file that cannot be written fails the request with
 	// the refs untouched.
@@ -307,15 +317,12 @@ func (d *Daemon) handleApply(r *http.Request) (int, any, *httpError) {
 }
 
 func (d *Daemon) handleClear(r *http.Request) (int, any, *httpError) {
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	stop := context.AfterFunc(d.ctx, cancel)
-	defer stop()
 	// After a running pull: it must not follow a state cleared under it.
-	if err := d.lock(ctx); err != nil {
-		return 0, nil, errorf(http.StatusServiceUnavailable, "secondary busy: a pull is running and the request ended before it finished (%v)", err)
+	_, done, herr := d.lockFor(r)
+	if herr != nil {
+		return 0, nil, herr
 	}
-	defer d.unlock()
+	defer done()
 	ps, herr := d.prepareDesired(nil)
 	if herr != nil {
 		return 0, nil, herr
