@@ -115,7 +115,7 @@ func (p *puller) accept(h repo.Hash, kind repo.Kind, payload []byte) error {
 	if err := p.put(h, kind, payload); err != nil {
 		return putError(h, err)
 	}
-	p.stored(h, len(payload))
+	p.stored(h, kind, len(payload))
 	return nil
 }
 
@@ -131,8 +131,8 @@ func putError(h repo.Hash, err error) error {
 
 // stored counts an object queued in the batch. Caller holds p.mu (or is
 // the only writer).
-func (p *puller) stored(h repo.Hash, size int) {
-	if p.got.add(h, size) {
+func (p *puller) stored(h repo.Hash, kind repo.Kind, size int) {
+	if p.got.add(h, kind, size) {
 		p.objects++
 		p.bytes += int64(size)
 	}
@@ -837,18 +837,29 @@ func (p *puller) receive(h repo.Hash, kind repo.Kind, payload []byte) error {
 	delete(ps.wanted, h)
 	// The links go straight into wanted, never into a list: a flat zone's
 	// apex links every name of the zone (a million, for a 1M-record zone).
+	// A link to an object received already is compared with what it is
+	// now, as the object was compared with the links before it when it
+	// came: a link of another kind stops the stream, as an object of a
+	// kind its links do not allow does. (The closure check compares every
+	// link it walks with the receipt too; this is where the stream is
+	// told.)
+	var linkErr error
 	err := p.packLinks(h, kind, payload, func(l link) {
-		if !p.got.has(l.h) { // received already: the closure check verifies this link too
+		k, got := p.got.kind(l.h)
+		switch {
+		case !got:
 			ps.want(l)
+		case !l.want.has(k) && linkErr == nil:
+			linkErr = fmt.Errorf("object %s links %s as %s, but it came as a %s: %w", h, l.h, l.want, k, errWrongKind)
 		}
 	})
 	if err != nil {
 		return err // checkObject decoded it, so this is unexpected
 	}
 	delete(ps.bases, h)
-	p.stored(h, len(payload))
+	p.stored(h, kind, len(payload))
 	p.total = p.objects + len(ps.wanted)
-	return nil
+	return linkErr
 }
 
 // packLinks calls add with each object a received one links to, less what

@@ -12,8 +12,11 @@ import (
 
 // The closure check: the only thing that lets a ref move. It runs after
 // every round of the transfer, once the batch is flushed and synced, and
-// reads what each target reaches back from the store, whatever transport
-// brought it and whatever the primary claimed.
+// checks what each target reaches, whatever transport brought it and
+// whatever the primary claimed: against the store, or, for an object this
+// pull stored, against its receipt (p.got), which is as good once the
+// batch has synced: the object was hash-verified, checked against the
+// kinds its links allowed and decoded strictly before it was queued.
 //
 // Each target is checked with the project's one walk (walk.Check) run
 // over the local store in check mode: roots = the target, known = the
@@ -22,11 +25,13 @@ import (
 // invariant (every ref a pull moved passed this check), so, as on the
 // server, the walk costs in proportion to what changed: it diffs new trees
 // against the known trees path by path and stops at equal hashes. Every
-// object it reaches is read and verified: present, of the kind its link
-// expects (a subtree a tree, a leaf a blob, a commit's tree a tree, its
-// parents commits, what a tag names what its type says), decoding
-// strictly. The walker reads commits and trees itself; blobs are read
-// here.
+// object it reaches is verified: present, of the kind its link expects (a
+// subtree a tree, a leaf a blob, a commit's tree a tree, its parents
+// commits, what a tag names what its type says), decoding strictly. The
+// walker reads commits and trees itself (it needs their links); a blob is
+// read here unless this pull stored it. An object that was already local
+// (a known tip's closure aside), say left by a killed earlier pull, is
+// always read.
 
 // errStopCheck ends the walk of a target whose fate is decided.
 var errStopCheck = errors.New("closure check decided")
@@ -42,7 +47,7 @@ type closureCheck struct {
 
 	objects int      // objects of this pull the target reached first
 	bytes   int64    // and their payload bytes
-	counted []uint64 // their keys in p.got, marked attributed
+	counted []receiptKey // their keys in p.got, marked attributed
 }
 
 // checkClosures checks every target not yet decided and decides it:
@@ -217,15 +222,24 @@ func (cc *closureCheck) reject(err error) (bool, error) {
 }
 
 // emit receives every object the walk reaches beyond known. Commits and
-// trees are read and verified by the walker (problems come to problem);
-// blobs are read here, in batches.
+// trees are read and verified by the walker (problems come to problem).
+// A blob this pull stored is not read: its receipt (p.got) says it is
+// local, sound and of the kind it came as, which is compared with its
+// link here. Any other blob is read here, in batches.
 func (cc *closureCheck) emit(h repo.Hash, kind repo.Kind, payload []byte) error {
 	if kind == repo.KindBlob && payload == nil {
-		cc.blobs = append(cc.blobs, h)
-		if len(cc.blobs) >= checkBlobBatch {
-			if err := cc.checkBlobs(); err != nil {
-				return err
+		k, got := cc.p.got.kind(h)
+		switch {
+		case !got:
+			cc.blobs = append(cc.blobs, h)
+			if len(cc.blobs) >= checkBlobBatch {
+				if err := cc.checkBlobs(); err != nil {
+					return err
+				}
 			}
+		case k != repo.KindBlob:
+			cc.bad = fmt.Errorf("object %s is a %s, but it is linked as a blob: %w", h, k, errWrongKind)
+			return errStopCheck
 		}
 	}
 	cc.count(h)
@@ -291,14 +305,12 @@ func (cc *closureCheck) problem(h repo.Hash, want repo.Kind, err error) error {
 // count credits the target with h if this pull stored it and no target
 // reached it before.
 func (cc *closureCheck) count(h repo.Hash) {
-	k := prefix(h)
-	v, ok := cc.p.got[k]
-	if !ok || v&attributed != 0 {
+	size, k, ok := cc.p.got.credit(h)
+	if !ok {
 		return
 	}
-	cc.p.got[k] = v | attributed
 	cc.objects++
-	cc.bytes += int64(v)
+	cc.bytes += int64(size)
 	cc.counted = append(cc.counted, k)
 }
 
@@ -306,7 +318,7 @@ func (cc *closureCheck) count(h repo.Hash) {
 // complete (yet).
 func (cc *closureCheck) uncount() {
 	for _, k := range cc.counted {
-		cc.p.got[k] &^= attributed
+		cc.p.got.uncredit(k)
 	}
 	cc.counted = nil
 }
