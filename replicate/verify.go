@@ -45,8 +45,8 @@ type closureCheck struct {
 
 	blobs []repo.Hash // blobs reached, read in hash order in batches (checkBlobs)
 
-	objects int      // objects of this pull the target reached first
-	bytes   int64    // and their payload bytes
+	objects int          // objects of this pull the target reached first
+	bytes   int64        // and their payload bytes
 	counted []receiptKey // their keys in p.got, marked attributed
 }
 
