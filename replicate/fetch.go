@@ -115,7 +115,7 @@ func (p *puller) accept(h repo.Hash, kind repo.Kind, payload []byte) error {
 	if err := p.put(h, kind, payload); err != nil {
 		return putError(h, err)
 	}
-	p.stored(h, kind, len(payload))
+	p.stored(h, kind, payload)
 	return nil
 }
 
@@ -131,10 +131,10 @@ func putError(h repo.Hash, err error) error {
 
 // stored counts an object queued in the batch. Caller holds p.mu (or is
 // the only writer).
-func (p *puller) stored(h repo.Hash, kind repo.Kind, size int) {
-	if p.got.add(h, kind, size) {
+func (p *puller) stored(h repo.Hash, kind repo.Kind, payload []byte) {
+	if p.got.add(h, kind, payload) {
 		p.objects++
-		p.bytes += int64(size)
+		p.bytes += int64(len(payload))
 	}
 	p.progress(false)
 }
@@ -857,7 +857,7 @@ func (p *puller) receive(h repo.Hash, kind repo.Kind, payload []byte) error {
 		return err // checkObject decoded it, so this is unexpected
 	}
 	delete(ps.bases, h)
-	p.stored(h, kind, len(payload))
+	p.stored(h, kind, payload)
 	p.total = p.objects + len(ps.wanted)
 	return linkErr
 }

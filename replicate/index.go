@@ -61,13 +61,14 @@ func (s kindSet) String() string {
 }
 
 // received is the pull's receipt set: every object this pull stored, with
-// its kind and payload size, and whether a target was credited with it.
-// Each entry was hash-verified (Batch.Put), kind-checked against the links
-// that asked for it and decoded strictly (checkObject) before it was
-// queued, so once the batch holding it has flushed and synced, an entry
-// says all the closure check needs to know about an object that links
-// nothing: it is local, it is sound, it is of this kind. The check trusts
-// it for blobs (verify.go) instead of reading each one back.
+// its kind and payload size, whether a target was credited with it, and
+// for a small tree its payload. Each entry was hash-verified (Batch.Put),
+// kind-checked against the links that asked for it and decoded strictly
+// (checkObject) before it was queued, so once the batch holding it has
+// flushed and synced, an entry says what the closure check would learn by
+// reading the object back: it is local, sound, of this kind, and (a tree
+// kept here) has these entries. The check trusts it (verify.go): a blob
+// received is not read at all, a tree received and kept is read from here.
 //
 // That trust needs a key no primary can make two objects share: a link to
 // an object that was never sent must not find the entry of one that was.
@@ -83,19 +84,23 @@ func (s kindSet) String() string {
 // with probability n^2/2^129 (2^-87 for 2M objects). A set's seeds live as
 // long as the pull.
 type received struct {
-	m      map[receiptKey]uint32 // kindShift..: kind code; low bits: size; attributed
+	m      map[receiptKey]uint64 // see the receipt bits below
 	s0, s1 maphash.Seed
+	trees  treeArena
 }
 
 type receiptKey struct{ a, b uint64 }
 
 // A receipt packs an object's payload size (at most maxObjectBytes), its
-// kind (kindCode, 3 bits) and the attributed flag into 32 bits.
+// kind (kindCode, 3 bits), the attributed flag and, for a tree kept in
+// the arena, 1 + its offset there into 64 bits (a map slot holds a 16-byte
+// key and 8 bytes of value whether the value is 4 or 8 bytes).
 const (
 	sizeMask   = 1<<27 - 1
 	kindShift  = 27
 	kindMask   = 7 << kindShift
 	attributed = 1 << 31 // counted for a branch already
+	treeShift  = 32
 )
 
 // The size bits must hold maxObjectBytes.
@@ -103,7 +108,7 @@ var _ [sizeMask - maxObjectBytes]struct{}
 
 func (r *received) key(h repo.Hash) receiptKey {
 	if r.m == nil {
-		r.m = map[receiptKey]uint32{}
+		r.m = map[receiptKey]uint64{}
 		r.s0, r.s1 = maphash.MakeSeed(), maphash.MakeSeed()
 	}
 	return receiptKey{maphash.Comparable(r.s0, h), maphash.Comparable(r.s1, h)}
@@ -130,13 +135,33 @@ func (r *received) kind(h repo.Hash) (repo.Kind, bool) {
 	return receiptKind(v), true
 }
 
+// tree returns the payload of tree h if this pull stored it and kept it.
+// It is the arena's: only read it.
+func (r *received) tree(h repo.Hash) ([]byte, bool) {
+	if len(r.m) == 0 {
+		return nil, false
+	}
+	v, ok := r.m[r.key(h)]
+	if !ok || v>>treeShift == 0 {
+		return nil, false
+	}
+	return r.trees.get(v>>treeShift-1, int(v&sizeMask)), true
+}
+
 // add records a stored object and reports whether it is new to this pull.
-func (r *received) add(h repo.Hash, kind repo.Kind, size int) bool {
+// A small tree's payload is kept (copied) while the arena has room.
+func (r *received) add(h repo.Hash, kind repo.Kind, payload []byte) bool {
 	k := r.key(h)
 	if _, ok := r.m[k]; ok {
 		return false
 	}
-	r.m[k] = uint32(size)&sizeMask | uint32(kindCode(kind))<<kindShift
+	v := uint64(len(payload))&sizeMask | uint64(kindCode(kind))<<kindShift
+	if kind == repo.KindTree {
+		if off, ok := r.trees.put(payload); ok {
+			v |= (off + 1) << treeShift
+		}
+	}
+	r.m[k] = v
 	return true
 }
 
@@ -159,7 +184,55 @@ func (r *received) credit(h repo.Hash) (size int, k receiptKey, ok bool) {
 // uncredit takes back a credit.
 func (r *received) uncredit(k receiptKey) { r.m[k] &^= attributed }
 
-func receiptKind(v uint32) repo.Kind {
+// treeArena keeps the payloads of the small trees a pull stores, so the
+// closure check reads each from memory instead of making a store lookup
+// (a full pull of a flat zone stores one small tree per name, and the
+// check needs every one's entries). It is bounded: trees beyond
+// maxKeptTree bytes, and every tree once maxTreeArena bytes are kept, are
+// read from the store as before. Payloads are packed into chunks
+// allocated as needed (never a grown copy of a big slice), and one never
+// straddles two chunks.
+type treeArena struct {
+	chunks [][]byte
+	used   int // bytes kept, chunk waste included
+}
+
+const (
+	arenaChunk   = 1 << 20
+	maxKeptTree  = 4 << 10
+	maxTreeArena = 32 << 20
+)
+
+// put copies p into the arena and returns its offset, or false when it is
+// too big or the arena is full.
+func (a *treeArena) put(p []byte) (uint64, bool) {
+	if len(p) > maxKeptTree {
+		return 0, false
+	}
+	n := len(a.chunks)
+	if n == 0 || len(a.chunks[n-1])+len(p) > arenaChunk {
+		if a.used+arenaChunk > maxTreeArena {
+			return 0, false
+		}
+		a.chunks = append(a.chunks, make([]byte, 0, arenaChunk))
+		a.used += arenaChunk
+		n++
+	}
+	c := a.chunks[n-1]
+	off := uint64(n-1)*arenaChunk + uint64(len(c))
+	a.chunks[n-1] = append(c, p...)
+	return off, true
+}
+
+// get returns the size bytes kept at off, capped so an append cannot run
+// into the next payload.
+func (a *treeArena) get(off uint64, size int) []byte {
+	c := a.chunks[off/arenaChunk]
+	o := int(off % arenaChunk)
+	return c[o : o+size : o+size]
+}
+
+func receiptKind(v uint64) repo.Kind {
 	return codeKind(uint8(v & kindMask >> kindShift))
 }
 

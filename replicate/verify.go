@@ -166,7 +166,7 @@ func (cc *closureCheck) run(it *item, known []repo.Hash) error {
 	if err != nil || !ok {
 		return err
 	}
-	_, err = walk.Check(cc.r, []repo.Hash{it.new}, known, cc.emit, cc.problem)
+	_, err = walk.Check(receiptReader{cc.r, &cc.p.got}, []repo.Hash{it.new}, known, cc.emit, cc.problem)
 	if err == nil {
 		err = cc.checkBlobs()
 	}
@@ -174,6 +174,37 @@ func (cc *closureCheck) run(it *item, known []repo.Hash) error {
 		return nil
 	}
 	return err
+}
+
+// receiptReader is the store as the walk of a closure check reads it: a
+// tree this pull stored and kept (received.tree) comes from memory, with
+// the bytes that were verified and stored; everything else from the store.
+type receiptReader struct {
+	rd  repo.Reader
+	got *received
+}
+
+func (r receiptReader) Get(h repo.Hash) (repo.Kind, []byte, error) {
+	if p, ok := r.got.tree(h); ok {
+		return repo.KindTree, p, nil
+	}
+	return r.rd.Get(h)
+}
+
+func (r receiptReader) Has(h repo.Hash) (bool, error) {
+	if r.got.has(h) {
+		return true, nil
+	}
+	return r.rd.Has(h)
+}
+
+// Peek lends payloads as the store's reader does, so the walk reads the
+// trees it compares in place either way.
+func (r receiptReader) Peek(h repo.Hash, fn func(kind repo.Kind, payload []byte) error) error {
+	if p, ok := r.got.tree(h); ok {
+		return fn(repo.KindTree, p)
+	}
+	return repo.Peek(r.rd, h, fn)
 }
 
 // root checks what a ref points at: a branch at a commit, a tag at a
