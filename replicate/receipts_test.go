@@ -1,0 +1,193 @@
+package replicate
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/zonegit/terraform-provider-zonegit/repo"
+)
+
+// twin returns h with every byte from n on flipped: a hash that shares
+// exactly its first n bytes with h, as a primary can craft for small n.
+func twin(h repo.Hash, n int) repo.Hash {
+	for i := n; i < len(h); i++ {
+		h[i] ^= 0xff
+	}
+	return h
+}
+
+// TestReceiptSetKeys: the receipt set tells apart hashes that share their
+// first 8, 16 or 31 bytes (a prefix-keyed set would take a link to a
+// crafted twin for the object received), and keeps what the closure check
+// trusts: the kind an object came as, its size, a credit given once, and
+// a small tree's exact payload.
+func TestReceiptSetKeys(t *testing.T) {
+	var r received
+	blob := []byte("\x01\x03www\x00\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x00")
+	h := repo.HashObject(repo.KindBlob, blob)
+	if r.has(h) {
+		t.Fatal("an empty set has an object")
+	}
+	if !r.add(h, repo.KindBlob, blob) || r.add(h, repo.KindBlob, blob) {
+		t.Fatal("add does not tell a new object from a repeat")
+	}
+	for _, n := range []int{8, 16, 31} {
+		tw := twin(h, n)
+		if !bytes.Equal(tw[:n], h[:n]) || tw[n] == h[n] {
+			t.Fatalf("twin %d is wrong", n)
+		}
+		if r.has(tw) {
+			t.Errorf("a hash sharing only its first %d bytes with a received object counts as received", n)
+		}
+		if _, ok := r.kind(tw); ok {
+			t.Errorf("a hash sharing only its first %d bytes has a kind", n)
+		}
+		if _, _, ok := r.credit(tw); ok {
+			t.Errorf("a hash sharing only its first %d bytes can be credited", n)
+		}
+	}
+	if k, ok := r.kind(h); !ok || k != repo.KindBlob {
+		t.Fatalf("kind = %q, %v", k, ok)
+	}
+	if _, ok := r.tree(h); ok {
+		t.Fatal("a blob is kept as a tree")
+	}
+	size, k, ok := r.credit(h)
+	if !ok || size != len(blob) {
+		t.Fatalf("credit = %d, %v", size, ok)
+	}
+	if _, _, again := r.credit(h); again {
+		t.Fatal("credited twice")
+	}
+	r.uncredit(k)
+	if _, _, ok := r.credit(h); !ok {
+		t.Fatal("not credited again after uncredit")
+	}
+
+	// Trees: kept exactly, up to maxKeptTree bytes, while the arena has
+	// room; a tree not kept is still received, with its size.
+	var small []repo.Hash
+	for i := 0; ; i++ {
+		p := bytes.Repeat([]byte{byte(i), byte(i >> 8), byte(i >> 16)}, 1000) // 3000 bytes
+		th := repo.HashObject(repo.KindTree, p)
+		r.add(th, repo.KindTree, p)
+		kept, ok := r.tree(th)
+		if !ok {
+			if r.trees.used+arenaChunk <= maxTreeArena {
+				t.Fatalf("tree %d not kept with %d bytes of the arena used", i, r.trees.used)
+			}
+			if k, ok := r.kind(th); !ok || k != repo.KindTree {
+				t.Fatal("a tree not kept is not received")
+			}
+			if size, _, ok := r.credit(th); !ok || size != len(p) {
+				t.Fatalf("a tree not kept: size %d", size)
+			}
+			break
+		}
+		if !bytes.Equal(kept, p) || cap(kept) != len(p) {
+			t.Fatalf("tree %d kept as %d bytes (cap %d), not its payload", i, len(kept), cap(kept))
+		}
+		small = append(small, th)
+	}
+	// Earlier trees are intact after the arena filled.
+	for i, th := range small {
+		p := bytes.Repeat([]byte{byte(i), byte(i >> 8), byte(i >> 16)}, 1000)
+		if kept, _ := r.tree(th); !bytes.Equal(kept, p) {
+			t.Fatalf("tree %d changed once others were kept", i)
+		}
+	}
+	big := bytes.Repeat([]byte{7}, maxKeptTree+1)
+	bh := repo.HashObject(repo.KindTree, big)
+	r.add(bh, repo.KindTree, big)
+	if _, ok := r.tree(bh); ok {
+		t.Fatal("a tree over maxKeptTree is kept")
+	}
+}
+
+// TestClosureCheckTrustsReceipts: TestClosureCheckRounds's random
+// scenarios, with most new objects received by the pull (in its receipt
+// set, so the check does not read blobs and reads kept trees from memory)
+// and the rest already local before it (left by a killed pull: read from
+// the store as before). For every object withheld, the receipt set holds
+// twins sharing its first 8 or 16 bytes (of a tree or a blob): the check
+// still asks for exactly the withheld objects, fails every planted bad
+// link or blob, and calls a target complete only when its whole closure is
+// stored.
+func TestClosureCheckTrustsReceipts(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	plants := []string{"", "", "leaf at a tree", "subtree at a blob", "undecodable blob"}
+	trusted, preexisting := 0, 0
+	for iter := 0; iter < 300; iter++ {
+		plant := plants[iter%len(plants)]
+		s := newCheckScenario(t, r, plant)
+		p := &puller{c: &Client{Local: s.local}, ctx: context.Background(), got: received{},
+			expect: map[repo.Hash]kindSet{}, failed: map[repo.Hash]fetchFailure{}, actual: map[repo.Hash]repo.Kind{}}
+		old := s.closure(s.known)
+		for h := range s.closure(s.target) {
+			switch {
+			case old[h]:
+			case s.withheld[h]:
+				for _, n := range []int{8, 16} {
+					k := []repo.Kind{repo.KindBlob, repo.KindTree}[r.IntN(2)]
+					p.got.add(twin(h, n), k, s.objs[h])
+				}
+			case r.IntN(4) == 0 || decodeObject(h, s.kinds[h], s.objs[h]) != nil:
+				// Stored, not received: a pull never records an object
+				// that does not decode (checkObject refuses it first).
+				preexisting++
+			default:
+				p.got.add(h, s.kinds[h], s.objs[h])
+				trusted++
+			}
+		}
+		it := &item{new: s.target, needs: true, res: BranchResult{Zone: "example.com.", Name: "main"}}
+		asked := map[repo.Hash]kindSet{}
+		for round := 0; ; round++ {
+			zoneKnown := map[string][]repo.Hash{"example.com.": {s.known}}
+			need, err := p.checkClosures([]*item{it}, zoneKnown, asked)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(need) == 0 {
+				break
+			}
+			if round > 20 {
+				t.Fatalf("iteration %d: still asking after %d rounds", iter, round)
+			}
+			for _, h := range need {
+				if !s.withheld[h] {
+					t.Fatalf("iteration %d (%q): asked for %s, which is stored or not in the closure", iter, plant, h.Short())
+				}
+				delete(s.withheld, h)
+				s.store(t, h)
+				if decodeObject(h, s.kinds[h], s.objs[h]) == nil {
+					p.got.add(h, s.kinds[h], s.objs[h]) // received in this round
+				}
+			}
+		}
+		if plant == "" {
+			if it.res.Err != nil || !it.checked {
+				t.Fatalf("iteration %d: complete closure not accepted: %v", iter, it.res.Err)
+			}
+			for h := range s.closure(s.target) {
+				if ok, _ := s.local.Has(h); !ok {
+					t.Fatalf("iteration %d: checked complete, but %s is not stored", iter, h.Short())
+				}
+			}
+			continue
+		}
+		said := false
+		for _, w := range s.planted {
+			said = said || it.res.Err != nil && strings.Contains(it.res.Err.Error(), w)
+		}
+		if it.checked || !said {
+			t.Fatalf("iteration %d (%q): checked %v, error %v; want an error saying one of %q", iter, plant, it.checked, it.res.Err, s.planted)
+		}
+	}
+	if trusted == 0 || preexisting == 0 {
+		t.Fatalf("%d objects received, %d already local: the scenarios do not cover both", trusted, preexisting)
+	}
+}
