@@ -820,11 +820,13 @@ func (p *puller) packOnce(roots []repo.Hash, known []string) error {
 // the stream; a store failure is a fatalFetch.
 func (p *puller) receive(h repo.Hash, kind repo.Kind, payload []byte) error {
 	ps := p.pack
-	if p.got.has(h) {
-		return fmt.Errorf("object %s was sent twice", h)
-	}
+	// Nothing received is in wanted (it leaves at receipt and links to it
+	// are not added again), so only an object outside it may be a repeat.
 	want, ok := ps.wanted[h]
 	if !ok {
+		if p.got.has(h) {
+			return fmt.Errorf("object %s was sent twice", h)
+		}
 		return fmt.Errorf("object %s (%s) was not asked for: it is no root, and no object sent before it links to it", h, kind)
 	}
 	if err := checkObject(h, kind, payload, want); err != nil {

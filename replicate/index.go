@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"encoding/binary"
 	"hash/maphash"
 	"strings"
 
@@ -74,44 +75,52 @@ func (s kindSet) String() string {
 // an object that was never sent must not find the entry of one that was.
 // The first 8 bytes of a hash, which this set was once keyed by, are not
 // such a key: a primary can find two objects whose hashes share them with
-// ~2^32 hashes of work. Full hashes are (SHA-256), but cost 32 bytes a key
-// (a 1M-record pull stores 2M objects: ~160 MiB of map rather than
-// ~105 MiB). The key is 128 bits of hash/maphash under two random seeds
-// made for this set, which the primary never sees: it cannot search
-// offline for a pair that collides, it only ever controls the input
-// through SHA-256 (any relation between two inputs it wants costs a
-// birthday search on the hash), and two stored objects collide by chance
-// with probability n^2/2^129 (2^-87 for 2M objects). A set's seeds live as
-// long as the pull.
+// ~2^32 hashes of work. Full hashes are (SHA-256), but cost 32 bytes a key:
+// a 1M-record pull stores 2M objects, ~160 MiB of map. The key is 128
+// bits of hash/maphash under two random seeds made for this set (~84 MiB
+// for 2M objects; the 8-byte prefix map took ~71 MiB). The primary never
+// sees the seeds or anything computed from them, so it cannot search
+// offline for a pair that collides; it controls the input only through
+// SHA-256, so any relation between two inputs a weakness of the keyed
+// hash might need costs it a birthday search on SHA-256 over as many bits;
+// and two objects collide by chance with probability n^2/2^129 (2^-87 for
+// 2M objects). The seeds live as long as the pull.
 type received struct {
-	m      map[receiptKey]uint64 // see the receipt bits below
+	m      map[receiptKey]uint32 // see the receipt bits below
 	s0, s1 maphash.Seed
 	trees  treeArena
 }
 
-type receiptKey struct{ a, b uint64 }
+type receiptKey [16]byte
 
-// A receipt packs an object's payload size (at most maxObjectBytes), its
-// kind (kindCode, 3 bits), the attributed flag and, for a tree kept in
-// the arena, 1 + its offset there into 64 bits (a map slot holds a 16-byte
-// key and 8 bytes of value whether the value is 4 or 8 bytes).
+// A receipt packs into 32 bits (a map slot is then 20 bytes, not 24) an
+// object's kind (kindCode), whether a target was credited with it, and
+// either its payload size (at most maxObjectBytes) or, for a tree kept in
+// the arena, its offset there (the arena holds its size).
 const (
-	sizeMask   = 1<<27 - 1
+	valueMask  = 1<<27 - 1
 	kindShift  = 27
 	kindMask   = 7 << kindShift
+	kept       = 1 << 30 // a tree kept in the arena: the low bits are its offset
 	attributed = 1 << 31 // counted for a branch already
-	treeShift  = 32
 )
 
-// The size bits must hold maxObjectBytes.
-var _ [sizeMask - maxObjectBytes]struct{}
+// The value bits must hold maxObjectBytes and any arena offset.
+var (
+	_ [valueMask - maxObjectBytes]struct{}
+	_ [valueMask - maxTreeArena]struct{}
+	_ [1<<16 - 1 - maxKeptTree]struct{} // the arena's 2-byte sizes
+)
 
 func (r *received) key(h repo.Hash) receiptKey {
 	if r.m == nil {
-		r.m = map[receiptKey]uint64{}
+		r.m = map[receiptKey]uint32{}
 		r.s0, r.s1 = maphash.MakeSeed(), maphash.MakeSeed()
 	}
-	return receiptKey{maphash.Comparable(r.s0, h), maphash.Comparable(r.s1, h)}
+	var k receiptKey
+	binary.LittleEndian.PutUint64(k[:8], maphash.Bytes(r.s0, h[:]))
+	binary.LittleEndian.PutUint64(k[8:], maphash.Bytes(r.s1, h[:]))
+	return k
 }
 
 // has reports whether this pull stored h.
@@ -132,7 +141,7 @@ func (r *received) kind(h repo.Hash) (repo.Kind, bool) {
 	if !ok {
 		return "", false
 	}
-	return receiptKind(v), true
+	return codeKind(uint8(v & kindMask >> kindShift)), true
 }
 
 // tree returns the payload of tree h if this pull stored it and kept it.
@@ -142,10 +151,10 @@ func (r *received) tree(h repo.Hash) ([]byte, bool) {
 		return nil, false
 	}
 	v, ok := r.m[r.key(h)]
-	if !ok || v>>treeShift == 0 {
+	if !ok || v&kept == 0 {
 		return nil, false
 	}
-	return r.trees.get(v>>treeShift-1, int(v&sizeMask)), true
+	return r.trees.get(v & valueMask), true
 }
 
 // add records a stored object and reports whether it is new to this pull.
@@ -155,11 +164,15 @@ func (r *received) add(h repo.Hash, kind repo.Kind, payload []byte) bool {
 	if _, ok := r.m[k]; ok {
 		return false
 	}
-	v := uint64(len(payload))&sizeMask | uint64(kindCode(kind))<<kindShift
+	v := uint32(kindCode(kind)) << kindShift
+	off, ok := uint32(0), false
 	if kind == repo.KindTree {
-		if off, ok := r.trees.put(payload); ok {
-			v |= (off + 1) << treeShift
-		}
+		off, ok = r.trees.put(payload)
+	}
+	if ok {
+		v |= kept | off
+	} else {
+		v |= uint32(len(payload))
 	}
 	r.m[k] = v
 	return true
@@ -178,7 +191,10 @@ func (r *received) credit(h repo.Hash) (size int, k receiptKey, ok bool) {
 		return 0, k, false
 	}
 	r.m[k] = v | attributed
-	return int(v & sizeMask), k, true
+	if v&kept != 0 {
+		return len(r.trees.get(v & valueMask)), k, true
+	}
+	return int(v & valueMask), k, true
 }
 
 // uncredit takes back a credit.
@@ -189,12 +205,12 @@ func (r *received) uncredit(k receiptKey) { r.m[k] &^= attributed }
 // (a full pull of a flat zone stores one small tree per name, and the
 // check needs every one's entries). It is bounded: trees beyond
 // maxKeptTree bytes, and every tree once maxTreeArena bytes are kept, are
-// read from the store as before. Payloads are packed into chunks
-// allocated as needed (never a grown copy of a big slice), and one never
-// straddles two chunks.
+// read from the store as before. Each payload is kept after its size (2
+// bytes), packed into chunks allocated as needed (never a grown copy of a
+// big slice); one never straddles two chunks.
 type treeArena struct {
 	chunks [][]byte
-	used   int // bytes kept, chunk waste included
+	used   int // bytes allocated
 }
 
 const (
@@ -205,12 +221,12 @@ const (
 
 // put copies p into the arena and returns its offset, or false when it is
 // too big or the arena is full.
-func (a *treeArena) put(p []byte) (uint64, bool) {
+func (a *treeArena) put(p []byte) (uint32, bool) {
 	if len(p) > maxKeptTree {
 		return 0, false
 	}
 	n := len(a.chunks)
-	if n == 0 || len(a.chunks[n-1])+len(p) > arenaChunk {
+	if n == 0 || len(a.chunks[n-1])+2+len(p) > arenaChunk {
 		if a.used+arenaChunk > maxTreeArena {
 			return 0, false
 		}
@@ -219,21 +235,19 @@ func (a *treeArena) put(p []byte) (uint64, bool) {
 		n++
 	}
 	c := a.chunks[n-1]
-	off := uint64(n-1)*arenaChunk + uint64(len(c))
+	off := uint32((n-1)*arenaChunk + len(c))
+	c = binary.LittleEndian.AppendUint16(c, uint16(len(p)))
 	a.chunks[n-1] = append(c, p...)
 	return off, true
 }
 
-// get returns the size bytes kept at off, capped so an append cannot run
-// into the next payload.
-func (a *treeArena) get(off uint64, size int) []byte {
+// get returns the payload kept at off, capped so an append cannot run
+// into the next one.
+func (a *treeArena) get(off uint32) []byte {
 	c := a.chunks[off/arenaChunk]
 	o := int(off % arenaChunk)
-	return c[o : o+size : o+size]
-}
-
-func receiptKind(v uint64) repo.Kind {
-	return codeKind(uint8(v & kindMask >> kindShift))
+	n := int(binary.LittleEndian.Uint16(c[o:]))
+	return c[o+2 : o+2+n : o+2+n]
 }
 
 // kindCode and codeKind number the kinds 1-5 (0: none).
