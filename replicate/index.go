@@ -178,23 +178,29 @@ func (r *received) add(h repo.Hash, kind repo.Kind, payload []byte) bool {
 	return true
 }
 
-// credit marks h counted for a branch if this pull stored it and no branch
-// was credited with it yet, and returns its payload size and its key (for
-// uncredit).
-func (r *received) credit(h repo.Hash) (size int, k receiptKey, ok bool) {
+// reach looks h up for the closure check, once per object it reaches:
+// the kind h was stored as (ok false: not by this pull), and whether this
+// call credited it to the target (first: this pull stored it and no
+// target was credited with it yet), with its payload size and its key
+// (for uncredit).
+func (r *received) reach(h repo.Hash) (kind repo.Kind, size int, k receiptKey, first, ok bool) {
 	if len(r.m) == 0 {
-		return 0, k, false
+		return "", 0, k, false, false
 	}
 	k = r.key(h)
-	v, found := r.m[k]
-	if !found || v&attributed != 0 {
-		return 0, k, false
+	v, ok := r.m[k]
+	if !ok {
+		return "", 0, k, false, false
+	}
+	kind = codeKind(uint8(v & kindMask >> kindShift))
+	if v&attributed != 0 {
+		return kind, 0, k, false, true
 	}
 	r.m[k] = v | attributed
 	if v&kept != 0 {
-		return len(r.trees.get(v & valueMask)), k, true
+		return kind, len(r.trees.get(v & valueMask)), k, true, true
 	}
-	return int(v & valueMask), k, true
+	return kind, int(v & valueMask), k, true, true
 }
 
 // uncredit takes back a credit.

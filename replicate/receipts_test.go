@@ -45,7 +45,7 @@ func TestReceiptSetKeys(t *testing.T) {
 		if _, ok := r.kind(tw); ok {
 			t.Errorf("a hash sharing only its first %d bytes has a kind", n)
 		}
-		if _, _, ok := r.credit(tw); ok {
+		if _, _, _, first, ok := r.reach(tw); ok || first {
 			t.Errorf("a hash sharing only its first %d bytes can be credited", n)
 		}
 	}
@@ -55,15 +55,15 @@ func TestReceiptSetKeys(t *testing.T) {
 	if _, ok := r.tree(h); ok {
 		t.Fatal("a blob is kept as a tree")
 	}
-	size, k, ok := r.credit(h)
-	if !ok || size != len(blob) {
-		t.Fatalf("credit = %d, %v", size, ok)
+	kind, size, k, first, ok := r.reach(h)
+	if !ok || !first || kind != repo.KindBlob || size != len(blob) {
+		t.Fatalf("reach = %q, %d, %v, %v", kind, size, first, ok)
 	}
-	if _, _, again := r.credit(h); again {
+	if _, _, _, again, ok := r.reach(h); again || !ok {
 		t.Fatal("credited twice")
 	}
 	r.uncredit(k)
-	if _, _, ok := r.credit(h); !ok {
+	if _, _, _, first, _ := r.reach(h); !first {
 		t.Fatal("not credited again after uncredit")
 	}
 
@@ -82,13 +82,16 @@ func TestReceiptSetKeys(t *testing.T) {
 			if k, ok := r.kind(th); !ok || k != repo.KindTree {
 				t.Fatal("a tree not kept is not received")
 			}
-			if size, _, ok := r.credit(th); !ok || size != len(p) {
+			if _, size, _, _, ok := r.reach(th); !ok || size != len(p) {
 				t.Fatalf("a tree not kept: size %d", size)
 			}
 			break
 		}
 		if !bytes.Equal(kept, p) || cap(kept) != len(p) {
 			t.Fatalf("tree %d kept as %d bytes (cap %d), not its payload", i, len(kept), cap(kept))
+		}
+		if _, size, _, _, _ := r.reach(th); size != len(p) {
+			t.Fatalf("kept tree %d has size %d, want %d", i, size, len(p))
 		}
 		small = append(small, th)
 	}

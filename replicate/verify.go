@@ -256,24 +256,28 @@ func (cc *closureCheck) reject(err error) (bool, error) {
 // trees are read and verified by the walker (problems come to problem).
 // A blob this pull stored is not read: its receipt (p.got) says it is
 // local, sound and of the kind it came as, which is compared with its
-// link here. Any other blob is read here, in batches.
+// link here. Any other blob is read here, in batches. Each object this
+// pull stored that no target reached before is credited to this one.
 func (cc *closureCheck) emit(h repo.Hash, kind repo.Kind, payload []byte) error {
-	if kind == repo.KindBlob && payload == nil {
-		k, got := cc.p.got.kind(h)
-		switch {
-		case !got:
-			cc.blobs = append(cc.blobs, h)
-			if len(cc.blobs) >= checkBlobBatch {
-				if err := cc.checkBlobs(); err != nil {
-					return err
-				}
-			}
-		case k != repo.KindBlob:
-			cc.bad = fmt.Errorf("object %s is a %s, but it is linked as a blob: %w", h, k, errWrongKind)
-			return errStopCheck
-		}
+	got, size, k, first, ok := cc.p.got.reach(h)
+	if first {
+		cc.objects++
+		cc.bytes += int64(size)
+		cc.counted = append(cc.counted, k)
 	}
-	cc.count(h)
+	if kind != repo.KindBlob || payload != nil {
+		return nil
+	}
+	switch {
+	case !ok:
+		cc.blobs = append(cc.blobs, h)
+		if len(cc.blobs) >= checkBlobBatch {
+			return cc.checkBlobs()
+		}
+	case got != repo.KindBlob:
+		cc.bad = fmt.Errorf("object %s is a %s, but it is linked as a blob: %w", h, got, errWrongKind)
+		return errStopCheck
+	}
 	return nil
 }
 
@@ -333,19 +337,7 @@ func (cc *closureCheck) problem(h repo.Hash, want repo.Kind, err error) error {
 	return errStopCheck
 }
 
-// count credits the target with h if this pull stored it and no target
-// reached it before.
-func (cc *closureCheck) count(h repo.Hash) {
-	size, k, ok := cc.p.got.credit(h)
-	if !ok {
-		return
-	}
-	cc.objects++
-	cc.bytes += int64(size)
-	cc.counted = append(cc.counted, k)
-}
-
-// uncount takes back what count credited to a target that is not
+// uncount takes back what emit credited to a target that is not
 // complete (yet).
 func (cc *closureCheck) uncount() {
 	for _, k := range cc.counted {
