@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/zonegit/terraform-provider-zonegit/replicate/walk"
 	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
@@ -916,6 +918,7 @@ func (p *puller) linkCommit(payload []byte, add func(link)) error {
 // the same comparison as the primary's walk (repo.DiffTree). Every entry of
 // the new tree is still decoded and checked, skipped or not.
 func (p *puller) linkTree(h repo.Hash, payload []byte, add func(link)) error {
+	var es []walk.DiffEntry // what differs from a base, while few do
 	diff := func(bases [][]byte) error {
 		return repo.DiffTree(h, payload, bases, func(kind repo.EntryKind, eh repo.Hash, same []repo.Hash) error {
 			l := link{h: eh, want: kindBit(kind.ObjectKind())}
@@ -923,6 +926,9 @@ func (p *puller) linkTree(h repo.Hash, payload []byte, add func(link)) error {
 				l.base = same[0]
 			}
 			add(l)
+			if bases != nil && len(es) <= maxDiffEntries {
+				es = append(es, walk.DiffEntry{Kind: kind, Hash: eh, Same: slices.Clone(same)})
+			}
 			return nil
 		})
 	}
@@ -943,6 +949,12 @@ func (p *puller) linkTree(h repo.Hash, payload []byte, add func(link)) error {
 		return diffErr
 	})
 	if called {
+		if diffErr == nil {
+			// The closure check compares h with the same base (the tree
+			// of the same local parent) when that parent is known: it
+			// takes this instead of comparing again.
+			p.got.diffs.add(h, base, es)
+		}
 		return diffErr
 	}
 	// A base that cannot be read as a tree (readErr, or another kind) is

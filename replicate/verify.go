@@ -198,6 +198,12 @@ func (r receiptReader) Has(h repo.Hash) (bool, error) {
 	return r.rd.Has(h)
 }
 
+// Diffed makes the check's walk take the comparison of a tree the pull
+// received with the tree it replaces, made as it arrived (treeDiffs).
+func (r receiptReader) Diffed(h repo.Hash, bases []repo.Hash) ([]walk.DiffEntry, bool) {
+	return r.got.diffs.get(h, bases)
+}
+
 // Peek lends payloads as the store's reader does, so the walk reads the
 // trees it compares in place either way.
 func (r receiptReader) Peek(h repo.Hash, fn func(kind repo.Kind, payload []byte) error) error {
