@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"math/rand/v2"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/zonegit/terraform-provider-zonegit/replicate/walk"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
+	"github.com/zonegit/terraform-provider-zonegit/repo/repotest"
 )
 
 // twin returns h with every byte from n on flipped: a hash that shares
@@ -192,5 +196,90 @@ func TestClosureCheckTrustsReceipts(t *testing.T) {
 	}
 	if trusted == 0 || preexisting == 0 {
 		t.Fatalf("%d objects received, %d already local: the scenarios do not cover both", trusted, preexisting)
+	}
+}
+
+// TestReceiveKeepsTreeDiffs: a pack stream of one changed record arrives
+// over a replica holding the previous version; receive compares the new
+// apex and name trees with the ones they replace, and keeps those
+// comparisons (exactly repo.DiffTree's) for the closure check's walk,
+// which then finds the target complete and credits it with the four new
+// objects.
+func TestReceiveKeepsTreeDiffs(t *testing.T) {
+	primary, local := repotest.MemRepo(t), repotest.MemRepo(t)
+	c0 := must(repotest.SyntheticZone(primary, "example.com.", "main", 300))(t)
+	if l0 := must(repotest.SyntheticZone(local, "example.com.", "main", 300))(t); l0 != c0 {
+		t.Fatal("the synthetic zone is not the same twice")
+	}
+	c1 := must(repotest.SetA(primary, "example.com.", "main", []string{"h150"}, 60, [4]byte{192, 0, 2, 1}))(t)
+	batch, err := local.NewBatch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &puller{c: &Client{Local: local}, local: local, ctx: context.Background(), batch: batch, got: received{},
+		expect: map[repo.Hash]kindSet{}, failed: map[repo.Hash]fetchFailure{}, actual: map[repo.Hash]repo.Kind{},
+		pack: &packState{wanted: map[repo.Hash]kindSet{c1: setCommit}, bases: map[repo.Hash]repo.Hash{}}}
+	var trees []repo.Hash
+	_, err = walk.Missing(primary, []repo.Hash{c1}, []repo.Hash{c0}, walk.Options{}, func(h repo.Hash, kind repo.Kind, payload []byte) error {
+		if payload == nil {
+			if kind, payload, err = primary.Get(h); err != nil {
+				return err
+			}
+		}
+		if kind == repo.KindTree {
+			trees = append(trees, h)
+		}
+		return p.receive(h, kind, payload)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.batch.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if len(trees) != 2 || len(p.got.diffs.m) != 2 {
+		t.Fatalf("%d trees received, %d comparisons kept; want 2 and 2", len(trees), len(p.got.diffs.m))
+	}
+	for _, h := range trees {
+		td := p.got.diffs.m[h]
+		_, np, err := primary.Get(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, bp, err := local.Get(td.base)
+		if err != nil {
+			t.Fatalf("tree %s kept with base %s, which the replica lacks: %v", h.Short(), td.base.Short(), err)
+		}
+		var want []walk.DiffEntry
+		if err := repo.DiffTree(h, np, [][]byte{bp}, func(kind repo.EntryKind, eh repo.Hash, same []repo.Hash) error {
+			want = append(want, walk.DiffEntry{Kind: kind, Hash: eh, Same: slices.Clone(same)})
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(td.entries, want) || len(want) != 1 {
+			t.Errorf("tree %s: kept %v, DiffTree says %v", h.Short(), td.entries, want)
+		}
+		if _, ok := p.got.diffs.get(h, []repo.Hash{td.base, td.base}); ok {
+			t.Errorf("tree %s: a comparison with one base answers for two", h.Short())
+		}
+	}
+	it := &item{new: c1, needs: true, res: BranchResult{Zone: "example.com.", Name: "main"}}
+	need, err := p.checkClosures([]*item{it}, map[string][]repo.Hash{"example.com.": {c0}}, map[repo.Hash]kindSet{})
+	if err != nil || len(need) != 0 || !it.checked || it.res.Err != nil {
+		t.Fatalf("check: need %v, checked %v, %v, %v", need, it.checked, it.res.Err, err)
+	}
+	if it.res.Objects != 4 {
+		t.Errorf("credited %d objects, want 4 (commit, apex, name tree, blob)", it.res.Objects)
+	}
+}
+
+func must[T any](v T, err error) func(t *testing.T) T {
+	return func(t *testing.T) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
 	}
 }

@@ -330,3 +330,104 @@ func TestWalkDamagedStore(t *testing.T) {
 		t.Errorf("walk over a missing tree: %v", err)
 	}
 }
+
+// differReader is a Check's reader that knows how some trees compare with
+// their bases (as the client's receipts do).
+type differReader struct {
+	repo.Reader
+	diffs map[repo.Hash]differAnswer
+	asked int
+}
+
+type differAnswer struct {
+	bases []repo.Hash
+	es    []DiffEntry
+}
+
+func (d *differReader) Diffed(h repo.Hash, bases []repo.Hash) ([]DiffEntry, bool) {
+	d.asked++
+	a, ok := d.diffs[h]
+	if !ok || len(a.bases) != len(bases) {
+		return nil, false
+	}
+	for i := range bases {
+		if a.bases[i] != bases[i] {
+			return nil, false
+		}
+	}
+	return a.es, true
+}
+
+// treeOf returns commit c's tree.
+func treeOf(t *testing.T, r *repo.Repo, c repo.Hash) repo.Hash {
+	t.Helper()
+	_, p, err := r.Get(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return must[*repo.Commit](t)(repo.DecodeCommit(p)).Tree
+}
+
+// TestCheckDiffer: a Check whose reader knows how the new apex tree of a
+// one-record change compares with the old one (walk.Differ) reports the
+// same objects without reading either apex; an answer for other bases
+// than the walk's is not taken; Missing (the server) never asks.
+func TestCheckDiffer(t *testing.T) {
+	r := repotest.MemRepo(t)
+	c0 := must[repo.Hash](t)(repotest.SyntheticZone(r, "example.com.", "main", 1000))
+	c1 := must[repo.Hash](t)(repotest.SetA(r, "example.com.", "main", []string{"h500"}, 60, [4]byte{192, 0, 2, 1}))
+	oldApex, newApex := treeOf(t, r, c0), treeOf(t, r, c1)
+	_, np, err := r.Get(newApex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, op, err := r.Get(oldApex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var es []DiffEntry
+	if err := repo.DiffTree(newApex, np, [][]byte{op}, func(kind repo.EntryKind, h repo.Hash, same []repo.Hash) error {
+		es = append(es, DiffEntry{Kind: kind, Hash: h, Same: append([]repo.Hash(nil), same...)})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(rd repo.Reader) (map[repo.Hash]repo.Kind, Stats) {
+		got := map[repo.Hash]repo.Kind{}
+		st, err := Check(rd, []repo.Hash{c1}, []repo.Hash{c0}, func(h repo.Hash, kind repo.Kind, _ []byte) error {
+			got[h] = kind
+			return nil
+		}, func(h repo.Hash, want repo.Kind, err error) error {
+			t.Errorf("problem with %s (%s): %v", h.Short(), want, err)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got, st
+	}
+	plain, pst := check(r)
+	assertExact(t, plain, wantDiff(t, r, []repo.Hash{c1}, []repo.Hash{c0}))
+
+	d := &differReader{Reader: r, diffs: map[repo.Hash]differAnswer{newApex: {bases: []repo.Hash{oldApex}, es: es}}}
+	got, st := check(d)
+	assertExact(t, got, wantDiff(t, r, []repo.Hash{c1}, []repo.Hash{c0}))
+	if st.Trees != pst.Trees-2 || st.Bytes != pst.Bytes-int64(len(np)+len(op)) {
+		t.Errorf("with the apex's comparison known: %d trees, %d bytes read; want %d, %d", st.Trees, st.Bytes, pst.Trees-2, pst.Bytes-int64(len(np)+len(op)))
+	}
+
+	other := &differReader{Reader: r, diffs: map[repo.Hash]differAnswer{newApex: {bases: []repo.Hash{newApex}, es: nil}}}
+	got, st = check(other)
+	assertExact(t, got, wantDiff(t, r, []repo.Hash{c1}, []repo.Hash{c0}))
+	if st != pst || other.asked == 0 {
+		t.Errorf("an answer for other bases was taken (stats %+v, want %+v; asked %d)", st, pst, other.asked)
+	}
+
+	srv := &differReader{Reader: r, diffs: d.diffs}
+	if _, err := Missing(srv, []repo.Hash{c1}, []repo.Hash{c0}, Options{}, func(repo.Hash, repo.Kind, []byte) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if srv.asked != 0 {
+		t.Errorf("Missing asked the reader %d times", srv.asked)
+	}
+}
