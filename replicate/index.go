@@ -215,11 +215,11 @@ func (r *received) uncredit(k receiptKey) { r.m[k] &^= attributed }
 // check needs every one's entries). It is bounded: trees beyond
 // maxKeptTree bytes, and every tree once maxTreeArena bytes are kept, are
 // read from the store as before. Each payload is kept after its size (2
-// bytes), packed into chunks allocated as needed (never a grown copy of a
-// big slice); one never straddles two chunks.
+// bytes), packed into chunks of at most arenaChunk bytes (a full one is
+// never copied again); one never straddles two chunks.
 type treeArena struct {
 	chunks [][]byte
-	used   int // bytes allocated
+	used   int // arenaChunk for every chunk started
 }
 
 const (
@@ -239,7 +239,9 @@ func (a *treeArena) put(p []byte) (uint32, bool) {
 		if a.used+arenaChunk > maxTreeArena {
 			return 0, false
 		}
-		a.chunks = append(a.chunks, make([]byte, 0, arenaChunk))
+		// A chunk starts small and grows (append) to arenaChunk: an
+		// incremental pull keeps a tree or two, not a MiB.
+		a.chunks = append(a.chunks, make([]byte, 0, min(arenaChunk, 4<<10)))
 		a.used += arenaChunk
 		n++
 	}
