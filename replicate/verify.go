@@ -199,9 +199,14 @@ func (r receiptReader) Has(h repo.Hash) (bool, error) {
 }
 
 // Diffed makes the check's walk take the comparison of a tree the pull
-// received with the tree it replaces, made as it arrived (treeDiffs).
+// received with the tree it replaces, made as it arrived (treeDiffs). It
+// vouches for the tree with its receipt.
 func (r receiptReader) Diffed(h repo.Hash, bases []repo.Hash) ([]walk.DiffEntry, bool) {
-	return r.got.diffs.get(h, bases)
+	es, ok := r.got.diffs.get(h, bases)
+	if !ok || !r.got.has(h) {
+		return nil, false
+	}
+	return es, true
 }
 
 // Peek lends payloads as the store's reader does, so the walk reads the
