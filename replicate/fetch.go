@@ -666,8 +666,8 @@ func isDone(ctx context.Context) bool {
 // (Walk's order), so wanted is the roots plus the links of the objects
 // received, less those received; an object outside it is something nobody
 // asked for, and ends the stream. It never holds the list of objects
-// received (p.got counts them), and links a stream did not satisfy are
-// left to the closure check, which reads the store.
+// received (p.got, the receipts, does), and links a stream did not
+// satisfy are left to the closure check, which finds them absent.
 type packState struct {
 	wanted map[repo.Hash]kindSet
 	// bases maps a tree not yet received to the local tree it replaces
@@ -959,7 +959,7 @@ func (p *puller) linkTree(h repo.Hash, payload []byte, add func(link)) error {
 	}
 	// A base that cannot be read as a tree (readErr, or another kind) is
 	// compared with as nothing: every entry is wanted, which only allows
-	// more; the closure check reads the store whatever the stream sends.
+	// more; the closure check walks the target whatever the stream sends.
 	_ = readErr
 	return diff(nil)
 }

@@ -48,9 +48,11 @@ type item struct {
 // Whatever transport brings objects (a pack stream, batch streams, GETs),
 // each is checked (hash, kind allowed by its links, strict decoding)
 // before it is stored, and only objects asked for are accepted; then the
-// closure check (verify.go) reads every target's closure back from the
-// store, and what it finds absent is the next round's request. A ref
-// moves only when its closure checked complete.
+// closure check (verify.go) walks every target's closure, reading back
+// from the store what this pull did not store itself (what it did, its
+// receipts in got vouch for once the batch has synced), and what it finds
+// absent is the next round's request. A ref moves only when its closure
+// checked complete.
 type puller struct {
 	c        *Client
 	ctx      context.Context
@@ -62,7 +64,7 @@ type puller struct {
 	mu       sync.Mutex // guards batch, got, counters and failed while fetchers run
 	batch    objectBatch
 	local    repo.Reader // the replica, for the trees a pack stream's trees replace
-	got      received    // objects stored by this pull
+	got      received    // objects stored by this pull: the receipts (index.go)
 	objects  int
 	bytes    int64
 	total    int
@@ -165,7 +167,7 @@ func (c *Client) PullWith(ctx context.Context, opts PullOptions) (*PullResult, e
 			continue
 		}
 		if it.needs && !it.checked {
-			// Only a closure the check read back complete may be named
+			// Only a closure the check found complete may be named
 			// by a ref; transfer gives every other target an error.
 			it.res.Err = errors.New("pull: the closure was not checked")
 			continue
