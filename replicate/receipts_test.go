@@ -3,6 +3,7 @@ package replicate
 import (
 	"bytes"
 	"context"
+	"errors"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -281,5 +282,53 @@ func must[T any](v T, err error) func(t *testing.T) T {
 			t.Fatal(err)
 		}
 		return v
+	}
+}
+
+// TestReceiveChecksLinksToReceived: a pack stream sends a blob (linked as
+// a leaf), then a tree linking the same blob as a subtree. The receipt
+// says what the blob is, so receive refuses the link there: the stream
+// stops with a wrong-kind error naming both, and the tree, which is
+// intact, is stored and received (the closure check fails the targets
+// that reach the wrong link).
+func TestReceiveChecksLinksToReceived(t *testing.T) {
+	local := repotest.MemRepo(t)
+	batch, err := local.NewBatch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobP, err := (&repo.Blob{Owner: "a.example.com.", Class: 1, Type: 1, TTL: 60, RData: [][]byte{{192, 0, 2, 1}}}).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := repo.HashObject(repo.KindBlob, blobP)
+	obj := func(es ...repo.TreeEntry) (repo.Hash, []byte) {
+		p := encode(t, sortEntries(es))
+		return repo.HashObject(repo.KindTree, p), p
+	}
+	a, ap := obj(repo.TreeEntry{Kind: repo.EntryLeaf, Name: "A", Hash: blob})
+	b, bp := obj(repo.TreeEntry{Kind: repo.EntrySubtree, Name: "x", Hash: blob})
+	root, rp := obj(repo.TreeEntry{Kind: repo.EntrySubtree, Name: "a", Hash: a}, repo.TreeEntry{Kind: repo.EntrySubtree, Name: "b", Hash: b})
+	p := &puller{c: &Client{Local: local}, local: local, ctx: context.Background(), batch: batch, got: received{},
+		actual: map[repo.Hash]repo.Kind{},
+		pack:   &packState{wanted: map[repo.Hash]kindSet{root: setTree}, bases: map[repo.Hash]repo.Hash{}}}
+	for _, o := range []struct {
+		h    repo.Hash
+		kind repo.Kind
+		p    []byte
+	}{{root, repo.KindTree, rp}, {a, repo.KindTree, ap}, {blob, repo.KindBlob, blobP}} {
+		if err := p.receive(o.h, o.kind, o.p); err != nil {
+			t.Fatalf("%s: %v", o.h.Short(), err)
+		}
+	}
+	err = p.receive(b, repo.KindTree, bp)
+	if !errors.Is(err, errWrongKind) || !strings.Contains(err.Error(), blob.String()) || !strings.Contains(err.Error(), b.String()) {
+		t.Fatalf("a subtree link to a blob received: %v", err)
+	}
+	if k, ok := p.got.kind(b); !ok || k != repo.KindTree {
+		t.Fatalf("the linking tree is not received (%q, %v)", k, ok)
+	}
+	if _, wanted := p.pack.wanted[blob]; wanted {
+		t.Fatal("the blob received is wanted again")
 	}
 }
