@@ -18,10 +18,9 @@ import (
 // it: DefaultOptions, read-only, without the lock. Table settings are
 // per-table metadata, so a default-options reader must see everything.
 func TestWriterOptionsReadableWithDefaults(t *testing.T) {
-	n := 150000 // about 25 MB of keys and values: several flushed memtables
-	if testing.Short() {
-		n = 30000
-	}
+	// About 25 MB of keys and values: several flushed memtables (fewer
+	// would not test what the test is for, so -short does not shrink it).
+	n := 150000
 	dir := t.TempDir()
 	r, err := Open(dir, Options{})
 	if err != nil {

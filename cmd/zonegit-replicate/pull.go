@@ -158,7 +158,9 @@ func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if _, err := replicate.Plan(nil, nil, replicate.PullOptions{Zones: cfg.zones, Branches: cfg.branches, Pins: cfg.pins}); err != nil {
 		return failUsage(stderr, "pull: %v", err)
 	}
-	local, err := repo.Open(cfg.repo, repo.Options{})
+	// Bulk: a first pull into a new repository is one bulk load, merged
+	// into one level at Close (see repo.Options.Bulk); later pulls are not.
+	local, err := repo.Open(cfg.repo, repo.Options{Bulk: true})
 	if err != nil {
 		return fail(stderr, "pull: %v", err)
 	}
