@@ -65,6 +65,7 @@ type Repo struct {
 	lock     *dirLock  // a reader's shared lock on path, held until Close
 	closeMu  sync.Once
 	flushes  *flushWatch // writers: sees Badger's memtable flushes fail (Close)
+	bulk     bool        // a bulk load (Options.Bulk): Close rewrites every table
 
 	// unchecked counts bytes handed to Badger since the last free-space
 	// check (writers).
@@ -149,7 +150,8 @@ func openWriter(path string, opts Options) (*Repo, error) {
 			return nil, err
 		}
 		bo := bo
-		if opts.Bulk && !hasTables(path) {
+		bulk := opts.Bulk && !hasTables(path)
+		if bulk {
 			bo = bulkOptions(bo)
 		}
 		var db *badger.DB
@@ -163,7 +165,7 @@ func openWriter(path string, opts Options) (*Repo, error) {
 		if err != nil {
 			return nil, openError(path, err)
 		}
-		return &Repo{db: db, path: path, flushes: flushes}, nil
+		return &Repo{db: db, path: path, flushes: flushes, bulk: bulk}, nil
 	}
 }
 
@@ -361,7 +363,7 @@ func existingAncestor(path string) string {
 
 // reserve accounts n bytes about to be handed to Badger and, every
 // spaceCheckEvery bytes (or always with force), checks that the filesystem
-// still has minFreeSpace.
+// still has minFreeSpace (a bulk load: plus the size of its tables).
 func (r *Repo) reserve(n int, force bool) error {
 	if r.path == "" {
 		return nil
@@ -370,7 +372,16 @@ func (r *Repo) reserve(n int, force bool) error {
 		return nil
 	}
 	r.unchecked.Store(0)
-	return checkFree(r.path, r.path, minFreeSpace)
+	need := int64(minFreeSpace)
+	if r.bulk {
+		// Close merges every table of the load into new ones before it
+		// deletes the old (bulkOptions), in goroutines of Badger's where a
+		// full filesystem is SIGBUS: keep room for a copy of them.
+		for _, l := range r.db.Levels() {
+			need += l.Size
+		}
+	}
+	return checkFree(r.path, r.path, need)
 }
 
 // read runs fn (Badger reads, no caller code) with Badger's panics and

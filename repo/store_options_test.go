@@ -273,3 +273,82 @@ func readDefault(t *testing.T, dir string, want map[Hash][]byte, count int) []in
 	}
 	return filled
 }
+
+// TestBulkLoadKeepsRoomForClose: a bulk load's Close rewrites all its
+// tables, in Badger goroutines where a full filesystem is SIGBUS, so the
+// load stops with a *NoSpaceError while the filesystem still has room for
+// that copy, where an ordinary writer would go on; Close then succeeds and
+// what was flushed before is kept.
+func TestBulkLoadKeepsRoomForClose(t *testing.T) {
+	free := int64(1 << 40)
+	statFree = func(string) (int64, error) { return free, nil }
+	t.Cleanup(func() { statFree = freeSpace })
+
+	// load writes ~1 KB objects through one batch per 4Ki until level 0
+	// holds two tables or more, and returns the writer with a new batch.
+	load := func(dir string, opts Options) (*Repo, *Batch, int64) {
+		r, err := Open(dir, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := r.NewBatch()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; r.db.Levels()[0].NumTables < 2; i++ {
+			if _, err := b.PutObject(KindBlob, fmt.Appendf(nil, "%d %s", i, bytes.Repeat([]byte{byte(i)}, 1000))); err != nil {
+				t.Fatal(err)
+			}
+			if i%4096 == 4095 {
+				if err := b.Flush(); err != nil {
+					t.Fatal(err)
+				}
+				if b, err = r.NewBatch(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		var size int64
+		for _, l := range r.db.Levels() {
+			size += l.Size
+		}
+		return r, b, size
+	}
+	// more writes into b until it fails or has handed Badger 4 MiB (four
+	// free-space checks).
+	more := func(b *Batch) error {
+		for i := 0; i < 4096; i++ {
+			if _, err := b.PutObject(KindBlob, fmt.Appendf(nil, "more %d %s", i, bytes.Repeat([]byte{1}, 1000))); err != nil {
+				return err
+			}
+		}
+		return b.Flush()
+	}
+
+	r, b, size := load(filepath.Join(t.TempDir(), "ordinary"), Options{})
+	free = minFreeSpace + size/2
+	if err := more(b); err != nil {
+		t.Errorf("an ordinary writer with %d MiB free, more than %d MiB: %v", free>>20, minFreeSpace>>20, err)
+	}
+	free = 1 << 40
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := filepath.Join(t.TempDir(), "bulk")
+	r, b, size = load(dir, Options{Bulk: true})
+	free = minFreeSpace + size/2
+	err := more(b)
+	var ns *NoSpaceError
+	if !errors.As(err, &ns) || ns.Need < minFreeSpace+size || !strings.Contains(err.Error(), dir) {
+		t.Errorf("a bulk load with %d MiB free and %d MiB of tables: %v; want a *NoSpaceError naming %s that needs both", free>>20, size>>20, err, dir)
+	}
+	b.Cancel()
+	free = 1 << 40
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if filled := readDefault(t, dir, nil, 8192); len(filled) != 1 || filled[0] == 0 {
+		t.Errorf("after Close, tables are in levels %v; want one level other than 0", filled)
+	}
+}
