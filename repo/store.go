@@ -515,21 +515,34 @@ func writerOptions(bo badger.Options) badger.Options {
 //	bulk with 16 MiB memtables         6.7      2.5     2.0M            145 MiB
 //	bulk with 32 MiB memtables         7.7      1.8     2.0M            223 MiB
 //
-// In the CLI pull (1M records, with a closure check that trusts receipts
-// instead of reading every object back) the client took 16.9-17.2 s CPU
-// instead of 22.9 s, and Badger's share of the peak heap fell to the flush
-// builder and memtable arena (~25 MB), without the ~60 MB of compaction
-// table builders.
+// In the CLI pull of 1M records (interleaved runs, client CPU), with a
+// closure check that trusts receipts instead of reading every object back:
+// 17.5-18.3 s instead of 23.9-24.9 s, peak private memory 368-370 MiB
+// instead of 404-412, RSS 602-610 MiB instead of 671-678; Badger's share
+// of the peak heap is the memtable arena and a flush builder (~25 MB),
+// without the ~60 MB of compaction table builders. The 100k pull: 1.65-1.78
+// s instead of 1.78-1.91 s (with the caches and metrics of writerOptions).
 //
 // The price is reads during the load: a lookup checks the bloom filter of
 // every level-0 table (~50 ns each) and searches the 1% that pass falsely.
 // A closure check that read all 2M objects back from 26-30 level-0 tables
-// took twice the CPU (21.9 s instead of 10.4 s), so this pays only while
-// the load reads little of what it writes. Past bulkLevelZeroTables tables
+// took twice the CPU (21.9 s instead of 10.4 s), which ate most of the gain
+// (client 27.4-29.6 s instead of 29.3-30.6 s): this pays while the load
+// reads little of what it writes. Past bulkLevelZeroTables tables
 // (a load of more than ~2M records) compaction starts as usual. A killed
 // load leaves its level-0 tables, and the next writer (which has tables, so
 // it is not bulk) compacts them in the background; writes stall only when
 // a memtable flush finds NumLevelZeroTablesStall (15) tables there.
+//
+// Badger's StreamWriter, which writes tables straight into the last level
+// (no memtable, log or compaction), was measured as the alternative for a
+// first pull. It needs the keys in sorted order, and the objects arrive in
+// hash-random order: sorting 2M objects in memory took 2.3 s CPU and held
+// ~800 MiB live (an external sort would spill and re-read the ~230 MB),
+// then its writes took 3.7 s CPU (a protobuf round trip per key; 64 MiB
+// tables, whose builders allocate twice that). Against ~6 s of writes and
+// ~1.2 s of compaction here it saves little, breaks the memory budget, and
+// nothing would be readable (closure check, later rounds) until its Flush.
 //
 // None of this changes the format: a reader sees one level of tables
 // (TestBulkLoadCompactsOnClose).
@@ -540,7 +553,8 @@ func bulkOptions(bo badger.Options) badger.Options {
 }
 
 // bulkLevelZeroTables is how many level-0 tables (memtables of 8 MiB) a
-// bulk load keeps before compaction starts: ~500 MB, a 2M-record zone.
+// bulk load keeps before compaction starts: ~560 MB, a zone of ~2.4M
+// records.
 const bulkLevelZeroTables = 64
 
 // hasTables reports whether dir holds a table file (or cannot be read:
