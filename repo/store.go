@@ -522,6 +522,8 @@ func writerOptions(bo badger.Options) badger.Options {
 // of the peak heap is the memtable arena and a flush builder (~25 MB),
 // without the ~60 MB of compaction table builders. The 100k pull: 1.65-1.78
 // s instead of 1.78-1.91 s (with the caches and metrics of writerOptions).
+// A CLI import of 1M records into a new repository: 9.9-10.2 s CPU instead
+// of 11.6-11.8 s, max RSS 583-610 MiB instead of 707-730 MiB.
 //
 // The price is reads during the load: a lookup checks the bloom filter of
 // every level-0 table (~50 ns each) and searches the 1% that pass falsely.
