@@ -2,10 +2,12 @@ package repo
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -18,10 +20,9 @@ import (
 // it: DefaultOptions, read-only, without the lock. Table settings are
 // per-table metadata, so a default-options reader must see everything.
 func TestWriterOptionsReadableWithDefaults(t *testing.T) {
-	n := 150000 // about 25 MB of keys and values: several flushed memtables
-	if testing.Short() {
-		n = 30000
-	}
+	// About 25 MB of keys and values: several flushed memtables (fewer
+	// would not test what the test is for, so -short does not shrink it).
+	n := 150000
 	dir := t.TempDir()
 	r, err := Open(dir, Options{})
 	if err != nil {
@@ -126,5 +127,228 @@ func TestWriterOptionsReadableWithDefaults(t *testing.T) {
 	}
 	if _, err := db.NewTransaction(false).Get([]byte("o/missing")); !errors.Is(err, badger.ErrKeyNotFound) {
 		t.Fatalf("missing key: %v", err)
+	}
+}
+
+// TestBulkLoadCompactsOnClose: a bulk open of a new directory lets level 0
+// grow past a writer's compaction trigger while it loads, and Close merges
+// everything into one level, which a default-options reader reads and fsck
+// passes; a bulk open of a directory that has tables is an ordinary writer
+// (Close leaves its flushed memtable in level 0 rather than rewriting the
+// tables it overlaps).
+func TestBulkLoadCompactsOnClose(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	r, err := Open(dir, Options{Bulk: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ~1 KB payloads: an 8 MiB memtable holds ~8k of them, so 80k objects
+	// flush about ten memtables, more than the 5 level-0 tables at which a
+	// writer compacts.
+	const n = 80000
+	want := map[Hash][]byte{}
+	b, err := r.NewBatch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		p := fmt.Appendf(nil, "%d %s", i, bytes.Repeat(binary.BigEndian.AppendUint64(nil, uint64(i)*0x9e3779b97f4a7c15), 120))
+		h, err := b.PutObject(KindBlob, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%101 == 0 {
+			want[h] = p
+		}
+		if i%(1<<13) == 0 { // flushed and synced as a pull does, every so often
+			if err := b.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if b, err = r.NewBatch(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := b.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// A branch for fsck to walk.
+	zone := "$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns1 host 1 2 3 4 5\n@ IN NS ns1\nns1 IN A 192.0.2.1\n"
+	if _, err := r.Import(context.Background(), ImportOptions{Zone: "example.com.", Branch: "main", Source: strings.NewReader(zone)}); err != nil {
+		t.Fatal(err)
+	}
+	levels := r.db.Levels()
+	if levels[0].NumTables <= 5 {
+		t.Errorf("level 0 holds %d tables during the load; the test should flush more than 5 memtables", levels[0].NumTables)
+	}
+	for _, l := range levels[1:] {
+		if l.NumTables > 0 {
+			t.Errorf("level %d holds %d tables during a bulk load: compaction did not wait for Close", l.Level, l.NumTables)
+		}
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	filled := readDefault(t, dir, want, n+1)
+	if len(filled) != 1 || filled[0] == 0 {
+		t.Errorf("after a bulk load's Close, tables are in levels %v; want all in one level other than 0", filled)
+	}
+	r, err = Open(dir, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.Fsck(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		t.Errorf("fsck after a bulk load: %v", rep.Problems)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The directory has tables now: Bulk changes nothing.
+	r, err = Open(dir, Options{Bulk: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := r.PutObject(KindBlob, []byte("one more"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want[h] = []byte("one more")
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if filled := readDefault(t, dir, want, n+2); len(filled) != 2 || filled[0] != 0 {
+		t.Errorf("after a bulk open of a repository with tables, tables are in levels %v; want the flushed memtable left in level 0 beside the rest", filled)
+	}
+}
+
+// readDefault opens dir the way a zonegit daemon does (default options,
+// read-only), checks that it holds the objects of want and at least count
+// objects in all, and returns the levels that hold tables.
+func readDefault(t *testing.T, dir string, want map[Hash][]byte, count int) []int {
+	t.Helper()
+	db, err := badger.Open(badger.DefaultOptions(dir).WithReadOnly(true).WithBypassLockGuard(true).WithLogger(nil))
+	if err != nil {
+		t.Fatalf("default-options read-only open: %v", err)
+	}
+	defer db.Close()
+	err = db.View(func(txn *badger.Txn) error {
+		for h, p := range want {
+			item, err := txn.Get(objKey(h))
+			if err != nil {
+				return fmt.Errorf("object %s: %w", h, err)
+			}
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if _, payload, err := decodeObjectValue(h, v); err != nil || !bytes.Equal(payload, p) {
+				return fmt.Errorf("object %s: read back %q (%v)", h, clipBytes(payload), err)
+			}
+		}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(objPrefix)})
+		defer it.Close()
+		stored := 0
+		for it.Rewind(); it.Valid(); it.Next() {
+			stored++
+		}
+		if stored < count {
+			return fmt.Errorf("iterated %d objects, want at least %d", stored, count)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var filled []int
+	for _, l := range db.Levels() {
+		if l.NumTables > 0 {
+			filled = append(filled, l.Level)
+		}
+	}
+	return filled
+}
+
+// TestBulkLoadKeepsRoomForClose: a bulk load's Close rewrites all its
+// tables, in Badger goroutines where a full filesystem is SIGBUS, so the
+// load stops with a *NoSpaceError while the filesystem still has room for
+// that copy, where an ordinary writer would go on; Close then succeeds and
+// what was flushed before is kept.
+func TestBulkLoadKeepsRoomForClose(t *testing.T) {
+	free := int64(1 << 40)
+	statFree = func(string) (int64, error) { return free, nil }
+	t.Cleanup(func() { statFree = freeSpace })
+
+	// load writes ~1 KB objects through one batch per 4Ki until level 0
+	// holds two tables or more, and returns the writer with a new batch.
+	load := func(dir string, opts Options) (*Repo, *Batch, int64) {
+		r, err := Open(dir, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := r.NewBatch()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; r.db.Levels()[0].NumTables < 2; i++ {
+			if _, err := b.PutObject(KindBlob, fmt.Appendf(nil, "%d %s", i, bytes.Repeat([]byte{byte(i)}, 1000))); err != nil {
+				t.Fatal(err)
+			}
+			if i%4096 == 4095 {
+				if err := b.Flush(); err != nil {
+					t.Fatal(err)
+				}
+				if b, err = r.NewBatch(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		var size int64
+		for _, l := range r.db.Levels() {
+			size += l.Size
+		}
+		return r, b, size
+	}
+	// more writes into b until it fails or has handed Badger 4 MiB (four
+	// free-space checks).
+	more := func(b *Batch) error {
+		for i := 0; i < 4096; i++ {
+			if _, err := b.PutObject(KindBlob, fmt.Appendf(nil, "more %d %s", i, bytes.Repeat([]byte{1}, 1000))); err != nil {
+				return err
+			}
+		}
+		return b.Flush()
+	}
+
+	r, b, size := load(filepath.Join(t.TempDir(), "ordinary"), Options{})
+	free = minFreeSpace + size/2
+	if err := more(b); err != nil {
+		t.Errorf("an ordinary writer with %d MiB free, more than %d MiB: %v", free>>20, minFreeSpace>>20, err)
+	}
+	free = 1 << 40
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := filepath.Join(t.TempDir(), "bulk")
+	r, b, size = load(dir, Options{Bulk: true})
+	free = minFreeSpace + size/2
+	err := more(b)
+	var ns *NoSpaceError
+	if !errors.As(err, &ns) || ns.Need < minFreeSpace+size || !strings.Contains(err.Error(), dir) {
+		t.Errorf("a bulk load with %d MiB free and %d MiB of tables: %v; want a *NoSpaceError naming %s that needs both", free>>20, size>>20, err, dir)
+	}
+	b.Cancel()
+	free = 1 << 40
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if filled := readDefault(t, dir, nil, 8192); len(filled) != 1 || filled[0] == 0 {
+		t.Errorf("after Close, tables are in levels %v; want one level other than 0", filled)
 	}
 }

@@ -91,7 +91,10 @@ func importFile(ctx context.Context, cfg *importConfig) (*repo.ImportResult, err
 		return nil, err
 	}
 	defer f.Close()
-	r, err := repo.Open(cfg.repo, repo.Options{})
+	// Bulk: an import into a new repository writes everything in one
+	// session; merging it into one level at Close beats compacting as it
+	// goes (see repo.Options.Bulk).
+	r, err := repo.Open(cfg.repo, repo.Options{Bulk: true})
 	if err != nil {
 		return nil, err
 	}

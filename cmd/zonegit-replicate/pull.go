@@ -138,6 +138,15 @@ type branchJSON struct {
 // takes 130 collections and 31 s (512 MiB: 42, 29.5 s, but 110 MB more
 // RSS). Below the limit the collector keeps its usual pace (the heap
 // grows to twice what is live), so a small pull's memory does not change.
+//
+// Measured again with the bulk load (repo.Options.Bulk: Badger's share of
+// the heap is now the memtable arena and one flush builder, ~25 MB) and a
+// closure check that trusts receipts, whose sets still peak at 300-330 MB
+// live: 384 MiB took 62 collections, 17.2 s client CPU, 387 MiB peak
+// private memory; 256 MiB 650 collections, 22.0 s, 322 MiB; 192 MiB 1,352
+// collections, 25.0 s, 312 MiB. A lower limit buys little private memory
+// (the heap cannot shrink below what is live) for a lot of CPU, so it
+// stays until the pull's own sets shrink.
 const pullMemoryLimit = 384 << 20
 
 func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -158,7 +167,9 @@ func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if _, err := replicate.Plan(nil, nil, replicate.PullOptions{Zones: cfg.zones, Branches: cfg.branches, Pins: cfg.pins}); err != nil {
 		return failUsage(stderr, "pull: %v", err)
 	}
-	local, err := repo.Open(cfg.repo, repo.Options{})
+	// Bulk: a first pull into a new repository is one bulk load, merged
+	// into one level at Close (see repo.Options.Bulk); later pulls are not.
+	local, err := repo.Open(cfg.repo, repo.Options{Bulk: true})
 	if err != nil {
 		return fail(stderr, "pull: %v", err)
 	}

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -241,5 +245,85 @@ func TestCommandsEscapePrimaryNames(t *testing.T) {
 	}
 	if !strings.Contains(errs, `evil\x1b[2J.`) {
 		t.Errorf("pull errors do not name the hostile zone (escaped):\n%s", errs)
+	}
+}
+
+// TestPullKilledMidBulkLoad: the real binary's first pull into a new
+// directory is a bulk load (compaction deferred to Close); SIGKILLed once
+// it has flushed tables, it leaves no branch (or the whole one), fsck
+// passes, and the next pull (an ordinary writer: the directory has tables
+// now) compacts what the killed one left and converges.
+func TestPullKilledMidBulkLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("imports and pulls 100k records")
+	}
+	bin := realCLI(t)
+	primary := filepath.Join(t.TempDir(), "primary")
+	tip, err := importBin(t, bin, primary, zoneText(1, 100_000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := startServeProc(t, bin, "--repo", primary)
+	replica := filepath.Join(t.TempDir(), "replica")
+	cmd := exec.Command(bin, "pull", "--primary", srv.url, "--repo", replica)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	// Kill it once a memtable has become a table (~80k objects of 200k).
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if m, _ := filepath.Glob(filepath.Join(replica, "*.sst")); len(m) > 0 {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the pull ended (%v) before it flushed a table: %s", err, stderr.String())
+		case <-time.After(2 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatal("the pull flushed no table within a minute")
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("the pull was not killed (%v): the test needs a slower pull", err)
+	}
+
+	if code, out, errOut := runBin(t, bin, "fsck", "--repo", replica); code != exitOK || !strings.HasPrefix(out, "ok:") {
+		t.Errorf("fsck after the kill: exit %d: %s%s", code, out, errOut)
+	}
+	r, err := repo.Open(replica, repo.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := r.Branch("example.com.", "main")
+	if cerr := r.Close(); cerr != nil {
+		t.Fatal(cerr)
+	}
+	switch {
+	case errors.Is(err, repo.ErrNotFound):
+	case err != nil:
+		t.Fatal(err)
+	case h.String() != tip:
+		t.Errorf("after the kill main = %s, want none or %s", h, tip)
+	}
+
+	code, _, errOut := runBin(t, bin, "pull", "--primary", srv.url, "--repo", replica)
+	noCrash(t, "pull after the kill", errOut)
+	if code != exitOK {
+		t.Fatalf("pull after the kill: exit %d: %s", code, errOut)
+	}
+	if got := localTip(t, replica); got != tip {
+		t.Errorf("main = %s after the second pull, want %s", got, tip)
+	}
+	if code, out, errOut := runBin(t, bin, "fsck", "--repo", replica); code != exitOK || !strings.HasPrefix(out, "ok:") {
+		t.Errorf("fsck after the second pull: exit %d: %s%s", code, out, errOut)
 	}
 }

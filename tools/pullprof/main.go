@@ -48,7 +48,7 @@ func main() {
 
 func run(primary, dir, cpuProfile, heapProfile string) error {
 	start := time.Now()
-	local, err := repo.Open(dir, repo.Options{})
+	local, err := repo.Open(dir, repo.Options{Bulk: true}) // as the CLI opens it
 	if err != nil {
 		return err
 	}
