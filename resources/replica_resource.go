@@ -771,12 +771,24 @@ func (r *ReplicaResource) apply(ctx context.Context, plan *replicaResourceModel)
 			fmt.Sprintf("Creating %s failed: %v. Check the path and its permissions.", dir, err))
 		return nil, false, diags
 	}
-	local, err := repo.Open(dir, repo.Options{})
+	// Bulk: an apply opens the replica for one pull and closes it, so the
+	// first pull into a new directory is one bulk load, as for the CLI (see
+	// repo.Options.Bulk); later applies find tables and write as usual.
+	local, err := repo.Open(dir, repo.Options{Bulk: true})
 	if err != nil {
 		diags.Append(openError(dir, err))
 		return nil, false, diags
 	}
-	defer local.Close()
+	defer func() {
+		// The pull has synced everything it wrote and moved its refs before
+		// this; Close flushes Badger's memtable and, after a first pull, merges
+		// its tables (repo.Options.Bulk). A failure there leaves a sound
+		// replica that the next open finishes, but the user hears of it.
+		if err := local.Close(); err != nil {
+			diags.AddWarning("Replica was not closed cleanly",
+				fmt.Sprintf("Closing the replica at %s failed after the pull: %v. Its data and refs were already synced; the next open finishes the work.", dir, err))
+		}
+	}()
 	before, err := local.Branches("")
 	if err != nil {
 		diags.AddError("Cannot read replica", fmt.Sprintf("Listing the branches of the replica at %s failed: %v.", dir, err))
