@@ -27,9 +27,11 @@ import (
 // lookup as before, plus a comparison.
 
 // maxCursorGap is how many keys ahead a cursor steps to rather than a
-// point lookup (a step costs about a tenth of a lookup; beyond this the
-// lookup wins, and its cost does not grow with the distance).
-const maxCursorGap = 16
+// point lookup or a seek (a step costs about 0.25 µs, a lookup 4 µs, an
+// iterator seek 5 µs; past this the lookup wins, and its cost does not
+// grow with the distance). Measured on a 100k-record full pack: 16, 24
+// and 32 cost 0.67, 0.64 and 0.63 s of serve CPU.
+const maxCursorGap = 24
 
 // seqCursors is the cursor state of one View. Two cursors follow two
 // interleaved ascending sequences (a walk's trees and a pack's blob
