@@ -50,6 +50,7 @@ type seqCursors struct {
 	// lookup did); lastStepped: by stepping.
 	last        *seqCursor
 	lastStepped bool
+	avgGap      float64 // see trackGap
 	// lending counts Peeks whose payload is lent to the caller: reads
 	// made meanwhile are point lookups, so no cursor moves under it.
 	lending int
@@ -100,6 +101,22 @@ func (s *seqCursors) near(from, to uint64) bool {
 	return s.keys > 0 && from <= to && s.expected(from, to) <= maxCursorGap
 }
 
+// trackGap follows the expected gap between successive lookups (a moving
+// average): a sparse sequence (a pack's blob batches in a store of 2M
+// objects, 120 keys apart) has some lookups near each other by chance, and
+// starting or re-seeking a cursor for those (an iterator seek costs more
+// than a lookup) would only cost more.
+func (s *seqCursors) trackGap(prev, p uint64) {
+	g := maxCursorGap * 8.0 // descending: as good as far
+	if s.near(prev, p) || prev <= p && s.keys > 0 {
+		g = min(s.expected(prev, p), g)
+	}
+	s.avgGap = s.avgGap*0.75 + g*0.25
+}
+
+// dense reports whether recent lookups came near each other.
+func (s *seqCursors) dense() bool { return s.avgGap <= maxCursorGap }
+
 // find looks h up: the item (valid until the next find or the end of the
 // transaction), or nil when absent. The caller runs it under the read
 // guard.
@@ -115,6 +132,9 @@ func (s *seqCursors) find(h Hash) (*badger.Item, error) {
 	p := hashPrefix(h)
 	prev, hadPrev := s.prev, s.hasPrev
 	s.prev, s.hasPrev = p, true
+	if hadPrev {
+		s.trackGap(prev, p)
+	}
 	last, lastStepped := s.last, s.lastStepped
 	s.last, s.lastStepped = nil, false
 	if s.lending > 0 {
@@ -130,7 +150,7 @@ func (s *seqCursors) find(h Hash) (*badger.Item, error) {
 				if item, done := s.step(last, from, p, key); done {
 					return item, nil
 				}
-			} else if lastStepped {
+			} else if lastStepped && s.dense() {
 				return s.seek(last, key), nil
 			}
 		}
@@ -146,7 +166,7 @@ func (s *seqCursors) find(h Hash) (*badger.Item, error) {
 			}
 		}
 	}
-	if hadPrev && s.near(prev, p) {
+	if hadPrev && s.near(prev, p) && s.dense() {
 		// An ascending sequence no cursor follows: start one at h.
 		c := &s.curs[0]
 		if s.curs[1].used < c.used {
