@@ -408,6 +408,11 @@ func (r *Repo) reserve(n int, force bool) error {
 // memory faults turned into an error naming the repository.
 func (r *Repo) read(fn func() error) error {
 	err := caught(fn)
+	if err == nil {
+		// Before pe: its address escapes (errors.As), which would make
+		// every read allocate it.
+		return nil
+	}
 	var pe *panicError
 	if errors.As(err, &pe) {
 		return r.readFailure(pe)
@@ -553,11 +558,22 @@ func decodeObjectValue(h Hash, v []byte) (Kind, []byte, error) {
 	if i >= len(v) || v[i] != 0 {
 		return "", nil, fmt.Errorf("object %s: stored value has no kind prefix: %w", h, ErrCorrupt)
 	}
-	k, err := ParseKind(string(v[:i]))
-	if err != nil {
-		return "", nil, fmt.Errorf("object %s: %v: %w", h, err, ErrCorrupt)
+	// The known kinds without ParseKind, which would allocate a string
+	// per object read.
+	switch string(v[:i]) {
+	case string(KindBlob):
+		return KindBlob, v[i+1:], nil
+	case string(KindTree):
+		return KindTree, v[i+1:], nil
+	case string(KindCommit):
+		return KindCommit, v[i+1:], nil
+	case string(KindTag):
+		return KindTag, v[i+1:], nil
+	case string(KindSymref):
+		return KindSymref, v[i+1:], nil
 	}
-	return k, v[i+1:], nil
+	_, err := ParseKind(string(v[:i]))
+	return "", nil, fmt.Errorf("object %s: %v: %w", h, err, ErrCorrupt)
 }
 
 func verify(h Hash, kind Kind, payload []byte) error {
