@@ -648,6 +648,14 @@ func (r *Repo) Has(h Hash) (ok bool, err error) {
 func (r *Repo) View(fn func(Reader) error) error {
 	// fn is the caller's: its panics are its own. The reads it makes
 	// through the Reader are guarded one by one.
+	if !r.readOnly {
+		// No cursors on a writer: an iterator holds every memtable and
+		// table it was opened on until it is closed, so during a long
+		// View (a pull's closure check) the memtables and compacted
+		// tables the writer has since replaced stay in memory (a 1M
+		// pull's client peaked 125 MiB higher).
+		return r.db.View(func(txn *badger.Txn) error { return fn(txnView{r, txn, nil}) })
+	}
 	return r.db.View(func(txn *badger.Txn) error {
 		seq := newSeqCursors(r.db, txn)
 		defer seq.close()
