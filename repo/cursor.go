@@ -38,7 +38,7 @@ const maxCursorGap = 24
 // interleaved ascending sequences (a walk's trees and a pack's blob
 // batches).
 type seqCursors struct {
-	db   *badger.DB
+	r    *Repo
 	txn  *badger.Txn
 	keys float64 // estimated keys in the store; < 0: none, cursors off
 	// prev is the hash prefix of the previous lookup: a lookup just after
@@ -63,8 +63,8 @@ type seqCursor struct {
 	used int // clock of the last use, to replace the least recent
 }
 
-func newSeqCursors(db *badger.DB, txn *badger.Txn) *seqCursors {
-	return &seqCursors{db: db, txn: txn}
+func newSeqCursors(r *Repo, txn *badger.Txn) *seqCursors {
+	return &seqCursors{r: r, txn: txn}
 }
 
 // close closes the iterators (before the transaction ends).
@@ -89,13 +89,8 @@ func (s *seqCursors) expected(from, to uint64) float64 {
 // maxCursorGap keys.
 func (s *seqCursors) near(from, to uint64) bool {
 	if s.keys == 0 {
-		// Counted once, when a sequence first looks likely.
-		var n uint64
-		for _, t := range s.db.Tables() {
-			n += uint64(t.KeyCount)
-		}
-		s.keys = float64(n)
-		if n == 0 {
+		s.keys = s.r.tableKeys()
+		if s.keys == 0 {
 			s.keys = -1 // nothing in tables: no estimate, no cursors
 		}
 	}
@@ -239,4 +234,15 @@ func (s *seqCursors) get(h Hash) (*badger.Item, error) {
 		return nil, nil
 	}
 	return item, err
+}
+
+// tableKeys is the number of keys in the store's tables, counted once per
+// handle: cursors run only in read-only handles, whose tables never change.
+func (r *Repo) tableKeys() float64 {
+	r.keysOnce.Do(func() {
+		for _, t := range r.db.Tables() {
+			r.keys += float64(t.KeyCount)
+		}
+	})
+	return r.keys
 }

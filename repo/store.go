@@ -60,6 +60,9 @@ type Repo struct {
 	// unchecked counts bytes handed to Badger since the last free-space
 	// check (writers).
 	unchecked atomic.Int64
+
+	keysOnce sync.Once // tableKeys
+	keys     float64
 }
 
 // Key families of the Badger layout (FORMAT.md).
@@ -657,7 +660,7 @@ func (r *Repo) View(fn func(Reader) error) error {
 		return r.db.View(func(txn *badger.Txn) error { return fn(txnView{r, txn, nil}) })
 	}
 	return r.db.View(func(txn *badger.Txn) error {
-		seq := newSeqCursors(r.db, txn)
+		seq := newSeqCursors(r, txn)
 		defer seq.close()
 		return fn(txnView{r, txn, seq})
 	})
