@@ -79,12 +79,24 @@ func (c *bigObjectCache) add(h repo.Hash, kind repo.Kind, payload []byte) {
 
 // cachedReader reads through the cache. Payloads it returns are shared and
 // must not be modified (the walk and the stream writers only read them).
+// It serves one request (one goroutine).
 type cachedReader struct {
 	repo.Reader
 	c *bigObjectCache
+	// look is Peek's callback, made once: a closure per Peek would be
+	// an allocation per object a pack response sends. calls are the
+	// Peeks it serves, innermost last (a walk reads a tree's bases while
+	// it holds the tree).
+	look  func(repo.Kind, []byte) error
+	calls []peekCall
 }
 
-func (r cachedReader) Get(h repo.Hash) (repo.Kind, []byte, error) {
+type peekCall struct {
+	h  repo.Hash
+	fn func(repo.Kind, []byte) error
+}
+
+func (r *cachedReader) Get(h repo.Hash) (repo.Kind, []byte, error) {
 	if kind, p, ok := r.c.get(h); ok {
 		return kind, p, nil
 	}
@@ -97,14 +109,23 @@ func (r cachedReader) Get(h repo.Hash) (repo.Kind, []byte, error) {
 
 // Peek lends an object's payload (see repo.Peek): from the cache, or in
 // place from the store, copying only one the cache keeps.
-func (r cachedReader) Peek(h repo.Hash, fn func(kind repo.Kind, payload []byte) error) error {
+func (r *cachedReader) Peek(h repo.Hash, fn func(kind repo.Kind, payload []byte) error) error {
 	if kind, p, ok := r.c.get(h); ok {
 		return fn(kind, p)
 	}
-	return repo.Peek(r.Reader, h, func(kind repo.Kind, p []byte) error {
-		if r.c.wants(len(p)) {
-			r.c.add(h, kind, bytes.Clone(p))
-		}
-		return fn(kind, p)
-	})
+	if r.look == nil {
+		r.look = r.lookup
+	}
+	r.calls = append(r.calls, peekCall{h: h, fn: fn})
+	defer func() { r.calls = r.calls[:len(r.calls)-1] }()
+	return repo.Peek(r.Reader, h, r.look)
+}
+
+// lookup is the callback of the innermost Peek.
+func (r *cachedReader) lookup(kind repo.Kind, p []byte) error {
+	c := r.calls[len(r.calls)-1]
+	if r.c.wants(len(p)) {
+		r.c.add(c.h, kind, bytes.Clone(p))
+	}
+	return c.fn(kind, p)
 }

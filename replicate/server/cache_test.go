@@ -85,3 +85,49 @@ func TestServerCacheServesWalks(t *testing.T) {
 		t.Errorf("%d cache hits on the second walk, want the two apex trees", s.cache.hits)
 	}
 }
+
+// TestCachedReaderNestedPeeks: a Peek inside another's callback (a walk
+// reads a tree's bases while it holds the tree) gets its own object, the
+// outer callback still gets its own afterwards, and each large object is
+// cached under its own hash.
+func TestCachedReaderNestedPeeks(t *testing.T) {
+	r := repotest.MemRepo(t)
+	var hs []repo.Hash
+	for i := range 3 {
+		h, err := r.PutObject(repo.KindBlob, bytes.Repeat([]byte{byte('a' + i)}, 200))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, h)
+	}
+	c := newBigObjectCache(10000, 100)
+	err := r.View(func(rd repo.Reader) error {
+		cr := &cachedReader{Reader: rd, c: c}
+		var peek func(depth int) error
+		peek = func(depth int) error {
+			return cr.Peek(hs[depth], func(k repo.Kind, p []byte) error {
+				if repo.HashObject(k, p) != hs[depth] {
+					t.Errorf("depth %d: got another object", depth)
+				}
+				if depth+1 < len(hs) {
+					if err := peek(depth + 1); err != nil {
+						return err
+					}
+				}
+				if repo.HashObject(k, p) != hs[depth] {
+					t.Errorf("depth %d: payload changed under a nested Peek", depth)
+				}
+				return nil
+			})
+		}
+		return peek(0)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hs {
+		if k, p, ok := c.get(h); !ok || repo.HashObject(k, p) != h {
+			t.Errorf("%s: cached %v, under the wrong hash or not at all", h.Short(), ok)
+		}
+	}
+}

@@ -119,7 +119,7 @@ func (s *Server) reader(rd repo.Reader) repo.Reader {
 	if s.cache.disabled {
 		return rd
 	}
-	return cachedReader{Reader: rd, c: s.cache}
+	return &cachedReader{Reader: rd, c: s.cache}
 }
 
 // SnapshotSource hands out repository handles. release must be called when

@@ -263,6 +263,13 @@ func (w *walker) emit(h repo.Hash, kind repo.Kind, payload []byte) error {
 	if w.chk == nil || kind != repo.KindBlob {
 		w.seen[h] = walkKind(kind)
 	}
+	return w.report(h, kind, payload)
+}
+
+// report is emit for an object already marked seen (a tree is marked when
+// it is queued): writing the map again costs a lookup per tree, a million
+// of them in a full pull of a million-record flat zone.
+func (w *walker) report(h repo.Hash, kind repo.Kind, payload []byte) error {
 	w.stats.Missing++
 	return w.emitFn(h, kind, payload)
 }
@@ -635,12 +642,7 @@ func (w *walker) diffTrees() error {
 		} else if es, ok := w.diffed(tw); ok {
 			stop = w.diffKnown(tw, es)
 		} else {
-			readErr = w.viewTree(tw.hash, func(payload []byte) error {
-				return w.viewBases(tw.baseList(), nil, func(bases [][]byte) error {
-					stop, bad = w.diffOne(tw, payload, bases)
-					return stop
-				})
-			})
+			stop, bad, readErr = w.diffWithBases(tw)
 		}
 		if stop != nil {
 			return stop
@@ -666,12 +668,26 @@ func (w *walker) diffTrees() error {
 	return nil
 }
 
+// diffWithBases is diffOne for a tree that has bases, the tree and its
+// bases read in place. A function of its own: the variables its closures
+// capture move to the heap, and in diffTrees they would for every tree (two
+// allocations per name tree in a full pull).
+func (w *walker) diffWithBases(tw treeWork) (stop, bad, readErr error) {
+	readErr = w.viewTree(tw.hash, func(payload []byte) error {
+		return w.viewBases(tw.baseList(), nil, func(bases [][]byte) error {
+			stop, bad = w.diffOne(tw, payload, bases)
+			return stop
+		})
+	})
+	return stop, bad, readErr
+}
+
 // diffOne emits tw's tree, then compares
 // it with its bases, emitting and queueing what differs. stop is an error
 // from emit or a check's problem (it ends the walk), bad one from DiffTree
 // (the tree does not decode).
 func (w *walker) diffOne(tw treeWork, payload []byte, bases [][]byte) (stop, bad error) {
-	if err := w.emit(tw.hash, repo.KindTree, payload); err != nil {
+	if err := w.report(tw.hash, repo.KindTree, payload); err != nil {
 		return err, nil
 	}
 	err := repo.DiffTree(tw.hash, payload, bases, func(kind repo.EntryKind, h repo.Hash, same []repo.Hash) error {

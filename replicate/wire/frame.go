@@ -20,6 +20,9 @@ import (
 type FrameWriter struct {
 	bw *bufio.Writer
 	n  int
+	// hdr is the header buffer, kept: a local one escapes (to bufio's
+	// Write), one allocation per frame.
+	hdr [64 + 1 + 8 + 1 + 20 + 1]byte
 }
 
 // NewFrameWriter buffers frames for w; Flush sends what is buffered.
@@ -29,8 +32,7 @@ func NewFrameWriter(w io.Writer) *FrameWriter {
 
 // Frame writes one object. Errors name the object.
 func (f *FrameWriter) Frame(h repo.Hash, kind repo.Kind, payload []byte) error {
-	var hdr [64 + 1 + 8 + 1 + 20 + 1]byte
-	b := hex.AppendEncode(hdr[:0], h[:])
+	b := hex.AppendEncode(f.hdr[:0], h[:])
 	b = append(b, ' ')
 	b = append(b, kind...)
 	b = append(b, ' ')
