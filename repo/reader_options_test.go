@@ -22,7 +22,10 @@ func TestReaderOptionsByCompression(t *testing.T) {
 	}{{"none", options.None}, {"snappy", options.Snappy}, {"zstd", options.ZSTD}} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			bo := writerOptions(baseOptions(badger.DefaultOptions(dir), Options{})).WithCompression(c.compression)
+			// Badger refuses compression without a block cache; the writers
+			// that wrote compressed tables had one.
+			bo := writerOptions(baseOptions(badger.DefaultOptions(dir), Options{})).
+				WithCompression(c.compression).WithBlockCacheSize(16 << 20)
 			db, err := badger.Open(bo)
 			if err != nil {
 				t.Fatal(err)
