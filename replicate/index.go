@@ -92,19 +92,23 @@ type received struct {
 	s0, s1 maphash.Seed
 	trees  treeArena
 	diffs  treeDiffs
+	marks  walkMarks
 }
 
 type receiptKey [16]byte
 
 // A receipt packs into 32 bits (a map slot is then 20 bytes, not 24) an
-// object's kind (kindCode), whether a target was credited with it, and
-// either its payload size (at most maxObjectBytes) or, for a tree kept in
-// the arena, its offset there (the arena holds its size).
+// object's kind (kindCode, or keptTree: a tree kept in the arena), whether
+// a target was credited with it, whether the closure check's walk running
+// now has marked it seen, and either its payload size (at most
+// maxObjectBytes) or, for a kept tree, its offset in the arena (which
+// holds its size).
 const (
 	valueMask  = 1<<27 - 1
 	kindShift  = 27
 	kindMask   = 7 << kindShift
-	kept       = 1 << 30 // a tree kept in the arena: the low bits are its offset
+	keptTree   = 6       // the kind code of a tree kept in the arena
+	seenMark   = 1 << 30 // marked seen by the walk running now (walkMarks)
 	attributed = 1 << 31 // counted for a branch already
 )
 
@@ -144,8 +148,16 @@ func (r *received) kind(h repo.Hash) (repo.Kind, bool) {
 	if !ok {
 		return "", false
 	}
-	return codeKind(uint8(v & kindMask >> kindShift)), true
+	return receiptKind(v), true
 }
+
+// receiptKind is the kind a receipt holds.
+func receiptKind(v uint32) repo.Kind { return codeKind(receiptCode(v)) }
+
+func receiptCode(v uint32) uint8 { return uint8(v & kindMask >> kindShift) }
+
+// isKept reports whether a receipt's value is an offset in the arena.
+func isKept(v uint32) bool { return receiptCode(v) == keptTree }
 
 // tree returns the payload of tree h if this pull stored it and kept it.
 // It is the arena's: only read it.
@@ -154,7 +166,7 @@ func (r *received) tree(h repo.Hash) ([]byte, bool) {
 		return nil, false
 	}
 	v, ok := r.m[r.key(h)]
-	if !ok || v&kept == 0 {
+	if !ok || !isKept(v) {
 		return nil, false
 	}
 	return r.trees.get(v & valueMask), true
@@ -167,17 +179,15 @@ func (r *received) add(h repo.Hash, kind repo.Kind, payload []byte) bool {
 	if _, ok := r.m[k]; ok {
 		return false
 	}
-	v := uint32(kindCode(kind)) << kindShift
 	off, ok := uint32(0), false
 	if kind == repo.KindTree {
 		off, ok = r.trees.put(payload)
 	}
 	if ok {
-		v |= kept | off
+		r.m[k] = keptTree<<kindShift | off
 	} else {
-		v |= uint32(len(payload))
+		r.m[k] = uint32(kindCode(kind))<<kindShift | uint32(len(payload))
 	}
-	r.m[k] = v
 	return true
 }
 
@@ -195,12 +205,12 @@ func (r *received) reach(h repo.Hash) (kind repo.Kind, size int, k receiptKey, f
 	if !ok {
 		return "", 0, k, false, false
 	}
-	kind = codeKind(uint8(v & kindMask >> kindShift))
+	kind = receiptKind(v)
 	if v&attributed != 0 {
 		return kind, 0, k, false, true
 	}
 	r.m[k] = v | attributed
-	if v&kept != 0 {
+	if isKept(v) {
 		return kind, len(r.trees.get(v & valueMask)), k, true, true
 	}
 	return kind, int(v & valueMask), k, true, true
@@ -279,7 +289,75 @@ func kindCode(k repo.Kind) uint8 {
 }
 
 func codeKind(c uint8) repo.Kind {
-	return [...]repo.Kind{"", repo.KindBlob, repo.KindTree, repo.KindCommit, repo.KindTag, repo.KindSymref, "", ""}[c&7]
+	return [...]repo.Kind{"", repo.KindBlob, repo.KindTree, repo.KindCommit, repo.KindTag, repo.KindSymref, repo.KindTree, ""}[c&7]
+}
+
+// walkMarks is the seen set of the closure check's walk running now
+// (walk.Marks): a bit in the receipt of an object this pull stored, marked
+// with the kind it was stored as, and a map for the rest (an object
+// already local, or one marked with another kind than it came as, which
+// the walk reports as a problem anyway). A full pull's check marks a
+// million trees; a map of them beside the receipts was ~46 MB. The bits
+// are cleared when the walk ends (clear): the next target's walk starts
+// with none.
+type walkMarks struct {
+	other   map[repo.Hash]repo.Kind
+	set     []receiptKey // the receipts marked, while few are
+	overrun bool         // more than maxMarkList marked: clear them all
+}
+
+const maxMarkList = 1 << 16
+
+// marked returns the kind h is marked seen with by the walk running now.
+func (r *received) marked(h repo.Hash) (repo.Kind, bool) {
+	if len(r.m) > 0 {
+		if v, ok := r.m[r.key(h)]; ok && v&seenMark != 0 {
+			return receiptKind(v), true
+		}
+	}
+	k, ok := r.marks.other[h]
+	return k, ok
+}
+
+// mark marks h seen as kind.
+func (r *received) mark(h repo.Hash, kind repo.Kind) {
+	if len(r.m) > 0 {
+		k := r.key(h)
+		if v, ok := r.m[k]; ok && receiptKind(v) == kind {
+			if v&seenMark != 0 {
+				return
+			}
+			r.m[k] = v | seenMark
+			if len(r.marks.set) < maxMarkList {
+				r.marks.set = append(r.marks.set, k)
+			} else {
+				r.marks.overrun = true
+			}
+			return
+		}
+	}
+	if r.marks.other == nil {
+		r.marks.other = map[repo.Hash]repo.Kind{}
+	}
+	r.marks.other[h] = kind
+}
+
+// clearMarks forgets every mark: by the list while it was short enough,
+// else by a pass over the receipts (which then cost about as much as the
+// walk that marked more than maxMarkList did).
+func (r *received) clearMarks() {
+	if r.marks.overrun {
+		for k, v := range r.m {
+			if v&seenMark != 0 {
+				r.m[k] = v &^ seenMark
+			}
+		}
+	} else {
+		for _, k := range r.marks.set {
+			r.m[k] &^= seenMark
+		}
+	}
+	r.marks = walkMarks{set: r.marks.set[:0]}
 }
 
 // treeDiffs keeps, for trees a pack stream brought, how each compared with

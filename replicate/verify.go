@@ -167,6 +167,7 @@ func (cc *closureCheck) run(it *item, known []repo.Hash) error {
 		return err
 	}
 	_, err = walk.Check(receiptReader{cc.r, &cc.p.got}, []repo.Hash{it.new}, known, cc.emit, cc.problem)
+	cc.p.got.clearMarks()
 	if err == nil {
 		err = cc.checkBlobs()
 	}
@@ -208,6 +209,11 @@ func (r receiptReader) Diffed(h repo.Hash, bases []repo.Hash) ([]walk.DiffEntry,
 	}
 	return es, true
 }
+
+// Marked and Mark keep the walk's seen set in the receipts (walkMarks).
+func (r receiptReader) Marked(h repo.Hash) (repo.Kind, bool) { return r.got.marked(h) }
+
+func (r receiptReader) Mark(h repo.Hash, kind repo.Kind) { r.got.mark(h, kind) }
 
 // Peek lends payloads as the store's reader does, so the walk reads the
 // trees it compares in place either way.

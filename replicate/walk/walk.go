@@ -153,6 +153,18 @@ type DiffEntry struct {
 	Same []repo.Hash
 }
 
+// Marks is what a Check's reader may implement to keep the walk's seen
+// set (what it reported or queued, with the kind it did so as) itself: the
+// client has a receipt for nearly every object a check reaches, and a bit
+// there costs nothing next to a second map of a million trees. Mark is
+// called for an object not marked yet, or again with the kind it was
+// marked with; the marks are the walk's only, and the reader forgets them
+// when the walk ends.
+type Marks interface {
+	Marked(h repo.Hash) (repo.Kind, bool)
+	Mark(h repo.Hash, kind repo.Kind)
+}
+
 func walk(rd repo.Reader, roots, known []repo.Hash, opts Options, emit EmitFunc, chk *walkCheck) (Stats, error) {
 	w := &walker{
 		rd:       rd,
@@ -162,6 +174,9 @@ func walk(rd repo.Reader, roots, known []repo.Hash, opts Options, emit EmitFunc,
 		seen:     make(map[repo.Hash]uint8),
 		knownObj: make(map[repo.Hash]uint8),
 		commits:  make(map[repo.Hash]*commitNode),
+	}
+	if m, ok := rd.(Marks); ok && chk != nil {
+		w.marks = m
 	}
 	err := w.run(roots, known)
 	return w.stats, err
@@ -244,7 +259,8 @@ type walker struct {
 	chk    *walkCheck // nil: the server's walk
 	stats  Stats
 
-	seen     map[repo.Hash]uint8 // reported, with their kind (walkKind)
+	seen     map[repo.Hash]uint8 // reported, with their kind (walkKind), unless marks keeps them
+	marks    Marks
 	knownObj map[repo.Hash]uint8 // known non-commit objects (closures held), with their kind
 	commits  map[repo.Hash]*commitNode
 	queue    commitHeap
@@ -253,6 +269,9 @@ type walker struct {
 	trees    []treeWork
 
 	knownTips []*commitNode // known commits as the client sent them
+
+	alone   aloneState                    // viewAlone's tree
+	aloneFn func(repo.Kind, []byte) error // w.diffAlone, made once
 }
 
 // maxExtraBases caps how many known tips' trees a missing commit's tree is
@@ -261,7 +280,7 @@ const maxExtraBases = 4
 
 func (w *walker) emit(h repo.Hash, kind repo.Kind, payload []byte) error {
 	if w.chk == nil || kind != repo.KindBlob {
-		w.seen[h] = walkKind(kind)
+		w.mark(h, walkKind(kind))
 	}
 	w.stats.Missing++
 	return w.emitFn(h, kind, payload)
@@ -284,8 +303,27 @@ func walkKind(k repo.Kind) uint8 {
 	return 0
 }
 
+// mark adds h to the seen set.
+func (w *walker) mark(h repo.Hash, k uint8) {
+	if w.marks != nil {
+		w.marks.Mark(h, codeKind(k))
+		return
+	}
+	w.seen[h] = k
+}
+
+// marked looks h up in the seen set.
+func (w *walker) marked(h repo.Hash) (uint8, bool) {
+	if w.marks != nil {
+		k, ok := w.marks.Marked(h)
+		return walkKind(k), ok
+	}
+	k, ok := w.seen[h]
+	return k, ok
+}
+
 func (w *walker) skip(h repo.Hash) bool {
-	if _, ok := w.seen[h]; ok {
+	if _, ok := w.marked(h); ok {
 		return true
 	}
 	_, ok := w.knownObj[h]
@@ -296,7 +334,7 @@ func (w *walker) skip(h repo.Hash) bool {
 // already reported (or known) as another kind is a problem: one of its
 // links is wrong, and the read that would show which is not repeated.
 func (w *walker) skipLinked(h repo.Hash, want repo.Kind) (bool, error) {
-	k, ok := w.seen[h]
+	k, ok := w.marked(h)
 	if !ok {
 		k, ok = w.knownObj[h]
 	}
@@ -368,7 +406,7 @@ func (w *walker) run(roots, known []repo.Hash) error {
 		if slices.Contains(bases, n.tree) {
 			continue // that tree is known or reported, with its closure
 		}
-		w.seen[n.tree] = walkKind(repo.KindTree)
+		w.mark(n.tree, walkKind(repo.KindTree))
 		w.trees = append(w.trees, newTreeWork(n.tree, bases))
 	}
 	return w.diffTrees()
@@ -489,7 +527,7 @@ func (w *walker) addRoot(h repo.Hash) error {
 			return nil
 		case repo.KindTree:
 			// Emitted when the tree stack reads it, like every tree.
-			w.seen[h] = walkKind(kind)
+			w.mark(h, walkKind(kind))
 			w.trees = append(w.trees, treeWork{hash: h})
 			return nil
 		case repo.KindTag:
@@ -626,12 +664,7 @@ func (w *walker) diffTrees() error {
 		var bad error  // the tree does not decode
 		var readErr error
 		if tw.bases == nil {
-			// No closures here: they would escape to the reader, and a
-			// full pull diffs one small tree per name this way.
-			var payload []byte
-			if payload, readErr = w.readTree(tw.hash); readErr == nil {
-				stop, bad = w.diffOne(tw, payload, nil)
-			}
+			stop, bad, readErr = w.viewAlone(tw)
 		} else if es, ok := w.diffed(tw); ok {
 			stop = w.diffKnown(tw, es)
 		} else {
@@ -693,7 +726,7 @@ func (w *walker) diffEntry(kind repo.EntryKind, h repo.Hash, same []repo.Hash) e
 		return err
 	}
 	if want == repo.KindTree {
-		w.seen[h] = walkKind(want)
+		w.mark(h, walkKind(want))
 		w.trees = append(w.trees, newTreeWork(h, same))
 		return nil
 	}
@@ -723,18 +756,46 @@ func (w *walker) diffKnown(tw treeWork, es []DiffEntry) error {
 	return nil
 }
 
-// readTree reads tree h, copied out of the store.
-func (w *walker) readTree(h repo.Hash) ([]byte, error) {
-	kind, payload, err := w.rd.Get(h)
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("tree %s: %w (%w)", h, err, ErrIncomplete)
-	case kind != repo.KindTree:
-		return nil, fmt.Errorf("object %s is a %s where a tree is linked (%w)", h, kind, ErrIncomplete)
+// viewAlone diffs tw, a tree without bases, read in place like viewTree
+// (a full pull's apex is one, 40 MB for a million names, which a copy
+// would double) through the one callback the walker keeps (a closure per
+// tree would be an allocation each, and a full pull diffs one small tree
+// per name this way).
+func (w *walker) viewAlone(tw treeWork) (stop, bad, readErr error) {
+	if w.aloneFn == nil {
+		w.aloneFn = w.diffAlone
 	}
+	w.alone = aloneState{tw: tw}
+	err := repo.Peek(w.rd, tw.hash, w.aloneFn)
+	a := w.alone
+	w.alone = aloneState{}
+	switch {
+	case a.called:
+		return a.stop, a.bad, nil
+	case err != nil:
+		return nil, nil, fmt.Errorf("tree %s: %w (%w)", tw.hash, err, ErrIncomplete)
+	}
+	return nil, nil, fmt.Errorf("object %s is a %s where a tree is linked (%w)", tw.hash, a.kind, ErrIncomplete)
+}
+
+// aloneState is what viewAlone's callback (diffAlone) reads and reports.
+type aloneState struct {
+	tw        treeWork
+	kind      repo.Kind
+	called    bool
+	stop, bad error
+}
+
+func (w *walker) diffAlone(kind repo.Kind, payload []byte) error {
+	w.alone.kind = kind
+	if kind != repo.KindTree {
+		return nil
+	}
+	w.alone.called = true
 	w.stats.Trees++
 	w.stats.Bytes += int64(len(payload))
-	return payload, nil
+	w.alone.stop, w.alone.bad = w.diffOne(w.alone.tw, payload, nil)
+	return w.alone.stop
 }
 
 // viewTree calls fn with the payload of tree h, lent by the reader when it
