@@ -93,6 +93,7 @@ type received struct {
 	trees  treeArena
 	diffs  treeDiffs
 	marks  walkMarks
+	wanted int // entries that are links a pack stream may still send (wantCode)
 }
 
 type receiptKey [16]byte
@@ -108,6 +109,7 @@ const (
 	kindShift  = 27
 	kindMask   = 7 << kindShift
 	keptTree   = 6       // the kind code of a tree kept in the arena
+	wantCode   = 7       // not a receipt: a link a pack stream may send, with its kindSet in the low bits
 	seenMark   = 1 << 30 // marked seen by the walk running now (walkMarks)
 	attributed = 1 << 31 // counted for a branch already
 )
@@ -135,9 +137,12 @@ func (r *received) has(h repo.Hash) bool {
 	if len(r.m) == 0 {
 		return false
 	}
-	_, ok := r.m[r.key(h)]
-	return ok
+	v, ok := r.m[r.key(h)]
+	return ok && !isWanted(v)
 }
+
+// isWanted reports whether a value is a pack stream's link, not a receipt.
+func isWanted(v uint32) bool { return receiptCode(v) == wantCode }
 
 // kind returns the kind h was stored as, if this pull stored it.
 func (r *received) kind(h repo.Hash) (repo.Kind, bool) {
@@ -145,7 +150,7 @@ func (r *received) kind(h repo.Hash) (repo.Kind, bool) {
 		return "", false
 	}
 	v, ok := r.m[r.key(h)]
-	if !ok {
+	if !ok || isWanted(v) {
 		return "", false
 	}
 	return receiptKind(v), true
@@ -173,11 +178,15 @@ func (r *received) tree(h repo.Hash) ([]byte, bool) {
 }
 
 // add records a stored object and reports whether it is new to this pull.
-// A small tree's payload is kept (copied) while the arena has room.
+// A small tree's payload is kept (copied) while the arena has room. The
+// receipt of an object a pack stream wanted takes the place of its link.
 func (r *received) add(h repo.Hash, kind repo.Kind, payload []byte) bool {
 	k := r.key(h)
-	if _, ok := r.m[k]; ok {
-		return false
+	if v, ok := r.m[k]; ok {
+		if !isWanted(v) {
+			return false
+		}
+		r.wanted--
 	}
 	off, ok := uint32(0), false
 	if kind == repo.KindTree {
@@ -202,7 +211,7 @@ func (r *received) reach(h repo.Hash) (kind repo.Kind, size int, k receiptKey, f
 	}
 	k = r.key(h)
 	v, ok := r.m[k]
-	if !ok {
+	if !ok || isWanted(v) {
 		return "", 0, k, false, false
 	}
 	kind = receiptKind(v)
@@ -214,6 +223,79 @@ func (r *received) reach(h repo.Hash) (kind repo.Kind, size int, k receiptKey, f
 		return kind, len(r.trees.get(v & valueMask)), k, true, true
 	}
 	return kind, int(v & valueMask), k, true, true
+}
+
+// The receipts also hold what a pack stream may still send (packState):
+// the roots and the links of the objects received that are not received
+// themselves, with the kinds those links allow. An object's link becomes
+// its receipt when it comes, in the same map slot, so a full pull holds
+// one entry per object, not a receipt each plus a link for half of them
+// (the million name trees a flat zone's apex links) in a second map of
+// full hashes; keyed as receipts are, for the same reason (a link must not
+// find another object's entry).
+
+// want makes h a link the stream may send as ks, unless it is received
+// already (ok: it came as kind) or wanted (its kinds gain ks); added
+// reports a new link.
+func (r *received) want(h repo.Hash, ks kindSet) (kind repo.Kind, ok, added bool) {
+	k := r.key(h)
+	v, found := r.m[k]
+	switch {
+	case !found:
+		r.m[k] = wantCode<<kindShift | uint32(ks)
+		r.wanted++
+		return "", false, true
+	case isWanted(v):
+		r.m[k] = v | uint32(ks)
+		return "", false, false
+	}
+	return receiptKind(v), true, false
+}
+
+// setWanted makes h, not received, a link the stream may send as exactly
+// ks (a root: the kinds a ref allows).
+func (r *received) setWanted(h repo.Hash, ks kindSet) {
+	k := r.key(h)
+	v, found := r.m[k]
+	switch {
+	case !found:
+		r.wanted++
+	case !isWanted(v):
+		return
+	}
+	r.m[k] = wantCode<<kindShift | uint32(ks)
+}
+
+// wantedAs returns the kinds the stream may send h as (ok), or whether it
+// was received already (dup).
+func (r *received) wantedAs(h repo.Hash) (ks kindSet, ok, dup bool) {
+	if len(r.m) == 0 {
+		return 0, false, false
+	}
+	v, found := r.m[r.key(h)]
+	switch {
+	case !found:
+		return 0, false, false
+	case isWanted(v):
+		return kindSet(v & anyKindBits), true, false
+	}
+	return 0, false, true
+}
+
+const anyKindBits = uint32(anyKind)
+
+// dropWanted forgets the links no stream sent, when the streams are over:
+// the closure check finds what they lack.
+func (r *received) dropWanted() {
+	if r.wanted == 0 {
+		return
+	}
+	for k, v := range r.m {
+		if isWanted(v) {
+			delete(r.m, k)
+		}
+	}
+	r.wanted = 0
 }
 
 // uncredit takes back a credit.

@@ -219,7 +219,8 @@ func TestReceiveKeepsTreeDiffs(t *testing.T) {
 	}
 	p := &puller{c: &Client{Local: local}, local: local, ctx: context.Background(), batch: batch, got: received{},
 		expect: map[repo.Hash]kindSet{}, failed: map[repo.Hash]fetchFailure{}, actual: map[repo.Hash]repo.Kind{},
-		pack: &packState{wanted: map[repo.Hash]kindSet{c1: setCommit}, bases: map[repo.Hash]repo.Hash{}}}
+		pack: &packState{bases: map[repo.Hash]repo.Hash{}}}
+	p.got.setWanted(c1, setCommit)
 	var trees []repo.Hash
 	_, err = walk.Missing(primary, []repo.Hash{c1}, []repo.Hash{c0}, walk.Options{}, func(h repo.Hash, kind repo.Kind, payload []byte) error {
 		if payload == nil {
@@ -311,7 +312,8 @@ func TestReceiveChecksLinksToReceived(t *testing.T) {
 	root, rp := obj(repo.TreeEntry{Kind: repo.EntrySubtree, Name: "a", Hash: a}, repo.TreeEntry{Kind: repo.EntrySubtree, Name: "b", Hash: b})
 	p := &puller{c: &Client{Local: local}, local: local, ctx: context.Background(), batch: batch, got: received{},
 		actual: map[repo.Hash]repo.Kind{},
-		pack:   &packState{wanted: map[repo.Hash]kindSet{root: setTree}, bases: map[repo.Hash]repo.Hash{}}}
+		pack:   &packState{bases: map[repo.Hash]repo.Hash{}}}
+	p.got.setWanted(root, setTree)
 	for _, o := range []struct {
 		h    repo.Hash
 		kind repo.Kind
@@ -328,7 +330,7 @@ func TestReceiveChecksLinksToReceived(t *testing.T) {
 	if k, ok := p.got.kind(b); !ok || k != repo.KindTree {
 		t.Fatalf("the linking tree is not received (%q, %v)", k, ok)
 	}
-	if _, wanted := p.pack.wanted[blob]; wanted {
+	if _, wanted, _ := p.got.wantedAs(blob); wanted {
 		t.Fatal("the blob received is wanted again")
 	}
 }
