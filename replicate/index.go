@@ -93,19 +93,25 @@ type received struct {
 	trees  treeArena
 	diffs  treeDiffs
 	marks  walkMarks
-	wanted int // entries that are links a pack stream may still send (wantCode)
+	credit keyList // the receipts credited to the target being checked (pending)
+	wanted int     // entries that are links a pack stream may still send (wantCode)
 }
 
 type receiptKey [16]byte
 
 // A receipt packs into 32 bits (a map slot is then 20 bytes, not 24) an
 // object's kind (kindCode, or keptTree: a tree kept in the arena), whether
-// a target was credited with it, whether the closure check's walk running
-// now has marked it seen, and either its payload size (at most
-// maxObjectBytes) or, for a kept tree, its offset in the arena (which
-// holds its size).
+// a target was credited with it (and whether that is the target being
+// checked, which may still fail), whether the closure check's walk running
+// now has marked it seen, and either its payload size or, for a kept tree,
+// its offset in the arena (which holds its size). A size of bigSize bytes
+// or more is stored as bigSize and read from the store when it is
+// credited: 26 bits hold every arena offset, and one byte short of
+// maxObjectBytes.
 const (
-	valueMask  = 1<<27 - 1
+	valueMask  = 1<<26 - 1
+	bigSize    = valueMask
+	pending    = 1 << 26 // credited to the target being checked (keyList credit)
 	kindShift  = 27
 	kindMask   = 7 << kindShift
 	keptTree   = 6       // the kind code of a tree kept in the arena
@@ -114,9 +120,8 @@ const (
 	attributed = 1 << 31 // counted for a branch already
 )
 
-// The value bits must hold maxObjectBytes and any arena offset.
+// The value bits must hold any arena offset.
 var (
-	_ [valueMask - maxObjectBytes]struct{}
 	_ [valueMask - maxTreeArena]struct{}
 	_ [1<<16 - 1 - maxKeptTree]struct{} // the arena's 2-byte sizes
 )
@@ -195,34 +200,89 @@ func (r *received) add(h repo.Hash, kind repo.Kind, payload []byte) bool {
 	if ok {
 		r.m[k] = keptTree<<kindShift | off
 	} else {
-		r.m[k] = uint32(kindCode(kind))<<kindShift | uint32(len(payload))
+		r.m[k] = uint32(kindCode(kind))<<kindShift | uint32(min(len(payload), bigSize))
 	}
 	return true
 }
 
 // reach looks h up for the closure check, once per object it reaches:
 // the kind h was stored as (ok false: not by this pull), and whether this
-// call credited it to the target (first: this pull stored it and no
-// target was credited with it yet), with its payload size and its key
-// (for uncredit).
-func (r *received) reach(h repo.Hash) (kind repo.Kind, size int, k receiptKey, first, ok bool) {
+// call credited it to the target being checked (first: this pull stored
+// it and no target was credited with it yet), with its payload size (-1:
+// bigSize or more, the caller reads it). The credit is pending until
+// settle says whether the target keeps it.
+func (r *received) reach(h repo.Hash) (kind repo.Kind, size int, first, ok bool) {
 	if len(r.m) == 0 {
-		return "", 0, k, false, false
+		return "", 0, false, false
 	}
-	k = r.key(h)
+	k := r.key(h)
 	v, ok := r.m[k]
 	if !ok || isWanted(v) {
-		return "", 0, k, false, false
+		return "", 0, false, false
 	}
 	kind = receiptKind(v)
 	if v&attributed != 0 {
-		return kind, 0, k, false, true
+		return kind, 0, false, true
 	}
-	r.m[k] = v | attributed
-	if isKept(v) {
-		return kind, len(r.trees.get(v & valueMask)), k, true, true
+	r.m[k] = v | attributed | pending
+	r.credit.add(k)
+	switch {
+	case isKept(v):
+		size = len(r.trees.get(v & valueMask))
+	case v&valueMask == bigSize:
+		size = -1
+	default:
+		size = int(v & valueMask)
 	}
-	return kind, int(v & valueMask), k, true, true
+	return kind, size, true, true
+}
+
+// settle ends the pending credits: kept for a target whose closure is
+// complete, taken back from one that is not (yet), for a later target or
+// round to be credited with.
+func (r *received) settle(keep bool) {
+	bits := uint32(pending)
+	if !keep {
+		bits |= attributed
+	}
+	r.credit.clearBits(r.m, pending, bits)
+}
+
+// keyList is the receipts given a bit that must be cleared later (walk
+// marks, pending credits): their keys while few, else a pass over all the
+// receipts clears the bit where it is set (costing about as much as the
+// walk that set it more than maxKeyList times did). A full pull's check
+// credits two million receipts; their keys were 32 MB.
+type keyList struct {
+	keys    []receiptKey
+	overrun bool
+}
+
+const maxKeyList = 1 << 16
+
+func (l *keyList) add(k receiptKey) {
+	if len(l.keys) < maxKeyList {
+		l.keys = append(l.keys, k)
+	} else {
+		l.overrun = true
+	}
+}
+
+// clearBits clears bits in every receipt in the list, or in
+// every receipt with the bit bit when it overran; then empties the list.
+func (l *keyList) clearBits(m map[receiptKey]uint32, bit, bits uint32) {
+	if l.overrun {
+		for k, v := range m {
+			if v&bit != 0 {
+				m[k] = v &^ bits
+			}
+		}
+	} else {
+		for _, k := range l.keys {
+			m[k] &^= bits
+		}
+	}
+	l.keys, l.overrun = l.keys[:0], false
 }
 
 // The receipts also hold what a pack stream may still send (packState):
@@ -297,9 +357,6 @@ func (r *received) dropWanted() {
 	}
 	r.wanted = 0
 }
-
-// uncredit takes back a credit.
-func (r *received) uncredit(k receiptKey) { r.m[k] &^= attributed }
 
 // treeArena keeps the payloads of the small trees a pull stores, so the
 // closure check reads each from memory instead of making a store lookup
@@ -380,15 +437,12 @@ func codeKind(c uint8) repo.Kind {
 // already local, or one marked with another kind than it came as, which
 // the walk reports as a problem anyway). A full pull's check marks a
 // million trees; a map of them beside the receipts was ~46 MB. The bits
-// are cleared when the walk ends (clear): the next target's walk starts
+// are cleared when the walk ends (clearMarks): the next target's walk starts
 // with none.
 type walkMarks struct {
-	other   map[repo.Hash]repo.Kind
-	set     []receiptKey // the receipts marked, while few are
-	overrun bool         // more than maxMarkList marked: clear them all
+	other map[repo.Hash]repo.Kind
+	set   keyList // the receipts marked
 }
-
-const maxMarkList = 1 << 16
 
 // marked returns the kind h is marked seen with by the walk running now.
 func (r *received) marked(h repo.Hash) (repo.Kind, bool) {
@@ -410,11 +464,7 @@ func (r *received) mark(h repo.Hash, kind repo.Kind) {
 				return
 			}
 			r.m[k] = v | seenMark
-			if len(r.marks.set) < maxMarkList {
-				r.marks.set = append(r.marks.set, k)
-			} else {
-				r.marks.overrun = true
-			}
+			r.marks.set.add(k)
 			return
 		}
 	}
@@ -424,22 +474,10 @@ func (r *received) mark(h repo.Hash, kind repo.Kind) {
 	r.marks.other[h] = kind
 }
 
-// clearMarks forgets every mark: by the list while it was short enough,
-// else by a pass over the receipts (which then cost about as much as the
-// walk that marked more than maxMarkList did).
+// clearMarks forgets every mark.
 func (r *received) clearMarks() {
-	if r.marks.overrun {
-		for k, v := range r.m {
-			if v&seenMark != 0 {
-				r.m[k] = v &^ seenMark
-			}
-		}
-	} else {
-		for _, k := range r.marks.set {
-			r.m[k] &^= seenMark
-		}
-	}
-	r.marks = walkMarks{set: r.marks.set[:0]}
+	r.marks.set.clearBits(r.m, seenMark, seenMark)
+	r.marks.other = nil
 }
 
 // treeDiffs keeps, for trees a pack stream brought, how each compared with
