@@ -9,6 +9,7 @@ package walk
 import (
 	"bytes"
 	"container/heap"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -655,8 +656,11 @@ func (w *walker) paint() ([]*commitNode, error) {
 // read in place when the reader lends payloads (repo.Peek): a check reads
 // every new tree once, and a flat zone's apex (40 MB for a million names)
 // and its base would otherwise each be copied out of the store.
-func (w *walker) diffTrees() error {
-	for len(w.trees) > 0 {
+func (w *walker) diffTrees() error { return w.drain(0) }
+
+// drain processes the tree stack down to mark entries.
+func (w *walker) drain(mark int) error {
+	for len(w.trees) > mark {
 		tw := w.trees[len(w.trees)-1]
 		w.trees = w.trees[:len(w.trees)-1]
 		pushed := len(w.trees)
@@ -689,14 +693,67 @@ func (w *walker) diffTrees() error {
 				return err
 			}
 		}
-		// Both ends read every new tree from a store keyed by hash:
-		// taking a tree's subtrees in hash order reads the store in key
-		// order (the 100,000 name trees of a flat zone's apex from a few
-		// thousand blocks instead of one block each). The stack pops the
-		// last first, so descending.
-		slices.SortFunc(w.trees[pushed:], func(a, b treeWork) int { return bytes.Compare(b.hash[:], a.hash[:]) })
+		w.sortPushed(pushed)
 	}
 	return nil
+}
+
+// sortPushed orders the trees queued above mark. Both ends read every new
+// tree from a store keyed by hash: taking a tree's subtrees in hash order
+// reads the store in key order (the 100,000 name trees of a flat zone's
+// apex from a few thousand blocks instead of one block each). The stack
+// pops the last first, so descending.
+func (w *walker) sortPushed(mark int) {
+	slices.SortFunc(w.trees[mark:], func(a, b treeWork) int { return bytes.Compare(b.hash[:], a.hash[:]) })
+}
+
+// A check takes the subtrees of a tree without bases in passes when there
+// may be more than chunkTrees of them, each pass those whose hash falls in
+// the next slice of the hash space, queued, sorted and walked before the
+// next pass: a full pull's apex links a million name trees, 40 MB of
+// queue at once. Hash order, and so the store's key order, is kept across
+// passes. A tree entry takes at least minTreeEntry bytes (FORMAT.md).
+// (A variable so tests can make passes of a small tree.)
+var chunkTrees = 1 << 17
+
+const minTreeEntry = 35
+
+// diffAloneInPasses is diffOne without bases, in passes (see chunkTrees)
+// for a check's large tree; payload is lent for the whole of it.
+func (w *walker) diffAloneInPasses(tw treeWork, payload []byte) (stop, bad error) {
+	passes := len(payload)/minTreeEntry/chunkTrees + 1
+	if w.chk == nil || passes == 1 {
+		return w.diffOne(tw, payload, nil)
+	}
+	if err := w.emit(tw.hash, repo.KindTree, payload); err != nil {
+		return err, nil
+	}
+	for i := range passes {
+		lo, hi := uint64(i)<<32/uint64(passes), uint64(i+1)<<32/uint64(passes)
+		mark := len(w.trees)
+		err := repo.DiffTree(tw.hash, payload, nil, func(kind repo.EntryKind, h repo.Hash, same []repo.Hash) error {
+			if kind.ObjectKind() == repo.KindTree {
+				if x := uint64(binary.BigEndian.Uint32(h[:4])); x < lo || x >= hi {
+					return nil
+				}
+			} else if i > 0 {
+				return nil // leaves: in the first pass
+			}
+			stop = w.diffEntry(kind, h, same)
+			return stop
+		})
+		if stop != nil {
+			return stop, nil
+		}
+		if err != nil {
+			return nil, err // what this pass queued is walked after the problem, as diffOne's
+		}
+		w.sortPushed(mark)
+		if stop = w.drain(mark); stop != nil {
+			return stop, nil
+		}
+	}
+	return nil, nil
 }
 
 // diffOne emits tw's tree, then compares
@@ -765,10 +822,13 @@ func (w *walker) viewAlone(tw treeWork) (stop, bad, readErr error) {
 	if w.aloneFn == nil {
 		w.aloneFn = w.diffAlone
 	}
+	// A check walks a large tree's subtrees while it is lent
+	// (diffAloneInPasses), which reads more trees through here.
+	outer := w.alone
 	w.alone = aloneState{tw: tw}
 	err := repo.Peek(w.rd, tw.hash, w.aloneFn)
 	a := w.alone
-	w.alone = aloneState{}
+	w.alone = outer
 	switch {
 	case a.called:
 		return a.stop, a.bad, nil
@@ -794,8 +854,9 @@ func (w *walker) diffAlone(kind repo.Kind, payload []byte) error {
 	w.alone.called = true
 	w.stats.Trees++
 	w.stats.Bytes += int64(len(payload))
-	w.alone.stop, w.alone.bad = w.diffOne(w.alone.tw, payload, nil)
-	return w.alone.stop
+	stop, bad := w.diffAloneInPasses(w.alone.tw, payload)
+	w.alone.stop, w.alone.bad = stop, bad
+	return stop
 }
 
 // viewTree calls fn with the payload of tree h, lent by the reader when it
