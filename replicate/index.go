@@ -88,7 +88,8 @@ func (s kindSet) String() string {
 // and two objects collide by chance with probability n^2/2^129 (2^-87 for
 // 2M objects). The seeds live as long as the pull.
 type received struct {
-	m      map[receiptKey]uint32 // see the receipt bits below
+	m      receiptTable // see the receipt bits below
+	seeded bool
 	s0, s1 maphash.Seed
 	trees  treeArena
 	diffs  treeDiffs
@@ -127,8 +128,8 @@ var (
 )
 
 func (r *received) key(h repo.Hash) receiptKey {
-	if r.m == nil {
-		r.m = map[receiptKey]uint32{}
+	if !r.seeded {
+		r.seeded = true
 		r.s0, r.s1 = maphash.MakeSeed(), maphash.MakeSeed()
 	}
 	var k receiptKey
@@ -139,10 +140,10 @@ func (r *received) key(h repo.Hash) receiptKey {
 
 // has reports whether this pull stored h.
 func (r *received) has(h repo.Hash) bool {
-	if len(r.m) == 0 {
+	if r.m.n == 0 {
 		return false
 	}
-	v, ok := r.m[r.key(h)]
+	v, ok := r.m.get(r.key(h))
 	return ok && !isWanted(v)
 }
 
@@ -151,10 +152,10 @@ func isWanted(v uint32) bool { return receiptCode(v) == wantCode }
 
 // kind returns the kind h was stored as, if this pull stored it.
 func (r *received) kind(h repo.Hash) (repo.Kind, bool) {
-	if len(r.m) == 0 {
+	if r.m.n == 0 {
 		return "", false
 	}
-	v, ok := r.m[r.key(h)]
+	v, ok := r.m.get(r.key(h))
 	if !ok || isWanted(v) {
 		return "", false
 	}
@@ -172,10 +173,10 @@ func isKept(v uint32) bool { return receiptCode(v) == keptTree }
 // tree returns the payload of tree h if this pull stored it and kept it.
 // It is the arena's: only read it.
 func (r *received) tree(h repo.Hash) ([]byte, bool) {
-	if len(r.m) == 0 {
+	if r.m.n == 0 {
 		return nil, false
 	}
-	v, ok := r.m[r.key(h)]
+	v, ok := r.m.get(r.key(h))
 	if !ok || !isKept(v) {
 		return nil, false
 	}
@@ -187,7 +188,7 @@ func (r *received) tree(h repo.Hash) ([]byte, bool) {
 // receipt of an object a pack stream wanted takes the place of its link.
 func (r *received) add(h repo.Hash, kind repo.Kind, payload []byte) bool {
 	k := r.key(h)
-	if v, ok := r.m[k]; ok {
+	if v, ok := r.m.get(k); ok {
 		if !isWanted(v) {
 			return false
 		}
@@ -198,9 +199,9 @@ func (r *received) add(h repo.Hash, kind repo.Kind, payload []byte) bool {
 		off, ok = r.trees.put(payload)
 	}
 	if ok {
-		r.m[k] = keptTree<<kindShift | off
+		r.m.put(k, keptTree<<kindShift|off)
 	} else {
-		r.m[k] = uint32(kindCode(kind))<<kindShift | uint32(min(len(payload), bigSize))
+		r.m.put(k, uint32(kindCode(kind))<<kindShift|uint32(min(len(payload), bigSize)))
 	}
 	return true
 }
@@ -212,11 +213,11 @@ func (r *received) add(h repo.Hash, kind repo.Kind, payload []byte) bool {
 // bigSize or more, the caller reads it). The credit is pending until
 // settle says whether the target keeps it.
 func (r *received) reach(h repo.Hash) (kind repo.Kind, size int, first, ok bool) {
-	if len(r.m) == 0 {
+	if r.m.n == 0 {
 		return "", 0, false, false
 	}
 	k := r.key(h)
-	v, ok := r.m[k]
+	v, ok := r.m.get(k)
 	if !ok || isWanted(v) {
 		return "", 0, false, false
 	}
@@ -224,7 +225,7 @@ func (r *received) reach(h repo.Hash) (kind repo.Kind, size int, first, ok bool)
 	if v&attributed != 0 {
 		return kind, 0, false, true
 	}
-	r.m[k] = v | attributed | pending
+	r.m.put(k, v|attributed|pending)
 	r.credit.add(k)
 	switch {
 	case isKept(v):
@@ -245,7 +246,7 @@ func (r *received) settle(keep bool) {
 	if !keep {
 		bits |= attributed
 	}
-	r.credit.clearBits(r.m, pending, bits)
+	r.credit.clearBits(&r.m, pending, bits)
 }
 
 // keyList is the receipts given a bit that must be cleared later (walk
@@ -270,16 +271,19 @@ func (l *keyList) add(k receiptKey) {
 
 // clearBits clears bits in every receipt in the list, or in
 // every receipt with the bit bit when it overran; then empties the list.
-func (l *keyList) clearBits(m map[receiptKey]uint32, bit, bits uint32) {
+func (l *keyList) clearBits(m *receiptTable, bit, bits uint32) {
 	if l.overrun {
-		for k, v := range m {
+		m.update(func(v uint32) uint32 {
 			if v&bit != 0 {
-				m[k] = v &^ bits
+				return v &^ bits
 			}
-		}
+			return v
+		})
 	} else {
 		for _, k := range l.keys {
-			m[k] &^= bits
+			if v, ok := m.get(k); ok {
+				m.put(k, v&^bits)
+			}
 		}
 	}
 	l.keys, l.overrun = l.keys[:0], false
@@ -299,14 +303,14 @@ func (l *keyList) clearBits(m map[receiptKey]uint32, bit, bits uint32) {
 // reports a new link.
 func (r *received) want(h repo.Hash, ks kindSet) (kind repo.Kind, ok, added bool) {
 	k := r.key(h)
-	v, found := r.m[k]
+	v, found := r.m.get(k)
 	switch {
 	case !found:
-		r.m[k] = wantCode<<kindShift | uint32(ks)
+		r.m.put(k, wantCode<<kindShift|uint32(ks))
 		r.wanted++
 		return "", false, true
 	case isWanted(v):
-		r.m[k] = v | uint32(ks)
+		r.m.put(k, v|uint32(ks))
 		return "", false, false
 	}
 	return receiptKind(v), true, false
@@ -316,23 +320,23 @@ func (r *received) want(h repo.Hash, ks kindSet) (kind repo.Kind, ok, added bool
 // ks (a root: the kinds a ref allows).
 func (r *received) setWanted(h repo.Hash, ks kindSet) {
 	k := r.key(h)
-	v, found := r.m[k]
+	v, found := r.m.get(k)
 	switch {
 	case !found:
 		r.wanted++
 	case !isWanted(v):
 		return
 	}
-	r.m[k] = wantCode<<kindShift | uint32(ks)
+	r.m.put(k, wantCode<<kindShift|uint32(ks))
 }
 
 // wantedAs returns the kinds the stream may send h as (ok), or whether it
 // was received already (dup).
 func (r *received) wantedAs(h repo.Hash) (ks kindSet, ok, dup bool) {
-	if len(r.m) == 0 {
+	if r.m.n == 0 {
 		return 0, false, false
 	}
-	v, found := r.m[r.key(h)]
+	v, found := r.m.get(r.key(h))
 	switch {
 	case !found:
 		return 0, false, false
@@ -350,11 +354,12 @@ func (r *received) dropWanted() {
 	if r.wanted == 0 {
 		return
 	}
-	for k, v := range r.m {
+	r.m.update(func(v uint32) uint32 {
 		if isWanted(v) {
-			delete(r.m, k)
+			return 0
 		}
-	}
+		return v
+	})
 	r.wanted = 0
 }
 
@@ -446,8 +451,8 @@ type walkMarks struct {
 
 // marked returns the kind h is marked seen with by the walk running now.
 func (r *received) marked(h repo.Hash) (repo.Kind, bool) {
-	if len(r.m) > 0 {
-		if v, ok := r.m[r.key(h)]; ok && v&seenMark != 0 {
+	if r.m.n > 0 {
+		if v, ok := r.m.get(r.key(h)); ok && v&seenMark != 0 {
 			return receiptKind(v), true
 		}
 	}
@@ -457,13 +462,13 @@ func (r *received) marked(h repo.Hash) (repo.Kind, bool) {
 
 // mark marks h seen as kind.
 func (r *received) mark(h repo.Hash, kind repo.Kind) {
-	if len(r.m) > 0 {
+	if r.m.n > 0 {
 		k := r.key(h)
-		if v, ok := r.m[k]; ok && receiptKind(v) == kind {
+		if v, ok := r.m.get(k); ok && receiptKind(v) == kind {
 			if v&seenMark != 0 {
 				return
 			}
-			r.m[k] = v | seenMark
+			r.m.put(k, v|seenMark)
 			r.marks.set.add(k)
 			return
 		}
@@ -476,7 +481,7 @@ func (r *received) mark(h repo.Hash, kind repo.Kind) {
 
 // clearMarks forgets every mark.
 func (r *received) clearMarks() {
-	r.marks.set.clearBits(r.m, seenMark, seenMark)
+	r.marks.set.clearBits(&r.m, seenMark, seenMark)
 	r.marks.other = nil
 }
 
