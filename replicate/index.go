@@ -91,6 +91,9 @@ type received struct {
 	m      receiptTable // see the receipt bits below
 	seeded bool
 	s0, s1 maphash.Seed
+	lastH  repo.Hash // the last hash key was asked for, and its key
+	lastK  receiptKey
+	lastOK bool
 	trees  treeArena
 	diffs  treeDiffs
 	marks  walkMarks
@@ -132,9 +135,15 @@ func (r *received) key(h repo.Hash) receiptKey {
 		r.seeded = true
 		r.s0, r.s1 = maphash.MakeSeed(), maphash.MakeSeed()
 	}
+	// The check looks each object up several times in a row (the walk's
+	// marks, its credit, its kept payload): the last key is kept.
+	if r.lastOK && r.lastH == h {
+		return r.lastK
+	}
 	var k receiptKey
 	binary.LittleEndian.PutUint64(k[:8], maphash.Bytes(r.s0, h[:]))
 	binary.LittleEndian.PutUint64(k[8:], maphash.Bytes(r.s1, h[:]))
+	r.lastH, r.lastK, r.lastOK = h, k, true
 	return k
 }
 
@@ -188,20 +197,23 @@ func (r *received) tree(h repo.Hash) ([]byte, bool) {
 // receipt of an object a pack stream wanted takes the place of its link.
 func (r *received) add(h repo.Hash, kind repo.Kind, payload []byte) bool {
 	k := r.key(h)
-	if v, ok := r.m.get(k); ok {
-		if !isWanted(v) {
-			return false
-		}
-		r.wanted--
+	ref := r.m.ref(k)
+	if ref != nil && !isWanted(*ref) {
+		return false
 	}
 	off, ok := uint32(0), false
 	if kind == repo.KindTree {
 		off, ok = r.trees.put(payload)
 	}
+	v := uint32(kindCode(kind))<<kindShift | uint32(min(len(payload), bigSize))
 	if ok {
-		r.m.put(k, keptTree<<kindShift|off)
+		v = keptTree<<kindShift | off
+	}
+	if ref != nil {
+		*ref = v
+		r.wanted--
 	} else {
-		r.m.put(k, uint32(kindCode(kind))<<kindShift|uint32(min(len(payload), bigSize)))
+		r.m.put(k, v)
 	}
 	return true
 }
@@ -217,15 +229,16 @@ func (r *received) reach(h repo.Hash) (kind repo.Kind, size int, first, ok bool)
 		return "", 0, false, false
 	}
 	k := r.key(h)
-	v, ok := r.m.get(k)
-	if !ok || isWanted(v) {
+	ref := r.m.ref(k)
+	if ref == nil || isWanted(*ref) {
 		return "", 0, false, false
 	}
+	v := *ref
 	kind = receiptKind(v)
 	if v&attributed != 0 {
 		return kind, 0, false, true
 	}
-	r.m.put(k, v|attributed|pending)
+	*ref = v | attributed | pending
 	r.credit.add(k)
 	switch {
 	case isKept(v):
@@ -281,8 +294,8 @@ func (l *keyList) clearBits(m *receiptTable, bit, bits uint32) {
 		})
 	} else {
 		for _, k := range l.keys {
-			if v, ok := m.get(k); ok {
-				m.put(k, v&^bits)
+			if ref := m.ref(k); ref != nil {
+				*ref &^= bits
 			}
 		}
 	}
@@ -303,17 +316,17 @@ func (l *keyList) clearBits(m *receiptTable, bit, bits uint32) {
 // reports a new link.
 func (r *received) want(h repo.Hash, ks kindSet) (kind repo.Kind, ok, added bool) {
 	k := r.key(h)
-	v, found := r.m.get(k)
+	ref := r.m.ref(k)
 	switch {
-	case !found:
+	case ref == nil:
 		r.m.put(k, wantCode<<kindShift|uint32(ks))
 		r.wanted++
 		return "", false, true
-	case isWanted(v):
-		r.m.put(k, v|uint32(ks))
+	case isWanted(*ref):
+		*ref |= uint32(ks)
 		return "", false, false
 	}
-	return receiptKind(v), true, false
+	return receiptKind(*ref), true, false
 }
 
 // setWanted makes h, not received, a link the stream may send as exactly
@@ -464,12 +477,11 @@ func (r *received) marked(h repo.Hash) (repo.Kind, bool) {
 func (r *received) mark(h repo.Hash, kind repo.Kind) {
 	if r.m.n > 0 {
 		k := r.key(h)
-		if v, ok := r.m.get(k); ok && receiptKind(v) == kind {
-			if v&seenMark != 0 {
-				return
+		if ref := r.m.ref(k); ref != nil && receiptKind(*ref) == kind {
+			if *ref&seenMark == 0 {
+				*ref |= seenMark
+				r.marks.set.add(k)
 			}
-			r.m.put(k, v|seenMark)
-			r.marks.set.add(k)
 			return
 		}
 	}

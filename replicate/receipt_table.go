@@ -53,6 +53,19 @@ func (t *receiptTable) get(k receiptKey) (uint32, bool) {
 	return sl.v, sl.v != 0
 }
 
+// ref returns k's value to read and change in place (never to 0), or nil.
+// It is valid until the next put.
+func (t *receiptTable) ref(k receiptKey) *uint32 {
+	s := &t.shards[k[0]]
+	if s.n == 0 {
+		return nil
+	}
+	if sl := s.find(k); sl.v != 0 {
+		return &sl.v
+	}
+	return nil
+}
+
 // put sets k's value (v != 0).
 func (t *receiptTable) put(k receiptKey, v uint32) {
 	s := &t.shards[k[0]]
