@@ -78,9 +78,10 @@ func (s kindSet) String() string {
 // The first 8 bytes of a hash, which this set was once keyed by, are not
 // such a key: a primary can find two objects whose hashes share them with
 // ~2^32 hashes of work. Full hashes are (SHA-256), but cost 32 bytes a key:
-// a 1M-record pull stores 2M objects, ~160 MiB of map. The key is 128
-// bits of hash/maphash under two random seeds made for this set (~84 MiB
-// for 2M objects; the 8-byte prefix map took ~71 MiB). The primary never
+// a 1M-record pull stores 2M objects, ~160 MiB as a Go map. The key is
+// 128 bits of hash/maphash under two random seeds made for this set, in a
+// table of 20-byte slots (receiptTable: ~49 MB for 2M objects). The
+// primary never
 // sees the seeds or anything computed from them, so it cannot search
 // offline for a pair that collides; it controls the input only through
 // SHA-256, so any relation between two inputs a weakness of the keyed
