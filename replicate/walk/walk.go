@@ -45,7 +45,10 @@ import (
 //     the two commits, and the trees on the changed path in both versions
 //     (3 levels for a name one label below the apex).
 //   - Bounded memory and no recursion: the commit and tree walks use an
-//     explicit heap and stack; the seen set holds only reported hashes.
+//     explicit heap and stack; the seen set holds only reported hashes. (A
+//     check queues the subtrees of a tree too large for one pass in
+//     passes, walking each pass's within that tree's read: one level of
+//     recursion per such tree on a path.)
 //
 // One caveat on "independent of zone size": a tree is one object, so the
 // trees on the changed path are read whole. In a flat zone (every name one
