@@ -661,15 +661,16 @@ func isDone(ctx context.Context) bool {
 	}
 }
 
-// packState is what a pull keeps while pack streams arrive: what a stream
-// may still send. A stream sends every object after an object linking it
-// (Walk's order), so wanted is the roots plus the links of the objects
-// received, less those received; an object outside it is something nobody
-// asked for, and ends the stream. It never holds the list of objects
-// received (p.got, the receipts, does), and links a stream did not
-// satisfy are left to the closure check, which finds them absent.
+// packState is what a pull keeps while pack streams arrive, with what a
+// stream may still send. A stream sends every object after an object
+// linking it (Walk's order), so what it may send ("wanted") is the roots
+// plus the links of the objects received, less those received; an object
+// outside it is something nobody asked for, and ends the stream. Wanted
+// objects are entries of p.got, the receipts, each replaced by its
+// receipt when it comes (received.want); links a stream did not satisfy
+// are dropped when the streams end and left to the closure check, which
+// finds them absent.
 type packState struct {
-	wanted map[repo.Hash]kindSet
 	// bases maps a tree not yet received to the local tree it replaces
 	// (same place, in the tree of a local parent commit): children equal
 	// to the base's are not wanted, since the primary's walk diffs against
@@ -679,16 +680,14 @@ type packState struct {
 }
 
 // want records that a received object links to l: the stream may send it,
-// as a kind some link to it allows.
-func (ps *packState) want(l link) {
-	if w, ok := ps.wanted[l.h]; ok {
-		ps.wanted[l.h] = w | l.want
-		return
+// as a kind some link to it allows. It returns what l names when that was
+// received already (ok), for the caller to compare with the link.
+func (p *puller) want(l link) (kind repo.Kind, ok bool) {
+	kind, ok, added := p.got.want(l.h, l.want)
+	if added && !l.base.IsZero() {
+		p.pack.bases[l.h] = l.base
 	}
-	ps.wanted[l.h] = l.want
-	if !l.base.IsZero() {
-		ps.bases[l.h] = l.base
-	}
+	return kind, ok
 }
 
 // link is an object linked by a received one, with the kinds it may have.
@@ -704,15 +703,16 @@ type link struct {
 // instead: its hashes come back in walked, for the batch and GET
 // transports.
 func (p *puller) packAll(roots []repo.Hash, known []string) (walked []repo.Hash, err error) {
-	p.pack = &packState{wanted: map[repo.Hash]kindSet{}, bases: map[repo.Hash]repo.Hash{}}
-	defer func() { p.pack = nil }()
+	p.pack = &packState{bases: map[repo.Hash]repo.Hash{}}
+	defer func() {
+		p.pack = nil
+		p.got.dropWanted()
+	}()
 	var refused []repo.Hash
 	var chunkRoots func(chunk []repo.Hash) error
 	chunkRoots = func(chunk []repo.Hash) error {
 		for _, r := range chunk {
-			if !p.got.has(r) {
-				p.pack.wanted[r] = p.expectOf(r)
-			}
+			p.got.setWanted(r, p.expectOf(r))
 		}
 		err := p.packOnce(chunk, known)
 		var se *StatusError
@@ -822,13 +822,14 @@ func (p *puller) packOnce(roots []repo.Hash, known []string) error {
 // the stream; a store failure is a fatalFetch.
 func (p *puller) receive(h repo.Hash, kind repo.Kind, payload []byte) error {
 	ps := p.pack
-	// Nothing received is in wanted (it leaves at receipt and links to it
-	// are not added again), so only an object outside it may be a repeat.
-	want, ok := ps.wanted[h]
+	// Nothing received is wanted (its receipt replaces its link, and links
+	// to it are not added again), so only an object not wanted may be a
+	// repeat.
+	want, ok, dup := p.got.wantedAs(h)
+	if dup {
+		return fmt.Errorf("object %s was sent twice", h)
+	}
 	if !ok {
-		if p.got.has(h) {
-			return fmt.Errorf("object %s was sent twice", h)
-		}
 		return fmt.Errorf("object %s (%s) was not asked for: it is no root, and no object sent before it links to it", h, kind)
 	}
 	if err := checkObject(h, kind, payload, want); err != nil {
@@ -838,7 +839,6 @@ func (p *puller) receive(h repo.Hash, kind repo.Kind, payload []byte) error {
 	if err := p.put(h, kind, payload); err != nil {
 		return putError(h, err)
 	}
-	delete(ps.wanted, h)
 	// The links go straight into wanted, never into a list: a flat zone's
 	// apex links every name of the zone (a million, for a 1M-record zone).
 	// A link to an object received already is compared with what it is
@@ -849,10 +849,9 @@ func (p *puller) receive(h repo.Hash, kind repo.Kind, payload []byte) error {
 	// told.)
 	var linkErr error
 	err := p.packLinks(h, kind, payload, func(l link) {
-		k, got := p.got.kind(l.h)
+		k, got := p.want(l)
 		switch {
 		case !got:
-			ps.want(l)
 		case !l.want.has(k) && linkErr == nil:
 			linkErr = fmt.Errorf("object %s links %s as %s, but it came as a %s: %w", h, l.h, l.want, k, errWrongKind)
 		}
@@ -862,7 +861,7 @@ func (p *puller) receive(h repo.Hash, kind repo.Kind, payload []byte) error {
 	}
 	delete(ps.bases, h)
 	p.stored(h, kind, payload)
-	p.total = p.objects + len(ps.wanted)
+	p.total = p.objects + p.got.wanted
 	return linkErr
 }
 

@@ -56,7 +56,7 @@ func refLinkTree(h repo.Hash, payload, base []byte) (map[repo.Hash]kindSet, map[
 func runLinkTree(t *testing.T, local *repo.Repo, np, bp []byte) (repo.Hash, map[repo.Hash]kindSet, map[repo.Hash]repo.Hash, error) {
 	t.Helper()
 	h := repo.HashObject(repo.KindTree, np)
-	ps := &packState{wanted: map[repo.Hash]kindSet{}, bases: map[repo.Hash]repo.Hash{}}
+	ps := &packState{bases: map[repo.Hash]repo.Hash{}}
 	if bp != nil {
 		bh, err := local.PutObject(repo.KindTree, bp)
 		if err != nil {
@@ -65,9 +65,24 @@ func runLinkTree(t *testing.T, local *repo.Repo, np, bp []byte) (repo.Hash, map[
 		ps.bases[h] = bh
 	}
 	p := &puller{c: &Client{Local: local}, local: local, pack: ps}
-	err := p.packLinks(h, repo.KindTree, np, ps.want)
+	var linked []repo.Hash
+	err := p.packLinks(h, repo.KindTree, np, func(l link) {
+		linked = append(linked, l.h)
+		p.want(l)
+	})
 	delete(ps.bases, h)
-	return h, ps.wanted, ps.bases, err
+	// The wanted set lives in the receipts, keyed so it cannot be listed:
+	// ask it about every hash linked, and make sure it holds no other.
+	wanted := map[repo.Hash]kindSet{}
+	for _, c := range linked {
+		if ks, ok, _ := p.got.wantedAs(c); ok {
+			wanted[c] = ks
+		}
+	}
+	if len(wanted) != p.got.wanted {
+		t.Fatalf("%d links wanted, the receipts count %d", len(wanted), p.got.wanted)
+	}
+	return h, wanted, ps.bases, err
 }
 
 // missingChildren is what a pull must fetch for the new tree es given the

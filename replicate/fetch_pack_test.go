@@ -98,7 +98,7 @@ func FuzzClientPackStream(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p := &puller{c: &Client{}, local: emptyStore{}, ctx: context.Background(), batch: &sinkBatch{}, got: received{},
 			actual: map[repo.Hash]repo.Kind{},
-			pack:   &packState{wanted: map[repo.Hash]kindSet{}, bases: map[repo.Hash]repo.Hash{}}}
+			pack:   &packState{bases: map[repo.Hash]repo.Hash{}}}
 		fr := wire.NewFrameReader(bytes.NewReader(data), 1<<20)
 		linked := map[repo.Hash]kindSet{} // the test's own account of what may come
 		accepted := 0
@@ -110,7 +110,7 @@ func FuzzClientPackStream(f *testing.F) {
 				break
 			}
 			if first {
-				p.pack.wanted[h] = setCommit | setTag
+				p.got.setWanted(h, setCommit|setTag)
 				linked[h] = setCommit | setTag
 			}
 			payload = slices.Clone(payload)
@@ -166,7 +166,7 @@ func TestPackStreamSeedAccepted(t *testing.T) {
 	}
 	p := &puller{c: &Client{Local: local}, local: local, ctx: context.Background(), batch: batch, got: received{},
 		actual: map[repo.Hash]repo.Kind{},
-		pack:   &packState{wanted: map[repo.Hash]kindSet{}, bases: map[repo.Hash]repo.Hash{}}}
+		pack:   &packState{bases: map[repo.Hash]repo.Hash{}}}
 	fr := wire.NewFrameReader(bytes.NewReader(seed), 1<<20)
 	n := 0
 	var got []repo.Hash
@@ -179,7 +179,7 @@ func TestPackStreamSeedAccepted(t *testing.T) {
 			t.Fatal(err)
 		}
 		if n == 0 {
-			p.pack.wanted[h] = setCommit
+			p.got.setWanted(h, setCommit)
 		}
 		if err := p.receive(h, kind, payload); err != nil {
 			t.Fatalf("frame %d: %v", n, err)
@@ -187,8 +187,8 @@ func TestPackStreamSeedAccepted(t *testing.T) {
 		got = append(got, h)
 		n++
 	}
-	if n < 10 || len(p.pack.wanted) != 0 {
-		t.Fatalf("%d frames accepted, %d links left wanted", n, len(p.pack.wanted))
+	if n < 10 || p.got.wanted != 0 {
+		t.Fatalf("%d frames accepted, %d links left wanted", n, p.got.wanted)
 	}
 	if err := p.batch.Flush(); err != nil {
 		t.Fatal(err)

@@ -78,9 +78,10 @@ func (s kindSet) String() string {
 // The first 8 bytes of a hash, which this set was once keyed by, are not
 // such a key: a primary can find two objects whose hashes share them with
 // ~2^32 hashes of work. Full hashes are (SHA-256), but cost 32 bytes a key:
-// a 1M-record pull stores 2M objects, ~160 MiB of map. The key is 128
-// bits of hash/maphash under two random seeds made for this set (~84 MiB
-// for 2M objects; the 8-byte prefix map took ~71 MiB). The primary never
+// a 1M-record pull stores 2M objects, ~160 MiB as a Go map. The key is
+// 128 bits of hash/maphash under two random seeds made for this set, in a
+// table of 20-byte slots (receiptTable: ~49 MB for 2M objects). The
+// primary never
 // sees the seeds or anything computed from them, so it cannot search
 // offline for a pair that collides; it controls the input only through
 // SHA-256, so any relation between two inputs a weakness of the keyed
@@ -88,126 +89,293 @@ func (s kindSet) String() string {
 // and two objects collide by chance with probability n^2/2^129 (2^-87 for
 // 2M objects). The seeds live as long as the pull.
 type received struct {
-	m      map[receiptKey]uint32 // see the receipt bits below
+	m      receiptTable // see the receipt bits below
+	seeded bool
 	s0, s1 maphash.Seed
+	lastH  repo.Hash // the last hash key was asked for, and its key
+	lastK  receiptKey
+	lastOK bool
 	trees  treeArena
 	diffs  treeDiffs
+	marks  walkMarks
+	credit keyList // the receipts credited to the target being checked (pending)
+	wanted int     // entries that are links a pack stream may still send (wantCode)
 }
 
 type receiptKey [16]byte
 
 // A receipt packs into 32 bits (a map slot is then 20 bytes, not 24) an
-// object's kind (kindCode), whether a target was credited with it, and
-// either its payload size (at most maxObjectBytes) or, for a tree kept in
-// the arena, its offset there (the arena holds its size).
+// object's kind (kindCode, or keptTree: a tree kept in the arena), whether
+// a target was credited with it (and whether that is the target being
+// checked, which may still fail), whether the closure check's walk running
+// now has marked it seen, and either its payload size or, for a kept tree,
+// its offset in the arena (which holds its size). A size of bigSize bytes
+// or more is stored as bigSize and read from the store when it is
+// credited: 26 bits hold every arena offset, and one byte short of
+// maxObjectBytes.
 const (
-	valueMask  = 1<<27 - 1
+	valueMask  = 1<<26 - 1
+	bigSize    = valueMask
+	pending    = 1 << 26 // credited to the target being checked (keyList credit)
 	kindShift  = 27
 	kindMask   = 7 << kindShift
-	kept       = 1 << 30 // a tree kept in the arena: the low bits are its offset
+	keptTree   = 6       // the kind code of a tree kept in the arena
+	wantCode   = 7       // not a receipt: a link a pack stream may send, with its kindSet in the low bits
+	seenMark   = 1 << 30 // marked seen by the walk running now (walkMarks)
 	attributed = 1 << 31 // counted for a branch already
 )
 
-// The value bits must hold maxObjectBytes and any arena offset.
+// The value bits must hold any arena offset.
 var (
-	_ [valueMask - maxObjectBytes]struct{}
 	_ [valueMask - maxTreeArena]struct{}
 	_ [1<<16 - 1 - maxKeptTree]struct{} // the arena's 2-byte sizes
 )
 
 func (r *received) key(h repo.Hash) receiptKey {
-	if r.m == nil {
-		r.m = map[receiptKey]uint32{}
+	if !r.seeded {
+		r.seeded = true
 		r.s0, r.s1 = maphash.MakeSeed(), maphash.MakeSeed()
+	}
+	// The check looks each object up several times in a row (the walk's
+	// marks, its credit, its kept payload): the last key is kept.
+	if r.lastOK && r.lastH == h {
+		return r.lastK
 	}
 	var k receiptKey
 	binary.LittleEndian.PutUint64(k[:8], maphash.Bytes(r.s0, h[:]))
 	binary.LittleEndian.PutUint64(k[8:], maphash.Bytes(r.s1, h[:]))
+	r.lastH, r.lastK, r.lastOK = h, k, true
 	return k
 }
 
 // has reports whether this pull stored h.
 func (r *received) has(h repo.Hash) bool {
-	if len(r.m) == 0 {
+	if r.m.n == 0 {
 		return false
 	}
-	_, ok := r.m[r.key(h)]
-	return ok
+	v, ok := r.m.get(r.key(h))
+	return ok && !isWanted(v)
 }
+
+// isWanted reports whether a value is a pack stream's link, not a receipt.
+func isWanted(v uint32) bool { return receiptCode(v) == wantCode }
 
 // kind returns the kind h was stored as, if this pull stored it.
 func (r *received) kind(h repo.Hash) (repo.Kind, bool) {
-	if len(r.m) == 0 {
+	if r.m.n == 0 {
 		return "", false
 	}
-	v, ok := r.m[r.key(h)]
-	if !ok {
+	v, ok := r.m.get(r.key(h))
+	if !ok || isWanted(v) {
 		return "", false
 	}
-	return codeKind(uint8(v & kindMask >> kindShift)), true
+	return receiptKind(v), true
 }
+
+// receiptKind is the kind a receipt holds.
+func receiptKind(v uint32) repo.Kind { return codeKind(receiptCode(v)) }
+
+func receiptCode(v uint32) uint8 { return uint8(v & kindMask >> kindShift) }
+
+// isKept reports whether a receipt's value is an offset in the arena.
+func isKept(v uint32) bool { return receiptCode(v) == keptTree }
 
 // tree returns the payload of tree h if this pull stored it and kept it.
 // It is the arena's: only read it.
 func (r *received) tree(h repo.Hash) ([]byte, bool) {
-	if len(r.m) == 0 {
+	if r.m.n == 0 {
 		return nil, false
 	}
-	v, ok := r.m[r.key(h)]
-	if !ok || v&kept == 0 {
+	v, ok := r.m.get(r.key(h))
+	if !ok || !isKept(v) {
 		return nil, false
 	}
 	return r.trees.get(v & valueMask), true
 }
 
 // add records a stored object and reports whether it is new to this pull.
-// A small tree's payload is kept (copied) while the arena has room.
+// A small tree's payload is kept (copied) while the arena has room. The
+// receipt of an object a pack stream wanted takes the place of its link.
 func (r *received) add(h repo.Hash, kind repo.Kind, payload []byte) bool {
 	k := r.key(h)
-	if _, ok := r.m[k]; ok {
+	ref := r.m.ref(k)
+	if ref != nil && !isWanted(*ref) {
 		return false
 	}
-	v := uint32(kindCode(kind)) << kindShift
 	off, ok := uint32(0), false
 	if kind == repo.KindTree {
 		off, ok = r.trees.put(payload)
 	}
+	v := uint32(kindCode(kind))<<kindShift | uint32(min(len(payload), bigSize))
 	if ok {
-		v |= kept | off
-	} else {
-		v |= uint32(len(payload))
+		v = keptTree<<kindShift | off
 	}
-	r.m[k] = v
+	if ref != nil {
+		*ref = v
+		r.wanted--
+	} else {
+		r.m.put(k, v)
+	}
 	return true
 }
 
 // reach looks h up for the closure check, once per object it reaches:
 // the kind h was stored as (ok false: not by this pull), and whether this
-// call credited it to the target (first: this pull stored it and no
-// target was credited with it yet), with its payload size and its key
-// (for uncredit).
-func (r *received) reach(h repo.Hash) (kind repo.Kind, size int, k receiptKey, first, ok bool) {
-	if len(r.m) == 0 {
-		return "", 0, k, false, false
+// call credited it to the target being checked (first: this pull stored
+// it and no target was credited with it yet), with its payload size (-1:
+// bigSize or more, the caller reads it). The credit is pending until
+// settle says whether the target keeps it.
+func (r *received) reach(h repo.Hash) (kind repo.Kind, size int, first, ok bool) {
+	if r.m.n == 0 {
+		return "", 0, false, false
 	}
-	k = r.key(h)
-	v, ok := r.m[k]
-	if !ok {
-		return "", 0, k, false, false
+	k := r.key(h)
+	ref := r.m.ref(k)
+	if ref == nil || isWanted(*ref) {
+		return "", 0, false, false
 	}
-	kind = codeKind(uint8(v & kindMask >> kindShift))
+	v := *ref
+	kind = receiptKind(v)
 	if v&attributed != 0 {
-		return kind, 0, k, false, true
+		return kind, 0, false, true
 	}
-	r.m[k] = v | attributed
-	if v&kept != 0 {
-		return kind, len(r.trees.get(v & valueMask)), k, true, true
+	*ref = v | attributed | pending
+	r.credit.add(k)
+	switch {
+	case isKept(v):
+		size = len(r.trees.get(v & valueMask))
+	case v&valueMask == bigSize:
+		size = -1
+	default:
+		size = int(v & valueMask)
 	}
-	return kind, int(v & valueMask), k, true, true
+	return kind, size, true, true
 }
 
-// uncredit takes back a credit.
-func (r *received) uncredit(k receiptKey) { r.m[k] &^= attributed }
+// settle ends the pending credits: kept for a target whose closure is
+// complete, taken back from one that is not (yet), for a later target or
+// round to be credited with.
+func (r *received) settle(keep bool) {
+	bits := uint32(pending)
+	if !keep {
+		bits |= attributed
+	}
+	r.credit.clearBits(&r.m, pending, bits)
+}
+
+// keyList is the receipts given a bit that must be cleared later (walk
+// marks, pending credits): their keys while few, else a pass over all the
+// receipts clears the bit where it is set (costing about as much as the
+// walk that set it more than maxKeyList times did). A full pull's check
+// credits two million receipts; their keys were 32 MB.
+type keyList struct {
+	keys    []receiptKey
+	overrun bool
+}
+
+const maxKeyList = 1 << 16
+
+func (l *keyList) add(k receiptKey) {
+	if len(l.keys) < maxKeyList {
+		l.keys = append(l.keys, k)
+	} else {
+		l.overrun = true
+	}
+}
+
+// clearBits clears bits in every receipt in the list, or in
+// every receipt with the bit bit when it overran; then empties the list.
+func (l *keyList) clearBits(m *receiptTable, bit, bits uint32) {
+	if l.overrun {
+		m.update(func(v uint32) uint32 {
+			if v&bit != 0 {
+				return v &^ bits
+			}
+			return v
+		})
+	} else {
+		for _, k := range l.keys {
+			if ref := m.ref(k); ref != nil {
+				*ref &^= bits
+			}
+		}
+	}
+	l.keys, l.overrun = l.keys[:0], false
+}
+
+// The receipts also hold what a pack stream may still send (packState):
+// the roots and the links of the objects received that are not received
+// themselves, with the kinds those links allow. An object's link becomes
+// its receipt when it comes, in the same map slot, so a full pull holds
+// one entry per object, not a receipt each plus a link for half of them
+// (the million name trees a flat zone's apex links) in a second map of
+// full hashes; keyed as receipts are, for the same reason (a link must not
+// find another object's entry).
+
+// want makes h a link the stream may send as ks, unless it is received
+// already (ok: it came as kind) or wanted (its kinds gain ks); added
+// reports a new link.
+func (r *received) want(h repo.Hash, ks kindSet) (kind repo.Kind, ok, added bool) {
+	k := r.key(h)
+	ref := r.m.ref(k)
+	switch {
+	case ref == nil:
+		r.m.put(k, wantCode<<kindShift|uint32(ks))
+		r.wanted++
+		return "", false, true
+	case isWanted(*ref):
+		*ref |= uint32(ks)
+		return "", false, false
+	}
+	return receiptKind(*ref), true, false
+}
+
+// setWanted makes h, not received, a link the stream may send as exactly
+// ks (a root: the kinds a ref allows).
+func (r *received) setWanted(h repo.Hash, ks kindSet) {
+	k := r.key(h)
+	v, found := r.m.get(k)
+	switch {
+	case !found:
+		r.wanted++
+	case !isWanted(v):
+		return
+	}
+	r.m.put(k, wantCode<<kindShift|uint32(ks))
+}
+
+// wantedAs returns the kinds the stream may send h as (ok), or whether it
+// was received already (dup).
+func (r *received) wantedAs(h repo.Hash) (ks kindSet, ok, dup bool) {
+	if r.m.n == 0 {
+		return 0, false, false
+	}
+	v, found := r.m.get(r.key(h))
+	switch {
+	case !found:
+		return 0, false, false
+	case isWanted(v):
+		return kindSet(v & anyKindBits), true, false
+	}
+	return 0, false, true
+}
+
+const anyKindBits = uint32(anyKind)
+
+// dropWanted forgets the links no stream sent, when the streams are over:
+// the closure check finds what they lack.
+func (r *received) dropWanted() {
+	if r.wanted == 0 {
+		return
+	}
+	r.m.update(func(v uint32) uint32 {
+		if isWanted(v) {
+			return 0
+		}
+		return v
+	})
+	r.wanted = 0
+}
 
 // treeArena keeps the payloads of the small trees a pull stores, so the
 // closure check reads each from memory instead of making a store lookup
@@ -279,7 +447,55 @@ func kindCode(k repo.Kind) uint8 {
 }
 
 func codeKind(c uint8) repo.Kind {
-	return [...]repo.Kind{"", repo.KindBlob, repo.KindTree, repo.KindCommit, repo.KindTag, repo.KindSymref, "", ""}[c&7]
+	return [...]repo.Kind{"", repo.KindBlob, repo.KindTree, repo.KindCommit, repo.KindTag, repo.KindSymref, repo.KindTree, ""}[c&7]
+}
+
+// walkMarks is the seen set of the closure check's walk running now
+// (walk.Marks): a bit in the receipt of an object this pull stored, marked
+// with the kind it was stored as, and a map for the rest (an object
+// already local, or one marked with another kind than it came as, which
+// the walk reports as a problem anyway). A full pull's check marks a
+// million trees; a map of them beside the receipts was ~46 MB. The bits
+// are cleared when the walk ends (clearMarks): the next target's walk starts
+// with none.
+type walkMarks struct {
+	other map[repo.Hash]repo.Kind
+	set   keyList // the receipts marked
+}
+
+// marked returns the kind h is marked seen with by the walk running now.
+func (r *received) marked(h repo.Hash) (repo.Kind, bool) {
+	if r.m.n > 0 {
+		if v, ok := r.m.get(r.key(h)); ok && v&seenMark != 0 {
+			return receiptKind(v), true
+		}
+	}
+	k, ok := r.marks.other[h]
+	return k, ok
+}
+
+// mark marks h seen as kind.
+func (r *received) mark(h repo.Hash, kind repo.Kind) {
+	if r.m.n > 0 {
+		k := r.key(h)
+		if ref := r.m.ref(k); ref != nil && receiptKind(*ref) == kind {
+			if *ref&seenMark == 0 {
+				*ref |= seenMark
+				r.marks.set.add(k)
+			}
+			return
+		}
+	}
+	if r.marks.other == nil {
+		r.marks.other = map[repo.Hash]repo.Kind{}
+	}
+	r.marks.other[h] = kind
+}
+
+// clearMarks forgets every mark.
+func (r *received) clearMarks() {
+	r.marks.set.clearBits(&r.m, seenMark, seenMark)
+	r.marks.other = nil
 }
 
 // treeDiffs keeps, for trees a pack stream brought, how each compared with

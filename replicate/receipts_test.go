@@ -50,7 +50,7 @@ func TestReceiptSetKeys(t *testing.T) {
 		if _, ok := r.kind(tw); ok {
 			t.Errorf("a hash sharing only its first %d bytes has a kind", n)
 		}
-		if _, _, _, first, ok := r.reach(tw); ok || first {
+		if _, _, first, ok := r.reach(tw); ok || first {
 			t.Errorf("a hash sharing only its first %d bytes can be credited", n)
 		}
 	}
@@ -60,16 +60,20 @@ func TestReceiptSetKeys(t *testing.T) {
 	if _, ok := r.tree(h); ok {
 		t.Fatal("a blob is kept as a tree")
 	}
-	kind, size, k, first, ok := r.reach(h)
+	kind, size, first, ok := r.reach(h)
 	if !ok || !first || kind != repo.KindBlob || size != len(blob) {
 		t.Fatalf("reach = %q, %d, %v, %v", kind, size, first, ok)
 	}
-	if _, _, _, again, ok := r.reach(h); again || !ok {
+	if _, _, again, ok := r.reach(h); again || !ok {
 		t.Fatal("credited twice")
 	}
-	r.uncredit(k)
-	if _, _, _, first, _ := r.reach(h); !first {
-		t.Fatal("not credited again after uncredit")
+	r.settle(false)
+	if _, _, first, _ := r.reach(h); !first {
+		t.Fatal("not credited again after the target failed")
+	}
+	r.settle(true)
+	if _, _, first, _ := r.reach(h); first {
+		t.Fatal("credited again after a target kept it")
 	}
 
 	// Trees: kept exactly, up to maxKeptTree bytes, while the arena has
@@ -87,7 +91,7 @@ func TestReceiptSetKeys(t *testing.T) {
 			if k, ok := r.kind(th); !ok || k != repo.KindTree {
 				t.Fatal("a tree not kept is not received")
 			}
-			if _, size, _, _, ok := r.reach(th); !ok || size != len(p) {
+			if _, size, _, ok := r.reach(th); !ok || size != len(p) {
 				t.Fatalf("a tree not kept: size %d", size)
 			}
 			break
@@ -95,7 +99,7 @@ func TestReceiptSetKeys(t *testing.T) {
 		if !bytes.Equal(kept, p) || cap(kept) != len(p) {
 			t.Fatalf("tree %d kept as %d bytes (cap %d), not its payload", i, len(kept), cap(kept))
 		}
-		if _, size, _, _, _ := r.reach(th); size != len(p) {
+		if _, size, _, _ := r.reach(th); size != len(p) {
 			t.Fatalf("kept tree %d has size %d, want %d", i, size, len(p))
 		}
 		small = append(small, th)
@@ -112,6 +116,77 @@ func TestReceiptSetKeys(t *testing.T) {
 	r.add(bh, repo.KindTree, big)
 	if _, ok := r.tree(bh); ok {
 		t.Fatal("a tree over maxKeptTree is kept")
+	}
+}
+
+// TestReceiptBitsCleared: the bits a closure check sets in receipts for
+// one target (pending credits, its walk's seen marks) are cleared for the
+// next, by their list when few and by a pass over every receipt when more
+// than maxKeyList were set; a failed target's credits are taken back and a
+// complete one's kept, either way; an object marked with another kind
+// than it came as, or not received, is marked apart; a size of bigSize
+// bytes or more is left to the caller to read.
+func TestReceiptBitsCleared(t *testing.T) {
+	for _, n := range []int{3, maxKeyList + 5} {
+		var r received
+		hs := make([]repo.Hash, n)
+		for i := range hs {
+			hs[i] = repo.HashObject(repo.KindTree, []byte{byte(i), byte(i >> 8), byte(i >> 16)})
+			r.add(hs[i], repo.KindTree, []byte{byte(i), byte(i >> 8), byte(i >> 16)})
+		}
+		for _, keep := range []bool{false, true} {
+			for _, h := range hs {
+				if _, _, first, ok := r.reach(h); !first || !ok {
+					t.Fatalf("n=%d keep=%v: not credited", n, keep)
+				}
+			}
+			r.settle(keep)
+			for _, h := range hs[:2] {
+				if _, _, first, _ := r.reach(h); first == keep {
+					t.Fatalf("n=%d: credited again = %v after settle(%v)", n, first, keep)
+				}
+			}
+			r.settle(false)
+		}
+		if r.credit.overrun || len(r.credit.keys) != 0 {
+			t.Fatalf("n=%d: pending credits left: %d", n, len(r.credit.keys))
+		}
+		for round := 0; round < 2; round++ {
+			for _, h := range hs {
+				if _, ok := r.marked(h); ok {
+					t.Fatalf("n=%d round %d: marked before the walk", n, round)
+				}
+				r.mark(h, repo.KindTree)
+				if k, ok := r.marked(h); !ok || k != repo.KindTree {
+					t.Fatalf("n=%d: marked %q, %v", n, k, ok)
+				}
+			}
+			r.clearMarks()
+		}
+		// Another kind than the receipt's, or no receipt: marked apart.
+		other := repo.HashObject(repo.KindBlob, []byte("x"))
+		r.mark(hs[0], repo.KindBlob)
+		r.mark(other, repo.KindCommit)
+		if k, ok := r.marked(hs[0]); !ok || k != repo.KindBlob {
+			t.Fatalf("n=%d: a tree marked as a blob is marked %q, %v", n, k, ok)
+		}
+		if k, ok := r.marked(other); !ok || k != repo.KindCommit {
+			t.Fatalf("n=%d: an object not received is marked %q, %v", n, k, ok)
+		}
+		if r.has(other) {
+			t.Fatal("marking an object makes it received")
+		}
+		r.clearMarks()
+		if _, ok := r.marked(hs[0]); ok {
+			t.Fatal("a mark apart outlived the walk")
+		}
+	}
+	var r received
+	big := bigSize + 10
+	h := repo.HashObject(repo.KindBlob, make([]byte, big))
+	r.add(h, repo.KindBlob, make([]byte, big))
+	if _, size, first, _ := r.reach(h); !first || size != -1 {
+		t.Fatalf("a blob of %d bytes: size %d", big, size)
 	}
 }
 
@@ -219,7 +294,8 @@ func TestReceiveKeepsTreeDiffs(t *testing.T) {
 	}
 	p := &puller{c: &Client{Local: local}, local: local, ctx: context.Background(), batch: batch, got: received{},
 		expect: map[repo.Hash]kindSet{}, failed: map[repo.Hash]fetchFailure{}, actual: map[repo.Hash]repo.Kind{},
-		pack: &packState{wanted: map[repo.Hash]kindSet{c1: setCommit}, bases: map[repo.Hash]repo.Hash{}}}
+		pack: &packState{bases: map[repo.Hash]repo.Hash{}}}
+	p.got.setWanted(c1, setCommit)
 	var trees []repo.Hash
 	_, err = walk.Missing(primary, []repo.Hash{c1}, []repo.Hash{c0}, walk.Options{}, func(h repo.Hash, kind repo.Kind, payload []byte) error {
 		if payload == nil {
@@ -311,7 +387,8 @@ func TestReceiveChecksLinksToReceived(t *testing.T) {
 	root, rp := obj(repo.TreeEntry{Kind: repo.EntrySubtree, Name: "a", Hash: a}, repo.TreeEntry{Kind: repo.EntrySubtree, Name: "b", Hash: b})
 	p := &puller{c: &Client{Local: local}, local: local, ctx: context.Background(), batch: batch, got: received{},
 		actual: map[repo.Hash]repo.Kind{},
-		pack:   &packState{wanted: map[repo.Hash]kindSet{root: setTree}, bases: map[repo.Hash]repo.Hash{}}}
+		pack:   &packState{bases: map[repo.Hash]repo.Hash{}}}
+	p.got.setWanted(root, setTree)
 	for _, o := range []struct {
 		h    repo.Hash
 		kind repo.Kind
@@ -328,7 +405,7 @@ func TestReceiveChecksLinksToReceived(t *testing.T) {
 	if k, ok := p.got.kind(b); !ok || k != repo.KindTree {
 		t.Fatalf("the linking tree is not received (%q, %v)", k, ok)
 	}
-	if _, wanted := p.pack.wanted[blob]; wanted {
+	if _, wanted, _ := p.got.wantedAs(blob); wanted {
 		t.Fatal("the blob received is wanted again")
 	}
 }

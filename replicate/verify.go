@@ -45,9 +45,8 @@ type closureCheck struct {
 
 	blobs []repo.Hash // blobs reached, read in hash order in batches (checkBlobs)
 
-	objects int          // objects of this pull the target reached first
-	bytes   int64        // and their payload bytes
-	counted []receiptKey // their keys in p.got, marked attributed
+	objects int   // objects of this pull the target reached first (credited, pending in p.got)
+	bytes   int64 // and their payload bytes
 }
 
 // checkClosures checks every target not yet decided and decides it:
@@ -76,12 +75,13 @@ func (p *puller) checkClosures(targets []*item, zoneKnown map[string][]repo.Hash
 			}
 			if cc.bad == nil && len(cc.absent) == 0 {
 				it.checked = true
+				p.got.settle(true)
 				it.res.Objects += cc.objects
 				it.res.Bytes += cc.bytes
 				zoneKnown[it.res.Zone] = repo.AppendUnique(zoneKnown[it.res.Zone], it.new)
 				continue
 			}
-			cc.uncount()
+			p.got.settle(false)
 			if cc.bad == nil {
 				cc.bad = cc.lacking(asked)
 			}
@@ -167,6 +167,7 @@ func (cc *closureCheck) run(it *item, known []repo.Hash) error {
 		return err
 	}
 	_, err = walk.Check(receiptReader{cc.r, &cc.p.got}, []repo.Hash{it.new}, known, cc.emit, cc.problem)
+	cc.p.got.clearMarks()
 	if err == nil {
 		err = cc.checkBlobs()
 	}
@@ -208,6 +209,11 @@ func (r receiptReader) Diffed(h repo.Hash, bases []repo.Hash) ([]walk.DiffEntry,
 	}
 	return es, true
 }
+
+// Marked and Mark keep the walk's seen set in the receipts (walkMarks).
+func (r receiptReader) Marked(h repo.Hash) (repo.Kind, bool) { return r.got.marked(h) }
+
+func (r receiptReader) Mark(h repo.Hash, kind repo.Kind) { r.got.mark(h, kind) }
 
 // Peek lends payloads as the store's reader does, so the walk reads the
 // trees it compares in place either way.
@@ -270,11 +276,16 @@ func (cc *closureCheck) reject(err error) (bool, error) {
 // link here. Any other blob is read here, in batches. Each object this
 // pull stored that no target reached before is credited to this one.
 func (cc *closureCheck) emit(h repo.Hash, kind repo.Kind, payload []byte) error {
-	got, size, k, first, ok := cc.p.got.reach(h)
+	got, size, first, ok := cc.p.got.reach(h)
 	if first {
+		if size < 0 {
+			var err error
+			if size, err = cc.size(h, payload); err != nil {
+				return err
+			}
+		}
 		cc.objects++
 		cc.bytes += int64(size)
-		cc.counted = append(cc.counted, k)
 	}
 	if kind != repo.KindBlob || payload != nil {
 		return nil
@@ -348,11 +359,16 @@ func (cc *closureCheck) problem(h repo.Hash, want repo.Kind, err error) error {
 	return errStopCheck
 }
 
-// uncount takes back what emit credited to a target that is not
-// complete (yet).
-func (cc *closureCheck) uncount() {
-	for _, k := range cc.counted {
-		cc.p.got.uncredit(k)
+// size reads the payload size of an object this pull stored that its
+// receipt does not hold (bigSize or more), unless the walk read it.
+func (cc *closureCheck) size(h repo.Hash, payload []byte) (int, error) {
+	if payload != nil {
+		return len(payload), nil
 	}
-	cc.counted = nil
+	n := 0
+	err := repo.Peek(cc.r, h, func(_ repo.Kind, p []byte) error {
+		n = len(p)
+		return nil
+	})
+	return n, err
 }

@@ -9,6 +9,7 @@ package walk
 import (
 	"bytes"
 	"container/heap"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -44,7 +45,10 @@ import (
 //     the two commits, and the trees on the changed path in both versions
 //     (3 levels for a name one label below the apex).
 //   - Bounded memory and no recursion: the commit and tree walks use an
-//     explicit heap and stack; the seen set holds only reported hashes.
+//     explicit heap and stack; the seen set holds only reported hashes. (A
+//     check queues the subtrees of a tree too large for one pass in
+//     passes, walking each pass's within that tree's read: one level of
+//     recursion per such tree on a path.)
 //
 // One caveat on "independent of zone size": a tree is one object, so the
 // trees on the changed path are read whole. In a flat zone (every name one
@@ -153,6 +157,18 @@ type DiffEntry struct {
 	Same []repo.Hash
 }
 
+// Marks is what a Check's reader may implement to keep the walk's seen
+// set (what it reported or queued, with the kind it did so as) itself: the
+// client has a receipt for nearly every object a check reaches, and a bit
+// there costs nothing next to a second map of a million trees. Mark is
+// called for an object not marked yet, or again with the kind it was
+// marked with; the marks are the walk's only, and the reader forgets them
+// when the walk ends.
+type Marks interface {
+	Marked(h repo.Hash) (repo.Kind, bool)
+	Mark(h repo.Hash, kind repo.Kind)
+}
+
 func walk(rd repo.Reader, roots, known []repo.Hash, opts Options, emit EmitFunc, chk *walkCheck) (Stats, error) {
 	w := &walker{
 		rd:       rd,
@@ -162,6 +178,9 @@ func walk(rd repo.Reader, roots, known []repo.Hash, opts Options, emit EmitFunc,
 		seen:     make(map[repo.Hash]uint8),
 		knownObj: make(map[repo.Hash]uint8),
 		commits:  make(map[repo.Hash]*commitNode),
+	}
+	if m, ok := rd.(Marks); ok && chk != nil {
+		w.marks = m
 	}
 	err := w.run(roots, known)
 	return w.stats, err
@@ -244,7 +263,8 @@ type walker struct {
 	chk    *walkCheck // nil: the server's walk
 	stats  Stats
 
-	seen     map[repo.Hash]uint8 // reported, with their kind (walkKind)
+	seen     map[repo.Hash]uint8 // reported, with their kind (walkKind), unless marks keeps them
+	marks    Marks
 	knownObj map[repo.Hash]uint8 // known non-commit objects (closures held), with their kind
 	commits  map[repo.Hash]*commitNode
 	queue    commitHeap
@@ -253,6 +273,9 @@ type walker struct {
 	trees    []treeWork
 
 	knownTips []*commitNode // known commits as the client sent them
+
+	alone   aloneState                    // viewAlone's tree
+	aloneFn func(repo.Kind, []byte) error // w.diffAlone, made once
 }
 
 // maxExtraBases caps how many known tips' trees a missing commit's tree is
@@ -261,7 +284,7 @@ const maxExtraBases = 4
 
 func (w *walker) emit(h repo.Hash, kind repo.Kind, payload []byte) error {
 	if w.chk == nil || kind != repo.KindBlob {
-		w.seen[h] = walkKind(kind)
+		w.mark(h, walkKind(kind))
 	}
 	return w.report(h, kind, payload)
 }
@@ -291,8 +314,27 @@ func walkKind(k repo.Kind) uint8 {
 	return 0
 }
 
+// mark adds h to the seen set.
+func (w *walker) mark(h repo.Hash, k uint8) {
+	if w.marks != nil {
+		w.marks.Mark(h, codeKind(k))
+		return
+	}
+	w.seen[h] = k
+}
+
+// marked looks h up in the seen set.
+func (w *walker) marked(h repo.Hash) (uint8, bool) {
+	if w.marks != nil {
+		k, ok := w.marks.Marked(h)
+		return walkKind(k), ok
+	}
+	k, ok := w.seen[h]
+	return k, ok
+}
+
 func (w *walker) skip(h repo.Hash) bool {
-	if _, ok := w.seen[h]; ok {
+	if _, ok := w.marked(h); ok {
 		return true
 	}
 	_, ok := w.knownObj[h]
@@ -303,7 +345,7 @@ func (w *walker) skip(h repo.Hash) bool {
 // already reported (or known) as another kind is a problem: one of its
 // links is wrong, and the read that would show which is not repeated.
 func (w *walker) skipLinked(h repo.Hash, want repo.Kind) (bool, error) {
-	k, ok := w.seen[h]
+	k, ok := w.marked(h)
 	if !ok {
 		k, ok = w.knownObj[h]
 	}
@@ -375,7 +417,7 @@ func (w *walker) run(roots, known []repo.Hash) error {
 		if slices.Contains(bases, n.tree) {
 			continue // that tree is known or reported, with its closure
 		}
-		w.seen[n.tree] = walkKind(repo.KindTree)
+		w.mark(n.tree, walkKind(repo.KindTree))
 		w.trees = append(w.trees, newTreeWork(n.tree, bases))
 	}
 	return w.diffTrees()
@@ -496,7 +538,7 @@ func (w *walker) addRoot(h repo.Hash) error {
 			return nil
 		case repo.KindTree:
 			// Emitted when the tree stack reads it, like every tree.
-			w.seen[h] = walkKind(kind)
+			w.mark(h, walkKind(kind))
 			w.trees = append(w.trees, treeWork{hash: h})
 			return nil
 		case repo.KindTag:
@@ -624,8 +666,11 @@ func (w *walker) paint() ([]*commitNode, error) {
 // read in place when the reader lends payloads (repo.Peek): a check reads
 // every new tree once, and a flat zone's apex (40 MB for a million names)
 // and its base would otherwise each be copied out of the store.
-func (w *walker) diffTrees() error {
-	for len(w.trees) > 0 {
+func (w *walker) diffTrees() error { return w.drain(0) }
+
+// drain processes the tree stack down to mark entries.
+func (w *walker) drain(mark int) error {
+	for len(w.trees) > mark {
 		tw := w.trees[len(w.trees)-1]
 		w.trees = w.trees[:len(w.trees)-1]
 		pushed := len(w.trees)
@@ -633,12 +678,7 @@ func (w *walker) diffTrees() error {
 		var bad error  // the tree does not decode
 		var readErr error
 		if tw.bases == nil {
-			// No closures here: they would escape to the reader, and a
-			// full pull diffs one small tree per name this way.
-			var payload []byte
-			if payload, readErr = w.readTree(tw.hash); readErr == nil {
-				stop, bad = w.diffOne(tw, payload, nil)
-			}
+			stop, bad, readErr = w.viewAlone(tw)
 		} else if es, ok := w.diffed(tw); ok {
 			stop = w.diffKnown(tw, es)
 		} else {
@@ -658,12 +698,7 @@ func (w *walker) diffTrees() error {
 				return err
 			}
 		}
-		// Both ends read every new tree from a store keyed by hash:
-		// taking a tree's subtrees in hash order reads the store in key
-		// order (the 100,000 name trees of a flat zone's apex from a few
-		// thousand blocks instead of one block each). The stack pops the
-		// last first, so descending.
-		slices.SortFunc(w.trees[pushed:], func(a, b treeWork) int { return bytes.Compare(b.hash[:], a.hash[:]) })
+		w.sortPushed(pushed)
 	}
 	return nil
 }
@@ -680,6 +715,64 @@ func (w *walker) diffWithBases(tw treeWork) (stop, bad, readErr error) {
 		})
 	})
 	return stop, bad, readErr
+}
+
+// sortPushed orders the trees queued above mark. Both ends read every new
+// tree from a store keyed by hash: taking a tree's subtrees in hash order
+// reads the store in key order (the 100,000 name trees of a flat zone's
+// apex from a few thousand blocks instead of one block each). The stack
+// pops the last first, so descending.
+func (w *walker) sortPushed(mark int) {
+	slices.SortFunc(w.trees[mark:], func(a, b treeWork) int { return bytes.Compare(b.hash[:], a.hash[:]) })
+}
+
+// A check takes the subtrees of a tree without bases in passes when there
+// may be more than chunkTrees of them, each pass those whose hash falls in
+// the next slice of the hash space, queued, sorted and walked before the
+// next pass: a full pull's apex links a million name trees, 40 MB of
+// queue at once. Hash order, and so the store's key order, is kept across
+// passes. A tree entry takes at least minTreeEntry bytes (FORMAT.md).
+// (A variable so tests can make passes of a small tree.)
+var chunkTrees = 1 << 17
+
+const minTreeEntry = 35
+
+// diffAloneInPasses is diffOne without bases, in passes (see chunkTrees)
+// for a check's large tree; payload is lent for the whole of it.
+func (w *walker) diffAloneInPasses(tw treeWork, payload []byte) (stop, bad error) {
+	passes := len(payload)/minTreeEntry/chunkTrees + 1
+	if w.chk == nil || passes == 1 {
+		return w.diffOne(tw, payload, nil)
+	}
+	if err := w.emit(tw.hash, repo.KindTree, payload); err != nil {
+		return err, nil
+	}
+	for i := range passes {
+		lo, hi := uint64(i)<<32/uint64(passes), uint64(i+1)<<32/uint64(passes)
+		mark := len(w.trees)
+		err := repo.DiffTree(tw.hash, payload, nil, func(kind repo.EntryKind, h repo.Hash, same []repo.Hash) error {
+			if kind.ObjectKind() == repo.KindTree {
+				if x := uint64(binary.BigEndian.Uint32(h[:4])); x < lo || x >= hi {
+					return nil
+				}
+			} else if i > 0 {
+				return nil // leaves: in the first pass
+			}
+			stop = w.diffEntry(kind, h, same)
+			return stop
+		})
+		if stop != nil {
+			return stop, nil
+		}
+		if err != nil {
+			return nil, err // what this pass queued is walked after the problem, as diffOne's
+		}
+		w.sortPushed(mark)
+		if stop = w.drain(mark); stop != nil {
+			return stop, nil
+		}
+	}
+	return nil, nil
 }
 
 // diffOne emits tw's tree, then compares
@@ -709,7 +802,7 @@ func (w *walker) diffEntry(kind repo.EntryKind, h repo.Hash, same []repo.Hash) e
 		return err
 	}
 	if want == repo.KindTree {
-		w.seen[h] = walkKind(want)
+		w.mark(h, walkKind(want))
 		w.trees = append(w.trees, newTreeWork(h, same))
 		return nil
 	}
@@ -739,18 +832,50 @@ func (w *walker) diffKnown(tw treeWork, es []DiffEntry) error {
 	return nil
 }
 
-// readTree reads tree h, copied out of the store.
-func (w *walker) readTree(h repo.Hash) ([]byte, error) {
-	kind, payload, err := w.rd.Get(h)
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("tree %s: %w (%w)", h, err, ErrIncomplete)
-	case kind != repo.KindTree:
-		return nil, fmt.Errorf("object %s is a %s where a tree is linked (%w)", h, kind, ErrIncomplete)
+// viewAlone diffs tw, a tree without bases, read in place like viewTree
+// (a full pull's apex is one, 40 MB for a million names, which a copy
+// would double) through the one callback the walker keeps (a closure per
+// tree would be an allocation each, and a full pull diffs one small tree
+// per name this way).
+func (w *walker) viewAlone(tw treeWork) (stop, bad, readErr error) {
+	if w.aloneFn == nil {
+		w.aloneFn = w.diffAlone
 	}
+	// A check walks a large tree's subtrees while it is lent
+	// (diffAloneInPasses), which reads more trees through here.
+	outer := w.alone
+	w.alone = aloneState{tw: tw}
+	err := repo.Peek(w.rd, tw.hash, w.aloneFn)
+	a := w.alone
+	w.alone = outer
+	switch {
+	case a.called:
+		return a.stop, a.bad, nil
+	case err != nil:
+		return nil, nil, fmt.Errorf("tree %s: %w (%w)", tw.hash, err, ErrIncomplete)
+	}
+	return nil, nil, fmt.Errorf("object %s is a %s where a tree is linked (%w)", tw.hash, a.kind, ErrIncomplete)
+}
+
+// aloneState is what viewAlone's callback (diffAlone) reads and reports.
+type aloneState struct {
+	tw        treeWork
+	kind      repo.Kind
+	called    bool
+	stop, bad error
+}
+
+func (w *walker) diffAlone(kind repo.Kind, payload []byte) error {
+	w.alone.kind = kind
+	if kind != repo.KindTree {
+		return nil
+	}
+	w.alone.called = true
 	w.stats.Trees++
 	w.stats.Bytes += int64(len(payload))
-	return payload, nil
+	stop, bad := w.diffAloneInPasses(w.alone.tw, payload)
+	w.alone.stop, w.alone.bad = stop, bad
+	return stop
 }
 
 // viewTree calls fn with the payload of tree h, lent by the reader when it

@@ -431,3 +431,116 @@ func TestCheckDiffer(t *testing.T) {
 		t.Errorf("Missing asked the reader %d times", srv.asked)
 	}
 }
+
+// markReader keeps a Check's seen set (walk.Marks), as the client's
+// receipts do, and counts what it is asked.
+type markReader struct {
+	repo.Reader
+	marks map[repo.Hash]repo.Kind
+	calls int
+}
+
+func (m *markReader) Marked(h repo.Hash) (repo.Kind, bool) {
+	m.calls++
+	k, ok := m.marks[h]
+	return k, ok
+}
+
+func (m *markReader) Mark(h repo.Hash, kind repo.Kind) {
+	m.calls++
+	if k, ok := m.marks[h]; ok && k != kind {
+		panic(fmt.Sprintf("%s marked as a %s, then as a %s", h.Short(), k, kind))
+	}
+	m.marks[h] = kind
+}
+
+// checkAll runs a Check of roots over rd with nothing known and returns
+// what it reported, in order, failing on duplicates and problems.
+func checkAll(t *testing.T, rd repo.Reader, roots []repo.Hash) ([]repo.Hash, map[repo.Hash]repo.Kind, Stats) {
+	t.Helper()
+	var order []repo.Hash
+	got := map[repo.Hash]repo.Kind{}
+	st, err := Check(rd, roots, nil, func(h repo.Hash, kind repo.Kind, _ []byte) error {
+		if _, dup := got[h]; dup {
+			t.Errorf("%s reported twice", h.Short())
+		}
+		got[h] = kind
+		order = append(order, h)
+		return nil
+	}, func(h repo.Hash, want repo.Kind, err error) error {
+		t.Errorf("problem with %s (%s): %v", h.Short(), want, err)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return order, got, st
+}
+
+// TestCheckInPasses: a Check takes the subtrees of a tree without bases
+// that may have more than chunkTrees of them in passes over slices of the
+// hash space; it reports exactly the closure, each object once, reads
+// what a single pass reads, and still takes every tree's subtrees in
+// ascending hash order; a reader that keeps the seen set (Marks) gives the
+// same answer, and Missing never uses it.
+func TestCheckInPasses(t *testing.T) {
+	for _, fanout := range []int{0, 40} {
+		r := repotest.MemRepo(t)
+		c := must[repo.Hash](t)(repotest.Synthetic(r, repotest.SyntheticOptions{Zone: "example.com.", N: 2000, Fanout: fanout}))
+		want := wantDiff(t, r, []repo.Hash{c}, nil)
+		_, one, ost := checkAll(t, r, []repo.Hash{c})
+		assertExact(t, one, want)
+
+		defer func(n int) { chunkTrees = n }(chunkTrees)
+		chunkTrees = 10
+		order, got, st := checkAll(t, r, []repo.Hash{c})
+		assertExact(t, got, want)
+		if st != ost {
+			t.Errorf("fanout %d: in passes, stats %+v; in one, %+v", fanout, st, ost)
+		}
+		// The apex's name trees (or groups) come in ascending hash order.
+		apex := treeOf(t, r, c)
+		_, ap, err := r.Get(apex)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs := map[repo.Hash]bool{}
+		if err := repo.DiffTree(apex, ap, nil, func(kind repo.EntryKind, h repo.Hash, _ []repo.Hash) error {
+			if kind == repo.EntrySubtree {
+				subs[h] = true
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var prev repo.Hash
+		n := 0
+		for _, h := range order {
+			if !subs[h] {
+				continue
+			}
+			if n > 0 && string(h[:]) < string(prev[:]) {
+				t.Fatalf("fanout %d: subtree %s after %s", fanout, h.Short(), prev.Short())
+			}
+			prev = h
+			n++
+		}
+		if n != len(subs) || n < 40 {
+			t.Fatalf("fanout %d: %d of %d subtrees reported", fanout, n, len(subs))
+		}
+
+		m := &markReader{Reader: r, marks: map[repo.Hash]repo.Kind{}}
+		_, mgot, mst := checkAll(t, m, []repo.Hash{c})
+		assertExact(t, mgot, want)
+		if mst != ost || m.calls == 0 {
+			t.Errorf("fanout %d: with Marks, stats %+v (%d calls); want %+v", fanout, mst, m.calls, ost)
+		}
+		srv := &markReader{Reader: r, marks: map[repo.Hash]repo.Kind{}}
+		if _, err := Missing(srv, []repo.Hash{c}, nil, Options{}, func(repo.Hash, repo.Kind, []byte) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if srv.calls != 0 {
+			t.Errorf("Missing used the reader's marks %d times", srv.calls)
+		}
+	}
+}

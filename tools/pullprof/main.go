@@ -20,6 +20,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"time"
 
@@ -91,6 +92,7 @@ func run(primary, dir, cpuProfile, heapProfile string) error {
 // heap profile whenever the live heap (as of the last collection) reaches
 // a new maximum, 10% above the last one written.
 func watchHeap(path string, start time.Time, done <-chan struct{}) error {
+	liveSample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	var last, peak uint64
 	var lastGC uint32
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -108,7 +110,10 @@ func watchHeap(path string, start time.Time, done <-chan struct{}) error {
 			continue
 		}
 		lastGC = ms.NumGC
-		live := ms.HeapAlloc // just after a collection: close to the live heap
+		// What the last collection found live (HeapAlloc also counts
+		// what was allocated since, up to the next collection's goal).
+		metrics.Read(liveSample)
+		live := liveSample[0].Value.Uint64()
 		if n%10 == 0 {
 			fmt.Fprintf(os.Stderr, "%6.1fs heap %4d MiB, sys %4d MiB, %d GCs\n", time.Since(start).Seconds(), live>>20, ms.Sys>>20, ms.NumGC)
 		}
