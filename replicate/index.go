@@ -105,7 +105,7 @@ type received struct {
 type receiptKey [16]byte
 
 // A receipt packs into 32 bits (a map slot is then 20 bytes, not 24) an
-// object's kind (kindCode, or keptTree: a tree kept in the arena), whether
+// object's kind (Kind.Code, or keptTree: a tree kept in the arena), whether
 // a target was credited with it (and whether that is the target being
 // checked, which may still fail), whether the closure check's walk running
 // now has marked it seen, and either its payload size or, for a kept tree,
@@ -173,7 +173,12 @@ func (r *received) kind(h repo.Hash) (repo.Kind, bool) {
 }
 
 // receiptKind is the kind a receipt holds.
-func receiptKind(v uint32) repo.Kind { return codeKind(receiptCode(v)) }
+func receiptKind(v uint32) repo.Kind {
+	if c := receiptCode(v); c != keptTree {
+		return repo.KindOfCode(c)
+	}
+	return repo.KindTree
+}
 
 func receiptCode(v uint32) uint8 { return uint8(v & kindMask >> kindShift) }
 
@@ -206,7 +211,7 @@ func (r *received) add(h repo.Hash, kind repo.Kind, payload []byte) bool {
 	if kind == repo.KindTree {
 		off, ok = r.trees.put(payload)
 	}
-	v := uint32(kindCode(kind))<<kindShift | uint32(min(len(payload), bigSize))
+	v := uint32(kind.Code())<<kindShift | uint32(min(len(payload), bigSize))
 	if ok {
 		v = keptTree<<kindShift | off
 	}
@@ -427,27 +432,6 @@ func (a *treeArena) get(off uint32) []byte {
 	o := int(off % arenaChunk)
 	n := int(binary.LittleEndian.Uint16(c[o:]))
 	return c[o+2 : o+2+n : o+2+n]
-}
-
-// kindCode and codeKind number the kinds 1-5 (0: none).
-func kindCode(k repo.Kind) uint8 {
-	switch k {
-	case repo.KindBlob:
-		return 1
-	case repo.KindTree:
-		return 2
-	case repo.KindCommit:
-		return 3
-	case repo.KindTag:
-		return 4
-	case repo.KindSymref:
-		return 5
-	}
-	return 0
-}
-
-func codeKind(c uint8) repo.Kind {
-	return [...]repo.Kind{"", repo.KindBlob, repo.KindTree, repo.KindCommit, repo.KindTag, repo.KindSymref, repo.KindTree, ""}[c&7]
 }
 
 // walkMarks is the seen set of the closure check's walk running now

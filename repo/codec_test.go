@@ -162,3 +162,24 @@ func TestNamesRejectHostile(t *testing.T) {
 		}
 	}
 }
+
+// TestKindCode: Code and KindOfCode are inverses on the five kinds, and
+// anything else has code 0 and no kind.
+func TestKindCode(t *testing.T) {
+	seen := map[uint8]bool{}
+	for _, k := range []Kind{KindBlob, KindTree, KindCommit, KindTag, KindSymref} {
+		c := k.Code()
+		if c == 0 || seen[c] || KindOfCode(c) != k {
+			t.Errorf("%s: code %d, back %q", k, c, KindOfCode(c))
+		}
+		seen[c] = true
+	}
+	if c := Kind("bogus").Code(); c != 0 {
+		t.Errorf("unknown kind has code %d", c)
+	}
+	for _, c := range []uint8{0, 6, 7, 255} {
+		if k := KindOfCode(c); k != "" {
+			t.Errorf("code %d is %q", c, k)
+		}
+	}
+}

@@ -129,6 +129,36 @@ func ParseKind(s string) (Kind, error) {
 	return "", fmt.Errorf("unknown object kind %q", s)
 }
 
+// kindCodes lists the kinds in the order of their codes (Kind.Code).
+var kindCodes = [...]Kind{"", KindBlob, KindTree, KindCommit, KindTag, KindSymref}
+
+// Code numbers the five kinds 1-5 (0 for anything else), for sets that
+// keep an object's kind in a few bits: the walk's seen set, a pull's
+// receipts. The numbers are in memory only, never stored or sent.
+func (k Kind) Code() uint8 {
+	switch k { // in kindCodes' order; a switch, as it runs once per object in a pull
+	case KindBlob:
+		return 1
+	case KindTree:
+		return 2
+	case KindCommit:
+		return 3
+	case KindTag:
+		return 4
+	case KindSymref:
+		return 5
+	}
+	return 0
+}
+
+// KindOfCode is Code's inverse: "" for a code that names no kind.
+func KindOfCode(c uint8) Kind {
+	if int(c) < len(kindCodes) {
+		return kindCodes[c]
+	}
+	return ""
+}
+
 // HashObject is the one place object hashes are computed:
 // SHA-256 over "<kind> <decimal len>\x00" followed by the payload.
 func HashObject(kind Kind, payload []byte) Hash {

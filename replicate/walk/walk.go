@@ -263,7 +263,7 @@ type walker struct {
 	chk    *walkCheck // nil: the server's walk
 	stats  Stats
 
-	seen     map[repo.Hash]uint8 // reported, with their kind (walkKind), unless marks keeps them
+	seen     map[repo.Hash]uint8 // reported, with their kind (repo.Kind.Code), unless marks keeps them
 	marks    Marks
 	knownObj map[repo.Hash]uint8 // known non-commit objects (closures held), with their kind
 	commits  map[repo.Hash]*commitNode
@@ -284,7 +284,7 @@ const maxExtraBases = 4
 
 func (w *walker) emit(h repo.Hash, kind repo.Kind, payload []byte) error {
 	if w.chk == nil || kind != repo.KindBlob {
-		w.mark(h, walkKind(kind))
+		w.mark(h, kind.Code())
 	}
 	return w.report(h, kind, payload)
 }
@@ -297,27 +297,10 @@ func (w *walker) report(h repo.Hash, kind repo.Kind, payload []byte) error {
 	return w.emitFn(h, kind, payload)
 }
 
-// walkKind packs a kind into the byte the walk's sets keep.
-func walkKind(k repo.Kind) uint8 {
-	switch k {
-	case repo.KindBlob:
-		return 1
-	case repo.KindTree:
-		return 2
-	case repo.KindCommit:
-		return 3
-	case repo.KindTag:
-		return 4
-	case repo.KindSymref:
-		return 5
-	}
-	return 0
-}
-
 // mark adds h to the seen set.
 func (w *walker) mark(h repo.Hash, k uint8) {
 	if w.marks != nil {
-		w.marks.Mark(h, codeKind(k))
+		w.marks.Mark(h, repo.KindOfCode(k))
 		return
 	}
 	w.seen[h] = k
@@ -327,7 +310,7 @@ func (w *walker) mark(h repo.Hash, k uint8) {
 func (w *walker) marked(h repo.Hash) (uint8, bool) {
 	if w.marks != nil {
 		k, ok := w.marks.Marked(h)
-		return walkKind(k), ok
+		return k.Code(), ok
 	}
 	k, ok := w.seen[h]
 	return k, ok
@@ -352,14 +335,10 @@ func (w *walker) skipLinked(h repo.Hash, want repo.Kind) (bool, error) {
 	if !ok {
 		return false, nil
 	}
-	if w.chk != nil && k != walkKind(want) {
-		return true, w.problem(h, want, fmt.Errorf("object %s is linked as a %s and as a %s: %w", h, codeKind(k), want, repo.ErrCorrupt))
+	if w.chk != nil && k != want.Code() {
+		return true, w.problem(h, want, fmt.Errorf("object %s is linked as a %s and as a %s: %w", h, repo.KindOfCode(k), want, repo.ErrCorrupt))
 	}
 	return true, nil
-}
-
-func codeKind(k uint8) repo.Kind {
-	return [...]repo.Kind{"unknown", repo.KindBlob, repo.KindTree, repo.KindCommit, repo.KindTag, repo.KindSymref}[min(int(k), 5)]
 }
 
 // problem handles an object the walk needed and could not use: the
@@ -417,7 +396,7 @@ func (w *walker) run(roots, known []repo.Hash) error {
 		if slices.Contains(bases, n.tree) {
 			continue // that tree is known or reported, with its closure
 		}
-		w.mark(n.tree, walkKind(repo.KindTree))
+		w.mark(n.tree, repo.KindTree.Code())
 		w.trees = append(w.trees, newTreeWork(n.tree, bases))
 	}
 	return w.diffTrees()
@@ -491,7 +470,7 @@ func (w *walker) addKnown(h repo.Hash) error {
 			}
 			return nil
 		case repo.KindTag:
-			w.knownObj[h] = walkKind(kind)
+			w.knownObj[h] = kind.Code()
 			// An undecodable known tag ends the peel (zero h), as a
 			// superset is allowed; otherwise go on with its object.
 			h = repo.Hash{}
@@ -499,7 +478,7 @@ func (w *walker) addKnown(h repo.Hash) error {
 				h = t.Object
 			}
 		default:
-			w.knownObj[h] = walkKind(kind)
+			w.knownObj[h] = kind.Code()
 			return nil
 		}
 	}
@@ -538,7 +517,7 @@ func (w *walker) addRoot(h repo.Hash) error {
 			return nil
 		case repo.KindTree:
 			// Emitted when the tree stack reads it, like every tree.
-			w.mark(h, walkKind(kind))
+			w.mark(h, kind.Code())
 			w.trees = append(w.trees, treeWork{hash: h})
 			return nil
 		case repo.KindTag:
@@ -802,7 +781,7 @@ func (w *walker) diffEntry(kind repo.EntryKind, h repo.Hash, same []repo.Hash) e
 		return err
 	}
 	if want == repo.KindTree {
-		w.mark(h, walkKind(want))
+		w.mark(h, want.Code())
 		w.trees = append(w.trees, newTreeWork(h, same))
 		return nil
 	}
