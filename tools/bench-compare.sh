@@ -10,7 +10,8 @@
 #   RECORDS=n     records (default 100000)
 #   RUNS=k        pulls per contestant, interleaved (default 5)
 #   ZR=path       a prebuilt zonegit-replicate to measure instead of building this tree
-#   ZR_BEFORE=path  a second zonegit-replicate (an older build) run interleaved with ZR, as "before"
+#   ZR_BEFORE=path  a second zonegit-replicate (an older build) run interleaved with ZR, as "before":
+#                 it pulls from its own `serve` of the same primary, so both sides are the old code
 #   BIG=m         after the comparison, measure one CLI full pull of an m-record zone for time, peak
 #                 RSS and private memory with tools/measure-pull-rss.sh (e.g. BIG=1000000)
 #   BIG_RUNS=k    pulls of the BIG zone per binary, interleaved (default 1)
@@ -87,9 +88,15 @@ git -C "$work/git/primary.git" repack -adbq
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # Serving: ours polls every 100 ms so the incremental runs do not wait long for the new commit.
+# ZR_BEFORE gets a serve of its own build on the same primary (two readers share a repository).
 "$zr" serve --repo "$work/primary" --listen 127.0.0.1:0 --poll 100ms 2>"$work/serve.err" &
 serve_pid=$!
 pids+=($!)
+if [[ -n $before ]]; then
+	"$before" serve --repo "$work/primary" --listen 127.0.0.1:0 --poll 100ms 2>"$work/serve-before.err" &
+	serve_before_pid=$!
+	pids+=($!)
+fi
 gport="$(freeport)"
 git daemon --reuseaddr --export-all --base-path="$work/git" --listen=127.0.0.1 --port="$gport" \
 	"$work/git" 2>"$work/git-daemon.err" &
@@ -105,17 +112,33 @@ if [[ -z $url ]]; then
 	cat "$work/serve.err" >&2
 	exit 1
 fi
+url_before="$url"
+if [[ -n $before ]]; then
+	url_before=""
+	for _ in $(seq 100); do
+		url_before="$(sed -n 's/.*serving .* on \(https\{0,1\}:\/\/[^ ]*\).*/\1/p' "$work/serve-before.err")"
+		[[ -n $url_before ]] && break
+		sleep 0.1
+	done
+	if [[ -z $url_before ]]; then
+		echo "bench-compare: ZR_BEFORE's serve did not start:" >&2
+		cat "$work/serve-before.err" >&2
+		exit 1
+	fi
+fi
 git ls-remote "git://127.0.0.1:$gport/primary.git" >/dev/null
 
-# serve_ticks prints the CPU time serve has used so far, in clock ticks.
-serve_ticks() { awk '{ print $14 + $15 }' "/proc/$serve_pid/stat"; }
+# serve_ticks PID prints the CPU time that serve has used so far, in clock ticks.
+serve_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 # timed NAME CMD...: runs CMD, appends "milliseconds maxrss_kB user_s sys_s serve_cpu_s" to
-# $work/NAME.times (serve_cpu_s: what serve spent meanwhile, the primary's side of the pull).
+# $work/NAME.times (serve_cpu_s: what the serve it pulls from spent meanwhile, the primary's side
+# of the pull; ZR_BEFORE's own serve for NAMEs starting with "before" or "inc-before").
 timed() {
-	local name="$1" t0 t1 s0 s1
+	local name="$1" t0 t1 s0 s1 spid="$serve_pid"
 	shift
-	s0="$(serve_ticks)"
+	[[ $name == before || $name == inc-before ]] && spid="$serve_before_pid"
+	s0="$(serve_ticks "$spid")"
 	t0="$(date +%s%N)"
 	if ! /usr/bin/time -f '%M %U %S' -o "$work/rss" "$@" >"$work/out" 2>"$work/err"; then
 		echo "bench-compare: $name failed:" >&2
@@ -123,7 +146,7 @@ timed() {
 		exit 1
 	fi
 	t1="$(date +%s%N)"
-	s1="$(serve_ticks)"
+	s1="$(serve_ticks "$spid")"
 	echo "$(((t1 - t0) / 1000000)) $(tail -n1 "$work/rss") $(awk -v a="$s0" -v b="$s1" -v hz="$(getconf CLK_TCK)" 'BEGIN { print (b - a) / hz }')" >>"$work/$name.times"
 }
 
@@ -146,7 +169,7 @@ for ((r = 1; r <= runs; r++)); do
 		case $c in
 		git) timed git git clone -q --bare "git://127.0.0.1:$gport/primary.git" "$work/dst" ;;
 		zonegit) timed zonegit "$zr" pull --primary "$url" --repo "$work/dst" ;;
-		before) timed before "$before" pull --primary "$url" --repo "$work/dst" ;;
+		before) timed before "$before" pull --primary "$url_before" --repo "$work/dst" ;;
 		esac
 	done
 done
@@ -170,29 +193,33 @@ done
 bins=(zonegit)
 [[ -n $before ]] && bins+=(before)
 for c in "${bins[@]}"; do
-	b="$zr"
-	[[ $c == before ]] && b="$before"
-	"$b" pull --primary "$url" --repo "$work/inc-$c" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
+	b="$zr" u="$url"
+	[[ $c == before ]] && b="$before" u="$url_before"
+	"$b" pull --primary "$u" --repo "$work/inc-$c" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
 done
 for ((r = 1; r <= runs; r++)); do
 	records "$r" >"$zone"
 	"$zr" import --repo "$work/primary" --zone bench.test. --file "$zone" --json >"$work/import.json"
 	commit="$(sed -n 's/.*"commit":"\([0-9a-f]*\)".*/\1/p' "$work/import.json")"
-	# Wait until serve has taken a snapshot with the new commit.
-	for _ in $(seq 100); do
-		"$zr" refs --primary "$url" --json 2>/dev/null | grep -q "$commit" && break
-		sleep 0.05
+	# Wait until each serve has taken a snapshot with the new commit.
+	for u in "$url" "$url_before"; do
+		for _ in $(seq 100); do
+			"$zr" refs --primary "$u" --json 2>/dev/null | grep -q "$commit" && break
+			sleep 0.05
+		done
 	done
 	for c in "${bins[@]}"; do
-		b="$zr"
-		[[ $c == before ]] && b="$before"
-		timed "inc-$c" "$b" pull --primary "$url" --repo "$work/inc-$c"
+		b="$zr" u="$url"
+		[[ $c == before ]] && b="$before" u="$url_before"
+		timed "inc-$c" "$b" pull --primary "$u" --repo "$work/inc-$c"
 	done
 done
 printf '%-44s %8s %8s %8s %8s %7s %8s %8s\n' "one changed record, CLI end to end" min median max "RSS MiB" "" "CPU s" "serve s"
 for c in "${bins[@]}"; do
 	read -r lo med hi rss cpu scpu < <(stats "inc-$c")
-	printf '%-44s %8s %8s %8s %8s %7s %8s %8s\n' "zonegit-replicate pull${c/zonegit/ }" "$lo" "$med" "$hi" "$rss" "" "$cpu" "$scpu"
+	label="zonegit-replicate pull"
+	[[ $c == before ]] && label="zonegit-replicate pull, ZR_BEFORE"
+	printf '%-44s %8s %8s %8s %8s %7s %8s %8s\n' "$label" "$lo" "$med" "$hi" "$rss" "" "$cpu" "$scpu"
 done
 
 if [[ -n ${BIG:-} ]]; then

@@ -17,7 +17,8 @@
 #   PRIMARY=dir     reuse an existing primary repository instead of importing (skips the import)
 #   KEEP=1          keep the temporary directory (printed) for inspection
 #   ZR=path         measure this zonegit-replicate binary instead of building this tree
-#   ZR_BEFORE=path  also pull with this binary (an older build), interleaved run by run with ZR;
+#   ZR_BEFORE=path  also pull with this binary (an older build), interleaved run by run with ZR,
+#                   from a serve of its own build (so "before" is the old code on both sides);
 #                   its lines are labelled pull-before
 #   GOMEMLIMIT etc. are passed through to the measured processes.
 #
@@ -38,12 +39,12 @@ if [[ ! -x /usr/bin/time ]]; then
 fi
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/measure-pull-rss.XXXXXX")"
-serve_pid=""
+serve_pids=()
 cleanup() {
-	if [[ -n $serve_pid ]]; then
-		kill "$serve_pid" 2>/dev/null || true
-		wait "$serve_pid" 2>/dev/null || true
-	fi
+	for p in "${serve_pids[@]}"; do
+		kill "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
 	if [[ -n ${KEEP:-} ]]; then
 		echo "measure-pull-rss: kept $work" >&2
 	else
@@ -114,20 +115,31 @@ if [[ -z $primary ]]; then
 	rm -f "$zone"
 fi
 
-: >"$work/serve.err"
-"$zr" serve --repo "$primary" --listen 127.0.0.1:0 2>>"$work/serve.err" &
-serve_pid=$!
-url=""
-for _ in $(seq 100); do
-	url="$(sed -n 's/.*serving .* on \(https\{0,1\}:\/\/[^ ]*\).*/\1/p' "$work/serve.err")"
-	[[ -n $url ]] && break
-	kill -0 "$serve_pid" 2>/dev/null || break
-	sleep 0.1
-done
-if [[ -z $url ]]; then
-	echo "measure-pull-rss: serve did not start:" >&2
-	cat "$work/serve.err" >&2
-	exit 1
+# serve BINARY NAME: starts BINARY's serve of the primary and prints its URL.
+serve() {
+	local err="$work/$2.err" u="" pid
+	: >"$err"
+	"$1" serve --repo "$primary" --listen 127.0.0.1:0 2>>"$err" &
+	pid=$!
+	serve_pids+=("$pid")
+	for _ in $(seq 100); do
+		u="$(sed -n 's/.*serving .* on \(https\{0,1\}:\/\/[^ ]*\).*/\1/p' "$err")"
+		[[ -n $u ]] && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if [[ -z $u ]]; then
+		echo "measure-pull-rss: $2 did not start:" >&2
+		cat "$err" >&2
+		return 1
+	fi
+	url_out="$u"
+}
+serve "$zr" serve
+url="$url_out"
+if [[ -n ${ZR_BEFORE:-} ]]; then
+	serve "$ZR_BEFORE" serve-before
+	url_before="$url_out"
 fi
 
 for ((run = 1; run <= runs; run++)); do
@@ -136,7 +148,7 @@ for ((run = 1; run <= runs; run++)); do
 	summary pull pull "$(sed -n 's/^  "objects": \([0-9]*\),$/\1/p' "$work/pull.out")"
 	if [[ -n ${ZR_BEFORE:-} ]]; then
 		rm -rf "$work/replica"
-		measure pull "$ZR_BEFORE" pull --primary "$url" --repo "$work/replica" --json
+		measure pull "$ZR_BEFORE" pull --primary "$url_before" --repo "$work/replica" --json
 		summary pull-before pull "$(sed -n 's/^  "objects": \([0-9]*\),$/\1/p' "$work/pull.out")"
 	fi
 done
