@@ -31,10 +31,10 @@ func TestAdversaryCursorRandomReads(t *testing.T) {
 	for round := 0; round < 20; round++ {
 		pos := rng.IntN(len(all))
 		next := func() Hash {
-			switch x := rng.IntN(20); {
-			case x == 0:
+			switch rng.IntN(20) {
+			case 0:
 				pos = rng.IntN(len(all)) // a jump, back or far ahead
-			case x == 1:
+			case 1:
 				// the same hash again
 			default:
 				pos += 1 + rng.IntN(3)
@@ -46,8 +46,8 @@ func TestAdversaryCursorRandomReads(t *testing.T) {
 		read = func(rd Reader, depth int) error {
 			h := next()
 			want, ok := payload[h]
-			switch op := rng.IntN(3); {
-			case op == 0:
+			switch rng.IntN(3) {
+			case 0:
 				kind, got, err := rd.Get(h)
 				if errors.Is(err, ErrNotFound) && !ok {
 					return nil
@@ -55,7 +55,7 @@ func TestAdversaryCursorRandomReads(t *testing.T) {
 				if err != nil || kind != KindBlob || !bytes.Equal(got, want) || !ok {
 					return fmt.Errorf("Get %s: %s %q %v; want %v %q", h.Short(), kind, got, err, ok, want)
 				}
-			case op == 1:
+			case 1:
 				got, err := rd.Has(h)
 				if err != nil || got != ok {
 					return fmt.Errorf("Has %s: %v %v; want %v", h.Short(), got, err, ok)
