@@ -171,8 +171,8 @@ func openWriter(path string, opts Options) (*Repo, error) {
 		// Badger has deleted the tables a killed bulk Close left unlisted:
 		// the marker that explained them has done its work.
 		if err := os.Remove(filepath.Join(path, bulkCloseName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			_ = caught(db.Close)
-			return nil, fmt.Errorf("open repository %s: %w", path, err)
+			_ = caught(db.Close) // the error below is the one to report
+			return nil, fmt.Errorf("open repository %s: remove %s: %w", path, bulkCloseName, err)
 		}
 		return &Repo{db: db, path: path, flushes: flushes, bulk: bulk}, nil
 	}
