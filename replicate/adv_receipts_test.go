@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
+	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 	"github.com/zonegit/terraform-provider-zonegit/repo/repotest"
 )
@@ -173,4 +174,97 @@ func closureWithout(t *testing.T, r repo.Reader, skip repo.Hash, hs ...repo.Hash
 		}
 	}
 	return seen
+}
+
+// TestAdversaryCutPackCounts: every pack stream ends (without its count
+// trailer, as an aborted one does) after a third of its frames, so most of
+// two zones, a second branch sharing most of main's objects, an annotated
+// tag and a pin arrive by the batch or GET rounds after the stream.
+// The replica converges, and the per-ref Objects and Bytes add up to
+// exactly what the pull stored, which is the union of the closures: each
+// object received in the stream or a later round is credited once, to
+// the first complete target that reaches it.
+func TestAdversaryCutPackCounts(t *testing.T) {
+	var cuts atomic.Int64
+	p := newLiar(t, false, func(w http.ResponseWriter, r *http.Request, body []byte, truth http.Handler) bool {
+		if r.URL.Path != wire.PackPath {
+			return false
+		}
+		frames, ok := realFrames(truth, r, body)
+		if !ok {
+			return false
+		}
+		cuts.Add(1)
+		w.Header().Set("Content-Type", wire.ObjectStreamContentType)
+		w.WriteHeader(http.StatusOK)
+		for _, o := range frames[:len(frames)/3] {
+			_, _ = w.Write(o.frame())
+		}
+		return true
+	})
+	main := mustSynthetic(t, p.repo, "example.com.", "main", 40)
+	other := mustSynthetic(t, p.repo, "other.test.", "main", 20)
+	dev, err := repotest.SetA(p.repo, "example.com.", "main", []string{"dev"}, 300, [4]byte{192, 0, 2, 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.repo.UpdateBranch("example.com.", "dev", repo.ZeroHash, dev, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.repo.UpdateBranch("example.com.", "main", dev, main, nil); err != nil {
+		t.Fatal(err)
+	}
+	sig := repotest.Author
+	tag, err := p.repo.PutObject(repo.KindTag, (&repo.Tag{Object: main, Type: repo.KindCommit, Name: "v1", Tagger: sig, Message: "v1\n"}).Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.repo.UpdateTag("example.com.", "v1", repo.ZeroHash, tag, nil); err != nil {
+		t.Fatal(err)
+	}
+	pinned, err := repotest.SetA(p.repo, "other.test.", "main", []string{"pin"}, 300, [4]byte{192, 0, 2, 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.repo.UpdateBranch("other.test.", "main", pinned, other, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	local := openRepo(t, t.TempDir())
+	cl := newClient(t, p.url(), local, nil)
+	res, err := cl.PullWith(context.Background(), replicate.PullOptions{Pins: map[string]string{"other.test./pinned": pinned.String()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cuts.Load() == 0 {
+		t.Fatal("no pack stream was cut")
+	}
+	all := repotest.Closure(t, p.repo, main, other, dev, tag, pinned)
+	var wantBytes int64
+	for h := range all {
+		_, pl, err := p.repo.Get(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantBytes += int64(len(pl))
+	}
+	var objs int
+	var bytes int64
+	for _, b := range res.Branches {
+		if b.Err != nil {
+			t.Errorf("%s/%s: %v", b.Zone, b.Name, b.Err)
+		}
+		objs += b.Objects
+		bytes += b.Bytes
+	}
+	if res.Objects != len(all) || res.Bytes != wantBytes {
+		t.Errorf("pull stored %d objects, %d bytes; the closures hold %d, %d", res.Objects, res.Bytes, len(all), wantBytes)
+	}
+	if objs != res.Objects || bytes != res.Bytes {
+		t.Errorf("refs credited %d objects, %d bytes; the pull stored %d, %d", objs, bytes, res.Objects, res.Bytes)
+	}
+	if h, err := local.Branch("other.test.", "pinned"); err != nil || h != pinned {
+		t.Errorf("pin: %s, %v", h, err)
+	}
+	assertSound(t, local)
 }
