@@ -28,13 +28,16 @@ const (
 	discardName     = "DISCARD"
 	lockName        = "LOCK" // the writer's pid file; not part of the data
 	logHeaderSize   = 20     // key id + IV at the start of every .mem and .vlog
+	// bulkCloseName is the empty file a bulk load's Close (Options.Bulk)
+	// keeps while Badger merges level 0 (see markBulkClose).
+	bulkCloseName = "ZONEGIT-BULK-CLOSE"
 )
 
 // badgerFile reports whether name is one of the data files of a Badger
 // directory: what a snapshot takes and what damage checks look at.
 func badgerFile(name string) bool {
 	switch name {
-	case manifestName, keyRegistryName, discardName:
+	case manifestName, keyRegistryName, discardName, bulkCloseName:
 		return true
 	}
 	_, ok := numberedFile(name)
@@ -66,8 +69,10 @@ func numberedFile(name string) (ext string, ok bool) {
 //     do not check out (Badger opens tables in goroutines of its own, where
 //     a truncated table panics the process);
 //   - a table the MANIFEST does not list while there is no write-ahead log
-//     (.mem): only a crashed writer leaves such tables, and it always
-//     leaves its log behind, so without one the MANIFEST lost records;
+//     (.mem) and no bulk Close marker (bulkCloseName): only a crashed
+//     writer leaves such tables, and it leaves its log behind, or, killed
+//     in a bulk load's Close (which merges level 0 after Badger deleted the
+//     last log), the marker; without either the MANIFEST lost records;
 //   - a .mem or .vlog shorter than its header (Badger asserts, and exits).
 //
 // It reads only; every table it can open it also opens once the way Badger
@@ -82,7 +87,7 @@ func checkFiles(repoPath, dir string) error {
 	}
 	tables := map[uint64]string{}
 	var logs []string
-	hasManifest, anyFile, hasMem := false, false, false
+	hasManifest, anyFile, hasMem, merging := false, false, false, false
 	for _, e := range ents {
 		name := e.Name()
 		if !badgerFile(name) {
@@ -92,6 +97,8 @@ func checkFiles(repoPath, dir string) error {
 		switch ext, _ := numberedFile(name); {
 		case name == manifestName:
 			hasManifest = true
+		case name == bulkCloseName:
+			merging = true
 		case ext == ".sst":
 			id, _ := table.ParseFileID(name)
 			tables[id] = name
@@ -130,7 +137,7 @@ func checkFiles(repoPath, dir string) error {
 			return damaged("table "+name, "%v", err)
 		}
 	}
-	if !hasMem {
+	if !hasMem && !merging {
 		for id, name := range tables {
 			if _, ok := mf.Tables[id]; !ok {
 				return damaged("table "+name, "not listed in the MANIFEST, and no write-ahead log explains it (the MANIFEST lost records)")

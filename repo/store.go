@@ -168,6 +168,12 @@ func openWriter(path string, opts Options) (*Repo, error) {
 		if err != nil {
 			return nil, openError(path, err)
 		}
+		// Badger has deleted the tables a killed bulk Close left unlisted:
+		// the marker that explained them has done its work.
+		if err := os.Remove(filepath.Join(path, bulkCloseName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			_ = caught(db.Close) // the error below is the one to report
+			return nil, fmt.Errorf("open repository %s: remove %s: %w", path, bulkCloseName, err)
+		}
 		return &Repo{db: db, path: path, flushes: flushes, bulk: bulk}, nil
 	}
 }
@@ -611,6 +617,26 @@ func bulkOptions(bo badger.Options) badger.Options {
 // records.
 const bulkLevelZeroTables = 64
 
+// markBulkClose creates the marker a bulk load's Close keeps in dir while
+// Badger merges level 0 (CompactL0OnClose). Badger runs that merge after
+// it has flushed the last memtable and deleted its write-ahead log, and
+// writes the merged tables before the MANIFEST lists them: a writer
+// killed there leaves tables the MANIFEST does not list and no log, which
+// checkFiles would otherwise take for a MANIFEST that lost records. They
+// are harmless (the listed tables still hold everything; Badger deletes
+// them at the next open, and the next writer removes the marker). The
+// marker is synced before the merge can write a table.
+func markBulkClose(dir string) error {
+	f, err := os.Create(filepath.Join(dir, bulkCloseName))
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
 // hasTables reports whether dir holds a table file (or cannot be read:
 // then the bulk settings are not worth the doubt).
 func hasTables(dir string) bool {
@@ -641,10 +667,20 @@ func (r *Repo) ReadOnly() bool { return r.readOnly }
 func (r *Repo) Close() error {
 	var err error
 	r.closeMu.Do(func() {
+		var marked error
+		if r.bulk {
+			marked = markBulkClose(r.path)
+		}
 		if r.flushes != nil {
 			err = r.flushes.closeDB(r.path, func() error { return r.read(r.db.Close) })
 		} else {
 			err = r.read(r.db.Close)
+		}
+		if r.bulk && marked == nil && err == nil {
+			marked = os.Remove(filepath.Join(r.path, bulkCloseName))
+		}
+		if marked != nil && err == nil {
+			err = fmt.Errorf("close repository %s: the bulk load's merge marker: %w", r.path, marked)
 		}
 		if rerr := r.snap.remove(); rerr != nil && err == nil {
 			err = fmt.Errorf("remove the private snapshot of %s: %w", r.path, rerr)

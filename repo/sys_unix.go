@@ -68,3 +68,16 @@ func copyData(in, out *os.File, size int64) (ok bool, err error) {
 	}
 	return true, out.Truncate(size)
 }
+
+// syncDir makes the entries of dir durable (a file created there).
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -213,8 +213,8 @@ const replicaDescription = "A local zonegit repository (a secondary) replicated 
 	"kept (`prune = false`) or deleted (`prune = true`).\n\n" +
 	"**The replica directory.** `path` must be absent, an empty directory, or a zonegit repository: a " +
 	"directory holding only the files of a zonegit (Badger) repository, which are `*.sst`, `*.vlog`, `*.mem`, " +
-	"`MANIFEST`, `KEYREGISTRY`, `DISCARD`, `LOCK`, and `MANIFEST-REWRITE` and `REWRITE-KEYREGISTRY` while " +
-	"they are rewritten. Anything else there (`path = \"/\"`, a directory with a `notes.txt`) is an error at " +
+	"`MANIFEST`, `KEYREGISTRY`, `DISCARD`, `LOCK`, `MANIFEST-REWRITE` and `REWRITE-KEYREGISTRY` while " +
+	"they are rewritten, and `ZONEGIT-BULK-CLOSE` while a first pull's close merges its tables. Anything else there (`path = \"/\"`, a directory with a `notes.txt`) is an error at " +
 	"plan naming the path and the other files, and nothing is written to it. (If files appear in the " +
 	"directory of a replica that already exists, the plan warns, since an error there would block destroy " +
 	"too, and the apply refuses.) Keep other files next to the replica, not inside it. The replica is an ordinary zonegit repository that a zonegit daemon can serve. " +
@@ -362,7 +362,7 @@ func checkReplicaDir(dir string) diag.Diagnostics {
 	if err != nil {
 		diags.AddAttributeError(path.Root("path"), "Path is not a zonegit repository", fmt.Sprintf(
 			"%v. A replica's path must be absent, an empty directory, or a zonegit repository (only *.sst, *.vlog, "+
-				"*.mem, MANIFEST, KEYREGISTRY, DISCARD and LOCK files); the provider writes into no other directory "+
+				"*.mem, MANIFEST, KEYREGISTRY, DISCARD, LOCK and ZONEGIT-BULK-CLOSE files); the provider writes into no other directory "+
 				"and never deletes files it did not make. Choose another path, or move the other files out.", err))
 	}
 	return diags
