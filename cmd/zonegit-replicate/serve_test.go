@@ -343,12 +343,13 @@ func TestServeClientCertificates(t *testing.T) {
 	// TLS 1.3 finishes the client's side of the handshake before the
 	// server checks its certificate, so the refusal reaches the client
 	// either as the server's "certificate required" alert or, when the
-	// server closed first, as a reset or broken pipe on the request write.
-	// Any of these is a refusal; a timeout is not.
+	// server closed first, as a reset or broken pipe on the request write,
+	// or (HTTP/2, on a loaded machine) as the connection closing before its
+	// preface was answered. Any of these is a refusal; a timeout is not.
 	msg := err.Error()
 	t.Logf("refused: %v", err)
 	refused := strings.Contains(msg, "tls:") || strings.Contains(msg, "connection reset by peer") ||
-		strings.Contains(msg, "broken pipe")
+		strings.Contains(msg, "broken pipe") || strings.Contains(msg, "http2: client conn could not be established")
 	if !refused || strings.Contains(msg, "timeout") || strings.Contains(msg, "deadline") {
 		t.Errorf("pull without a client certificate: %v; want a refusal in the TLS handshake", err)
 	}
