@@ -188,45 +188,58 @@ func TestClosureCheckRounds(t *testing.T) {
 		s := newCheckScenario(t, r, plant)
 		p := &puller{c: &Client{Local: s.local}, ctx: context.Background(), got: received{},
 			expect: map[repo.Hash]kindSet{}, failed: map[repo.Hash]fetchFailure{}, actual: map[repo.Hash]repo.Kind{}}
-		it := &item{new: s.target, needs: true, res: BranchResult{Zone: "example.com.", Name: "main"}}
-		asked := map[repo.Hash]kindSet{}
-		for round := 0; ; round++ {
-			zoneKnown := map[string][]repo.Hash{"example.com.": {s.known}}
-			need, err := p.checkClosures([]*item{it}, zoneKnown, asked)
-			if err != nil {
-				t.Fatal(err)
+		s.decide(t, p, iter, plant, nil)
+	}
+}
+
+// decide runs closure check rounds for the scenario's target until it is
+// decided, storing each object a round asks for (which must be one the
+// scenario withheld) and passing it to stored, if set; then it asserts the
+// decision: a complete closure is accepted and stored whole, a planted
+// fault fails the target with an error naming it.
+func (s *checkScenario) decide(t *testing.T, p *puller, iter int, plant string, stored func(repo.Hash)) {
+	t.Helper()
+	it := &item{new: s.target, needs: true, res: BranchResult{Zone: "example.com.", Name: "main"}}
+	asked := map[repo.Hash]kindSet{}
+	for round := 0; ; round++ {
+		zoneKnown := map[string][]repo.Hash{"example.com.": {s.known}}
+		need, err := p.checkClosures([]*item{it}, zoneKnown, asked)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(need) == 0 {
+			break
+		}
+		if round > 20 {
+			t.Fatalf("iteration %d: still asking after %d rounds", iter, round)
+		}
+		for _, h := range need {
+			if !s.withheld[h] {
+				t.Fatalf("iteration %d (%q): asked for %s, which is stored or not in the closure", iter, plant, h.Short())
 			}
-			if len(need) == 0 {
-				break
-			}
-			if round > 20 {
-				t.Fatalf("iteration %d: still asking after %d rounds", iter, round)
-			}
-			for _, h := range need {
-				if !s.withheld[h] {
-					t.Fatalf("iteration %d (%q): asked for %s, which is stored or not in the closure", iter, plant, h.Short())
-				}
-				delete(s.withheld, h)
-				s.store(t, h)
+			delete(s.withheld, h)
+			s.store(t, h)
+			if stored != nil {
+				stored(h)
 			}
 		}
-		if plant == "" {
-			if it.res.Err != nil || !it.checked {
-				t.Fatalf("iteration %d: complete closure not accepted: %v", iter, it.res.Err)
+	}
+	if plant == "" {
+		if it.res.Err != nil || !it.checked {
+			t.Fatalf("iteration %d: complete closure not accepted: %v", iter, it.res.Err)
+		}
+		for h := range s.closure(s.target) {
+			if ok, _ := s.local.Has(h); !ok {
+				t.Fatalf("iteration %d: checked complete, but %s is not stored", iter, h.Short())
 			}
-			for h := range s.closure(s.target) {
-				if ok, _ := s.local.Has(h); !ok {
-					t.Fatalf("iteration %d: checked complete, but %s is not stored", iter, h.Short())
-				}
-			}
-			continue
 		}
-		said := false
-		for _, w := range s.planted {
-			said = said || it.res.Err != nil && strings.Contains(it.res.Err.Error(), w)
-		}
-		if it.checked || !said {
-			t.Fatalf("iteration %d (%q): checked %v, error %v; want an error saying one of %q", iter, plant, it.checked, it.res.Err, s.planted)
-		}
+		return
+	}
+	said := false
+	for _, w := range s.planted {
+		said = said || it.res.Err != nil && strings.Contains(it.res.Err.Error(), w)
+	}
+	if it.checked || !said {
+		t.Fatalf("iteration %d (%q): checked %v, error %v; want an error saying one of %q", iter, plant, it.checked, it.res.Err, s.planted)
 	}
 }
