@@ -200,3 +200,63 @@ func TestPackFaults(t *testing.T) {
 		})
 	}
 }
+
+// stallAfter sends limit bytes of a response, then calls stalled and
+// holds the response open until the request ends.
+type stallAfter struct {
+	http.ResponseWriter
+	r       *http.Request
+	limit   int
+	n       int
+	stalled func()
+}
+
+func (s *stallAfter) Write(p []byte) (int, error) {
+	if s.n+len(p) > s.limit {
+		_, _ = s.ResponseWriter.Write(p[:s.limit-s.n])
+		s.ResponseWriter.(http.Flusher).Flush()
+		s.stalled()
+		<-s.r.Context().Done()
+		panic(http.ErrAbortHandler)
+	}
+	s.n += len(p)
+	return s.ResponseWriter.Write(p)
+}
+
+func (s *stallAfter) Flush() { s.ResponseWriter.(http.Flusher).Flush() }
+
+// TestPackCanceledMidStream: a pull canceled while its pack stream is
+// open (the primary sent part of it and holds the rest) returns
+// context.Canceled without waiting for the stream, moves no ref and
+// leaves a sound replica.
+func TestPackCanceledMidStream(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stalled atomic.Bool
+	p := newPrimary(t, false, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == wire.PackPath && !stalled.Load() {
+				h.ServeHTTP(&stallAfter{ResponseWriter: w, r: r, limit: 20000, stalled: func() {
+					stalled.Store(true)
+					cancel()
+				}}, r)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	mustSynthetic(t, p.repo, "example.com.", "main", 300)
+	local := openRepo(t, t.TempDir())
+	c := newClient(t, p.url(), local, nil)
+	_, err := c.PullWith(ctx, replicate.PullOptions{})
+	if !stalled.Load() {
+		t.Fatal("the pack stream was never held open")
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled pull: %v", err)
+	}
+	if refs := localRefs(t, local); len(refs) != 0 {
+		t.Errorf("refs moved by a canceled pull: %v", refs)
+	}
+	assertSound(t, local)
+}

@@ -19,7 +19,8 @@ import (
 // The transports of the transfer engine (pull.go): the pack stream, batch
 // streams and per-object GETs. They differ only in how objects travel.
 // Every object goes through checkObject (kind allowed by its links, strict
-// decoding) and Batch.Put (hash) before it is stored, and only objects the engine asked
+// decoding) and repo.Verify (hash) before it is stored (the batch takes
+// nothing else), and only objects the engine asked
 // for are accepted: for a pack stream, a root or an object linked by one
 // the stream already delivered; for batch and GET, the object requested.
 
@@ -69,19 +70,14 @@ func isObjectLevel(err error) bool {
 
 // checkObject verifies one received object before it may be stored: its
 // kind is one the links to it allow, and its payload decodes strictly as
-// that kind, blobs included. Its hash is verified by Batch.Put, the
-// store's only way in, which every object goes through next (through put);
-// an object that fails here is hashed to tell a damaged one
+// that kind, blobs included. Its hash is verified by repo.Verify, whose
+// result is the only thing the batch takes, which every object goes
+// through next; an object that fails here is hashed to tell a damaged one
 // (ErrHashMismatch: worth another try; a mislabelled kind fails here too,
 // as the hash covers the kind) from one that arrived intact but cannot be
 // used (badObject: the same bytes would come again).
 func checkObject(h repo.Hash, kind repo.Kind, payload []byte, want kindSet) error {
-	var err error
-	if !want.has(kind) {
-		err = &wrongKind{h: h, kind: kind, want: want}
-	} else {
-		err = decodeObject(h, kind, payload)
-	}
+	err := usable(h, kind, want, decodeObject(h, kind, payload))
 	if err == nil {
 		return nil
 	}
@@ -89,6 +85,15 @@ func checkObject(h repo.Hash, kind repo.Kind, payload []byte, want kindSet) erro
 		return fmt.Errorf("object %s failed verification (%s, %d bytes hash to %s): %w", h, kind, len(payload), got.Short(), repo.ErrHashMismatch)
 	}
 	return &badObject{err}
+}
+
+// usable is the verdict on an object that decoded as kind with decodeErr:
+// a wrongKind when its links do not allow kind, else decodeErr.
+func usable(h repo.Hash, kind repo.Kind, want kindSet, decodeErr error) error {
+	if !want.has(kind) {
+		return &wrongKind{h: h, kind: kind, want: want}
+	}
+	return decodeErr
 }
 
 // decodeObject decodes a payload strictly as kind. A tag must lead to a
@@ -104,25 +109,29 @@ func decodeObject(h repo.Hash, kind repo.Kind, payload []byte) error {
 }
 
 // accept verifies one object a batch stream or a GET delivered for a
-// request and queues it in the batch. Decoding happens before the lock, so
-// concurrent fetchers do it in parallel. A verification error is returned
+// request and queues it in the batch. Decoding and hashing happen before
+// the lock, so concurrent fetchers do them in parallel. A verification error is returned
 // as is (ErrHashMismatch: worth another try; badObject: final); a store
 // failure is a fatalFetch.
 func (p *puller) accept(h repo.Hash, kind repo.Kind, payload []byte) error {
 	if err := checkObject(h, kind, payload, p.expectOf(h)); err != nil {
 		return err
 	}
+	o, err := repo.Verify(h, kind, payload)
+	if err != nil {
+		return putError(h, err)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err := p.put(h, kind, payload); err != nil {
+	if err := p.put(o); err != nil {
 		return putError(h, err)
 	}
 	p.stored(h, kind, payload)
 	return nil
 }
 
-// putError classifies a failed put: an object that does not hash to its
-// name (Batch.Put verifies every one) is damaged in transit; anything else
+// putError classifies a failed verification or put: an object that does
+// not hash to its name is damaged in transit; anything else
 // is the local store failing, which ends the transfer.
 func putError(h repo.Hash, err error) error {
 	if errors.Is(err, repo.ErrHashMismatch) {
@@ -777,7 +786,11 @@ func (p *puller) packOnce(roots []repo.Hash, known []string) error {
 		p.warn("pack stream stopped; fetching the rest separately", err)
 		return nil
 	}
-	resp, err := p.tr.do(p.ctx, http.MethodPost, wire.PackPath, body, "application/json")
+	// The reader goroutine's request: canceled to stop it when the
+	// receiver stops early.
+	ctx, cancel := context.WithCancel(p.ctx)
+	defer cancel()
+	resp, err := p.tr.do(ctx, http.MethodPost, wire.PackPath, body, "application/json")
 	var se *StatusError
 	if errors.As(err, &se) && se.StatusCode/100 == 4 && se.StatusCode != http.StatusTooManyRequests {
 		return err // about the request: the caller narrows or walks instead
@@ -793,35 +806,192 @@ func (p *puller) packOnce(roots []repo.Hash, known []string) error {
 	if ct := resp.Header.Get("Content-Type"); ct != wire.ObjectStreamContentType {
 		return stop(fmt.Errorf("POST %s: content type %q, want %s", url, clipStr(ct), wire.ObjectStreamContentType))
 	}
+	// One goroutine reads, hashes and decodes the frames ahead while this
+	// one checks them against the stream's state, in stream order, and
+	// stores them.
+	chunks := make(chan packChunk, packChunksAhead)
+	ahead := newReadAhead(readAheadBytes)
+	done := make(chan struct{})
 	fr := wire.NewFrameReader(resp.Body, maxObjectBytes)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		readPack(fr, chunks, ahead, done)
+	}()
+	defer func() {
+		// Stop the reader wherever it is (reading, waiting for room,
+		// sending) and wait for it, before drain reads the body.
+		close(done)
+		ahead.close()
+		cancel()
+		wg.Wait()
+	}()
 	for {
-		h, kind, payload, err := fr.Next()
-		if errors.Is(err, io.EOF) {
+		c := <-chunks
+		for i := range c.frames {
+			if err := p.receiveFrame(&c.frames[i]); err != nil {
+				var ff *fatalFetch
+				if errors.As(err, &ff) {
+					return err
+				}
+				return stop(err)
+			}
+		}
+		ahead.give(c.cost)
+		switch {
+		case errors.Is(c.err, io.EOF):
 			// The count trailer is only sent after a complete stream; an
-			// aborted one may end at a frame boundary.
+			// aborted one may end at a frame boundary. (The reader read
+			// the body to its end before sending this chunk.)
 			if resp.Trailer.Get(wire.ObjectCountTrailer) == "" {
 				return stop(fmt.Errorf("stream ended without its %s trailer (aborted by the primary)", wire.ObjectCountTrailer))
 			}
 			return nil
-		}
-		if err != nil {
-			return stop(err)
-		}
-		if err := p.receive(h, kind, payload); err != nil {
-			var ff *fatalFetch
-			if errors.As(err, &ff) {
-				return err
-			}
-			return stop(err)
+		case c.err != nil:
+			return stop(c.err)
 		}
 	}
 }
 
-// receive checks one object of a pack stream and stores it. An object the
-// stream may not send, or that fails checkObject, is an error that stops
-// the stream; a store failure is a fatalFetch.
+// How far the pack reader may run ahead of the receiver: frames are
+// handed over in chunks (one wake-up per chunk, not per object), and the
+// frames read ahead hold at most readAheadBytes, or one object larger
+// than that (up to maxObjectBytes, as the frame reader's own buffer).
+const (
+	chunkFrames     = 256
+	chunkBytes      = 512 << 10
+	readAheadBytes  = 4 << 20
+	packChunksAhead = 8
+	frameOverhead   = 128 // a frame's share of the budget beyond its payload
+)
+
+// packFrame is one frame of a pack stream, checked as far as it can be
+// without the stream's state: hashed (verr) and, when it hashes to its
+// name, decoded strictly as its kind (decodeErr).
+type packFrame struct {
+	h         repo.Hash
+	kind      repo.Kind
+	obj       repo.Verified
+	verr      error
+	decodeErr error
+}
+
+// checkFrame is the part of receiving an object that does not depend on
+// the objects before it.
+func checkFrame(h repo.Hash, kind repo.Kind, payload []byte) packFrame {
+	f := packFrame{h: h, kind: kind}
+	f.obj, f.verr = repo.Verify(h, kind, payload)
+	if f.verr == nil {
+		f.decodeErr = decodeObject(h, kind, f.obj.Payload())
+	}
+	return f
+}
+
+// packChunk is frames read ahead together. err is what ended the stream
+// after them (io.EOF: its clean end); cost is their share of the read-ahead
+// budget.
+type packChunk struct {
+	frames []packFrame
+	cost   int
+	err    error
+}
+
+// readPack reads, hashes and decodes the frames of a pack stream and sends
+// them in chunks, in stream order, until the stream ends (the last chunk
+// carries why) or done is closed.
+func readPack(fr *wire.FrameReader, out chan<- packChunk, ahead *readAhead, done <-chan struct{}) {
+	var c packChunk
+	send := func() bool {
+		select {
+		case out <- c:
+			c = packChunk{}
+			return true
+		case <-done:
+			return false
+		}
+	}
+	for {
+		h, kind, payload, err := fr.Next()
+		if err != nil {
+			c.err = err
+			send()
+			return
+		}
+		cost := min(len(payload)+frameOverhead, readAheadBytes)
+		// Hand over what is pending before waiting for room, so the room
+		// waited for is never held by this goroutine.
+		if len(c.frames) > 0 && c.cost+cost > chunkBytes && !send() {
+			return
+		}
+		if !ahead.take(cost) {
+			return
+		}
+		if c.frames == nil {
+			c.frames = make([]packFrame, 0, chunkFrames)
+		}
+		c.frames = append(c.frames, checkFrame(h, kind, payload))
+		c.cost += cost
+		if (len(c.frames) == chunkFrames || c.cost >= chunkBytes) && !send() {
+			return
+		}
+	}
+}
+
+// readAhead is the room, in bytes, for frames read ahead of the receiver.
+type readAhead struct {
+	mu     sync.Mutex
+	cond   sync.Cond
+	free   int
+	closed bool
+}
+
+func newReadAhead(n int) *readAhead {
+	r := &readAhead{free: n}
+	r.cond.L = &r.mu
+	return r
+}
+
+// take waits for n bytes of room and takes them; false once closed.
+func (r *readAhead) take(n int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for r.free < n && !r.closed {
+		r.cond.Wait()
+	}
+	r.free -= n
+	return !r.closed
+}
+
+// give returns room taken.
+func (r *readAhead) give(n int) {
+	r.mu.Lock()
+	r.free += n
+	r.mu.Unlock()
+	r.cond.Signal()
+}
+
+// close wakes a waiting take for good.
+func (r *readAhead) close() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	r.cond.Broadcast()
+}
+
+// receive checks one object of a pack stream and stores it (receiveFrame).
 func (p *puller) receive(h repo.Hash, kind repo.Kind, payload []byte) error {
+	f := checkFrame(h, kind, payload)
+	return p.receiveFrame(&f)
+}
+
+// receiveFrame checks one object of a pack stream, which checkFrame
+// hashed and decoded, against what the stream may send, and stores it. An
+// object the stream may not send, or that fails checkObject's checks, is
+// an error that stops the stream; a store failure is a fatalFetch.
+func (p *puller) receiveFrame(f *packFrame) error {
 	ps := p.pack
+	h, kind := f.h, f.kind
 	// Nothing received is wanted (its receipt replaces its link, and links
 	// to it are not added again), so only an object not wanted may be a
 	// repeat.
@@ -832,13 +1002,17 @@ func (p *puller) receive(h repo.Hash, kind repo.Kind, payload []byte) error {
 	if !ok {
 		return fmt.Errorf("object %s (%s) was not asked for: it is no root, and no object sent before it links to it", h, kind)
 	}
-	if err := checkObject(h, kind, payload, want); err != nil {
-		p.noteKind(h, err)
-		return err
+	if f.verr != nil {
+		return putError(h, f.verr)
 	}
-	if err := p.put(h, kind, payload); err != nil {
+	if err := usable(h, kind, want, f.decodeErr); err != nil {
+		p.noteKind(h, err)
+		return &badObject{err}
+	}
+	if err := p.put(f.obj); err != nil {
 		return putError(h, err)
 	}
+	payload := f.obj.Payload()
 	// The links go straight into wanted, never into a list: a flat zone's
 	// apex links every name of the zone (a million, for a 1M-record zone).
 	// A link to an object received already is compared with what it is

@@ -517,11 +517,11 @@ func (p *puller) postWalk(roots []repo.Hash, known []string, out []repo.Hash) ([
 }
 
 // objectBatch is where received objects are queued: a repo.Batch, which
-// verifies each once more and syncs them on Flush. It is an interface only
-// so the pack stream fuzzer can run without a store, whose background
-// goroutines would make its coverage differ from run to run.
+// takes only objects repo.Verify checked and syncs them on Flush. It is an
+// interface only so the pack stream fuzzer can run without a store, whose
+// background goroutines would make its coverage differ from run to run.
 type objectBatch interface {
-	Put(h repo.Hash, kind repo.Kind, payload []byte) error
+	PutVerified(o repo.Verified) error
 	Count() (objects int, bytes int64)
 	Flush() error
 	Cancel()
@@ -538,10 +538,10 @@ const (
 	flushBytes   = 16 << 20
 )
 
-// put verifies and queues one object in the current batch, flushing the
+// put queues one verified object in the current batch, flushing the
 // batch when it holds enough. Caller holds p.mu (or is the only writer).
-func (p *puller) put(h repo.Hash, kind repo.Kind, payload []byte) error {
-	if err := p.batch.Put(h, kind, payload); err != nil {
+func (p *puller) put(o repo.Verified) error {
+	if err := p.batch.PutVerified(o); err != nil {
 		return err
 	}
 	if n, b := p.batch.Count(); n < flushObjects && b < flushBytes {

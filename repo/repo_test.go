@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -90,6 +91,43 @@ func TestPutVerifiesHash(t *testing.T) {
 	defer b.Cancel()
 	if err := b.Put(HashObject(KindTree, []byte("x")), KindBlob, []byte("x")); !errors.Is(err, ErrHashMismatch) {
 		t.Fatalf("Batch.Put with the wrong kind: %v", err)
+	}
+}
+
+// TestPutVerified: Verify refuses what does not hash to its name; what it
+// returns is a copy a Batch stores as such; a Batch refuses a Verified that
+// Verify did not make.
+func TestPutVerified(t *testing.T) {
+	r := openTestRepo(t)
+	if _, err := Verify(HashObject(KindBlob, []byte("x")), KindBlob, []byte("y")); !errors.Is(err, ErrHashMismatch) {
+		t.Fatalf("Verify with a wrong hash: %v", err)
+	}
+	payload := []byte("\x00")
+	h := HashObject(KindBlob, payload)
+	o, err := Verify(h, KindBlob, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload[0] = 1 // the caller's buffer is reused: the object is a copy
+	b, err := r.NewBatch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PutVerified(Verified{}); err == nil {
+		t.Fatal("a Batch took a zero Verified")
+	}
+	if err := b.PutVerified(o); err != nil {
+		t.Fatal(err)
+	}
+	if n, size := b.Count(); n != 1 || size != 1 {
+		t.Errorf("Count %d, %d; want 1, 1", n, size)
+	}
+	if err := b.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	kind, got, err := r.Get(h)
+	if err != nil || kind != KindBlob || !bytes.Equal(got, []byte("\x00")) {
+		t.Fatalf("stored %s %q, %v; want the blob verified", kind, got, err)
 	}
 }
 

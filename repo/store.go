@@ -1001,15 +1001,58 @@ func (r *Repo) NewBatch() (*Batch, error) {
 
 // Put verifies and queues one object. The payload is copied.
 func (b *Batch) Put(h Hash, kind Kind, payload []byte) error {
-	if err := verify(h, kind, payload); err != nil {
+	o, err := Verify(h, kind, payload)
+	if err != nil {
 		return err
 	}
-	if err := b.r.reserve(len(payload), false); err != nil {
+	return b.PutVerified(o)
+}
+
+// Verified is an object whose payload was found to hash to its name,
+// copied as the store keeps it. Only Verify makes one, so whatever a Batch
+// stores through PutVerified was verified, wherever the hashing ran.
+type Verified struct {
+	h     Hash
+	kind  Kind
+	value []byte // encodeObjectValue(kind, payload)
+}
+
+// Verify checks that (kind, payload) hashes to h and copies the object
+// for PutVerified. Hashing apart from storing lets a receiver hash the
+// next objects on another goroutine while it stores this one.
+func Verify(h Hash, kind Kind, payload []byte) (Verified, error) {
+	if err := verify(h, kind, payload); err != nil {
+		return Verified{}, err
+	}
+	return Verified{h: h, kind: kind, value: encodeObjectValue(kind, payload)}, nil
+}
+
+// Hash is the object's name.
+func (o Verified) Hash() Hash { return o.h }
+
+// Kind is the object's kind.
+func (o Verified) Kind() Kind { return o.kind }
+
+// Payload is the object's payload (the copy; it must not be modified).
+func (o Verified) Payload() []byte {
+	if o.value == nil {
+		return nil
+	}
+	return o.value[len(o.kind)+1:]
+}
+
+// PutVerified queues one object Verify checked.
+func (b *Batch) PutVerified(o Verified) error {
+	if o.value == nil {
+		return fmt.Errorf("object %s: not verified (a zero repo.Verified)", o.h)
+	}
+	n := len(o.value) - len(o.kind) - 1
+	if err := b.r.reserve(n, false); err != nil {
 		return err
 	}
 	b.objects++
-	b.bytes += int64(len(payload))
-	return b.r.read(func() error { return b.wb.Set(objKey(h), encodeObjectValue(kind, payload)) })
+	b.bytes += int64(n)
+	return b.r.read(func() error { return b.wb.Set(objKey(o.h), o.value) })
 }
 
 // PutObject hashes, queues and returns the hash of one object.
