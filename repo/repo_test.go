@@ -360,3 +360,32 @@ func TestFsckDetectsDamage(t *testing.T) {
 		}
 	})
 }
+
+// TestPutObjectNamesAndChecksKind: PutObject stores an object under its
+// own hash (hashed once, verified by construction) and refuses a kind
+// zonegit does not know.
+func TestPutObjectNamesAndChecksKind(t *testing.T) {
+	r := openTestRepo(t)
+	b, err := r.NewBatch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.PutObject(Kind("bogus"), []byte("x")); err == nil {
+		t.Fatal("PutObject accepted an unknown kind")
+	}
+	p := []byte("www.example.com. 300 IN A 192.0.2.1")
+	h, err := b.PutObject(KindBlob, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if h != HashObject(KindBlob, p) {
+		t.Fatalf("PutObject named it %s, want %s", h, HashObject(KindBlob, p))
+	}
+	kind, got, err := r.Get(h)
+	if err != nil || kind != KindBlob || !bytes.Equal(got, p) {
+		t.Fatalf("stored %s %q, %v", kind, got, err)
+	}
+}

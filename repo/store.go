@@ -1055,10 +1055,15 @@ func (b *Batch) PutVerified(o Verified) error {
 	return b.r.read(func() error { return b.wb.Set(objKey(o.h), o.value) })
 }
 
-// PutObject hashes, queues and returns the hash of one object.
+// PutObject hashes, queues and returns the hash of one object. The object
+// is named by its own hash, so it is verified by construction: it is
+// hashed once, not once to name it and again to verify the name.
 func (b *Batch) PutObject(kind Kind, payload []byte) (Hash, error) {
-	h := HashObject(kind, payload)
-	return h, b.Put(h, kind, payload)
+	if _, err := ParseKind(string(kind)); err != nil {
+		return ZeroHash, err
+	}
+	o := Verified{h: HashObject(kind, payload), kind: kind, value: encodeObjectValue(kind, payload)}
+	return o.h, b.PutVerified(o)
 }
 
 // Count returns how many objects and payload bytes were queued.
