@@ -65,7 +65,7 @@ func (s kindSet) String() string {
 
 // received is the pull's receipt set: every object this pull stored, with
 // its kind and payload size, whether a target was credited with it, and
-// for a small tree its payload. Each entry was hash-verified (Batch.Put),
+// for a small tree its payload. Each entry was hash-verified (repo.Verify),
 // kind-checked against the links that asked for it and decoded strictly
 // (checkObject) before it was queued, so once the batch holding it has
 // flushed and synced, an entry says what the closure check would learn by

@@ -122,8 +122,7 @@ const (
 
 // ParseKind returns the Kind named by s, or an error naming s.
 func ParseKind(s string) (Kind, error) {
-	switch k := Kind(s); k {
-	case KindBlob, KindTree, KindCommit, KindTag, KindSymref:
+	if k := Kind(s); k.Code() != 0 {
 		return k, nil
 	}
 	return "", fmt.Errorf("unknown object kind %q", s)

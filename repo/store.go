@@ -634,7 +634,7 @@ func markBulkClose(dir string) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return SyncDir(dir)
 }
 
 // hasTables reports whether dir holds a table file (or cannot be read:
@@ -721,19 +721,12 @@ func decodeObjectValue(h Hash, v []byte) (Kind, []byte, error) {
 	if i >= len(v) || v[i] != 0 {
 		return "", nil, fmt.Errorf("object %s: stored value has no kind prefix: %w", h, ErrCorrupt)
 	}
-	// The known kinds without ParseKind, which would allocate a string
-	// per object read.
-	switch string(v[:i]) {
-	case string(KindBlob):
-		return KindBlob, v[i+1:], nil
-	case string(KindTree):
-		return KindTree, v[i+1:], nil
-	case string(KindCommit):
-		return KindCommit, v[i+1:], nil
-	case string(KindTag):
-		return KindTag, v[i+1:], nil
-	case string(KindSymref):
-		return KindSymref, v[i+1:], nil
+	// The known kinds compared in place: a Kind made from v would
+	// allocate a string per object read.
+	for _, k := range kindCodes[1:] {
+		if string(v[:i]) == string(k) {
+			return k, v[i+1:], nil
+		}
 	}
 	_, err := ParseKind(string(v[:i]))
 	return "", nil, fmt.Errorf("object %s: %v: %w", h, err, ErrCorrupt)
@@ -1046,7 +1039,7 @@ func (b *Batch) PutVerified(o Verified) error {
 	if o.value == nil {
 		return fmt.Errorf("object %s: not verified (a zero repo.Verified)", o.h)
 	}
-	n := len(o.value) - len(o.kind) - 1
+	n := len(o.Payload())
 	if err := b.r.reserve(n, false); err != nil {
 		return err
 	}
