@@ -13,5 +13,6 @@ func fileIdentOf(fi os.FileInfo) fileIdent {
 // copyData: holes cannot be found here; copyFile copies every byte.
 func copyData(_, _ *os.File, _ int64) (bool, error) { return false, nil }
 
-// syncDir: directories are not synced on other systems (as in Badger).
-func syncDir(string) error { return nil }
+// SyncDir makes the entries of a directory durable: directories are not
+// synced on other systems (as in Badger).
+func SyncDir(string) error { return nil }

@@ -69,13 +69,18 @@ func copyData(in, out *os.File, size int64) (ok bool, err error) {
 	return true, out.Truncate(size)
 }
 
-// syncDir makes the entries of dir durable (a file created there).
-func syncDir(dir string) error {
+// SyncDir makes the entries of dir durable (a file created or renamed
+// there). A filesystem that cannot sync a directory (EINVAL, ENOTSUP) is
+// as durable as it gets: that is not an error.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
 	err = d.Sync()
+	if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOTSUP) {
+		err = nil
+	}
 	if cerr := d.Close(); err == nil {
 		err = cerr
 	}

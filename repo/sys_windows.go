@@ -27,6 +27,6 @@ func fileIdentOf(fi os.FileInfo) fileIdent {
 // copyData: holes cannot be found here; copyFile copies every byte.
 func copyData(_, _ *os.File, _ int64) (bool, error) { return false, nil }
 
-// syncDir: a directory cannot be synced here (Badger does not either);
-// NTFS journals its entries.
-func syncDir(string) error { return nil }
+// SyncDir makes the entries of a directory durable: a directory cannot be
+// synced here (Badger does not either); NTFS journals its entries.
+func SyncDir(string) error { return nil }

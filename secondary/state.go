@@ -14,6 +14,7 @@ import (
 
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
 	"github.com/zonegit/terraform-provider-zonegit/replicate/wire"
+	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
 
 // stateFile is the persisted desired state. The version lets a later
@@ -191,15 +192,9 @@ func removeStaleTemps(path string) error {
 	return nil
 }
 
-// syncDir makes a rename in dir durable. Directories cannot be synced on
-// every system (Windows): there the rename is as durable as it gets.
+// syncDir makes a rename in dir durable (repo.SyncDir).
 func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("state directory %s: %w", dir, err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) && !strings.Contains(err.Error(), "not supported") {
+	if err := repo.SyncDir(dir); err != nil {
 		return fmt.Errorf("state directory %s: sync: %w", dir, err)
 	}
 	return nil
