@@ -715,6 +715,9 @@ func (p *puller) packAll(roots []repo.Hash, known []string) (walked []repo.Hash,
 	p.pack = &packState{bases: map[repo.Hash]repo.Hash{}}
 	defer func() {
 		p.pack = nil
+		if p.got.wanted > 0 {
+			p.sealed = false // links no stream satisfied: the check finds them
+		}
 		p.got.dropWanted()
 	}()
 	var refused []repo.Hash
@@ -724,6 +727,9 @@ func (p *puller) packAll(roots []repo.Hash, known []string) (walked []repo.Hash,
 			p.got.setWanted(r, p.expectOf(r))
 		}
 		err := p.packOnce(chunk, known)
+		if err != nil {
+			p.sealed = false
+		}
 		var se *StatusError
 		switch {
 		case err == nil:
@@ -776,6 +782,7 @@ func (p *puller) packOnce(roots []repo.Hash, known []string) error {
 	}
 	url := p.tr.base + wire.PackPath
 	stop := func(err error) error {
+		p.sealed = false
 		if p.ctx.Err() != nil {
 			return fmt.Errorf("pull canceled: %w", context.Cause(p.ctx))
 		}
@@ -1008,6 +1015,11 @@ func (p *puller) receiveFrame(f *packFrame) error {
 	if err := usable(h, kind, want, f.decodeErr); err != nil {
 		p.noteKind(h, err)
 		return &badObject{err}
+	}
+	if want != kindBit(kind) {
+		// Links that disagree on its kind: one of them is wrong, which
+		// only the walk tells apart.
+		p.sealed = false
 	}
 	if err := p.put(f.obj); err != nil {
 		return putError(h, err)

@@ -96,6 +96,7 @@ type received struct {
 	lastK  receiptKey
 	lastOK bool
 	trees  treeArena
+	noKeep bool // keep no tree in the arena: the check should not need them (sealed)
 	diffs  treeDiffs
 	marks  walkMarks
 	credit keyList // the receipts credited to the target being checked (pending)
@@ -208,7 +209,7 @@ func (r *received) add(h repo.Hash, kind repo.Kind, payload []byte) bool {
 		return false
 	}
 	off, ok := uint32(0), false
-	if kind == repo.KindTree {
+	if kind == repo.KindTree && !r.noKeep {
 		off, ok = r.trees.put(payload)
 	}
 	v := uint32(kind.Code())<<kindShift | uint32(min(len(payload), bigSize))

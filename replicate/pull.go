@@ -88,6 +88,12 @@ type puller struct {
 	pack      *packState // while pack streams arrive
 	streamErr error      // the first pack stream that had to be stopped
 	rootErr   map[repo.Hash]error
+	// sealed: the first round is one pack stream of one root into a store
+	// that held no object, and so far everything it delivered proves the
+	// root's closure complete by itself (see seal in verify.go).
+	sealed       bool
+	sealRoot     repo.Hash
+	sealCredited bool // the root's first target was credited with every object
 }
 
 // PullWith performs one sync cycle with options and reports per branch. Any
@@ -330,6 +336,9 @@ func (p *puller) transfer(items []*item, branches, tags []repo.Ref) error {
 	// Round 0: with pack, one request per chunk of roots walks and
 	// streams everything; without, one walk for all roots (chunked when
 	// there are many) lists what batch streams or GETs fetch.
+	if err := p.seal(roots); err != nil {
+		return err
+	}
 	if len(roots) > 0 {
 		var listed []repo.Hash
 		if p.usePack {
@@ -368,6 +377,7 @@ func (p *puller) transfer(items []*item, branches, tags []repo.Ref) error {
 		if err != nil {
 			return err
 		}
+		p.sealed = false // later rounds fetch by batch or GET, which prove nothing
 		if len(need) == 0 {
 			break
 		}

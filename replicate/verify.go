@@ -70,7 +70,11 @@ func (p *puller) checkClosures(targets []*item, zoneKnown map[string][]repo.Hash
 				return err
 			}
 			cc := &closureCheck{p: p, r: r, absent: map[repo.Hash]kindSet{}}
-			if err := cc.run(it, zoneKnown[it.res.Zone]); err != nil {
+			check := cc.run
+			if p.sealed && it.new == p.sealRoot {
+				check = cc.sealed
+			}
+			if err := check(it, zoneKnown[it.res.Zone]); err != nil {
 				return err
 			}
 			if cc.bad == nil && len(cc.absent) == 0 {
@@ -175,6 +179,67 @@ func (cc *closureCheck) run(it *item, known []repo.Hash) error {
 		return nil
 	}
 	return err
+}
+
+// A first pull can be proven complete without the walk. When the store
+// held no object as the pull began, and one pack stream brought the
+// closure of one root, the stream's own bookkeeping (packState) has seen
+// every link the walk would follow, and checked each as the walk would:
+//
+//   - Every object came wanted (the root, or linked by an object received
+//     before it), hash-verified, decoded strictly, of a kind its links
+//     allow; sealed also requires that they allowed exactly that kind, so
+//     no link to it names another.
+//   - Every link of every object received was either wanted, and then
+//     satisfied by an object of that kind, or named an object received
+//     already, and was compared with its kind then. With nothing local
+//     at the start, no link was skipped for a base tree (packState.bases)
+//     or answered by the store.
+//   - No wanted link was left when the streams ended (received.wanted).
+//
+// So the receipts are exactly the root's closure, complete and sound, and
+// the walk would find nothing absent or wrong: for a flat zone of a
+// million names it re-reads a million trees to say so (2.3 s of a 15 s
+// pull). Any doubt seals nothing (p.sealed false), and the walk checks as
+// before: a stream stopped or refused, a link of another kind, a link
+// left wanted, more roots than one (the credits per target are the
+// walk's), objects already stored, or a later round (batch and GET do not
+// follow links).
+
+// seal decides whether this pull may be proven by its stream (sealed):
+// it pulls one root by pack into a store without objects. Trees are then
+// not kept for the check, which should not read them.
+func (p *puller) seal(roots []repo.Hash) error {
+	p.sealed = false
+	if !p.usePack || len(roots) != 1 {
+		return nil
+	}
+	has, err := p.c.Local.HasObjects()
+	if err != nil {
+		return fmt.Errorf("pull: %w", err)
+	}
+	p.sealed, p.sealRoot = !has, roots[0]
+	p.got.noKeep = p.sealed
+	return nil
+}
+
+// sealed decides a target of a sealed pull: its root is checked as refs
+// are, and the first target checked is credited with every object the
+// pull stored (all of them its closure; another target can only share the
+// root, and reaches nothing first).
+func (cc *closureCheck) sealed(it *item, _ []repo.Hash) error {
+	ok, err := cc.root(it)
+	if err != nil || !ok {
+		return err
+	}
+	if !cc.p.sealCredited {
+		cc.p.sealCredited = true
+		cc.objects, cc.bytes = cc.p.objects, cc.p.bytes
+	}
+	if l := cc.p.c.opts.Logger; l != nil {
+		l.Debug("closure proven by the pack stream (first pull into an empty store)", "ref", it.res.Zone+"/"+it.res.Name, "objects", cc.p.objects)
+	}
+	return nil
 }
 
 // receiptReader is the store as the walk of a closure check reads it: a

@@ -797,6 +797,18 @@ func (r *Repo) Has(h Hash) (ok bool, err error) {
 	return ok, err
 }
 
+// HasObjects reports whether any object is stored (one key looked at).
+func (r *Repo) HasObjects() (ok bool, err error) {
+	err = r.view(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(objPrefix)})
+		defer it.Close()
+		it.Rewind()
+		ok = it.Valid()
+		return nil
+	})
+	return ok, err
+}
+
 // View runs fn with a Reader over one consistent snapshot, which is much
 // cheaper than one transaction per object for walks; reads in ascending
 // hash order are cheaper still (see seqCursors). The Reader is for one
