@@ -699,6 +699,10 @@ func (p *puller) want(l link) (kind repo.Kind, ok bool) {
 	return kind, ok
 }
 
+// reserveLinks is how many entries a tree must have for the receipts to
+// make room for them all before its links go in.
+const reserveLinks = 4096
+
 // link is an object linked by a received one, with the kinds it may have.
 type link struct {
 	h    repo.Hash
@@ -1119,6 +1123,9 @@ func (p *puller) linkTree(h repo.Hash, payload []byte, add func(link)) error {
 	}
 	base, ok := p.pack.bases[h]
 	if !ok {
+		if n, ok := repo.TreeEntryCount(payload); ok && n >= reserveLinks {
+			p.got.m.reserve(n) // each entry becomes a wanted link or is one
+		}
 		return diff(nil)
 	}
 	// The base is read in place: in a flat zone it is the apex tree, one

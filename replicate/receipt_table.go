@@ -81,9 +81,37 @@ func (t *receiptTable) put(k receiptKey, v uint32) {
 	sl.v = v
 }
 
-func (s *tableShard) grow() {
+func (s *tableShard) grow() { s.resize(max(8, len(s.slots)+len(s.slots)/4)) }
+
+// reserve makes room for about n more entries, spread over the shards as
+// uniform keys spread, so that putting them grows no shard: a flat zone's
+// apex brings a million links at once, which growing by a quarter at a
+// time would copy four times over.
+func (t *receiptTable) reserve(n int) {
+	per := n / len(t.shards)
+	// Each shard's share varies by about its square root; a shard that
+	// gets more grows as usual.
+	per += 4*intSqrt(per) + 16
+	for i := range t.shards {
+		s := &t.shards[i]
+		if need := (s.n + per) * 5 / 4; need > len(s.slots) {
+			s.resize(need)
+		}
+	}
+}
+
+func intSqrt(n int) int {
+	r := 0
+	for (r+1)*(r+1) <= n {
+		r++
+	}
+	return r
+}
+
+// resize moves the shard's entries into a table of size slots.
+func (s *tableShard) resize(size int) {
 	old := s.slots
-	s.slots = make([]tableSlot, max(8, len(old)+len(old)/4))
+	s.slots = make([]tableSlot, size)
 	for _, sl := range old {
 		if sl.v != 0 {
 			*s.find(sl.k) = sl

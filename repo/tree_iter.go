@@ -136,3 +136,14 @@ func uvarintLen(v uint64) int {
 	}
 	return n
 }
+
+// TreeEntryCount returns the number of entries tree payload p declares in
+// its header (ok false: p has no valid header), for a caller sizing what
+// it will hold per entry before it walks them.
+func TreeEntryCount(p []byte) (n int, ok bool) {
+	it, err := newTreeIter(ZeroHash, p)
+	if err != nil {
+		return 0, false
+	}
+	return int(it.left), true
+}
