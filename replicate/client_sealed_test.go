@@ -174,6 +174,20 @@ func TestSealedHostile(t *testing.T) {
 			},
 			want: "linked as",
 		},
+		// A commit names the zero hash as its tree: no object has that
+		// name, and no local parent's tree is it.
+		"zero-tree": {
+			build: func(c *sealedCrafted) (string, repo.Hash) {
+				tip := c.commit("example.com.", "zero", repo.ZeroHash)
+				_, pl, err := c.r.Get(tip)
+				if err != nil {
+					c.t.Fatal(err)
+				}
+				c.stream = []obj{{h: tip, kind: repo.KindCommit, payload: pl}}
+				return "zero", repo.ZeroHash
+			},
+			want: "missing",
+		},
 		// The stream leaves a blob out and ends cleanly; batch and GET
 		// say the primary lacks it.
 		"blob-left-out": {

@@ -1094,8 +1094,11 @@ func (p *puller) linkCommit(payload []byte, add func(link)) error {
 			}
 		}
 	}
-	if base == c.Tree {
-		return nil // the tree of a parent: the primary does not send it
+	if !base.IsZero() && base == c.Tree {
+		// The tree of a local parent: the primary does not send it. (A
+		// tree named by the zero hash, which nothing has, is a link as
+		// any other: a sealed pull must see it wanted and never sent.)
+		return nil
 	}
 	add(link{h: c.Tree, want: setTree, base: base})
 	return nil
