@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zonegit/terraform-provider-zonegit/internal/memlimit"
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
@@ -129,39 +130,35 @@ type branchJSON struct {
 	Error   string `json:"error,omitempty"`
 }
 
-// pullMemoryLimit is pull's soft heap limit. It must sit above the live
-// heap of the largest pull it is meant for, or the collector runs without
-// pause: a full pull of a 1M-record flat zone holds 240-350 MB live at its
-// peak (the received-object set, the closure check's tree set and stack,
-// the apex tree, Badger's table builders), and under the former 192 MiB
-// limit it collected 2,879 times and spent 54 CPU seconds where 384 MiB
-// takes 130 collections and 31 s (512 MiB: 42, 29.5 s, but 110 MB more
-// RSS). Below the limit the collector keeps its usual pace (the heap
-// grows to twice what is live), so a small pull's memory does not change.
+// pullMemoryFloor is the floor of pull's soft heap limit, which follows
+// the live heap (memlimit.Follow: a quarter above it).
 //
-// Measured again with the bulk load (repo.Options.Bulk: Badger's share of
-// the heap is now the memtable arena and one flush builder, ~25 MB) and a
-// closure check that trusts receipts, whose sets still peak at 300-330 MB
-// live: 384 MiB took 62 collections, 17.2 s client CPU, 387 MiB peak
-// private memory; 256 MiB 650 collections, 22.0 s, 322 MiB; 192 MiB 1,352
-// collections, 25.0 s, 312 MiB. A lower limit buys little private memory
-// (the heap cannot shrink below what is live) for a lot of CPU, so it
-// stays until the pull's own sets shrink.
+// History: a fixed limit must sit above the live heap of the largest pull
+// it is meant for, or the collector runs without pause. When a full pull
+// of a 1M-record flat zone held 240-350 MB live (the received-object set,
+// the closure check's tree set and stack, the apex tree, Badger's table
+// builders) a 192 MiB limit collected 2,879 times and spent 54 CPU seconds
+// where 384 MiB took 130 collections and 31 s; and with the live heap at
+// ~223 MiB, 256 MiB saved only 14 MiB of private memory over 384 MiB. So
+// the limit was 384 MiB, and the heap grew to twice its largest live size
+// (GOGC=100): ~255 MiB private at 1M.
 //
-// They have: with the receipts holding the wanted links, seen marks and
-// credits, the live heap peaks at ~223 MiB. Measured once more (1M CLI
-// pull, two interleaved pairs, load ~5): 384 MiB 13.3-14.5 s CPU, 251-258
-// MiB private; 256 MiB 13.4-13.7 s, 244 MiB (and 2 s more wall time in
-// both pairs). 14 MiB is not worth a limit that sits this close to the
-// live peak, so it stays.
-const pullMemoryLimit = 384 << 20
+// Now a first pull is proven by its stream (no closure walk, no tree
+// arena) and the live heap is 55-110 MB for most of a 1M pull, 128 MB for
+// the moment the apex tree (40 MB, held as its frame and as the value
+// stored) is in flight. Following the live heap with a 160 MiB floor:
+// 1M CLI pull 152 MiB private instead of 254 MiB, 58 collections instead
+// of 50, client CPU the same within the noise (15.2 s vs 15.7 s at load
+// 8). A pull larger than this was measured for collects more often in
+// proportion to its live heap instead of grinding against a fixed limit.
+const pullMemoryFloor = 160 << 20
 
 func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg, err := parsePullFlags(args, stderr)
 	if err != nil {
 		return parseFailed(stderr, "pull", err)
 	}
-	softMemoryLimit(pullMemoryLimit)
+	defer memlimit.Follow(pullMemoryFloor)()
 	opts, err := clientOptions(cfg.primary, "--token-file", cfg.tokenFile, &cfg.tls)
 	if err != nil {
 		return failUsage(stderr, "pull: %v", err)

@@ -1,7 +1,8 @@
 // Command pullprof profiles the client side of one pull: it pulls from a
 // running primary (`zonegit-replicate serve`) into a local repository in
-// this process, as `zonegit-replicate pull` does (same 384 MiB soft heap
-// limit unless GOMEMLIMIT is set), and writes Go profiles of it, which the
+// this process, as `zonegit-replicate pull` does (the same soft heap limit,
+// following the live heap, unless GOMEMLIMIT is set), and writes Go
+// profiles of it, which the
 // CLI does not:
 //
 //	go run ./tools/pullprof -primary http://127.0.0.1:9354 -repo /tmp/replica \
@@ -19,11 +20,11 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"runtime/metrics"
 	"runtime/pprof"
 	"time"
 
+	"github.com/zonegit/terraform-provider-zonegit/internal/memlimit"
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
@@ -38,9 +39,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "pullprof: -primary and -repo are required")
 		os.Exit(2)
 	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(384 << 20) // cmd/zonegit-replicate's pullMemoryLimit
-	}
+	defer memlimit.Follow(160 << 20)() // as cmd/zonegit-replicate's pull (pullMemoryFloor)
 	if err := run(*primary, *dir, *cpuProfile, *heapProfile); err != nil {
 		fmt.Fprintln(os.Stderr, "pullprof:", err)
 		os.Exit(1)
