@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -285,8 +286,8 @@ func TestBulkLoadKeepsRoomForClose(t *testing.T) {
 	t.Cleanup(func() { statFree = freeSpace })
 
 	// load writes ~1 KB objects through one batch per 4Ki until level 0
-	// holds two tables or more, and returns the writer with a new batch.
-	load := func(dir string, opts Options) (*Repo, *Batch, int64) {
+	// holds tables tables or more, and returns the writer with a new batch.
+	load := func(dir string, opts Options, tables int) (*Repo, *Batch, int64) {
 		r, err := Open(dir, opts)
 		if err != nil {
 			t.Fatal(err)
@@ -295,7 +296,7 @@ func TestBulkLoadKeepsRoomForClose(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i := 0; r.db.Levels()[0].NumTables < 2; i++ {
+		for i := 0; r.db.Levels()[0].NumTables < tables; i++ {
 			if _, err := b.PutObject(KindBlob, fmt.Appendf(nil, "%d %s", i, bytes.Repeat([]byte{byte(i)}, 1000))); err != nil {
 				t.Fatal(err)
 			}
@@ -325,7 +326,7 @@ func TestBulkLoadKeepsRoomForClose(t *testing.T) {
 		return b.Flush()
 	}
 
-	r, b, size := load(filepath.Join(t.TempDir(), "ordinary"), Options{})
+	r, b, size := load(filepath.Join(t.TempDir(), "ordinary"), Options{}, 2)
 	free = minFreeSpace + size/2
 	if err := more(b); err != nil {
 		t.Errorf("an ordinary writer with %d MiB free, more than %d MiB: %v", free>>20, minFreeSpace>>20, err)
@@ -336,7 +337,8 @@ func TestBulkLoadKeepsRoomForClose(t *testing.T) {
 	}
 
 	dir := filepath.Join(t.TempDir(), "bulk")
-	r, b, size = load(dir, Options{Bulk: true})
+	// Enough tables that Close merges them (mergeLevelZero).
+	r, b, size = load(dir, Options{Bulk: true}, maxLevelZeroKept+1)
 	free = minFreeSpace + size/2
 	err := more(b)
 	var ns *NoSpaceError
@@ -351,4 +353,64 @@ func TestBulkLoadKeepsRoomForClose(t *testing.T) {
 	if filled := readDefault(t, dir, nil, 8192); len(filled) != 1 || filled[0] == 0 {
 		t.Errorf("after Close, tables are in levels %v; want one level other than 0", filled)
 	}
+}
+
+// TestBulkLoadSmallSkipsMerge: a bulk load that leaves no more level-0
+// tables than any writer may (maxLevelZeroKept) is not merged at Close:
+// its tables stay in level 0, no marker is left, and a default-options
+// read-only open (the zonegit daemon) reads every object.
+func TestBulkLoadSmallSkipsMerge(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	r, err := Open(dir, Options{Bulk: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[Hash][]byte{}
+	b, err := r.NewBatch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two memtables' worth, flushed as a pull does.
+	for i := 0; r.db.Levels()[0].NumTables < 2; i++ {
+		p := fmt.Appendf(nil, "%d %s", i, bytes.Repeat([]byte{byte(i)}, 1000))
+		h, err := b.PutObject(KindBlob, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%97 == 0 {
+			want[h] = p
+		}
+		if i%4096 == 4095 {
+			if err := b.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if b, err = r.NewBatch(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := b.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, bulkCloseName)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a small bulk load left the merge marker (%v)", err)
+	}
+	mf, err := readManifest(filepath.Join(dir, manifestName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := 0
+	for _, tm := range mf.Tables {
+		if tm.Level != 0 {
+			t.Fatalf("a small bulk load was merged: a table in level %d", tm.Level)
+		}
+		zero++
+	}
+	if zero < 2 || zero > maxLevelZeroKept {
+		t.Fatalf("%d level-0 tables, want 2..%d", zero, maxLevelZeroKept)
+	}
+	readDefault(t, dir, want, len(want))
 }
