@@ -414,3 +414,70 @@ func TestBulkLoadSmallSkipsMerge(t *testing.T) {
 	}
 	readDefault(t, dir, want, len(want))
 }
+
+// TestMergeLevelZeroSkipsWhenTaken: the merge after a bulk load opens the
+// directory again; when a writer or a reader took it in between, the
+// merge is skipped without an error (the load is complete; the tables
+// stay as they are) and nothing is damaged.
+func TestMergeLevelZeroSkipsWhenTaken(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	w, err := Open(dir, Options{Bulk: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := w.NewBatch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[Hash][]byte{}
+	for i := 0; w.db.Levels()[0].NumTables <= maxLevelZeroKept; i++ {
+		p := fmt.Appendf(nil, "%d %s", i, bytes.Repeat([]byte{byte(i)}, 1000))
+		h, err := b.PutObject(KindBlob, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%101 == 0 {
+			want[h] = p
+		}
+		if i%4096 == 4095 {
+			if err := b.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if b, err = w.NewBatch(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := b.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// A writer has it (the load itself, still open).
+	if err := mergeLevelZero(dir, nil); err != nil {
+		t.Fatalf("merge while a writer has the directory: %v", err)
+	}
+	// The load's handle closed without its merge (as if the merge's open
+	// lost the race), and a reader takes the directory.
+	if err := w.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := lockShared(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mergeLevelZero(dir, nil); err != nil {
+		t.Fatalf("merge while a reader has the directory: %v", err)
+	}
+	if filled := readDefault(t, dir, want, len(want)); len(filled) != 1 || filled[0] != 0 {
+		t.Fatalf("a merge that found a reader moved tables: levels %v", filled)
+	}
+	if err := l.unlock(); err != nil {
+		t.Fatal(err)
+	}
+	// Free again: the merge runs.
+	if err := mergeLevelZero(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if filled := readDefault(t, dir, want, len(want)); len(filled) != 1 || filled[0] == 0 {
+		t.Fatalf("after the merge, tables are in levels %v; want one level other than 0", filled)
+	}
+}
