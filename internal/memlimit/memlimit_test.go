@@ -40,8 +40,7 @@ func TestFollow(t *testing.T) {
 	if got > 64<<20*2 {
 		t.Fatalf("limit %d for a ~64 MiB live heap: more than a quarter above it", got)
 	}
-	runtime.KeepAlive(held)
-	held = nil
+	runtime.KeepAlive(held) // its last use: garbage from here on
 	waitLimit(func(l int64) bool { return l == floor }, "back at the floor")
 	stop()
 	if got := debug.SetMemoryLimit(-1); got != before {
