@@ -89,8 +89,16 @@ func TestSecondaryKilledDuringStateWrite(t *testing.T) {
 	var kills, written int
 	for round := range 8 {
 		d := startSecondaryProc(t, bin, args...)
-		if got := d.stderr.String(); round > 0 && written > 0 && !strings.Contains(got, "desired state restored") {
-			t.Fatalf("round %d: the restarted daemon did not restore a desired state: %s", round, got)
+		if round > 0 && written > 0 {
+			// The daemon says so just after its serving line, which
+			// startSecondaryProc waits for.
+			deadline := time.Now().Add(5 * time.Second)
+			for !strings.Contains(d.stderr.String(), "desired state restored") && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if got := d.stderr.String(); !strings.Contains(got, "desired state restored") {
+				t.Fatalf("round %d: the restarted daemon did not restore a desired state: %s", round, got)
+			}
 		}
 		stop := make(chan struct{})
 		done := make(chan struct{})
