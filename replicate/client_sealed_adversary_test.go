@@ -193,5 +193,225 @@ func TestSealedAdversaryKnownRootOtherZone(t *testing.T) {
 	}
 }
 
-var _ = wire.PackPath
-var _ http.Handler
+
+// liarFunc is a newLiar lie.
+type liarFunc = func(w http.ResponseWriter, r *http.Request, body []byte, truth http.Handler) bool
+
+// rewritePack answers every pack request with the truth's frames passed
+// through edit; trailer false ends the stream without its count trailer,
+// as an aborted one does.
+func rewritePack(edit func(frames []obj) []obj, trailer bool) liarFunc {
+	return func(w http.ResponseWriter, r *http.Request, body []byte, truth http.Handler) bool {
+		if r.URL.Path != wire.PackPath {
+			return false
+		}
+		frames, ok := realFrames(truth, r, body)
+		if !ok {
+			return false
+		}
+		frames = edit(frames)
+		if trailer {
+			writeStream(w, frames)
+			return true
+		}
+		w.Header().Set("Content-Type", wire.ObjectStreamContentType)
+		w.WriteHeader(http.StatusOK)
+		for _, o := range frames {
+			_, _ = w.Write(o.frame())
+		}
+		return true
+	}
+}
+
+// commitObj commits a crafted commit (any parents, in order) and points
+// zone/branch at it.
+func (c *crafted) commitObj(zone, branch string, tree repo.Hash, when int64, parents ...repo.Hash) repo.Hash {
+	c.t.Helper()
+	sig := repotest.Author
+	sig.When = when
+	h := c.put(repo.KindCommit, (&repo.Commit{Tree: tree, Parents: parents, Author: sig, Committer: sig, Message: "crafted\n"}).Encode())
+	old, err := c.r.Branch(zone, branch)
+	if err != nil && !errors.Is(err, repo.ErrNotFound) {
+		c.t.Fatal(err)
+	}
+	if err := c.r.UpdateBranch(zone, branch, old, h, nil); err != nil {
+		c.t.Fatal(err)
+	}
+	return h
+}
+
+// nameTree is a subtree holding one A record for owner.
+func (c *crafted) nameTree(owner string, ip byte) repo.Hash {
+	c.t.Helper()
+	return c.tree(repo.TreeEntry{Kind: repo.EntryLeaf, Name: "A", Hash: c.blob(owner, ip)})
+}
+
+// TestSealedAdversaryStreams: odd but honest histories, and streams that
+// lie about them. Each is pulled alone into an empty store (sealed when
+// the stream proves it) and into a store holding a stray object (walked):
+// refs, failures, soundness and per-branch counts agree, and a lie is
+// never proven.
+func TestSealedAdversaryStreams(t *testing.T) {
+	const zone = "example.com."
+	only := replicate.PullOptions{Zones: []string{zone}}
+	type setup struct {
+		opts      replicate.PullOptions
+		lie       liarFunc
+		wantProof bool
+		wantRef   map[string]repo.Hash // refs after the pull (nil: none)
+		wantFail  []string             // refs that fail
+	}
+	cases := map[string]func(c *crafted) setup{
+		// A merge whose parents share history (one is the other's
+		// parent) and trees (the same subtree under every commit), a
+		// commit whose tree is its parent's, and a tree naming one blob
+		// and one subtree under two names each.
+		"merge-and-shared-trees": func(c *crafted) setup {
+			s := c.nameTree("s.example.com.", 1)
+			b := c.commitObj(zone, "b", c.tree(repo.TreeEntry{Kind: repo.EntrySubtree, Name: "s", Hash: s}), 100)
+			bt := c.tree(repo.TreeEntry{Kind: repo.EntrySubtree, Name: "s", Hash: s}, repo.TreeEntry{Kind: repo.EntrySubtree, Name: "t", Hash: s})
+			same := c.commitObj(zone, "b", bt, 150, b)
+			blob := c.blob("x.example.com.", 2)
+			xt := c.tree(repo.TreeEntry{Kind: repo.EntryLeaf, Name: "A", Hash: blob}, repo.TreeEntry{Kind: repo.EntryLeaf, Name: "AAAA", Hash: blob})
+			a := c.commitObj(zone, "a", c.tree(repo.TreeEntry{Kind: repo.EntrySubtree, Name: "s", Hash: s}, repo.TreeEntry{Kind: repo.EntrySubtree, Name: "x", Hash: xt}), 200, same)
+			a2 := c.commitObj(zone, "a", bt, 250, a) // back to a parent's parent's tree
+			m := c.commitObj(zone, "main", c.tree(repo.TreeEntry{Kind: repo.EntrySubtree, Name: "s", Hash: s}, repo.TreeEntry{Kind: repo.EntrySubtree, Name: "x", Hash: xt}, repo.TreeEntry{Kind: repo.EntrySubtree, Name: "y", Hash: s}), 300, a2, same, b)
+			return setup{opts: replicate.PullOptions{Zones: []string{zone}, Branches: []string{"main"}}, wantProof: true, wantRef: map[string]repo.Hash{zone + "/main": m}}
+		},
+		// The same parent twice.
+		"duplicate-parent": func(c *crafted) setup {
+			p := c.commitObj(zone, "p", c.nameTree("p.example.com.", 1), 100)
+			m := c.commitObj(zone, "main", c.nameTree("m.example.com.", 2), 200, p, p)
+			return setup{opts: replicate.PullOptions{Zones: []string{zone}, Branches: []string{"main"}}, wantProof: true, wantRef: map[string]repo.Hash{zone + "/main": m}}
+		},
+		// The root sent again after everything: a repeat stops the
+		// stream, and the walk checks what it brought.
+		"root-twice": func(c *crafted) setup {
+			m := c.commitObj(zone, "main", c.nameTree("m.example.com.", 2), 200)
+			return setup{opts: only, lie: rewritePack(func(f []obj) []obj { return append(f, f[0]) }, true), wantRef: map[string]repo.Hash{zone + "/main": m}}
+		},
+		// Everything, then an object nobody linked.
+		"extra-after-everything": func(c *crafted) setup {
+			m := c.commitObj(zone, "main", c.nameTree("m.example.com.", 2), 200)
+			stray := c.blob("stray.example.com.", 9)
+			_, pl, err := c.r.Get(stray)
+			if err != nil {
+				c.t.Fatal(err)
+			}
+			return setup{opts: only, lie: rewritePack(func(f []obj) []obj { return append(f, obj{stray, repo.KindBlob, pl}) }, true), wantRef: map[string]repo.Hash{zone + "/main": m}}
+		},
+		// Everything, but no count trailer: the primary may have
+		// aborted; nothing is proven, the walk finds it complete.
+		"no-trailer-after-everything": func(c *crafted) setup {
+			m := c.commitObj(zone, "main", c.nameTree("m.example.com.", 2), 200)
+			return setup{opts: only, lie: rewritePack(func(f []obj) []obj { return f }, false), wantRef: map[string]repo.Hash{zone + "/main": m}}
+		},
+		// A blob before the tree that links it: not asked for yet.
+		"sent-before-wanted": func(c *crafted) setup {
+			m := c.commitObj(zone, "main", c.nameTree("m.example.com.", 2), 200)
+			return setup{opts: only, lie: rewritePack(func(f []obj) []obj {
+				n := len(f)
+				return append(append(append([]obj{}, f[:n-2]...), f[n-1]), f[n-2])
+			}, true), wantRef: map[string]repo.Hash{zone + "/main": m}}
+		},
+		// The root as another kind: a branch at a tree.
+		"root-is-a-tree": func(c *crafted) setup {
+			tr := c.nameTree("m.example.com.", 2)
+			if err := c.r.UpdateBranch(zone, "main", repo.ZeroHash, tr, nil); err != nil {
+				c.t.Fatal(err)
+			}
+			return setup{opts: only, wantFail: []string{zone + "/main"}}
+		},
+		// A commit whose tree is a blob, and a tree whose subtree is a
+		// blob: the stream refuses each as it comes.
+		"tree-is-a-blob": func(c *crafted) setup {
+			c.commitObj(zone, "main", c.blob("m.example.com.", 2), 200)
+			return setup{opts: only, wantFail: []string{zone + "/main"}}
+		},
+		"subtree-is-a-blob": func(c *crafted) setup {
+			c.commitObj(zone, "main", c.tree(repo.TreeEntry{Kind: repo.EntrySubtree, Name: "m", Hash: c.blob("m.example.com.", 2)}), 200)
+			return setup{opts: only, wantFail: []string{zone + "/main"}}
+		},
+		// A parent named by the zero hash, and a leaf.
+		"zero-parent": func(c *crafted) setup {
+			c.commitObj(zone, "main", c.nameTree("m.example.com.", 2), 200, repo.ZeroHash)
+			return setup{opts: only, wantFail: []string{zone + "/main"}}
+		},
+		"zero-leaf": func(c *crafted) setup {
+			c.commitObj(zone, "main", c.tree(repo.TreeEntry{Kind: repo.EntryLeaf, Name: "A", Hash: repo.ZeroHash}), 200)
+			return setup{opts: only, wantFail: []string{zone + "/main"}}
+		},
+		// The primary does not know the root (404 for the pack).
+		"pack-404": func(c *crafted) setup {
+			c.commitObj(zone, "main", c.nameTree("m.example.com.", 2), 200)
+			return setup{opts: only, lie: func(w http.ResponseWriter, r *http.Request, _ []byte, _ http.Handler) bool {
+				if r.URL.Path != wire.PackPath {
+					return false
+				}
+				http.Error(w, "root unknown", http.StatusNotFound)
+				return true
+			}, wantFail: []string{zone + "/main"}}
+		},
+		// Two branches and a pin at the one root: one of them is
+		// credited with everything, as the walk credits.
+		"three-targets-one-root": func(c *crafted) setup {
+			m := c.commitObj(zone, "main", c.nameTree("m.example.com.", 2), 200)
+			if err := c.r.UpdateBranch(zone, "copy", repo.ZeroHash, m, nil); err != nil {
+				c.t.Fatal(err)
+			}
+			return setup{opts: replicate.PullOptions{Zones: []string{zone}, Pins: map[string]string{"other.test./pinned": m.String()}}, wantProof: true,
+				wantRef: map[string]repo.Hash{zone + "/main": m, zone + "/copy": m, "other.test./pinned": m}}
+		},
+		// The provider's apply: exactly one pinned branch.
+		"exactly-one-pin": func(c *crafted) setup {
+			p := c.commitObj(zone, "main", c.nameTree("p.example.com.", 1), 100)
+			c.commitObj(zone, "main", c.nameTree("m.example.com.", 2), 200, p)
+			return setup{opts: replicate.PullOptions{}.Exactly(map[string]string{zone + "/main": p.String()}), wantProof: true, wantRef: map[string]repo.Hash{zone + "/main": p}}
+		},
+		// A branch and a tag at the same commit: the root is asked for
+		// as a commit or a tag, which nothing proves.
+		"branch-and-tag-one-root": func(c *crafted) setup {
+			m := c.commitObj(zone, "main", c.nameTree("m.example.com.", 2), 200)
+			if err := c.r.UpdateTag(zone, "v1", repo.ZeroHash, m, nil); err != nil {
+				c.t.Fatal(err)
+			}
+			return setup{opts: only, wantRef: map[string]repo.Hash{zone + "/main": m, "tag:" + zone + "/v1": m}}
+		},
+		// Only an annotated tag.
+		"annotated-tag-only": func(c *crafted) setup {
+			m := c.put(repo.KindCommit, (&repo.Commit{Tree: c.nameTree("m.example.com.", 2), Author: repotest.Author, Committer: repotest.Author, Message: "m\n"}).Encode())
+			tag := c.put(repo.KindTag, (&repo.Tag{Object: m, Type: repo.KindCommit, Name: "v1", Tagger: repotest.Author, Message: "v1\n"}).Encode())
+			if err := c.r.UpdateTag(zone, "v1", repo.ZeroHash, tag, nil); err != nil {
+				c.t.Fatal(err)
+			}
+			return setup{opts: only, wantRef: map[string]repo.Hash{"tag:" + zone + "/v1": tag}}
+		},
+	}
+	for name, build := range cases {
+		t.Run(name, func(t *testing.T) {
+			var lie liarFunc
+			p := newLiar(t, false, func(w http.ResponseWriter, r *http.Request, body []byte, truth http.Handler) bool {
+				return lie != nil && lie(w, r, body, truth)
+			})
+			st := build(&crafted{t: t, r: p.repo})
+			lie = st.lie
+			sealed, _ := sealedVsWalked(t, p.url(), nil, st.opts, nil, st.wantProof)
+			want := map[string]string{}
+			for k, h := range st.wantRef {
+				want[k] = h.String()
+			}
+			if d := diffMaps(sealed.refs, want); d != "" {
+				t.Errorf("refs (got vs want): %s", d)
+			}
+			var failed []string
+			for k := range sealed.failed {
+				failed = append(failed, k)
+			}
+			sort.Strings(failed)
+			sort.Strings(st.wantFail)
+			if strings.Join(failed, ",") != strings.Join(st.wantFail, ",") {
+				t.Errorf("failed %v, want %v: %v", failed, st.wantFail, sealed.failed)
+			}
+		})
+	}
+}
