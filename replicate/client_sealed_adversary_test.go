@@ -193,7 +193,6 @@ func TestSealedAdversaryKnownRootOtherZone(t *testing.T) {
 	}
 }
 
-
 // liarFunc is a newLiar lie.
 type liarFunc = func(w http.ResponseWriter, r *http.Request, body []byte, truth http.Handler) bool
 
