@@ -4,9 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/zonegit/terraform-provider-zonegit/replicate"
@@ -413,4 +418,255 @@ func TestSealedAdversaryStreams(t *testing.T) {
 			}
 		})
 	}
+}
+
+// bigBlob is a blob of about n MiB (records of 64000 bytes, each filled
+// with its own byte pattern), so that a pull's batch flushes after it.
+func (c *crafted) bigBlob(owner string, mib int) repo.Hash {
+	c.t.Helper()
+	var rd [][]byte
+	for i := 0; len(rd)*64000 < mib<<20; i++ {
+		r := make([]byte, 64000)
+		for j := range r {
+			r[j] = byte(i + j/251)
+		}
+		r[0], r[1] = byte(i>>8), byte(i)
+		rd = append(rd, r)
+	}
+	p, err := (&repo.Blob{Owner: owner, Class: 1, Type: 65280, TTL: 300, RData: rd}).Encode()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return c.put(repo.KindBlob, p)
+}
+
+// TestSealedAdversaryFlushedParentAsBase: the pack stream is reordered so
+// that a commit arrives after its parent was stored and flushed (a blob
+// of more than the batch's 16 MiB came between): the parent is then local
+// while the stream runs, and the commit's tree is compared with the
+// parent's as it arrives (linkCommit, linkTree), wanting only what
+// differs. That is sound only because the parent's tree came in this
+// stream and wanted its own entries: the stream is still proven, and the
+// walk agrees. When the stream also leaves out a blob only the parent's
+// tree names (and batch and GET refuse it), nothing is proven and the
+// branch fails, as walked.
+func TestSealedAdversaryFlushedParentAsBase(t *testing.T) {
+	if testing.Short() {
+		t.Skip("moves a 17 MiB blob around")
+	}
+	const zone = "example.com."
+	for _, lose := range []bool{false, true} {
+		t.Run(map[bool]string{false: "complete", true: "blob-lost"}[lose], func(t *testing.T) {
+			var lie liarFunc
+			p := newLiar(t, false, func(w http.ResponseWriter, r *http.Request, body []byte, truth http.Handler) bool {
+				return lie != nil && lie(w, r, body, truth)
+			})
+			c := &crafted{t: t, r: p.repo}
+			big := c.tree(repo.TreeEntry{Kind: repo.EntryLeaf, Name: "TYPE65280", Hash: c.bigBlob("big.example.com.", 17)})
+			sBlob := c.blob("s.example.com.", 1)
+			s := c.tree(repo.TreeEntry{Kind: repo.EntryLeaf, Name: "A", Hash: sBlob})
+			bt := c.tree(repo.TreeEntry{Kind: repo.EntrySubtree, Name: "big", Hash: big}, repo.TreeEntry{Kind: repo.EntrySubtree, Name: "s", Hash: s})
+			b := c.commitObj(zone, "b", bt, 100)
+			aSub := c.nameTree("a.example.com.", 2)
+			at := c.tree(repo.TreeEntry{Kind: repo.EntrySubtree, Name: "a", Hash: aSub}, repo.TreeEntry{Kind: repo.EntrySubtree, Name: "big", Hash: big}, repo.TreeEntry{Kind: repo.EntrySubtree, Name: "s", Hash: s})
+			a := c.commitObj(zone, "a", at, 200, b)
+			mt := c.tree(repo.TreeEntry{Kind: repo.EntrySubtree, Name: "a", Hash: aSub}, repo.TreeEntry{Kind: repo.EntrySubtree, Name: "big", Hash: big})
+			m := c.commitObj(zone, "main", mt, 300, a, b)
+			order := []repo.Hash{m, b, bt, big, c.blobOf(big), s, sBlob, a, at, aSub, c.blobOf(aSub), mt}
+			if lose {
+				order = slices.DeleteFunc(order, func(h repo.Hash) bool { return h == sBlob })
+			}
+			var frames []obj
+			for _, h := range order {
+				k, pl, err := p.repo.Get(h)
+				if err != nil {
+					t.Fatal(err)
+				}
+				frames = append(frames, obj{h, k, pl})
+			}
+			gone := lieAbout(sBlob, func(obj) (obj, bool) { return obj{}, false }, "batch", "get")
+			lie = func(w http.ResponseWriter, r *http.Request, body []byte, truth http.Handler) bool {
+				if r.URL.Path == wire.PackPath {
+					writeStream(w, frames)
+					return true
+				}
+				return lose && gone(w, r, body, truth)
+			}
+			opts := replicate.PullOptions{Zones: []string{zone}, Branches: []string{"main"}}
+			sealed, _ := sealedVsWalked(t, p.url(), nil, opts, nil, !lose)
+			if lose {
+				if _, ok := sealed.failed[zone+"/main"]; !ok || len(sealed.refs) != 0 {
+					t.Fatalf("a lost blob: refs %v, failed %v", sealed.refs, sealed.failed)
+				}
+				return
+			}
+			if sealed.refs[zone+"/main"] != m.String() {
+				t.Fatalf("refs %v, failed %v", sealed.refs, sealed.failed)
+			}
+			if n := len(repotest.Closure(t, p.repo, m)); sealed.branches[zone+"/main"][0] != int64(n) {
+				t.Errorf("main credited %d objects, its closure holds %d", sealed.branches[zone+"/main"][0], n)
+			}
+		})
+	}
+}
+
+// blobOf returns the one leaf of a name tree.
+func (c *crafted) blobOf(tree repo.Hash) repo.Hash {
+	c.t.Helper()
+	_, pl, err := c.r.Get(tree)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	tr, err := repo.DecodeTree(pl)
+	if err != nil || len(tr.Entries) != 1 {
+		c.t.Fatalf("tree %s: %v", tree.Short(), err)
+	}
+	return tr.Entries[0].Hash
+}
+
+// copyOpenStore copies the files of an open store as they are now, as a
+// killed process leaves them (its writes are in the files, nothing was
+// closed or compacted), except the directory lock.
+func copyOpenStore(t *testing.T, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.IsDir() || e.Name() == "LOCK" {
+			continue
+		}
+		if err := copySparse(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+// copySparse copies a file's data regions only (the value log is
+// preallocated to 512 MiB, nearly all of it a hole), at the same offsets
+// and to the same size.
+func copySparse(src, dst string) error {
+	const seekData, seekHole = 3, 4 // lseek(2) SEEK_DATA, SEEK_HOLE
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	size := fi.Size()
+	for pos := int64(0); pos < size; {
+		start, err := in.Seek(pos, seekData)
+		if err != nil {
+			if errors.Is(err, syscall.ENXIO) {
+				break // only a hole is left
+			}
+			if !errors.Is(err, syscall.EINVAL) {
+				_ = out.Close()
+				return err
+			}
+			start = pos // no SEEK_DATA here: copy everything
+		}
+		end, err := in.Seek(start, seekHole)
+		if err != nil {
+			end = size
+		}
+		if _, err := io.Copy(io.NewOffsetWriter(out, start), io.NewSectionReader(in, start, end-start)); err != nil {
+			_ = out.Close()
+			return err
+		}
+		pos = end
+	}
+	if err := out.Truncate(size); err != nil {
+		_ = out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// TestSealedAdversaryKilledPullLeftovers: a pull killed after its batch
+// flushed leaves objects in the store's write-ahead log only (no table
+// was written, nothing closed). Opened again, the store must count them
+// (HasObjects): the next pull of the branch is not proven by its stream
+// but walked, and converges; with no ref to tell the primary about, it
+// fetches the whole closure again, and credits the branch with all it
+// stored.
+func TestSealedAdversaryKilledPullLeftovers(t *testing.T) {
+	p := newPrimary(t, false, nil)
+	tip := mustSynthetic(t, p.repo, "example.com.", "main", 30)
+	closure := repotest.Closure(t, p.repo, tip)
+
+	dir := t.TempDir()
+	killed, err := repo.Open(dir, repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = killed.Close() })
+	b, err := killed.NewBatch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := 0
+	for h := range closure {
+		k, pl, err := p.repo.Get(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k == repo.KindBlob && left%2 == 1 {
+			left++
+			continue // half the blobs never came
+		}
+		if k == repo.KindBlob {
+			left++
+		}
+		if err := b.Put(h, k, pl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := localObjectCount(killed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := openRepo(t, copyOpenStore(t, dir))
+	has, err := local.HasObjects()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !has {
+		t.Fatal("a store holding a killed pull's objects in its log says it holds none")
+	}
+	out := pullOnce(t, p.url(), local, replicate.PullOptions{}, nil)
+	if out.proofs != 0 {
+		t.Fatal("a pull into a store with a killed pull's objects was proven by its stream")
+	}
+	if out.refs["example.com./main"] != tip.String() || len(out.failed) != 0 {
+		t.Fatalf("refs %v, failed %v", out.refs, out.failed)
+	}
+	if out.objects != len(closure) || out.branches["example.com./main"][0] != int64(len(closure)) {
+		t.Errorf("stored %d, credited %d; the closure holds %d", out.objects, out.branches["example.com./main"][0], len(closure))
+	}
+	if stored == 0 || stored >= len(closure) {
+		t.Fatalf("the killed pull left %d of %d objects", stored, len(closure))
+	}
+}
+
+func localObjectCount(r *repo.Repo) (int, error) {
+	n := 0
+	err := r.ForEachObject(func(repo.Hash, repo.Kind, []byte) error {
+		n++
+		return nil
+	})
+	return n, err
 }
