@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -107,6 +108,18 @@ func strayObject(t *testing.T, r *repo.Repo) {
 // wantProof says whether the first pull must be proven by its stream.
 func sealedVsWalked(t *testing.T, url string, prepare func(*repo.Repo), opts replicate.PullOptions, mod func(*replicate.ClientOptions), wantProof bool) (sealed, walked pullOutcome) {
 	t.Helper()
+	return compareSealed(t, url, prepare, opts, mod, &wantProof)
+}
+
+// sealedVsWalkedAnyProof is sealedVsWalked for a pull the stream may or
+// may not prove.
+func sealedVsWalkedAnyProof(t *testing.T, url string, opts replicate.PullOptions) (sealed, walked pullOutcome) {
+	t.Helper()
+	return compareSealed(t, url, nil, opts, nil, nil)
+}
+
+func compareSealed(t *testing.T, url string, prepare func(*repo.Repo), opts replicate.PullOptions, mod func(*replicate.ClientOptions), wantProof *bool) (sealed, walked pullOutcome) {
+	t.Helper()
 	a := openRepo(t, t.TempDir())
 	if prepare != nil {
 		prepare(a)
@@ -121,8 +134,8 @@ func sealedVsWalked(t *testing.T, url string, prepare func(*repo.Repo), opts rep
 	if walked.proofs != 0 {
 		t.Fatalf("a store holding an object was proven by the stream")
 	}
-	if wantProof != (sealed.proofs > 0) {
-		t.Errorf("proofs by the stream: %d, want proven %v", sealed.proofs, wantProof)
+	if wantProof != nil && *wantProof != (sealed.proofs > 0) {
+		t.Errorf("proofs by the stream: %d, want proven %v", sealed.proofs, *wantProof)
 	}
 	if d := diffMaps(sealed.refs, walked.refs); d != "" {
 		t.Errorf("refs differ (sealed vs walked): %s", d)
@@ -669,4 +682,228 @@ func localObjectCount(r *repo.Repo) (int, error) {
 		return nil
 	})
 	return n, err
+}
+
+// randomHistory crafts a small random history on example.com./main: a
+// pool of blobs (one of them, sometimes, undecodable), trees over them
+// that share subtrees, name one object under several names and, now and
+// then, link an object as the wrong kind (a subtree that is a blob, a
+// leaf that is a tree), and commits with zero to three parents (repeats
+// allowed; now and then one that is no commit) and trees that are, now
+// and then, a parent's. It returns the tip and every object it made.
+func randomHistory(c *crafted, rng *rand.Rand) (repo.Hash, []repo.Hash) {
+	const zone = "example.com."
+	var all, blobs, trees []repo.Hash
+	for i := range 4 + rng.IntN(4) {
+		h := c.blob(fmt.Sprintf("n%d.example.com.", i), byte(i))
+		if rng.IntN(12) == 0 {
+			h = c.put(repo.KindBlob, []byte("\x01not a wire-format owner name"))
+		}
+		blobs = append(blobs, h)
+	}
+	all = append(all, blobs...)
+	pick := func(hs []repo.Hash) repo.Hash { return hs[rng.IntN(len(hs))] }
+	leafNames := []string{"A", "AAAA", "TXT", "MX"}
+	subNames := []string{"a", "b", "c", "d", "www"}
+	for range 5 + rng.IntN(6) {
+		var es []repo.TreeEntry
+		for _, n := range leafNames[:rng.IntN(len(leafNames)+1)] {
+			h := pick(blobs)
+			if len(trees) > 0 && rng.IntN(25) == 0 {
+				h = pick(trees) // a leaf that is a tree
+			}
+			es = append(es, repo.TreeEntry{Kind: repo.EntryLeaf, Name: n, Hash: h})
+		}
+		if len(trees) > 0 {
+			for _, n := range subNames[:rng.IntN(len(subNames)+1)] {
+				h := pick(trees)
+				if rng.IntN(25) == 0 {
+					h = pick(blobs) // a subtree that is a blob
+				}
+				es = append(es, repo.TreeEntry{Kind: repo.EntrySubtree, Name: n, Hash: h})
+			}
+		}
+		if len(es) == 0 {
+			es = append(es, repo.TreeEntry{Kind: repo.EntryLeaf, Name: "A", Hash: pick(blobs)})
+		}
+		trees = append(trees, c.tree(es...))
+	}
+	all = append(all, trees...)
+	var commits []repo.Hash
+	commitTree := map[repo.Hash]repo.Hash{}
+	var tip repo.Hash
+	for i := range 1 + rng.IntN(5) {
+		var parents []repo.Hash
+		for range rng.IntN(min(len(commits), 3) + 1) {
+			parents = append(parents, pick(commits))
+		}
+		if rng.IntN(20) == 0 {
+			parents = append(parents, pick(trees)) // a parent that is a tree
+		}
+		tree := trees[len(trees)-1-rng.IntN(3)]
+		if len(parents) > 0 && rng.IntN(4) == 0 {
+			if t, ok := commitTree[parents[0]]; ok {
+				tree = t // a parent's tree
+			}
+		}
+		if rng.IntN(30) == 0 {
+			tree = pick(blobs) // a tree that is a blob
+		}
+		sig := repotest.Author
+		sig.When = int64(100 + i*10 - rng.IntN(15)) // clocks that sometimes run backwards
+		tip = c.put(repo.KindCommit, (&repo.Commit{Tree: tree, Parents: parents, Author: sig, Committer: sig, Message: fmt.Sprintf("c%d\n", i)}).Encode())
+		commits = append(commits, tip)
+		commitTree[tip] = tree
+	}
+	all = append(all, commits...)
+	if err := c.r.UpdateBranch(zone, "main", repo.ZeroHash, tip, nil); err != nil {
+		c.t.Fatal(err)
+	}
+	return tip, all
+}
+
+// randomStreamLie edits the truth's pack frames the same way for every
+// request of one seed: swaps two frames, drops one, repeats one, appends
+// one of the history's objects the stream may or may not owe, or ends
+// without the count trailer; or tells the truth.
+type randomStreamLie struct {
+	seed uint64
+	objs []obj // objects the lie may add
+}
+
+func (l randomStreamLie) lie(w http.ResponseWriter, r *http.Request, body []byte, truth http.Handler) bool {
+	if r.URL.Path != wire.PackPath {
+		return false
+	}
+	rng := rand.New(rand.NewPCG(l.seed, 7))
+	trailer := true
+	edit := func(f []obj) []obj {
+		if len(f) == 0 {
+			return f
+		}
+		switch rng.IntN(7) {
+		case 0:
+			i, j := rng.IntN(len(f)), rng.IntN(len(f))
+			f[i], f[j] = f[j], f[i]
+		case 1:
+			i := rng.IntN(len(f))
+			f = slices.Delete(f, i, i+1)
+		case 2:
+			i, j := rng.IntN(len(f)), rng.IntN(len(f)+1)
+			f = slices.Insert(f, j, f[i])
+		case 3:
+			f = append(f, l.objs[rng.IntN(len(l.objs))])
+		case 4:
+			trailer = false
+		}
+		return f
+	}
+	frames, ok := realFrames(truth, r, body)
+	if !ok {
+		return false
+	}
+	frames = edit(frames)
+	return rewritePack(func([]obj) []obj { return frames }, trailer)(w, r, body, truth)
+}
+
+// TestSealedAdversaryRandom: random small histories (wrong kinds,
+// undecodable objects, repeated parents, shared and reused trees) behind
+// random lies of the pack stream, with batch and GET telling the truth.
+// The pull into an empty store (sealed when the stream proves it) and the
+// walked one agree on everything a caller sees, the replica is sound, and
+// when the branch moves its closure is exactly the primary's.
+func TestSealedAdversaryRandom(t *testing.T) {
+	seeds := 60
+	if testing.Short() {
+		seeds = 10
+	}
+	proven := 0
+	for seed := range uint64(seeds) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			var lie liarFunc
+			p := newLiar(t, false, func(w http.ResponseWriter, r *http.Request, body []byte, truth http.Handler) bool {
+				return lie != nil && lie(w, r, body, truth)
+			})
+			rng := rand.New(rand.NewPCG(seed, 1))
+			c := &crafted{t: t, r: p.repo}
+			tip, all := randomHistory(c, rng)
+			if rng.IntN(3) > 0 {
+				var objs []obj
+				for _, h := range all {
+					k, pl, err := p.repo.Get(h)
+					if err != nil {
+						t.Fatal(err)
+					}
+					objs = append(objs, obj{h, k, pl})
+				}
+				lie = randomStreamLie{seed: seed, objs: objs}.lie
+			}
+			// Whether the stream may prove it is the seed's business; both
+			// answers are compared with the walk.
+			sealed, _ := sealedVsWalkedAnyProof(t, p.url(), replicate.PullOptions{Zones: []string{"example.com."}})
+			if sealed.proofs > 0 {
+				proven++
+			}
+			if got, ok := sealed.refs["example.com./main"]; ok && got != tip.String() {
+				t.Fatalf("main moved to %s, the primary's is %s", got, tip)
+			}
+			if _, failed := sealed.failed["example.com./main"]; failed == (sealed.refs["example.com./main"] != "") {
+				t.Fatalf("main: ref %q, failed %v", sealed.refs["example.com./main"], sealed.failed)
+			}
+		})
+	}
+	t.Logf("%d of %d pulls proven by their streams", proven, seeds)
+	if proven == 0 {
+		t.Error("no pull was proven by its stream: the attack never reached the sealed check")
+	}
+}
+
+// TestSealedAdversaryRevertedHistory: an honest primary whose branch went
+// from its first tree to another and back (a change, then its revert):
+// the first tree is under two commits. The primary's walk compared it with
+// the changed tree and the changed tree with it, each leaving their common
+// entries to the other, so the pack (and the walk answer) held only what
+// differs, and the client's check, the same walk, took the closure for
+// complete: a first pull stored 7 of 49 objects and moved the ref, in
+// every mode. The stream's own bookkeeping saw the hole (nothing was
+// proven). Now the whole closure comes, and the sealed pull proves it.
+func TestSealedAdversaryRevertedHistory(t *testing.T) {
+	build := func(t *testing.T, r *repo.Repo) repo.Hash {
+		c0 := mustSynthetic(t, r, "example.com.", "main", 20)
+		_, pl, err := r.Get(c0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cm, err := repo.DecodeCommit(pl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustSetA(t, r, "example.com.", "main", "www", 1)
+		tip, err := repotest.Commit(r, "example.com.", "main", cm.Tree, "revert")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tip
+	}
+	t.Run("sealed-vs-walked", func(t *testing.T) {
+		p := newPrimary(t, false, nil)
+		tip := build(t, p.repo)
+		sealed, _ := sealedVsWalked(t, p.url(), nil, replicate.PullOptions{}, nil, true)
+		if sealed.refs["example.com./main"] != tip.String() {
+			t.Fatalf("refs %v, failed %v", sealed.refs, sealed.failed)
+		}
+		if n := len(repotest.Closure(t, p.repo, tip)); sealed.objects != n || sealed.branches["example.com./main"][0] != int64(n) {
+			t.Errorf("stored %d, credited %d; the closure holds %d", sealed.objects, sealed.branches["example.com./main"][0], n)
+		}
+	})
+	forEachMode(t, func(t *testing.T, v0 bool) {
+		p := newPrimary(t, v0, nil)
+		tip := build(t, p.repo)
+		local := openRepo(t, t.TempDir())
+		if _, err := newClient(t, p.url(), local, nil).PullWith(context.Background(), replicate.PullOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		wantRefs(t, local, map[string]repo.Hash{"example.com./main": tip})
+		assertSound(t, local)
+	})
 }
