@@ -349,6 +349,19 @@ func TestSealedAdversaryStreams(t *testing.T) {
 			c.commitObj(zone, "main", c.tree(repo.TreeEntry{Kind: repo.EntrySubtree, Name: "m", Hash: c.blob("m.example.com.", 2)}), 200)
 			return setup{opts: only, wantFail: []string{zone + "/main"}}
 		},
+		// A leaf that is a symref (HEAD's kind), and a branch at one.
+		"leaf-is-a-symref": func(c *crafted) setup {
+			sym := c.put(repo.KindSymref, []byte("refs/zonegit/zones/example.com./heads/main"))
+			c.commitObj(zone, "main", c.tree(repo.TreeEntry{Kind: repo.EntryLeaf, Name: "A", Hash: sym}), 200)
+			return setup{opts: only, wantFail: []string{zone + "/main"}}
+		},
+		"branch-at-a-symref": func(c *crafted) setup {
+			sym := c.put(repo.KindSymref, []byte("refs/zonegit/zones/example.com./heads/main"))
+			if err := c.r.UpdateBranch(zone, "main", repo.ZeroHash, sym, nil); err != nil {
+				c.t.Fatal(err)
+			}
+			return setup{opts: only, wantFail: []string{zone + "/main"}}
+		},
 		// A parent named by the zero hash, and a leaf.
 		"zero-parent": func(c *crafted) setup {
 			c.commitObj(zone, "main", c.nameTree("m.example.com.", 2), 200, repo.ZeroHash)
