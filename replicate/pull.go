@@ -336,7 +336,7 @@ func (p *puller) transfer(items []*item, branches, tags []repo.Ref) error {
 	// Round 0: with pack, one request per chunk of roots walks and
 	// streams everything; without, one walk for all roots (chunked when
 	// there are many) lists what batch streams or GETs fetch.
-	if err := p.seal(roots); err != nil {
+	if err := p.seal(roots, targets); err != nil {
 		return err
 	}
 	if len(roots) > 0 {

@@ -202,17 +202,27 @@ func (cc *closureCheck) run(it *item, known []repo.Hash) error {
 // million names it re-reads a million trees to say so (2.3 s of a 15 s
 // pull). Any doubt seals nothing (p.sealed false), and the walk checks as
 // before: a stream stopped or refused, a link of another kind, a link
-// left wanted, more roots than one (the credits per target are the
-// walk's), objects already stored, or a later round (batch and GET do not
-// follow links).
+// left wanted, more roots than one or a target at a local tip (the
+// credits per target are the walk's), objects already stored, or a later
+// round (batch and GET do not follow links).
 
 // seal decides whether this pull may be proven by its stream (sealed):
-// it pulls one root by pack into a store without objects. Trees are then
-// not kept for the check, which should not read them.
-func (p *puller) seal(roots []repo.Hash) error {
+// it pulls one root by pack into a store without objects, and every
+// target is that root. (A target at a local tip is no root, and is
+// checked by the walk in a later round: it would be credited again with
+// what the sealed target was credited with, as no receipt records it.
+// With no object stored, such a tip is a ref naming an object the store
+// lacks.) Trees are then not kept for the check, which should not read
+// them.
+func (p *puller) seal(roots []repo.Hash, targets []*item) error {
 	p.sealed = false
 	if !p.usePack || len(roots) != 1 {
 		return nil
+	}
+	for _, it := range targets {
+		if it.new != roots[0] {
+			return nil
+		}
 	}
 	has, err := p.c.Local.HasObjects()
 	if err != nil {

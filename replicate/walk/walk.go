@@ -376,8 +376,20 @@ func (w *walker) run(roots, known []repo.Hash) error {
 		}
 		n.payload = nil
 	}
+	// Each missing commit's tree is compared with its parents' trees (and
+	// known tips'), and what it holds unchanged from them is left to them:
+	// sound only if their closures are reported or known by then. So the
+	// trees are taken one commit at a time, parents before children, each
+	// with everything below it before the next; a tree met again (under
+	// another commit, or inside another tree) was taken whole already.
+	// (Queued all at once, a tree shared by two commits, say the first
+	// tree of a history that a revert brings back, was compared with the
+	// bases of the newest, which may be trees compared with it in turn:
+	// each left their common entries to the other, and neither reported
+	// them.) Roots that are trees have no bases; they come last, as
+	// before.
 	extra := w.relevantKnownTrees()
-	for _, n := range missing {
+	for _, n := range w.parentsFirst(missing) {
 		if skip, err := w.skipLinked(n.tree, repo.KindTree); skip || err != nil {
 			if err != nil {
 				return err
@@ -397,9 +409,54 @@ func (w *walker) run(roots, known []repo.Hash) error {
 			continue // that tree is known or reported, with its closure
 		}
 		w.mark(n.tree, repo.KindTree.Code())
+		mark := len(w.trees) // roots that are trees wait below, for the end
 		w.trees = append(w.trees, newTreeWork(n.tree, bases))
+		if err := w.drain(mark); err != nil {
+			return err
+		}
 	}
 	return w.diffTrees()
+}
+
+// parentsFirst orders the missing commits (children before parents, by
+// first pop) so that each comes after its missing parents. The reverse
+// of the pop order is that already when commit clocks run forward; a
+// parent committed after its child moves before it. No recursion: a
+// history can be long.
+func (w *walker) parentsFirst(missing []*commitNode) []*commitNode {
+	const (
+		visiting = 1
+		placed   = 2
+	)
+	state := make(map[*commitNode]uint8, len(missing))
+	out := make([]*commitNode, 0, len(missing))
+	var stack []*commitNode
+	for i := len(missing) - 1; i >= 0; i-- {
+		stack = append(stack[:0], missing[i])
+		for len(stack) > 0 {
+			n := stack[len(stack)-1]
+			if state[n] == placed {
+				stack = stack[:len(stack)-1]
+				continue
+			}
+			state[n] = visiting
+			pushed := false
+			for _, p := range n.parents {
+				pn := w.commits[p]
+				if pn != nil && pn.flags == fromRoot && pn.popped && state[pn] == 0 {
+					stack = append(stack, pn)
+					pushed = true
+					break
+				}
+			}
+			if !pushed {
+				state[n] = placed
+				out = append(out, n)
+				stack = stack[:len(stack)-1]
+			}
+		}
+	}
+	return out
 }
 
 // relevantKnownTrees returns the trees of the known tips whose history
