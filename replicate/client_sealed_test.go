@@ -244,3 +244,30 @@ type sealedCrafted struct {
 	*crafted
 	stream []obj
 }
+
+// TestLocalRefToMissingObject: a local ref naming an object the replica
+// lacks (damage, or a hand edit) is not trusted as a complete closure. A
+// tag naming the primary's tip, with nothing stored, made the pull take
+// that tip as known: the branch moved to it with nothing below it.
+func TestLocalRefToMissingObject(t *testing.T) {
+	forEachMode(t, func(t *testing.T, v0 bool) {
+		p := newPrimary(t, v0, nil)
+		tip := mustSynthetic(t, p.repo, "other.test.", "main", 30)
+		local := openRepo(t, t.TempDir())
+		if err := local.UpdateTag("other.test.", "v1", repo.ZeroHash, tip, nil); err != nil {
+			t.Fatal(err)
+		}
+		c := newClient(t, p.url(), local, nil)
+		res, err := c.PullWith(context.Background(), replicate.PullOptions{Zones: []string{"other.test."}, Branches: []string{"main"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := mustBranch(t, local, "other.test.", "main"); got != tip {
+			t.Fatalf("main = %s, want %s", got, tip)
+		}
+		if res.Objects < 30 {
+			t.Fatalf("pulled %d objects for a 30-record zone", res.Objects)
+		}
+		assertSound(t, local)
+	})
+}

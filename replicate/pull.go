@@ -291,6 +291,17 @@ func (p *puller) transfer(items []*item, branches, tags []repo.Ref) error {
 	var knownList []string
 	for _, rs := range [][]repo.Ref{branches, tags} {
 		for _, r := range rs {
+			// A ref naming an object the store lacks (damage, or a hand
+			// edit) breaks that invariant: the walk must not stop at it,
+			// or a target at that commit would move with nothing below.
+			if ok, err := p.c.Local.Has(r.Hash); err != nil {
+				return fmt.Errorf("pull: reading local ref %s/%s: %w", r.Zone, r.Name, err)
+			} else if !ok {
+				if l := p.c.opts.Logger; l != nil {
+					l.Warn("a local ref names an object the replica lacks; its closure is not trusted", "ref", r.Zone+"/"+r.Name, "hash", r.Hash.String())
+				}
+				continue
+			}
 			zoneKnown[r.Zone] = repo.AppendUnique(zoneKnown[r.Zone], r.Hash)
 			if !known[r.Hash] {
 				known[r.Hash] = true
