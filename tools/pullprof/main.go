@@ -52,6 +52,7 @@ func run(primary, dir, cpuProfile, heapProfile string) error {
 	if err != nil {
 		return err
 	}
+	opened := time.Since(start)
 	defer local.Close()
 	c, err := replicate.NewClientWithOptions(local, replicate.ClientOptions{PrimaryURL: primary})
 	if err != nil {
@@ -79,11 +80,12 @@ func run(primary, dir, cpuProfile, heapProfile string) error {
 	if err != nil {
 		return err
 	}
+	closing := time.Now()
 	if err := local.Close(); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "pulled %d objects in %s (with open and close: %s)\n", res.Objects, res.Duration.Round(time.Millisecond),
-		time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "pulled %d objects in %s (with open and close: %s; open %s, close %s)\n", res.Objects, res.Duration.Round(time.Millisecond),
+		time.Since(start).Round(time.Millisecond), opened.Round(time.Millisecond), time.Since(closing).Round(time.Millisecond))
 	return nil
 }
 
