@@ -80,7 +80,13 @@ func TestPackReaderBounded(t *testing.T) {
 			// The receiver takes one chunk: the reader goes on.
 			c := <-chunks
 			ahead.give(c.cost)
-			if more := settled(cr.n.Load); more <= read {
+			// (Waited for, not sampled: on a loaded machine the reader
+			// may take a while to be scheduled.)
+			more := cr.n.Load()
+			for deadline := time.Now().Add(10 * time.Second); more <= read && time.Now().Before(deadline); more = cr.n.Load() {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if more <= read {
 				t.Errorf("the reader did not go on after a chunk was taken (%d bytes read, then %d)", read, more)
 			}
 			close(done)
