@@ -1038,7 +1038,8 @@ func (p *puller) receiveFrame(f *packFrame) error {
 	// link it walks with the receipt too; this is where the stream is
 	// told.)
 	var linkErr error
-	err := p.packLinks(h, kind, payload, func(l link) {
+	// usable passed: checkFrame decoded the payload strictly.
+	err := p.packLinks(h, kind, payload, true, func(l link) {
 		k, got := p.want(l)
 		switch {
 		case !got:
@@ -1057,11 +1058,12 @@ func (p *puller) receiveFrame(f *packFrame) error {
 
 // packLinks calls add with each object a received one links to, less what
 // the primary will not send because it equals what a local parent has at
-// the same place.
-func (p *puller) packLinks(h repo.Hash, kind repo.Kind, payload []byte, add func(link)) error {
+// the same place. valid says payload was decoded strictly already (see
+// linkTree).
+func (p *puller) packLinks(h repo.Hash, kind repo.Kind, payload []byte, valid bool, add func(link)) error {
 	switch kind {
 	case repo.KindTree:
-		return p.linkTree(h, payload, add)
+		return p.linkTree(h, payload, valid, add)
 	case repo.KindCommit:
 		return p.linkCommit(payload, add)
 	case repo.KindTag:
@@ -1108,11 +1110,19 @@ func (p *puller) linkCommit(payload []byte, add func(link)) error {
 // the same place in its base (a local tree at the same place in a parent
 // commit: the primary's walk diffs against it and never sends them), by
 // the same comparison as the primary's walk (repo.DiffTree). Every entry of
-// the new tree is still decoded and checked, skipped or not.
-func (p *puller) linkTree(h repo.Hash, payload []byte, add func(link)) error {
+// the new tree is decoded and checked, skipped or not: here unless valid
+// says it was already (a pack frame is validated as it is read, and in a
+// flat zone's apex checking 100,000s of identical entries a second time
+// was as long as the comparison itself; repo.DiffValidTree steps over
+// them).
+func (p *puller) linkTree(h repo.Hash, payload []byte, valid bool, add func(link)) error {
 	var es []walk.DiffEntry // what differs from a base, while few do
+	diffTree := repo.DiffTree
+	if valid {
+		diffTree = repo.DiffValidTree
+	}
 	diff := func(bases [][]byte) error {
-		return repo.DiffTree(h, payload, bases, func(kind repo.EntryKind, eh repo.Hash, same []repo.Hash) error {
+		return diffTree(h, payload, bases, func(kind repo.EntryKind, eh repo.Hash, same []repo.Hash) error {
 			l := link{h: eh, want: kindBit(kind.ObjectKind())}
 			if kind == repo.EntrySubtree && len(same) > 0 {
 				l.base = same[0]

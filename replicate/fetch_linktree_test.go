@@ -54,6 +54,12 @@ func refLinkTree(h repo.Hash, payload, base []byte) (map[repo.Hash]kindSet, map[
 // new tree np with base as its local counterpart, and folds its links into
 // the wanted set as receive does.
 func runLinkTree(t *testing.T, local *repo.Repo, np, bp []byte) (repo.Hash, map[repo.Hash]kindSet, map[repo.Hash]repo.Hash, error) {
+	return runLinkTreeAs(t, local, np, bp, false)
+}
+
+// runLinkTreeAs is runLinkTree, telling linkTree whether np was decoded
+// strictly before (valid), as receive does.
+func runLinkTreeAs(t *testing.T, local *repo.Repo, np, bp []byte, valid bool) (repo.Hash, map[repo.Hash]kindSet, map[repo.Hash]repo.Hash, error) {
 	t.Helper()
 	h := repo.HashObject(repo.KindTree, np)
 	ps := &packState{bases: map[repo.Hash]repo.Hash{}}
@@ -66,7 +72,7 @@ func runLinkTree(t *testing.T, local *repo.Repo, np, bp []byte) (repo.Hash, map[
 	}
 	p := &puller{c: &Client{Local: local}, local: local, pack: ps}
 	var linked []repo.Hash
-	err := p.packLinks(h, repo.KindTree, np, func(l link) {
+	err := p.packLinks(h, repo.KindTree, np, valid, func(l link) {
 		linked = append(linked, l.h)
 		p.want(l)
 	})
@@ -275,5 +281,42 @@ func TestLinkTreeCorruptNewTree(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestLinkTreeValidatedSameLinks: told that the new tree was validated (as
+// receive does after checkFrame decoded it), linkTree compares without
+// checking its entries again and links exactly what it links checking
+// them, on random trees and mutations, with bases sound or corrupt.
+func TestLinkTreeValidatedSameLinks(t *testing.T) {
+	local, err := repo.Open("", repo.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = local.Close() }()
+	r := rand.New(rand.NewPCG(7, 8))
+	compared := 0
+	for iter := 0; iter < 1000; iter++ {
+		base := sortEntries(repotest.RandTree(r, r.IntN(200)))
+		np, err := (&repo.Tree{Entries: repotest.MutateTree(r, base)}).Encode()
+		if err != nil {
+			continue // a mutation that broke a rule: not a valid tree
+		}
+		compared++
+		bp := encode(t, base)
+		if r.IntN(4) == 0 {
+			bp = repotest.CorruptTree(r, bp)
+		}
+		_, wp, wb, werr := runLinkTreeAs(t, local, np, bp, false)
+		_, gp, gb, gerr := runLinkTreeAs(t, local, np, bp, true)
+		if werr != nil || gerr != nil {
+			t.Fatalf("iteration %d: errors %v (validated) and %v on a valid tree", iter, gerr, werr)
+		}
+		if !maps.Equal(gp, wp) || !maps.Equal(gb, wb) {
+			t.Fatalf("iteration %d: validated: pending %v, bases %v; checked: %v, %v", iter, gp, gb, wp, wb)
+		}
+	}
+	if compared < 900 {
+		t.Fatalf("only %d of 1000 random trees were valid", compared)
 	}
 }

@@ -109,3 +109,84 @@ func TestDiffTreeSkipIdenticalSameAsMerge(t *testing.T) {
 		}
 	}
 }
+
+// TestDiffValidTreeSameAsDiffTree checks DiffValidTree, which steps over
+// identical runs of a validated tree without parsing them, against
+// DiffTree on random valid trees with one to three bases (some corrupt, as
+// a base may be): the same reports in the same order, and no error.
+func TestDiffValidTreeSameAsDiffTree(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	h := repo.Hash{0x22}
+	compared := 0
+	for iter := 0; iter < 3000; iter++ {
+		base := repotest.RandTree(r, r.IntN(300))
+		cur := repotest.MutateTree(r, base)
+		np, err := (&repo.Tree{Entries: cur}).Encode()
+		if err != nil {
+			continue // a mutation that broke a rule (a repeated name): not a valid tree
+		}
+		compared++
+		bases := [][]byte{encode(t, base)}
+		for j := r.IntN(3); j > 0; j-- {
+			// A base need not keep the rules.
+			bp, err := (&repo.Tree{Entries: repotest.MutateTree(r, base)}).Encode()
+			if err != nil || r.IntN(4) == 0 {
+				bp = repotest.CorruptTree(r, bases[0])
+			}
+			bases = append(bases, bp)
+		}
+		if err := repo.Validate(repo.KindTree, np); err != nil {
+			t.Fatal(err)
+		}
+		want, wantErr := diffTree(h, np, bases)
+		var got []string
+		gotErr := repo.DiffValidTree(h, np, bases, func(kind repo.EntryKind, eh repo.Hash, same []repo.Hash) error {
+			got = append(got, fmt.Sprintf("%d %x %v", kind, eh[:], same))
+			return nil
+		})
+		if wantErr != nil || gotErr != nil {
+			t.Fatalf("iteration %d: errors %v and %v on a valid tree", iter, gotErr, wantErr)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("iteration %d:\ngot  %q\nwant %q", iter, got, want)
+		}
+	}
+	if compared < 2700 {
+		t.Fatalf("only %d of 3000 random trees were valid", compared)
+	}
+}
+
+// BenchmarkDiffApex compares a flat zone's apex tree (100,000 names) with
+// the one it replaces, one name changed: DiffTree checks every entry of the
+// new tree again, DiffValidTree only steps over the identical runs.
+func BenchmarkDiffApex(b *testing.B) {
+	const n = 100000
+	es := make([]repo.TreeEntry, n)
+	for i := range es {
+		es[i] = repo.TreeEntry{Kind: repo.EntrySubtree, Name: fmt.Sprintf("h%06d", i), Hash: repo.HashObject(repo.KindBlob, []byte(fmt.Sprint(i)))}
+	}
+	base, err := (&repo.Tree{Entries: es}).Encode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	es[n/3].Hash[0]++
+	cur, err := (&repo.Tree{Entries: es}).Encode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := repo.HashObject(repo.KindTree, cur)
+	count := func(repo.EntryKind, repo.Hash, []repo.Hash) error { return nil }
+	for _, c := range []struct {
+		name string
+		diff func(repo.Hash, []byte, [][]byte, func(repo.EntryKind, repo.Hash, []repo.Hash) error) error
+	}{{"checked", repo.DiffTree}, {"valid", repo.DiffValidTree}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(cur)))
+			for b.Loop() {
+				if err := c.diff(h, cur, [][]byte{base}, count); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
