@@ -638,12 +638,23 @@ func bulkOptions(bo badger.Options) badger.Options {
 // would after any writer.
 const maxLevelZeroKept = 4
 
+// maxLevelZeroPiled is how many level-0 tables any other writer's Close
+// leaves unmerged. A command that writes a little (an incremental pull)
+// flushes one small table at Close, and Badger's compactors, which start
+// 0-1 s after the open, never run in a process that short: level 0 grew
+// by a table a pull (26 tables and 27 value logs after ~40 CLI pulls, and
+// a pull with nothing new took 90-100 ms instead of 60), and every read
+// checks every level-0 table. Merging them rewrites what they overlap
+// (with hash keys, the whole base level), so it waits until a few have
+// piled up: one pull in about five pays it.
+const maxLevelZeroPiled = 2 * maxLevelZeroKept
+
 // mergeLockWait is how long the merge after a bulk load waits for readers
 // that took the directory between the load's Close and the merge's open.
 const mergeLockWait = 2 * time.Second
 
-// mergeLevelZero merges the level-0 tables a bulk load left in path into
-// one level, when there are more than maxLevelZeroKept: it opens the
+// mergeLevelZero merges the level-0 tables a writer left in path into
+// one level, when there are more than keep: it opens the
 // directory again as a writer whose Close merges level 0 (Options.merge,
 // CompactL0OnClose, with the marker markBulkClose keeps).
 //
@@ -652,7 +663,7 @@ const mergeLockWait = 2 * time.Second
 // durable then, so the merge is skipped (nil): another writer compacts
 // level 0 itself (Badger's defaults start at 5 tables), and a reader
 // reads the tables as they are.
-func mergeLevelZero(path string, logger badger.Logger) error {
+func mergeLevelZero(path string, logger badger.Logger, keep int) error {
 	mf, err := readManifest(filepath.Join(path, manifestName))
 	if err != nil {
 		return &DamageError{Path: path, What: manifestName, Detail: err.Error()}
@@ -663,7 +674,7 @@ func mergeLevelZero(path string, logger badger.Logger) error {
 			n++
 		}
 	}
-	if n <= maxLevelZeroKept {
+	if n <= keep {
 		return nil
 	}
 	m, err := openWriter(path, Options{LockWait: mergeLockWait, Logger: logger, merge: true})
@@ -743,8 +754,12 @@ func (r *Repo) Close() error {
 		if r.merge && marked == nil && err == nil {
 			marked = os.Remove(filepath.Join(r.path, bulkCloseName))
 		}
-		if r.bulk && err == nil && marked == nil {
-			err = mergeLevelZero(r.path, r.logger)
+		if r.path != "" && !r.readOnly && !r.merge && err == nil && marked == nil {
+			keep := maxLevelZeroPiled
+			if r.bulk {
+				keep = maxLevelZeroKept
+			}
+			err = mergeLevelZero(r.path, r.logger, keep)
 		}
 		if marked != nil && err == nil {
 			err = fmt.Errorf("close repository %s: the bulk load's merge marker: %w", r.path, marked)

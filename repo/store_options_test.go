@@ -452,7 +452,7 @@ func TestMergeLevelZeroSkipsWhenTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A writer has it (the load itself, still open).
-	if err := mergeLevelZero(dir, nil); err != nil {
+	if err := mergeLevelZero(dir, nil, maxLevelZeroKept); err != nil {
 		t.Fatalf("merge while a writer has the directory: %v", err)
 	}
 	// The load's handle closed without its merge (as if the merge's open
@@ -464,7 +464,7 @@ func TestMergeLevelZeroSkipsWhenTaken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := mergeLevelZero(dir, nil); err != nil {
+	if err := mergeLevelZero(dir, nil, maxLevelZeroKept); err != nil {
 		t.Fatalf("merge while a reader has the directory: %v", err)
 	}
 	if filled := readDefault(t, dir, want, len(want)); len(filled) != 1 || filled[0] != 0 {
@@ -474,10 +474,65 @@ func TestMergeLevelZeroSkipsWhenTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Free again: the merge runs.
-	if err := mergeLevelZero(dir, nil); err != nil {
+	if err := mergeLevelZero(dir, nil, maxLevelZeroKept); err != nil {
 		t.Fatal(err)
 	}
 	if filled := readDefault(t, dir, want, len(want)); len(filled) != 1 || filled[0] == 0 {
 		t.Fatalf("after the merge, tables are in levels %v; want one level other than 0", filled)
 	}
+}
+
+// TestShortWritersDoNotPileUpLevelZero: a writer that stores a little and
+// closes (a command's incremental pull) leaves one small level-0 table,
+// and Badger's compactors never run in so short a handle; Close merges
+// them once more than maxLevelZeroPiled have piled up, so level 0 stays
+// bounded however many commands run, and every object stays readable
+// with default options.
+func TestShortWritersDoNotPileUpLevelZero(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	want := map[Hash][]byte{}
+	levelZero := func() int {
+		t.Helper()
+		mf, err := readManifest(filepath.Join(dir, manifestName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, tm := range mf.Tables {
+			if tm.Level == 0 {
+				n++
+			}
+		}
+		return n
+	}
+	most, merged := 0, false
+	for run := 0; run < 3*maxLevelZeroPiled; run++ {
+		r, err := Open(dir, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 50; i++ {
+			p := fmt.Appendf(nil, "run %d object %d", run, i)
+			h, err := r.PutObject(KindBlob, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want[h] = p
+		}
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+		n := levelZero()
+		if n > maxLevelZeroPiled {
+			t.Fatalf("after run %d, %d level-0 tables: more than %d piled up", run, n, maxLevelZeroPiled)
+		}
+		if n < most {
+			merged = true
+		}
+		most = max(most, n)
+	}
+	if !merged || most < maxLevelZeroPiled {
+		t.Fatalf("level 0 peaked at %d tables and was merged: %v; want it to reach %d and be merged", most, merged, maxLevelZeroPiled)
+	}
+	readDefault(t, dir, want, len(want))
 }
