@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -427,7 +426,7 @@ func (s *Server) handlePack(w http.ResponseWriter, r *http.Request) {
 		var blobs []repo.Hash
 		pf := &peekFramer{rd: crd, frame: frame}
 		sendBlobs := func() error {
-			slices.SortFunc(blobs, func(a, b repo.Hash) int { return bytes.Compare(a[:], b[:]) })
+			slices.SortFunc(blobs, repo.CompareHashes)
 			for _, h := range blobs {
 				if err := pf.send(h, repo.KindBlob); err != nil {
 					return err
