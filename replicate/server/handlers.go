@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -419,37 +418,13 @@ func (s *Server) handlePack(w http.ResponseWriter, r *http.Request) {
 			}
 			return fw.frame(h, kind, payload)
 		}
-		// Blobs are read in sorted batches, in place: in store key order
-		// rather than the walk's, which is random in key space. A blob
-		// links nothing and comes after the tree that links it whenever
-		// it is sent, so delaying it keeps the stream's order.
-		var blobs []repo.Hash
-		pf := &peekFramer{rd: crd, frame: frame}
-		sendBlobs := func() error {
-			slices.SortFunc(blobs, repo.CompareHashes)
-			for _, h := range blobs {
-				if err := pf.send(h, repo.KindBlob); err != nil {
-					return err
-				}
-			}
-			blobs = blobs[:0]
-			return nil
-		}
-		st, err := walk.Missing(crd, roots, known, s.walkOptions(), func(h repo.Hash, kind repo.Kind, payload []byte) error {
-			switch {
-			case payload != nil:
-				return frame(h, kind, payload)
-			case kind == repo.KindBlob:
-				blobs = append(blobs, h)
-				if len(blobs) < packBlobBatch {
-					return nil
-				}
-				return sendBlobs()
-			}
-			return pf.send(h, kind)
-		})
+		// Blobs are sent in sorted batches, read ahead (see packAhead).
+		pa := newPackAhead(crd, frame)
+		st, err := walk.Missing(crd, roots, known, s.walkOptions(), pa.emit)
 		if err == nil {
-			err = sendBlobs()
+			err = pa.finish()
+		} else {
+			err = pa.abandon(err)
 		}
 		if err != nil {
 			return err
@@ -469,10 +444,6 @@ func (s *Server) handlePack(w http.ResponseWriter, r *http.Request) {
 	}
 	s.abort(r, err)
 }
-
-// packBlobBatch is how many blob hashes a pack response holds back to read
-// them in key order (512 KiB).
-const packBlobBatch = 16384
 
 // peekFramer frames objects read in place. Its one read callback (made
 // once: it escapes to the reader) finds the object in its fields.
