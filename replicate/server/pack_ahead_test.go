@@ -107,10 +107,10 @@ func TestPackAheadMatchesPlainReads(t *testing.T) {
 	})
 	bounds := []struct{ batch, ahead, bytes, maxObject int }{
 		{saved[0], saved[1], saved[2], saved[3]}, // as served
-		{7, 21, 1 << 20, 1 << 20},               // sweeps of three batches
-		{7, 7, 1 << 20, 1 << 20},                // one batch a sweep
-		{5, 1000, 2500, 1 << 20},                // budgets run out
-		{11, 40, 1 << 20, 45},                   // most blobs too large to copy
+		{7, 21, 1 << 20, 1 << 20},                // sweeps of three batches
+		{7, 7, 1 << 20, 1 << 20},                 // one batch a sweep
+		{5, 1000, 2500, 1 << 20},                 // budgets run out
+		{11, 40, 1 << 20, 45},                    // most blobs too large to copy
 		{64, 300, 9000, 100},
 	}
 	for seed := uint64(1); seed <= 4; seed++ {
