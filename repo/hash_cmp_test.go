@@ -43,3 +43,46 @@ func TestCompareHashes(t *testing.T) {
 		t.Fatal("sorting by CompareHashes differs from sorting by bytes")
 	}
 }
+
+// TestSortByHash: SortByHash sorts as a comparison sort by bytes.Compare
+// does, small and large slices, with runs sharing their first 4 bytes and
+// more (as a store's hashes never do, but a hostile store could), and
+// carries each element with its hash.
+func TestSortByHash(t *testing.T) {
+	type elem struct {
+		h Hash
+		i int
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{0, 1, 2, 100, 255, 256, 257, 1000, 20000} {
+		var es []elem
+		for i := range n {
+			var h Hash
+			for j := range h {
+				h[j] = byte(rng.IntN(256))
+			}
+			switch rng.IntN(8) {
+			case 0: // shares the first 4 bytes of an earlier one
+				if i > 0 {
+					copy(h[:4], es[rng.IntN(i)].h[:4])
+				}
+			case 1: // shares the first 12
+				if i > 0 {
+					copy(h[:12], es[rng.IntN(i)].h[:12])
+				}
+			case 2: // small first bytes, many alike
+				h[0], h[1] = 0, byte(rng.IntN(3))
+			}
+			es = append(es, elem{h, i})
+		}
+		want := slices.Clone(es)
+		slices.SortStableFunc(want, func(a, b elem) int { return bytes.Compare(a.h[:], b.h[:]) })
+		got := slices.Clone(es)
+		SortByHash(got, func(e *elem) *Hash { return &e.h })
+		for i := range want {
+			if got[i].h != want[i].h || es[got[i].i].h != got[i].h {
+				t.Fatalf("n=%d: element %d is %x (was %d), want %x", n, i, got[i].h, got[i].i, want[i].h)
+			}
+		}
+	}
+}

@@ -121,7 +121,7 @@ func (p *packAhead) closeBatch() error {
 	if len(p.open) == 0 {
 		return nil
 	}
-	slices.SortFunc(p.open, repo.CompareHashes)
+	repo.SortByHash(p.open, func(h *repo.Hash) *repo.Hash { return h })
 	off := len(p.blobs)
 	p.blobs = append(p.blobs, p.open...)
 	p.open = p.open[:0]

@@ -730,7 +730,8 @@ func (w *walker) diffWithBases(tw treeWork) (stop, bad, readErr error) {
 // apex from a few thousand blocks instead of one block each). The stack
 // pops the last first, so descending.
 func (w *walker) sortPushed(mark int) {
-	slices.SortFunc(w.trees[mark:], func(a, b treeWork) int { return repo.CompareHashes(b.hash, a.hash) })
+	repo.SortByHash(w.trees[mark:], func(tw *treeWork) *repo.Hash { return &tw.hash })
+	slices.Reverse(w.trees[mark:])
 }
 
 // A check takes the subtrees of a tree without bases in passes when there
