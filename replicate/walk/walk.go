@@ -317,23 +317,6 @@ func (w *walker) markNew(h repo.Hash, k uint8) bool {
 	return len(w.seen) > n
 }
 
-// reserveSeen makes room in the seen set for what a tree of n bytes
-// without bases may add: each entry, and below a subtree entry at least
-// one more object (a flat zone's apex: a name's tree and its blob). A full
-// pack's seen set otherwise grows by doubling to two million entries,
-// moving each several times.
-func (w *walker) reserveSeen(n int) {
-	add := 2 * (n / minTreeEntry)
-	if add < 4096 || add <= len(w.seen) {
-		return
-	}
-	seen := make(map[repo.Hash]uint8, len(w.seen)+add)
-	for h, k := range w.seen {
-		seen[h] = k
-	}
-	w.seen = seen
-}
-
 // marked looks h up in the seen set.
 func (w *walker) marked(h repo.Hash) (uint8, bool) {
 	if w.marks != nil {
@@ -749,11 +732,7 @@ const minTreeEntry = 35
 // for a check's large tree; payload is lent for the whole of it.
 func (w *walker) diffAloneInPasses(tw treeWork, payload []byte) (stop, bad error) {
 	passes := len(payload)/minTreeEntry/chunkTrees + 1
-	if w.chk == nil {
-		w.reserveSeen(len(payload))
-		return w.diffOne(tw, payload, nil)
-	}
-	if passes == 1 {
+	if w.chk == nil || passes == 1 {
 		return w.diffOne(tw, payload, nil)
 	}
 	if err := w.emit(tw.hash, repo.KindTree, payload); err != nil {
