@@ -187,8 +187,8 @@ func (h Hash) IsZero() bool { return h == ZeroHash }
 
 // CompareHashes orders hashes as their bytes are ordered, which is the
 // store's key order. The first 8 bytes are compared as one number: for
-// hashes that settles all but a few comparisons, and sorting a full
-// pack's 100,000 name trees by bytes.Compare took twice as long.
+// hashes that settles all but a few comparisons, at a fraction of
+// bytes.Compare's cost.
 func CompareHashes(a, b Hash) int {
 	x, y := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8])
 	switch {

@@ -11,11 +11,11 @@ import (
 // batch sorted: a full pull of a flat zone emits one blob per name, and in
 // key order they are cheaper to read. (A blob links nothing and comes after
 // the tree that links it whenever it is sent, so delaying it keeps the
-// stream's order.) That order is the wire's (clients
-// and tests pin it), and it leaves the blobs of one batch spread over the
-// whole store: a 100k-record flat zone's 16,384 blobs are 12 keys apart
-// among its 200,000, so reading a batch costs about a full sweep of the
-// store's keys, and a full pack made six.
+// stream's order.) That order is the wire's (clients and tests pin it),
+// and it leaves the blobs of one batch spread over the whole store: a
+// 100k-record flat zone's 16,384 blobs are 12 keys apart among its
+// 200,000, so reading a batch costs about a full sweep of the store's keys
+// (a cursor step each), and a full pack made six.
 //
 // packAhead reads ahead instead: it queues what the walk emits after a
 // closed batch (copies of the trees' payloads, lent by the walk) until a
@@ -23,7 +23,9 @@ import (
 // ascending sweep (3 batches: 4 keys apart), and only then frames the
 // queue in the order it was emitted. The answer is byte for byte the same;
 // the reads are fewer and the memory bounded (packAheadBytes of payload
-// copies, the same again of blobs read ahead, and the queued hashes).
+// copies, the same again of blobs read ahead, and the queued hashes: about
+// 6 MiB for that zone). In a store of two million objects the three
+// batches' blobs are still 40 keys apart, and most remain point lookups.
 // Anything not read ahead (a blob over packAheadMaxObject, one beyond the
 // budget, one that is absent, damaged or not a blob) is read and framed at
 // its turn as before, so it fails with the same error at the same point of
