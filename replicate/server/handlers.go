@@ -420,6 +420,7 @@ func (s *Server) handlePack(w http.ResponseWriter, r *http.Request) {
 		}
 		// Blobs are sent in sorted batches, read ahead (see packAhead).
 		pa := newPackAhead(crd, frame)
+		defer pa.release()
 		st, err := walk.Missing(crd, roots, known, s.walkOptions(), pa.emit)
 		if err == nil {
 			err = pa.finish()

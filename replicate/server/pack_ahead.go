@@ -2,6 +2,7 @@ package server
 
 import (
 	"slices"
+	"sync"
 
 	"github.com/zonegit/terraform-provider-zonegit/repo"
 )
@@ -82,8 +83,28 @@ const (
 	evBatch                // a closed batch, blobs[off:off+n]
 )
 
+// packAheads keeps packAheads' buffers (a few MiB) from one response to
+// the next.
+var packAheads sync.Pool
+
+// newPackAhead returns a packAhead for one response; release it when the
+// response is done with it.
 func newPackAhead(rd repo.Reader, frame func(repo.Hash, repo.Kind, []byte) error) *packAhead {
-	return &packAhead{rd: rd, frame: frame, pf: &peekFramer{rd: rd, frame: frame}}
+	p, _ := packAheads.Get().(*packAhead)
+	if p == nil {
+		p = &packAhead{}
+	}
+	p.rd, p.frame, p.pf, p.err = rd, frame, &peekFramer{rd: rd, frame: frame}, nil
+	return p
+}
+
+// release hands p's buffers to the next response; p is not used again.
+func (p *packAhead) release() {
+	*p = packAhead{
+		open: p.open[:0], events: p.events[:0], arena: p.arena[:0], blobs: p.blobs[:0],
+		vals: p.vals[:0], valOff: p.valOff[:0], valLen: p.valLen[:0], heads: p.heads[:0], ends: p.ends[:0],
+	}
+	packAheads.Put(p)
 }
 
 // emit is the walk's EmitFunc.

@@ -60,6 +60,7 @@ func packPlain(rd repo.Reader, roots, known []repo.Hash, frame func(repo.Hash, r
 // packWithAhead is handlePack's framing (packAhead).
 func packWithAhead(rd repo.Reader, roots, known []repo.Hash, frame func(repo.Hash, repo.Kind, []byte) error) error {
 	pa := newPackAhead(rd, frame)
+	defer pa.release()
 	_, err := walk.Missing(rd, roots, known, walk.Options{}, pa.emit)
 	if err == nil {
 		return pa.finish()
