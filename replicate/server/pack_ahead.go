@@ -25,7 +25,7 @@ import (
 // order it was emitted. The answer is byte for byte the same; the reads
 // are fewer and the memory bounded (packAheadBytes of payload copies, the
 // same again of blobs read ahead, and the queued hashes). That zone's six
-// batches take one sweep (about 12 MiB held at its end); in a store of two
+// batches take one sweep (serve peaked 10 MiB higher); in a store of two
 // million objects eight batches' blobs are 15 keys apart, where stepping
 // still beats most point lookups. Measured serve CPU per full pack, 100k
 // and 1M records: read ahead over 3 batches with 4 MiB budgets, 0.33 and
