@@ -56,10 +56,10 @@ type seqCursors struct {
 	// made meanwhile never move these cursors (the payload may be in one
 	// of their buffers). Reads made while exactly one payload is lent go
 	// to nested, a cursor set of their own; deeper ones are point lookups.
-	// A pack response reads its blob batches inside the walk's Peek of a
-	// tree (the batch fills while that tree's entries are diffed): sorted
-	// batches, 12 keys apart in a 100k-record flat zone, which a cursor
-	// steps through for less than the point lookups cost.
+	// A pack response reads its blobs inside the walk's Peek of a tree
+	// (a batch fills while that tree's entries are diffed): sorted sweeps
+	// a few keys apart, which a cursor steps through for a fraction of
+	// what point lookups cost.
 	lending int
 	nested  *seqCursors
 	key     [34]byte
