@@ -53,8 +53,15 @@ type seqCursors struct {
 	lastStepped bool
 	avgGap      float64 // see trackGap
 	// lending counts Peeks whose payload is lent to the caller: reads
-	// made meanwhile are point lookups, so no cursor moves under it.
+	// made meanwhile never move these cursors (the payload may be in one
+	// of their buffers). Reads made while exactly one payload is lent go
+	// to nested, a cursor set of their own; deeper ones are point lookups.
+	// A pack response reads its blobs inside the walk's Peek of a tree
+	// (a batch fills while that tree's entries are diffed): sorted sweeps
+	// a few keys apart, which a cursor steps through for a fraction of
+	// what point lookups cost.
 	lending int
+	nested  *seqCursors
 	key     [34]byte
 }
 
@@ -69,6 +76,9 @@ func newSeqCursors(r *Repo, txn *badger.Txn) *seqCursors {
 
 // close closes the iterators (before the transaction ends).
 func (s *seqCursors) close() {
+	if s.nested != nil {
+		s.nested.close()
+	}
 	for i := range s.curs {
 		if s.curs[i].it != nil {
 			s.curs[i].it.Close()
@@ -124,6 +134,16 @@ func (s *seqCursors) dense() bool { return s.avgGap <= maxCursorGap }
 // previous one starts a cursor (the least recently used) at h; otherwise
 // h is a point lookup.
 func (s *seqCursors) find(h Hash) (*badger.Item, error) {
+	// Reads under a lent payload leave this set's sequence alone.
+	switch {
+	case s.lending == 1:
+		if s.nested == nil {
+			s.nested = newSeqCursors(s.r, s.txn)
+		}
+		return s.nested.find(h)
+	case s.lending > 1:
+		return s.get(h)
+	}
 	s.clock++
 	p := hashPrefix(h)
 	prev, hadPrev := s.prev, s.hasPrev
@@ -133,9 +153,6 @@ func (s *seqCursors) find(h Hash) (*badger.Item, error) {
 	}
 	last, lastStepped := s.last, s.lastStepped
 	s.last, s.lastStepped = nil, false
-	if s.lending > 0 {
-		return s.get(h)
-	}
 	key := s.key[:]
 	copy(key, objPrefix)
 	copy(key[len(objPrefix):], h[:])

@@ -230,3 +230,94 @@ func TestViewWriterNoCursors(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestViewCursorReadsUnderLentPayload: reads made while one payload is
+// lent (a pack response reads a sorted blob batch inside the walk's Peek
+// of a tree) step a cursor set of their own, answer what point lookups
+// answer, and leave the lent payload and the outer sequence's cursor where
+// they were; reads two Peeks deep are point lookups.
+func TestViewCursorReadsUnderLentPayload(t *testing.T) {
+	r, stored, absent := cursorRepo(t, 3000)
+	payload := map[Hash][]byte{}
+	for _, h := range stored {
+		_, p, err := r.Get(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		payload[h] = p
+	}
+	batch := slices.SortedFunc(slices.Values(slices.Concat(stored[1:], absent)), func(a, b Hash) int { return bytes.Compare(a[:], b[:]) })
+	check := func(rd Reader, h Hash) error {
+		want, ok := payload[h]
+		kind, got, err := rd.Get(h)
+		if errors.Is(err, ErrNotFound) && !ok {
+			return nil
+		}
+		if err != nil || kind != KindBlob || !ok || !bytes.Equal(got, want) {
+			return fmt.Errorf("Get %s: %s %q %v; want %v %q", h.Short(), kind, got, err, ok, want)
+		}
+		return nil
+	}
+	err := r.View(func(rd Reader) error {
+		seq := rd.(txnView).seq
+		// An outer ascending run starts the outer set's cursor.
+		for _, h := range stored[:4] {
+			if err := check(rd, h); err != nil {
+				return err
+			}
+		}
+		outer := stored[4]
+		err := Peek(rd, outer, func(_ Kind, p []byte) error {
+			before := bytes.Clone(p)
+			at := slices.Clone(seq.curs[0].it.Item().Key())
+			for i, h := range batch {
+				if err := check(rd, h); err != nil {
+					return err
+				}
+				if i%500 == 0 {
+					// Two deep: a point lookup, the nested cursor stays.
+					if err := Peek(rd, h, func(Kind, []byte) error {
+						nat := slices.Clone(seq.nested.curs[0].it.Item().Key())
+						for _, g := range batch[i+1 : min(i+20, len(batch))] {
+							if err := check(rd, g); err != nil {
+								return err
+							}
+						}
+						if !bytes.Equal(seq.nested.curs[0].it.Item().Key(), nat) {
+							return fmt.Errorf("a read two Peeks deep moved the nested cursor")
+						}
+						return nil
+					}); err != nil && !errors.Is(err, ErrNotFound) {
+						return err
+					}
+				}
+			}
+			if !bytes.Equal(p, before) {
+				return fmt.Errorf("lent payload of %s changed: %q, was %q", outer.Short(), p, before)
+			}
+			if !bytes.Equal(seq.curs[0].it.Item().Key(), at) {
+				return fmt.Errorf("reads under a lent payload moved the outer cursor")
+			}
+			if seq.nested == nil || seq.nested.curs[0].it == nil {
+				return fmt.Errorf("the sorted run under a lent payload was not read through cursors")
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		// The outer run goes on from its cursor.
+		for _, h := range stored[5:40] {
+			if err := check(rd, h); err != nil {
+				return err
+			}
+		}
+		if seq.last != &seq.curs[0] || !seq.lastStepped {
+			return fmt.Errorf("the outer run did not step its cursor after the lent payload")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

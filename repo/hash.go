@@ -92,7 +92,9 @@
 package repo
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"slices"
@@ -182,6 +184,66 @@ func (h Hash) Short() string { return h.String()[:12] }
 
 // IsZero reports whether h is the all-zero "none" hash.
 func (h Hash) IsZero() bool { return h == ZeroHash }
+
+// CompareHashes orders hashes as their bytes are ordered, which is the
+// store's key order. The first 8 bytes are compared as one number: for
+// hashes that settles all but a few comparisons, at a fraction of
+// bytes.Compare's cost.
+func CompareHashes(a, b Hash) int {
+	x, y := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8])
+	switch {
+	case x < y:
+		return -1
+	case x > y:
+		return 1
+	}
+	return bytes.Compare(a[8:], b[8:])
+}
+
+// SortByHash sorts s by the hashes key returns, in CompareHashes' order
+// (the store's key order). Many elements (a full pack's 100,000 name
+// trees, its batches of 16,384 blobs) are sorted by their first 4 bytes a
+// byte at a pass (hashes spread evenly over them), then each run sharing
+// those bytes, usually of one, by comparison: a comparison sort spent 5%
+// of a full pack's serve CPU on them. It takes a second slice of len(s)
+// meanwhile. key must return a pointer into the element it is given.
+func SortByHash[T any](s []T, key func(*T) *Hash) {
+	cmp := func(a, b T) int { return CompareHashes(*key(&a), *key(&b)) }
+	if len(s) < 256 {
+		slices.SortFunc(s, cmp)
+		return
+	}
+	src, dst := s, make([]T, len(s))
+	var count [256]int
+	for d := 3; d >= 0; d-- { // an even number of passes: the result ends in s
+		clear(count[:])
+		for i := range src {
+			count[key(&src[i])[d]]++
+		}
+		sum := 0
+		for b, c := range count {
+			count[b] = sum
+			sum += c
+		}
+		for i := range src {
+			b := key(&src[i])[d]
+			dst[count[b]] = src[i]
+			count[b]++
+		}
+		src, dst = dst, src
+	}
+	prefix := func(i int) uint32 { return binary.BigEndian.Uint32(key(&s[i])[:4]) }
+	for i := 0; i < len(s); {
+		j, p := i+1, prefix(i)
+		for j < len(s) && prefix(j) == p {
+			j++
+		}
+		if j-i > 1 {
+			slices.SortFunc(s[i:j], cmp)
+		}
+		i = j
+	}
+}
 
 // ParseHash parses 64 hex characters (either case).
 func ParseHash(s string) (Hash, error) {

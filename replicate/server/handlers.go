@@ -1,12 +1,10 @@
 package server
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -420,37 +418,14 @@ func (s *Server) handlePack(w http.ResponseWriter, r *http.Request) {
 			}
 			return fw.frame(h, kind, payload)
 		}
-		// Blobs are read in sorted batches, in place: in store key order
-		// rather than the walk's, which is random in key space. A blob
-		// links nothing and comes after the tree that links it whenever
-		// it is sent, so delaying it keeps the stream's order.
-		var blobs []repo.Hash
-		pf := &peekFramer{rd: crd, frame: frame}
-		sendBlobs := func() error {
-			slices.SortFunc(blobs, func(a, b repo.Hash) int { return bytes.Compare(a[:], b[:]) })
-			for _, h := range blobs {
-				if err := pf.send(h, repo.KindBlob); err != nil {
-					return err
-				}
-			}
-			blobs = blobs[:0]
-			return nil
-		}
-		st, err := walk.Missing(crd, roots, known, s.walkOptions(), func(h repo.Hash, kind repo.Kind, payload []byte) error {
-			switch {
-			case payload != nil:
-				return frame(h, kind, payload)
-			case kind == repo.KindBlob:
-				blobs = append(blobs, h)
-				if len(blobs) < packBlobBatch {
-					return nil
-				}
-				return sendBlobs()
-			}
-			return pf.send(h, kind)
-		})
+		// Blobs are sent in sorted batches, read ahead (see packAhead).
+		pa := newPackAhead(crd, frame)
+		defer pa.release()
+		st, err := walk.Missing(crd, roots, known, s.walkOptions(), pa.emit)
 		if err == nil {
-			err = sendBlobs()
+			err = pa.finish()
+		} else {
+			err = pa.abandon(err)
 		}
 		if err != nil {
 			return err
@@ -470,10 +445,6 @@ func (s *Server) handlePack(w http.ResponseWriter, r *http.Request) {
 	}
 	s.abort(r, err)
 }
-
-// packBlobBatch is how many blob hashes a pack response holds back to read
-// them in key order (512 KiB).
-const packBlobBatch = 16384
 
 // peekFramer frames objects read in place. Its one read callback (made
 // once: it escapes to the reader) finds the object in its fields.
