@@ -365,33 +365,7 @@ func TestBulkLoadSmallSkipsMerge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[Hash][]byte{}
-	b, err := r.NewBatch()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Two memtables' worth, flushed as a pull does.
-	for i := 0; r.db.Levels()[0].NumTables < 2; i++ {
-		p := fmt.Appendf(nil, "%d %s", i, bytes.Repeat([]byte{byte(i)}, 1000))
-		h, err := b.PutObject(KindBlob, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i%97 == 0 {
-			want[h] = p
-		}
-		if i%4096 == 4095 {
-			if err := b.Flush(); err != nil {
-				t.Fatal(err)
-			}
-			if b, err = r.NewBatch(); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := b.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	want := loadTables(t, r, 2) // two memtables' worth, flushed as a pull does
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -425,32 +399,7 @@ func TestMergeLevelZeroSkipsWhenTaken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := w.NewBatch()
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[Hash][]byte{}
-	for i := 0; w.db.Levels()[0].NumTables <= maxLevelZeroKept; i++ {
-		p := fmt.Appendf(nil, "%d %s", i, bytes.Repeat([]byte{byte(i)}, 1000))
-		h, err := b.PutObject(KindBlob, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i%101 == 0 {
-			want[h] = p
-		}
-		if i%4096 == 4095 {
-			if err := b.Flush(); err != nil {
-				t.Fatal(err)
-			}
-			if b, err = w.NewBatch(); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := b.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	want := loadTables(t, w, maxLevelZeroKept+1)
 	// A writer has it (the load itself, still open).
 	if err := mergeLevelZero(dir, nil, maxLevelZeroKept); err != nil {
 		t.Fatalf("merge while a writer has the directory: %v", err)
@@ -535,4 +484,38 @@ func TestShortWritersDoNotPileUpLevelZero(t *testing.T) {
 		t.Fatalf("level 0 peaked at %d tables and was merged: %v; want it to reach %d and be merged", most, merged, maxLevelZeroPiled)
 	}
 	readDefault(t, dir, want, len(want))
+}
+
+// loadTables writes ~1 KB blobs into r through batches flushed every 4Ki
+// objects, as a pull does, until level 0 holds tables tables, and returns
+// every 97th object written.
+func loadTables(t *testing.T, r *Repo, tables int) map[Hash][]byte {
+	t.Helper()
+	want := map[Hash][]byte{}
+	b, err := r.NewBatch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; r.db.Levels()[0].NumTables < tables; i++ {
+		p := fmt.Appendf(nil, "%d %s", i, bytes.Repeat([]byte{byte(i)}, 1000))
+		h, err := b.PutObject(KindBlob, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%97 == 0 {
+			want[h] = p
+		}
+		if i%4096 == 4095 {
+			if err := b.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if b, err = r.NewBatch(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := b.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return want
 }
