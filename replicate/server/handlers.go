@@ -418,14 +418,38 @@ func (s *Server) handlePack(w http.ResponseWriter, r *http.Request) {
 			}
 			return fw.frame(h, kind, payload)
 		}
-		// Blobs are sent in sorted batches, read ahead (see packAhead).
-		pa := newPackAhead(crd, frame)
-		defer pa.release()
-		st, err := walk.Missing(crd, roots, known, s.walkOptions(), pa.emit)
+		// Blobs are read in sorted batches, in place: in store key order
+		// rather than the walk's, which is random in key space (the
+		// reader's cursors step through them). A blob links nothing and
+		// comes after the tree that links it whenever it is sent, so
+		// delaying it keeps the stream's order.
+		var blobs []repo.Hash
+		pf := &peekFramer{rd: crd, frame: frame}
+		sendBlobs := func() error {
+			repo.SortByHash(blobs, func(h *repo.Hash) *repo.Hash { return h })
+			for _, h := range blobs {
+				if err := pf.send(h, repo.KindBlob); err != nil {
+					return err
+				}
+			}
+			blobs = blobs[:0]
+			return nil
+		}
+		st, err := walk.Missing(crd, roots, known, s.walkOptions(), func(h repo.Hash, kind repo.Kind, payload []byte) error {
+			switch {
+			case payload != nil:
+				return frame(h, kind, payload)
+			case kind == repo.KindBlob:
+				blobs = append(blobs, h)
+				if len(blobs) < packBlobBatch {
+					return nil
+				}
+				return sendBlobs()
+			}
+			return pf.send(h, kind)
+		})
 		if err == nil {
-			err = pa.finish()
-		} else {
-			err = pa.abandon(err)
+			err = sendBlobs()
 		}
 		if err != nil {
 			return err
@@ -522,3 +546,7 @@ func (f *frameWriter) finish() error {
 	f.w.Header().Set(wire.ObjectCountTrailer, strconv.Itoa(f.fw.Frames()))
 	return nil
 }
+
+// packBlobBatch is how many blob hashes a pack response holds back to read
+// them in key order (512 KiB). It decides the order of the answer.
+const packBlobBatch = 16384
