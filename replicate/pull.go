@@ -92,7 +92,6 @@ type puller struct {
 	// that held no object, and so far everything it delivered proves the
 	// root's closure complete by itself (see seal in verify.go).
 	sealed       bool
-	sealRoot     repo.Hash
 	sealCredited bool // the root's first target was credited with every object
 }
 

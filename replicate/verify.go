@@ -71,7 +71,7 @@ func (p *puller) checkClosures(targets []*item, zoneKnown map[string][]repo.Hash
 			}
 			cc := &closureCheck{p: p, r: r, absent: map[repo.Hash]kindSet{}}
 			check := cc.run
-			if p.sealed && it.new == p.sealRoot {
+			if p.sealed { // every target is the sealed root (seal)
 				check = cc.sealed
 			}
 			if err := check(it, zoneKnown[it.res.Zone]); err != nil {
@@ -228,7 +228,7 @@ func (p *puller) seal(roots []repo.Hash, targets []*item) error {
 	if err != nil {
 		return fmt.Errorf("pull: %w", err)
 	}
-	p.sealed, p.sealRoot = !has, roots[0]
+	p.sealed = !has
 	p.got.noKeep = p.sealed
 	return nil
 }
