@@ -51,6 +51,9 @@ type snapshot struct {
 	// that did not close; the snapshot is a full copy and is recovered
 	// with a writable open before it is read (never done to the source).
 	recover bool
+	// hold is a shared lock on dir for as long as it exists: it tells a
+	// sweep (sweepSnapshots) that the directory is in use.
+	hold *dirLock
 }
 
 // reusable reports whether a later detached snapshot may link s's files.
@@ -62,7 +65,11 @@ func (s *snapshot) remove() error {
 		return nil
 	}
 	err := os.RemoveAll(s.dir)
-	s.dir = ""
+	// Unlocked only once removed: a sweep never meets it half gone.
+	if uerr := s.hold.unlock(); err == nil {
+		err = uerr
+	}
+	s.dir, s.hold = "", nil
 	return err
 }
 
@@ -119,11 +126,11 @@ func takeSnapshot(src string, link bool, reuse *snapshot) (*snapshot, error) {
 // fillSnapshot makes the private directory (in the temporary directory if
 // inTemp) and links or copies names into it.
 func fillSnapshot(src, abs string, names []string, hasMem, link bool, reuse *snapshot, inTemp bool) (*snapshot, error) {
-	dir, err := makeSnapshotDir(abs, inTemp)
+	dir, hold, err := makeSnapshotDir(abs, inTemp)
 	if err != nil {
 		return nil, fmt.Errorf("open repository %s: make a private snapshot directory: %w", src, err)
 	}
-	s := &snapshot{dir: dir, source: abs, recover: hasMem}
+	s := &snapshot{dir: dir, source: abs, recover: hasMem, hold: hold}
 	if !link && !hasMem {
 		s.copied = map[string]fileIdent{}
 	}
@@ -159,21 +166,31 @@ func fillSnapshot(src, abs string, names []string, hasMem, link bool, reuse *sna
 	return s, nil
 }
 
-// makeSnapshotDir creates the private directory: in the temporary
-// directory when it is on the repository's filesystem (hard links work) or
-// inTemp, else beside the repository if we may write there, else in the
-// temporary directory anyway (files are then copied).
-func makeSnapshotDir(src string, inTemp bool) (string, error) {
+// makeSnapshotDir creates the private directory, locked (shared) until
+// it is removed: in the temporary directory when it is on the
+// repository's filesystem (hard links work) or inTemp, else beside the
+// repository if we may write there, else in the temporary directory anyway
+// (files are then copied). Stale directories of killed readers in the
+// same place are swept first.
+func makeSnapshotDir(src string, inTemp bool) (string, *dirLock, error) {
 	tmp := os.TempDir()
 	if !inTemp && !sameFilesystem(tmp, src) {
 		parent := filepath.Dir(src)
 		if sameFilesystem(parent, src) {
-			if d, err := os.MkdirTemp(parent, "."+filepath.Base(src)+".zonegit-snapshot-"); err == nil {
-				return d, nil
+			prefix := "." + filepath.Base(src) + snapshotDirMark
+			sweepSnapshots(parent, prefix)
+			if d, err := os.MkdirTemp(parent, prefix); err == nil {
+				return holdSnapshotDir(d)
 			}
 		}
 	}
-	return os.MkdirTemp(tmp, "zonegit-snapshot-")
+	prefix := "zonegit" + snapshotDirMark
+	sweepSnapshots(tmp, prefix)
+	d, err := os.MkdirTemp(tmp, prefix)
+	if err != nil {
+		return "", nil, err
+	}
+	return holdSnapshotDir(d)
 }
 
 // sameFilesystem reports whether a and b are on one filesystem, as far as
