@@ -1083,11 +1083,13 @@ func (r *Repo) ForEachObject(fn func(h Hash, kind Kind, payload []byte) error) e
 // Started before, the next transaction waits only for the commit before
 // the last, which Badger's writer has had the time of a whole transaction
 // to write: the caller fills one while Badger writes the other. The
-// transactions never read, so their read timestamps do not matter; at
-// most two are committed and not yet written, as at most one was before.
+// transactions never read, so their read timestamps do not matter. At
+// most one transaction is committed and not yet written while the caller
+// fills the next (maxTxnValueBytes bounds what each holds).
 type Batch struct {
 	r       *Repo
 	txn     *badger.Txn // being filled; nil once flushed or canceled
+	txnSize int         // value bytes in txn
 	commits sync.WaitGroup
 	errMu   sync.Mutex
 	err     error // the first commit that failed
@@ -1113,15 +1115,31 @@ func (b *Batch) set(key, value []byte) error {
 	if b.txn == nil {
 		return errBatchDone
 	}
+	if b.txnSize >= maxTxnValueBytes {
+		if err := b.commit(true); err != nil {
+			return err
+		}
+	}
 	err := b.txn.SetEntry(badger.NewEntry(key, value))
-	if !errors.Is(err, badger.ErrTxnTooBig) {
-		return err
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		if err := b.commit(true); err != nil {
+			return err
+		}
+		err = b.txn.SetEntry(badger.NewEntry(key, value))
 	}
-	if err := b.commit(true); err != nil {
-		return err
+	if err == nil {
+		b.txnSize += len(value)
 	}
-	return b.txn.SetEntry(badger.NewEntry(key, value))
+	return err
 }
+
+// maxTxnValueBytes bounds the values one transaction of a Batch holds.
+// Badger bounds a transaction by its entries and their size in the
+// memtable, where a value beyond the value threshold (1 MiB) counts only
+// as a pointer into the value log: without this, one transaction could
+// hold thousands of large objects. A Batch holds the transaction it
+// fills and at most one committed one Badger has not written yet.
+const maxTxnValueBytes = 4 << 20
 
 // errBatchDone is the error of a Batch used after Flush or Cancel.
 var errBatchDone = errors.New("the batch was flushed or canceled")
@@ -1137,7 +1155,7 @@ func (b *Batch) commit(next bool) error {
 		nt = b.r.db.NewTransaction(true)
 	}
 	cur := b.txn
-	b.txn = nt
+	b.txn, b.txnSize = nt, 0
 	b.commits.Add(1)
 	cur.CommitWith(func(err error) {
 		defer b.commits.Done()
