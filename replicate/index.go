@@ -95,7 +95,7 @@ type received struct {
 	lastH   repo.Hash // the last hash key was asked for, and its key
 	lastK   receiptKey
 	lastOK  bool
-	hints   [maxFrameLinks]keyHint // keys of the links of the frame being received
+	hints   [maxFrameLinks]keyHint // keys of the links of the frame received last (each right for its hash, under these seeds)
 	touched uint32                 // what touch read, kept so that its loads are made
 	trees   treeArena
 	noKeep  bool // keep no tree in the arena: the check should not need them (sealed)

@@ -554,8 +554,8 @@ type objectBatch interface {
 // (transfer), before any ref may move: a flush waits for every write
 // queued and syncs, which drained the pack pipeline every 65,536 objects
 // or 16 MiB (3 times in a 100k-record pull, 30 in a 1M one) for nothing
-// a later step needs. A repo.Batch commits its transactions as they fill
-// and bounds what it holds on its own.
+// a later step needs. A repo.Batch hands what it is given to Badger as it
+// goes and bounds what it holds on its own.
 func (p *puller) put(o repo.Verified) error {
 	if err := p.batch.PutVerified(o); err != nil {
 		return err
