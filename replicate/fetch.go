@@ -687,6 +687,24 @@ type packState struct {
 	// record in a flat zone would put every name of the zone in wanted.
 	bases map[repo.Hash]repo.Hash
 	links linkBatch
+
+	// The links of the object being received (from) go in through
+	// addLink, or pushLink for a big tree; linkErr is the first that
+	// disagrees with what it names.
+	from     repo.Hash
+	linkErr  error
+	addLink  func(link)
+	pushLink func(link)
+}
+
+// addLink records a link of ps.from (want) and keeps the first that names
+// an object received already as a kind it did not come as (see
+// receiveFrame).
+func (p *puller) addLink(l link) {
+	k, got := p.want(l)
+	if ps := p.pack; got && !l.want.has(k) && ps.linkErr == nil {
+		ps.linkErr = fmt.Errorf("object %s links %s as %s, but it came as a %s: %w", ps.from, l.h, l.want, k, errWrongKind)
+	}
 }
 
 // linkBatch holds the links of a big tree back by groups: their receipt
@@ -694,10 +712,9 @@ type packState struct {
 // order they came. The apex of a flat zone links every name, and each of
 // those lookups missed the cache on its own.
 type linkBatch struct {
-	ls  [linkBatchSize]link
-	ks  [linkBatchSize]receiptKey
-	n   int
-	add func(link)
+	ls [linkBatchSize]link
+	ks [linkBatchSize]receiptKey
+	n  int
 }
 
 const linkBatchSize = 64
@@ -719,7 +736,7 @@ func (b *linkBatch) flush(p *puller) {
 	p.got.touchKeys(b.ks[:b.n])
 	for i := range b.n {
 		p.got.hint(b.ls[i].h, b.ks[i])
-		b.add(b.ls[i])
+		p.addLink(b.ls[i])
 	}
 	b.n = 0
 }
@@ -1094,28 +1111,24 @@ func (p *puller) receiveFrame(f *packFrame) error {
 	// kind its links do not allow does. (The closure check compares every
 	// link it walks with the receipt too; this is where the stream is
 	// told.)
-	var linkErr error
-	// usable passed: checkFrame decoded the payload strictly.
-	add := func(l link) {
-		k, got := p.want(l)
-		switch {
-		case !got:
-		case !l.want.has(k) && linkErr == nil:
-			linkErr = fmt.Errorf("object %s links %s as %s, but it came as a %s: %w", h, l.h, l.want, k, errWrongKind)
-		}
+	// usable passed: checkFrame decoded the payload strictly. The link
+	// callbacks are made once per stream, not per object.
+	if ps.addLink == nil {
+		ps.addLink = p.addLink
+		ps.pushLink = func(l link) { ps.links.push(p, l) }
 	}
+	ps.from, ps.linkErr = h, nil
 	var err error
 	if kind == repo.KindTree && !f.links[0].ok {
 		// A tree the reader did not key the links of (a big one): its
 		// links go in by groups whose slots are touched first.
-		lb := &ps.links
-		lb.add = add
-		err = p.packLinks(h, kind, payload, true, func(l link) { lb.push(p, l) })
-		lb.flush(p)
-		lb.add = nil
+		err = p.packLinks(h, kind, payload, true, ps.pushLink)
+		ps.links.flush(p)
 	} else {
-		err = p.packLinks(h, kind, payload, true, add)
+		err = p.packLinks(h, kind, payload, true, ps.addLink)
 	}
+	linkErr := ps.linkErr
+	ps.linkErr = nil
 	if err != nil {
 		return err // checkObject decoded it, so this is unexpected
 	}
