@@ -468,7 +468,8 @@ func (c *crafted) bigBlob(owner string, mib int) repo.Hash {
 
 // TestSealedAdversaryFlushedParentAsBase: the pack stream is reordered so
 // that a commit arrives after its parent was stored and flushed (a blob
-// of more than the batch's 16 MiB came between): the parent is then local
+// of 17 MiB came between, and the pull is made to flush its batch at
+// 16 MiB, as pulls once did mid-stream): the parent is then local
 // while the stream runs, and the commit's tree is compared with the
 // parent's as it arrives (linkCommit, linkTree), wanting only what
 // differs. That is sound only because the parent's tree came in this
@@ -481,6 +482,7 @@ func TestSealedAdversaryFlushedParentAsBase(t *testing.T) {
 		t.Skip("moves a 17 MiB blob around")
 	}
 	const zone = "example.com."
+	replicate.FlushMidStream(t, 16<<20)
 	for _, lose := range []bool{false, true} {
 		t.Run(map[bool]string{false: "complete", true: "blob-lost"}[lose], func(t *testing.T) {
 			var lie liarFunc

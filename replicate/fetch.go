@@ -686,6 +686,59 @@ type packState struct {
 	// the parents' trees too and never sends them. Without it, one changed
 	// record in a flat zone would put every name of the zone in wanted.
 	bases map[repo.Hash]repo.Hash
+	links linkBatch
+
+	// The links of the object being received (from) go in through
+	// addLink, or pushLink for a big tree; linkErr is the first that
+	// disagrees with what it names.
+	from     repo.Hash
+	linkErr  error
+	addLink  func(link)
+	pushLink func(link)
+}
+
+// addLink records a link of ps.from (want) and keeps the first that names
+// an object received already as a kind it did not come as (see
+// receiveFrame).
+func (p *puller) addLink(l link) {
+	k, got := p.want(l)
+	if ps := p.pack; got && !l.want.has(k) && ps.linkErr == nil {
+		ps.linkErr = fmt.Errorf("object %s links %s as %s, but it came as a %s: %w", ps.from, l.h, l.want, k, errWrongKind)
+	}
+}
+
+// linkBatch holds the links of a big tree back by groups: their receipt
+// slots are touched together, then they go in one by one (add), in the
+// order they came. The apex of a flat zone links every name, and each of
+// those lookups missed the cache on its own.
+type linkBatch struct {
+	ls [linkBatchSize]link
+	ks [linkBatchSize]receiptKey
+	n  int
+}
+
+const linkBatchSize = 64
+
+func (b *linkBatch) push(p *puller, l link) {
+	b.ls[b.n] = l
+	b.n++
+	if b.n == linkBatchSize {
+		b.flush(p)
+	}
+}
+
+// flush adds the links held.
+func (b *linkBatch) flush(p *puller) {
+	ky := p.got.keyer()
+	for i := range b.n {
+		b.ks[i] = ky.of(b.ls[i].h)
+	}
+	p.got.touchKeys(b.ks[:b.n])
+	for i := range b.n {
+		p.got.hint(b.ls[i].h, b.ks[i])
+		p.addLink(b.ls[i])
+	}
+	b.n = 0
 }
 
 // want records that a received object links to l: the stream may send it,
@@ -824,11 +877,12 @@ func (p *puller) packOnce(roots []repo.Hash, known []string) error {
 	ahead := newReadAhead(readAheadBytes)
 	done := make(chan struct{})
 	fr := wire.NewFrameReader(resp.Body, maxObjectBytes)
+	ky := p.got.keyer()
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		readPack(fr, chunks, ahead, done)
+		readPack(ky, fr, chunks, ahead, done)
 	}()
 	defer func() {
 		// Stop the reader wherever it is (reading, waiting for room,
@@ -840,6 +894,7 @@ func (p *puller) packOnce(roots []repo.Hash, known []string) error {
 	}()
 	for {
 		c := <-chunks
+		p.got.touch(c.frames)
 		for i := range c.frames {
 			if err := p.receiveFrame(&c.frames[i]); err != nil {
 				var ff *fatalFetch
@@ -886,15 +941,32 @@ type packFrame struct {
 	obj       repo.Verified
 	verr      error
 	decodeErr error
+	key       receiptKey             // h's receipt key
+	links     [maxFrameLinks]keyHint // a small tree's links and their keys
 }
 
+// maxFrameLinks is how many links of a tree the reader keys ahead: a flat
+// zone's name trees have one each.
+const maxFrameLinks = 2
+
 // checkFrame is the part of receiving an object that does not depend on
-// the objects before it.
-func checkFrame(h repo.Hash, kind repo.Kind, payload []byte) packFrame {
-	f := packFrame{h: h, kind: kind}
+// the objects before it: hashing, decoding, and the receipt keys the
+// receiver will look up.
+func checkFrame(ky keyer, h repo.Hash, kind repo.Kind, payload []byte) packFrame {
+	f := packFrame{h: h, kind: kind, key: ky.of(h)}
 	f.obj, f.verr = repo.Verify(h, kind, payload)
 	if f.verr == nil {
 		f.decodeErr = decodeObject(h, kind, f.obj.Payload())
+	}
+	if f.verr == nil && f.decodeErr == nil && kind == repo.KindTree {
+		if n, ok := repo.TreeEntryCount(payload); ok && n <= maxFrameLinks {
+			i := 0
+			_ = repo.DiffValidTree(h, payload, nil, func(_ repo.EntryKind, eh repo.Hash, _ []repo.Hash) error {
+				f.links[i] = keyHint{h: eh, k: ky.of(eh), ok: true}
+				i++
+				return nil
+			})
+		}
 	}
 	return f
 }
@@ -911,7 +983,7 @@ type packChunk struct {
 // readPack reads, hashes and decodes the frames of a pack stream and sends
 // them in chunks, in stream order, until the stream ends (the last chunk
 // carries why) or done is closed.
-func readPack(fr *wire.FrameReader, out chan<- packChunk, ahead *readAhead, done <-chan struct{}) {
+func readPack(ky keyer, fr *wire.FrameReader, out chan<- packChunk, ahead *readAhead, done <-chan struct{}) {
 	var c packChunk
 	send := func() bool {
 		select {
@@ -941,7 +1013,7 @@ func readPack(fr *wire.FrameReader, out chan<- packChunk, ahead *readAhead, done
 		if c.frames == nil {
 			c.frames = make([]packFrame, 0, chunkFrames)
 		}
-		c.frames = append(c.frames, checkFrame(h, kind, payload))
+		c.frames = append(c.frames, checkFrame(ky, h, kind, payload))
 		c.cost += cost
 		if (len(c.frames) == chunkFrames || c.cost >= chunkBytes) && !send() {
 			return
@@ -992,7 +1064,7 @@ func (r *readAhead) close() {
 
 // receive checks one object of a pack stream and stores it (receiveFrame).
 func (p *puller) receive(h repo.Hash, kind repo.Kind, payload []byte) error {
-	f := checkFrame(h, kind, payload)
+	f := checkFrame(p.got.keyer(), h, kind, payload)
 	return p.receiveFrame(&f)
 }
 
@@ -1003,6 +1075,8 @@ func (p *puller) receive(h repo.Hash, kind repo.Kind, payload []byte) error {
 func (p *puller) receiveFrame(f *packFrame) error {
 	ps := p.pack
 	h, kind := f.h, f.kind
+	p.got.hint(h, f.key)
+	p.got.hints = f.links
 	// Nothing received is wanted (its receipt replaces its link, and links
 	// to it are not added again), so only an object not wanted may be a
 	// repeat.
@@ -1037,16 +1111,24 @@ func (p *puller) receiveFrame(f *packFrame) error {
 	// kind its links do not allow does. (The closure check compares every
 	// link it walks with the receipt too; this is where the stream is
 	// told.)
-	var linkErr error
-	// usable passed: checkFrame decoded the payload strictly.
-	err := p.packLinks(h, kind, payload, true, func(l link) {
-		k, got := p.want(l)
-		switch {
-		case !got:
-		case !l.want.has(k) && linkErr == nil:
-			linkErr = fmt.Errorf("object %s links %s as %s, but it came as a %s: %w", h, l.h, l.want, k, errWrongKind)
-		}
-	})
+	// usable passed: checkFrame decoded the payload strictly. The link
+	// callbacks are made once per stream, not per object.
+	if ps.addLink == nil {
+		ps.addLink = p.addLink
+		ps.pushLink = func(l link) { ps.links.push(p, l) }
+	}
+	ps.from, ps.linkErr = h, nil
+	var err error
+	if kind == repo.KindTree && !f.links[0].ok {
+		// A tree the reader did not key the links of (a big one): its
+		// links go in by groups whose slots are touched first.
+		err = p.packLinks(h, kind, payload, true, ps.pushLink)
+		ps.links.flush(p)
+	} else {
+		err = p.packLinks(h, kind, payload, true, ps.addLink)
+	}
+	linkErr := ps.linkErr
+	ps.linkErr = nil
 	if err != nil {
 		return err // checkObject decoded it, so this is unexpected
 	}

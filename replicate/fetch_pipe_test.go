@@ -65,7 +65,7 @@ func TestPackReaderBounded(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				readPack(wire.NewFrameReader(cr, maxObjectBytes), chunks, ahead, done)
+				readPack((&received{}).keyer(), wire.NewFrameReader(cr, maxObjectBytes), chunks, ahead, done)
 			}()
 			read := settled(cr.n.Load)
 			// Held: the budget, or one object past it; then the frame
@@ -145,7 +145,7 @@ func TestPackReaderOrder(t *testing.T) {
 	chunks := make(chan packChunk, packChunksAhead)
 	ahead := newReadAhead(readAheadBytes)
 	done := make(chan struct{})
-	go readPack(wire.NewFrameReader(bytes.NewReader(stream), maxObjectBytes), chunks, ahead, done)
+	go readPack((&received{}).keyer(), wire.NewFrameReader(bytes.NewReader(stream), maxObjectBytes), chunks, ahead, done)
 	defer close(done)
 	n := 0
 	for {

@@ -89,18 +89,20 @@ func (s kindSet) String() string {
 // and two objects collide by chance with probability n^2/2^129 (2^-87 for
 // 2M objects). The seeds live as long as the pull.
 type received struct {
-	m      receiptTable // see the receipt bits below
-	seeded bool
-	s0, s1 maphash.Seed
-	lastH  repo.Hash // the last hash key was asked for, and its key
-	lastK  receiptKey
-	lastOK bool
-	trees  treeArena
-	noKeep bool // keep no tree in the arena: the check should not need them (sealed)
-	diffs  treeDiffs
-	marks  walkMarks
-	credit keyList // the receipts credited to the target being checked (pending)
-	wanted int     // entries that are links a pack stream may still send (wantCode)
+	m       receiptTable // see the receipt bits below
+	seeded  bool
+	s0, s1  maphash.Seed
+	lastH   repo.Hash // the last hash key was asked for, and its key
+	lastK   receiptKey
+	lastOK  bool
+	hints   [maxFrameLinks]keyHint // keys of the links of the frame received last (each right for its hash, under these seeds)
+	touched uint32                 // what touch read, kept so that its loads are made
+	trees   treeArena
+	noKeep  bool // keep no tree in the arena: the check should not need them (sealed)
+	diffs   treeDiffs
+	marks   walkMarks
+	credit  keyList // the receipts credited to the target being checked (pending)
+	wanted  int     // entries that are links a pack stream may still send (wantCode)
 }
 
 type receiptKey [16]byte
@@ -133,20 +135,53 @@ var (
 )
 
 func (r *received) key(h repo.Hash) receiptKey {
-	if !r.seeded {
-		r.seeded = true
-		r.s0, r.s1 = maphash.MakeSeed(), maphash.MakeSeed()
-	}
 	// The check looks each object up several times in a row (the walk's
 	// marks, its credit, its kept payload): the last key is kept.
 	if r.lastOK && r.lastH == h {
 		return r.lastK
 	}
-	var k receiptKey
-	binary.LittleEndian.PutUint64(k[:8], maphash.Bytes(r.s0, h[:]))
-	binary.LittleEndian.PutUint64(k[8:], maphash.Bytes(r.s1, h[:]))
+	for i := range r.hints {
+		if r.hints[i].ok && r.hints[i].h == h {
+			r.lastH, r.lastK, r.lastOK = h, r.hints[i].k, true
+			return r.lastK
+		}
+	}
+	k := r.keyer().of(h)
 	r.lastH, r.lastK, r.lastOK = h, k, true
 	return k
+}
+
+// keyer returns the function of the pull's seeds that keys the receipts,
+// making the seeds first. It may be used on any goroutine.
+func (r *received) keyer() keyer {
+	if !r.seeded {
+		r.seeded = true
+		r.s0, r.s1 = maphash.MakeSeed(), maphash.MakeSeed()
+	}
+	return keyer{r.s0, r.s1}
+}
+
+// keyer computes receipt keys (received.key) from a pull's seeds.
+type keyer struct{ s0, s1 maphash.Seed }
+
+func (ky keyer) of(h repo.Hash) receiptKey {
+	var k receiptKey
+	binary.LittleEndian.PutUint64(k[:8], maphash.Bytes(ky.s0, h[:]))
+	binary.LittleEndian.PutUint64(k[8:], maphash.Bytes(ky.s1, h[:]))
+	return k
+}
+
+// keyHint is a hash and its key, computed ahead (by the pack reader).
+type keyHint struct {
+	h  repo.Hash
+	k  receiptKey
+	ok bool
+}
+
+// hint makes key answer h with k (computed by keyer().of) without
+// computing it again, as for the last key.
+func (r *received) hint(h repo.Hash, k receiptKey) {
+	r.lastH, r.lastK, r.lastOK = h, k, true
 }
 
 // has reports whether this pull stored h.
@@ -528,4 +563,30 @@ func (d *treeDiffs) get(h repo.Hash, bases []repo.Hash) ([]walk.DiffEntry, bool)
 		return nil, false
 	}
 	return td.entries, true
+}
+
+// touch loads the receipt slots the frames of a chunk will look up (their
+// own, and their links'), before they are received one by one
+// (receiptTable.touch).
+func (r *received) touch(frames []packFrame) {
+	var sink uint32
+	for i := range frames {
+		f := &frames[i]
+		sink |= r.m.touch(f.key)
+		for _, l := range f.links {
+			if l.ok {
+				sink |= r.m.touch(l.k)
+			}
+		}
+	}
+	r.touched = sink
+}
+
+// touchKeys loads the receipt slots of keys (receiptTable.touch).
+func (r *received) touchKeys(keys []receiptKey) {
+	var sink uint32
+	for _, k := range keys {
+		sink |= r.m.touch(k)
+	}
+	r.touched = sink
 }

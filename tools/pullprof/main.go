@@ -22,6 +22,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
+	"runtime/trace"
 	"time"
 
 	"github.com/zonegit/terraform-provider-zonegit/internal/memlimit"
@@ -34,19 +35,20 @@ func main() {
 	dir := flag.String("repo", "", "local repository directory (required)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the pull here")
 	heapProfile := flag.String("heapprofile", "", "write a heap profile taken at the largest live heap here")
+	traceOut := flag.String("trace", "", "write an execution trace of the pull here (go tool trace)")
 	flag.Parse()
 	if *primary == "" || *dir == "" {
 		fmt.Fprintln(os.Stderr, "pullprof: -primary and -repo are required")
 		os.Exit(2)
 	}
 	defer memlimit.Follow(160 << 20)() // as cmd/zonegit-replicate's pull (pullMemoryFloor)
-	if err := run(*primary, *dir, *cpuProfile, *heapProfile); err != nil {
+	if err := run(*primary, *dir, *cpuProfile, *heapProfile, *traceOut); err != nil {
 		fmt.Fprintln(os.Stderr, "pullprof:", err)
 		os.Exit(1)
 	}
 }
 
-func run(primary, dir, cpuProfile, heapProfile string) error {
+func run(primary, dir, cpuProfile, heapProfile, traceOut string) error {
 	start := time.Now()
 	local, err := repo.Open(dir, repo.Options{Bulk: true}) // as the CLI opens it
 	if err != nil {
@@ -68,6 +70,17 @@ func run(primary, dir, cpuProfile, heapProfile string) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if traceOut != "" {
+		f, err := os.Create(traceOut)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return err
+		}
+		defer trace.Stop()
 	}
 	done := make(chan struct{})
 	watched := make(chan error, 1)
