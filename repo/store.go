@@ -53,7 +53,8 @@ type Options struct {
 	// ignored when the directory has tables, where merging at Close would
 	// rewrite the tables a few new objects overlap (an incremental pull), and
 	// is no use to a long-lived writer (a daemon), whose reads would search
-	// the tables it lets pile up.
+	// the tables it lets pile up. There the handle is still one command's
+	// (an incremental pull): it opens with incrementalOptions.
 	Bulk bool
 
 	// merge (internal) opens the directory only to merge level 0 at Close
@@ -71,7 +72,8 @@ type Repo struct {
 	closeMu  sync.Once
 	flushes  *flushWatch // writers: sees Badger's memtable flushes fail (Close)
 	bulk     bool        // a bulk load (Options.Bulk): Close may rewrite every table
-	merge    bool        // Close merges level 0 (CompactL0OnClose): mergeLevelZero's handle
+	merge    bool        // Close merges level 0 (CompactL0OnClose), with the marker
+	second   bool        // mergeLevelZero's own handle: its Close does not look again
 	logger   badger.Logger
 
 	// unchecked counts bytes handed to Badger since the last free-space
@@ -161,11 +163,22 @@ func openWriter(path string, opts Options) (*Repo, error) {
 		}
 		bo := bo
 		bulk := opts.Bulk && !hasTables(path)
+		merge := opts.merge
 		switch {
 		case opts.merge:
 			bo = bulkOptions(bo).WithCompactL0OnClose(true)
 		case bulk:
 			bo = bulkOptions(bo)
+		case opts.Bulk:
+			bo = incrementalOptions(bo)
+			// The table this command's Close flushes would make one more
+			// than maxLevelZeroPiled: merge level 0 in this Close rather
+			// than in a second handle opened after it (mergeLevelZero),
+			// which costs an open and a close of its own.
+			if n, err := levelZeroTables(path); err == nil && n >= maxLevelZeroPiled {
+				merge = true
+				bo = bo.WithCompactL0OnClose(true)
+			}
 		}
 		var db *badger.DB
 		err = caught(func() (err error) { db, err = badger.Open(bo); return err })
@@ -184,7 +197,7 @@ func openWriter(path string, opts Options) (*Repo, error) {
 			_ = caught(db.Close) // the error below is the one to report
 			return nil, fmt.Errorf("open repository %s: remove %s: %w", path, bulkCloseName, err)
 		}
-		return &Repo{db: db, path: path, flushes: flushes, bulk: bulk, merge: opts.merge, logger: opts.Logger}, nil
+		return &Repo{db: db, path: path, flushes: flushes, bulk: bulk, merge: merge, second: opts.merge, logger: opts.Logger}, nil
 	}
 }
 
@@ -632,6 +645,38 @@ func bulkOptions(bo badger.Options) badger.Options {
 		WithNumLevelZeroTablesStall(2 * bulkLevelZeroTables)
 }
 
+// incrementalOptions are writerOptions for one command's handle on a
+// directory that already has tables (Options.Bulk, not a bulk load): an
+// incremental pull, which writes a few objects and closes.
+//
+// Badger creates what a handle may write into up front, at every open:
+// the memtable's arena (MemTableSize plus its batch limit, allocated and
+// zeroed) and a write-ahead log file of twice MemTableSize that it maps
+// and writes a header into. With 8 MiB memtables that is a 10 MiB arena
+// and a 16 MiB log, most of which one changed record never touches, and
+// the arena alone made the Go heap pass its first two collection goals.
+// 2 MiB memtables make them a 2.5 MiB arena and a 4 MiB log (newMemTable
+// in the open: 5.0-5.7 ms -> 3.5 ms median, 100k flat zone, loaded
+// machine). Badger requires the value threshold to fit a batch (15% of a
+// memtable), so objects above 256 KiB go to the value log, as those above
+// 1 MiB always did; a reader finds them the same way whatever the
+// threshold was when they were written (TestIncrementalOptionsReadableWithDefaults).
+//
+// A pull that writes more than a few memtables leaves a level-0 table
+// for each; compaction of level 0 starts only past maxLevelZeroPiled + 2
+// tables, so that Badger's compactors (which start at a random moment in
+// the first second of a handle) do not begin a merge that this short
+// handle's Close would then have to wait for: Close merges level 0
+// itself once more than maxLevelZeroPiled tables have piled up. Writes
+// stall at 32 tables (64 MiB of memtables), where compaction has long
+// begun.
+func incrementalOptions(bo badger.Options) badger.Options {
+	return bo.WithMemTableSize(2 << 20).
+		WithValueThreshold(256 << 10).
+		WithNumLevelZeroTables(maxLevelZeroPiled + 2).
+		WithNumLevelZeroTablesStall(32)
+}
+
 // maxLevelZeroKept is how many level-0 tables a bulk load may leave
 // unmerged: a writer with Badger's default options (NumLevelZeroTables 5)
 // leaves as many before it compacts, so a reader meets no more than it
@@ -649,6 +694,21 @@ const maxLevelZeroKept = 4
 // piled up: one pull in about five pays it.
 const maxLevelZeroPiled = 2 * maxLevelZeroKept
 
+// levelZeroTables counts the level-0 tables the MANIFEST in path lists.
+func levelZeroTables(path string) (int, error) {
+	mf, err := readManifest(filepath.Join(path, manifestName))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, t := range mf.Tables {
+		if t.Level == 0 {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // mergeLockWait is how long the merge after a bulk load waits for readers
 // that took the directory between the load's Close and the merge's open.
 const mergeLockWait = 2 * time.Second
@@ -664,15 +724,9 @@ const mergeLockWait = 2 * time.Second
 // level 0 itself (Badger's defaults start at 5 tables), and a reader
 // reads the tables as they are.
 func mergeLevelZero(path string, logger badger.Logger, keep int) error {
-	mf, err := readManifest(filepath.Join(path, manifestName))
+	n, err := levelZeroTables(path)
 	if err != nil {
 		return &DamageError{Path: path, What: manifestName, Detail: err.Error()}
-	}
-	n := 0
-	for _, t := range mf.Tables {
-		if t.Level == 0 {
-			n++
-		}
 	}
 	if n <= keep {
 		return nil
@@ -730,6 +784,10 @@ func hasTables(dir string) bool {
 	return false
 }
 
+// BulkLoad reports whether the handle is a bulk load: Options.Bulk on a
+// directory that held no table yet (a first pull or import).
+func (r *Repo) BulkLoad() bool { return r.bulk }
+
 // Path is the directory the repository lives in ("" in memory).
 func (r *Repo) Path() string { return r.path }
 
@@ -754,7 +812,7 @@ func (r *Repo) Close() error {
 		if r.merge && marked == nil && err == nil {
 			marked = os.Remove(filepath.Join(r.path, bulkCloseName))
 		}
-		if r.path != "" && !r.readOnly && !r.merge && err == nil && marked == nil {
+		if r.path != "" && !r.readOnly && !r.second && err == nil && marked == nil {
 			keep := maxLevelZeroPiled
 			if r.bulk {
 				keep = maxLevelZeroKept
