@@ -170,7 +170,7 @@ func openWriter(path string, opts Options) (*Repo, error) {
 		case bulk:
 			bo = bulkOptions(bo)
 		case opts.Bulk:
-			bo = incrementalOptions(bo)
+			bo = incrementalOptions(bo, hasLog(path))
 			// The table this command's Close flushes would make one more
 			// than maxLevelZeroPiled: merge level 0 in this Close rather
 			// than in a second handle opened after it (mergeLevelZero),
@@ -670,11 +670,34 @@ func bulkOptions(bo badger.Options) badger.Options {
 // itself once more than maxLevelZeroPiled tables have piled up. Writes
 // stall at 32 tables (64 MiB of memtables), where compaction has long
 // begun.
-func incrementalOptions(bo badger.Options) badger.Options {
-	return bo.WithMemTableSize(2 << 20).
-		WithValueThreshold(256 << 10).
-		WithNumLevelZeroTables(maxLevelZeroPiled + 2).
+//
+// A write-ahead log left by a writer that was killed (replay) keeps the
+// writer options' memtables: Badger replays each log into one memtable of
+// the size it opens with, and one written with 8 MiB memtables does not fit
+// in 2 MiB (Badger exits: "Arena too small"; TestIncrementalOpenReplaysLog).
+func incrementalOptions(bo badger.Options, replay bool) badger.Options {
+	bo = bo.WithNumLevelZeroTables(maxLevelZeroPiled + 2).
 		WithNumLevelZeroTablesStall(32)
+	if replay {
+		return bo
+	}
+	return bo.WithMemTableSize(2 << 20).WithValueThreshold(256 << 10)
+}
+
+// hasLog reports whether dir holds a memtable's write-ahead log (.mem),
+// which a writer that did not close leaves behind (or whether dir cannot be
+// read: then the larger memtables are the safe choice).
+func hasLog(dir string) bool {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return true
+	}
+	for _, e := range ents {
+		if ext, ok := numberedFile(e.Name()); ok && ext == ".mem" {
+			return true
+		}
+	}
+	return false
 }
 
 // maxLevelZeroKept is how many level-0 tables a bulk load may leave
