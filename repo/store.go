@@ -650,9 +650,10 @@ func bulkOptions(bo badger.Options) badger.Options {
 // incremental pull, which writes a few objects and closes.
 //
 // Badger creates what a handle may write into up front, at every open:
-// the memtable's arena (MemTableSize plus its batch limit, allocated and
-// zeroed) and a write-ahead log file of twice MemTableSize that it maps
-// and writes a header into. With 8 MiB memtables that is a 10 MiB arena
+// the memtable's arena (MemTableSize plus its batch limit, on the Go
+// heap) and a write-ahead log file of twice MemTableSize that it maps and
+// writes a header into (the first write to the new sparse file faults in
+// zero pages around it, as far as the device's read-ahead: 8 MiB here). With 8 MiB memtables that is a 10 MiB arena
 // and a 16 MiB log, most of which one changed record never touches, and
 // the arena alone made the Go heap pass its first two collection goals.
 // 2 MiB memtables make them a 2.5 MiB arena and a 4 MiB log (newMemTable
@@ -714,7 +715,16 @@ const maxLevelZeroKept = 4
 // a pull with nothing new took 90-100 ms instead of 60), and every read
 // checks every level-0 table. Merging them rewrites what they overlap
 // (with hash keys, the whole base level), so it waits until a few have
-// piled up: one pull in about five pays it.
+// piled up: one pull in about nine pays it. A command's handle that opens
+// on maxLevelZeroPiled of them merges in its own Close (openWriter);
+// mergeLevelZero's second handle, an open and a close more (~25-60 ms on
+// the shared machine), is left for writers that end with more than that.
+//
+// The merge is cheap once the base level is not the last one: with the
+// 100k flat zone (19 MB of tables in level 6 after the first merge) the
+// base level is 5 and holds only what earlier merges put there, a few
+// hundred KB. The first merge after a bulk load that left its tables in
+// level 0 (maxLevelZeroKept) rewrites them all, once: 0.2-0.4 s at 100k.
 const maxLevelZeroPiled = 2 * maxLevelZeroKept
 
 // levelZeroTables counts the level-0 tables the MANIFEST in path lists.
@@ -769,8 +779,9 @@ func mergeLevelZero(path string, logger badger.Logger, keep int) error {
 // records.
 const bulkLevelZeroTables = 64
 
-// markBulkClose creates the marker a bulk load's Close keeps in dir while
-// Badger merges level 0 (CompactL0OnClose). Badger runs that merge after
+// markBulkClose creates the marker a Close keeps in dir while Badger
+// merges level 0 (CompactL0OnClose: a bulk load's merge, or a command's
+// handle that opened on maxLevelZeroPiled level-0 tables). Badger runs that merge after
 // it has flushed the last memtable and deleted its write-ahead log, and
 // writes the merged tables before the MANIFEST lists them: a writer
 // killed there leaves tables the MANIFEST does not list and no log, which
