@@ -161,10 +161,13 @@ const pullMemoryFloor = 160 << 20
 // 15 MB: the apex tree as received and as stored, Badger's memtable
 // arena). At GOGC=100 the collector ran twice in such a pull, from 4 MB,
 // each cycle waking the second core for marking while the pull needs it:
-// ~7 ms of the process's ~55 ms CPU (task-clock, interleaved runs). At
-// 800 the first goal is 32 MB, so such a pull collects no more; a larger
-// pull is still held to pullMemoryFloor by the soft limit (memlimit), which
-// makes the collector run whenever the heap reaches it.
+// ~7 ms of the process's ~55 ms CPU (task-clock, interleaved runs at load
+// 4); at load 7, CPU median 129 -> 111 ms, and 155 -> 107 ms for a pull
+// whose Close merges level 0 (its compaction allocates too). At 800 the
+// first goal is 32 MB, so such a pull collects once, while Badger opens
+// (before this is set); a larger pull is still held to pullMemoryFloor by
+// the soft limit (memlimit), which makes the collector run whenever the
+// heap reaches it.
 const incrementalGCPercent = 800
 
 // incrementalGC sets incrementalGCPercent, unless the user chose a pace
