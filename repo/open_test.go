@@ -247,10 +247,17 @@ func TestCrashedWriterHelper(t *testing.T) {
 // SIGKILLs it once it has committed; it returns the commit.
 func crashWriter(t *testing.T, dir string) Hash {
 	t.Helper()
+	return crashHelper(t, dir, "TestCrashedWriterHelper")
+}
+
+// crashHelper runs the test helper named helper on dir in a new process
+// and SIGKILLs it once it prints "committed <hash>"; it returns the hash.
+func crashHelper(t *testing.T, dir, helper string) Hash {
+	t.Helper()
 	if runtime.GOOS == "windows" {
 		t.Skip("SIGKILL")
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashedWriterHelper$", "-test.count=1")
+	cmd := exec.Command(os.Args[0], "-test.run=^"+helper+"$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "ZONEGIT_TEST_CRASH_WRITER="+dir)
 	out, err := cmd.StdoutPipe()
 	if err != nil {

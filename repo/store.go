@@ -54,7 +54,8 @@ type Options struct {
 	// ignored when the directory has tables, where merging at Close would
 	// rewrite the tables a few new objects overlap (an incremental pull), and
 	// is no use to a long-lived writer (a daemon), whose reads would search
-	// the tables it lets pile up.
+	// the tables it lets pile up. There the handle is still one command's
+	// (an incremental pull): it opens with incrementalOptions.
 	Bulk bool
 
 	// merge (internal) opens the directory only to merge level 0 at Close
@@ -72,7 +73,8 @@ type Repo struct {
 	closeMu  sync.Once
 	flushes  *flushWatch // writers: sees Badger's memtable flushes fail (Close)
 	bulk     bool        // a bulk load (Options.Bulk): Close may rewrite every table
-	merge    bool        // Close merges level 0 (CompactL0OnClose): mergeLevelZero's handle
+	merge    bool        // Close merges level 0 (CompactL0OnClose), with the marker
+	second   bool        // mergeLevelZero's own handle: its Close does not look again
 	logger   badger.Logger
 
 	// unchecked counts bytes handed to Badger since the last free-space
@@ -162,11 +164,22 @@ func openWriter(path string, opts Options) (*Repo, error) {
 		}
 		bo := bo
 		bulk := opts.Bulk && !hasTables(path)
+		merge := opts.merge
 		switch {
 		case opts.merge:
 			bo = bulkOptions(bo).WithCompactL0OnClose(true)
 		case bulk:
 			bo = bulkOptions(bo)
+		case opts.Bulk:
+			bo = incrementalOptions(bo, hasLog(path))
+			// The table this command's Close flushes would make one more
+			// than maxLevelZeroPiled: merge level 0 in this Close rather
+			// than in a second handle opened after it (mergeLevelZero),
+			// which costs an open and a close of its own.
+			if n, err := levelZeroTables(path); err == nil && n >= maxLevelZeroPiled {
+				merge = true
+				bo = bo.WithCompactL0OnClose(true)
+			}
 		}
 		var db *badger.DB
 		err = caught(func() (err error) { db, err = badger.Open(bo); return err })
@@ -185,7 +198,7 @@ func openWriter(path string, opts Options) (*Repo, error) {
 			_ = caught(db.Close) // the error below is the one to report
 			return nil, fmt.Errorf("open repository %s: remove %s: %w", path, bulkCloseName, err)
 		}
-		return &Repo{db: db, path: path, flushes: flushes, bulk: bulk, merge: opts.merge, logger: opts.Logger}, nil
+		return &Repo{db: db, path: path, flushes: flushes, bulk: bulk, merge: merge, second: opts.merge, logger: opts.Logger}, nil
 	}
 }
 
@@ -633,6 +646,66 @@ func bulkOptions(bo badger.Options) badger.Options {
 		WithNumLevelZeroTablesStall(2 * bulkLevelZeroTables)
 }
 
+// incrementalOptions are writerOptions for one command's handle on a
+// directory that already has tables (Options.Bulk, not a bulk load): an
+// incremental pull, which writes a few objects and closes.
+//
+// Badger creates what a handle may write into up front, at every open:
+// the memtable's arena (MemTableSize plus its batch limit, on the Go
+// heap) and a write-ahead log file of twice MemTableSize that it maps and
+// writes a header into (the first write to the new sparse file faults in
+// zero pages around it, as far as the device's read-ahead: 8 MiB here). With 8 MiB memtables that is a 10 MiB arena
+// and a 16 MiB log, most of which one changed record never touches, and
+// the arena alone made the Go heap pass its first two collection goals.
+// 2 MiB memtables make them a 2.5 MiB arena and a 4 MiB log (newMemTable
+// in the open: 5.0-5.7 ms -> 3.5 ms median). One changed record in the
+// 100k flat zone, CLI end to end, 30 interleaved pulls into copies of one
+// replica on the shared machine at load 7 (so ~3x the quiet figures),
+// these options with 8 MiB memtables -> with 2 MiB: wall median 335 ->
+// 276 ms, CPU median 121 -> 111 ms; a pull whose Close merges level 0:
+// 226 -> 216 ms, CPU 130 -> 107 ms. Badger requires the value threshold to fit a batch (15% of a
+// memtable), so objects above 256 KiB go to the value log, as those above
+// 1 MiB always did; a reader finds them the same way whatever the
+// threshold was when they were written (TestIncrementalOptionsReadableWithDefaults).
+//
+// A pull that writes more than a few memtables leaves a level-0 table
+// for each; compaction of level 0 starts only past maxLevelZeroPiled + 2
+// tables, so that Badger's compactors (which start at a random moment in
+// the first second of a handle) do not begin a merge that this short
+// handle's Close would then have to wait for: Close merges level 0
+// itself once more than maxLevelZeroPiled tables have piled up. Writes
+// stall at 32 tables (64 MiB of memtables), where compaction has long
+// begun.
+//
+// A write-ahead log left by a writer that was killed (replay) keeps the
+// writer options' memtables: Badger replays each log into one memtable of
+// the size it opens with, and one written with 8 MiB memtables does not fit
+// in 2 MiB (Badger exits: "Arena too small"; TestIncrementalOpenReplaysLog).
+func incrementalOptions(bo badger.Options, replay bool) badger.Options {
+	bo = bo.WithNumLevelZeroTables(maxLevelZeroPiled + 2).
+		WithNumLevelZeroTablesStall(32)
+	if replay {
+		return bo
+	}
+	return bo.WithMemTableSize(2 << 20).WithValueThreshold(256 << 10)
+}
+
+// hasLog reports whether dir holds a memtable's write-ahead log (.mem),
+// which a writer that did not close leaves behind (or whether dir cannot be
+// read: then the larger memtables are the safe choice).
+func hasLog(dir string) bool {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return true
+	}
+	for _, e := range ents {
+		if ext, ok := numberedFile(e.Name()); ok && ext == ".mem" {
+			return true
+		}
+	}
+	return false
+}
+
 // maxLevelZeroKept is how many level-0 tables a bulk load may leave
 // unmerged: a writer with Badger's default options (NumLevelZeroTables 5)
 // leaves as many before it compacts, so a reader meets no more than it
@@ -647,8 +720,32 @@ const maxLevelZeroKept = 4
 // a pull with nothing new took 90-100 ms instead of 60), and every read
 // checks every level-0 table. Merging them rewrites what they overlap
 // (with hash keys, the whole base level), so it waits until a few have
-// piled up: one pull in about five pays it.
+// piled up: one pull in about nine pays it. A command's handle that opens
+// on maxLevelZeroPiled of them merges in its own Close (openWriter);
+// mergeLevelZero's second handle, an open and a close more (~25-60 ms on
+// the shared machine), is left for writers that end with more than that.
+//
+// The merge is cheap once the base level is not the last one: with the
+// 100k flat zone (19 MB of tables in level 6 after the first merge) the
+// base level is 5 and holds only what earlier merges put there, a few
+// hundred KB. The first merge after a bulk load that left its tables in
+// level 0 (maxLevelZeroKept) rewrites them all, once: 0.2-0.4 s at 100k.
 const maxLevelZeroPiled = 2 * maxLevelZeroKept
+
+// levelZeroTables counts the level-0 tables the MANIFEST in path lists.
+func levelZeroTables(path string) (int, error) {
+	mf, err := readManifest(filepath.Join(path, manifestName))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, t := range mf.Tables {
+		if t.Level == 0 {
+			n++
+		}
+	}
+	return n, nil
+}
 
 // mergeLockWait is how long the merge after a bulk load waits for readers
 // that took the directory between the load's Close and the merge's open.
@@ -665,15 +762,9 @@ const mergeLockWait = 2 * time.Second
 // level 0 itself (Badger's defaults start at 5 tables), and a reader
 // reads the tables as they are.
 func mergeLevelZero(path string, logger badger.Logger, keep int) error {
-	mf, err := readManifest(filepath.Join(path, manifestName))
+	n, err := levelZeroTables(path)
 	if err != nil {
 		return &DamageError{Path: path, What: manifestName, Detail: err.Error()}
-	}
-	n := 0
-	for _, t := range mf.Tables {
-		if t.Level == 0 {
-			n++
-		}
 	}
 	if n <= keep {
 		return nil
@@ -693,8 +784,9 @@ func mergeLevelZero(path string, logger badger.Logger, keep int) error {
 // records.
 const bulkLevelZeroTables = 64
 
-// markBulkClose creates the marker a bulk load's Close keeps in dir while
-// Badger merges level 0 (CompactL0OnClose). Badger runs that merge after
+// markBulkClose creates the marker a Close keeps in dir while Badger
+// merges level 0 (CompactL0OnClose: a bulk load's merge, or a command's
+// handle that opened on maxLevelZeroPiled level-0 tables). Badger runs that merge after
 // it has flushed the last memtable and deleted its write-ahead log, and
 // writes the merged tables before the MANIFEST lists them: a writer
 // killed there leaves tables the MANIFEST does not list and no log, which
@@ -731,6 +823,10 @@ func hasTables(dir string) bool {
 	return false
 }
 
+// BulkLoad reports whether the handle is a bulk load: Options.Bulk on a
+// directory that held no table yet (a first pull or import).
+func (r *Repo) BulkLoad() bool { return r.bulk }
+
 // Path is the directory the repository lives in ("" in memory).
 func (r *Repo) Path() string { return r.path }
 
@@ -755,7 +851,7 @@ func (r *Repo) Close() error {
 		if r.merge && marked == nil && err == nil {
 			marked = os.Remove(filepath.Join(r.path, bulkCloseName))
 		}
-		if r.path != "" && !r.readOnly && !r.merge && err == nil && marked == nil {
+		if r.path != "" && !r.readOnly && !r.second && err == nil && marked == nil {
 			keep := maxLevelZeroPiled
 			if r.bulk {
 				keep = maxLevelZeroKept

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 )
@@ -210,7 +211,7 @@ func TestBulkLoadCompactsOnClose(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The directory has tables now: Bulk changes nothing.
+	// The directory has tables now: Bulk makes no bulk load (incrementalOptions).
 	r, err = Open(dir, Options{Bulk: true})
 	if err != nil {
 		t.Fatal(err)
@@ -518,4 +519,232 @@ func loadTables(t *testing.T, r *Repo, tables int) map[Hash][]byte {
 		t.Fatal(err)
 	}
 	return want
+}
+
+// TestIncrementalOptionsReadableWithDefaults: a command's handle on a
+// repository that has tables (Options.Bulk, an incremental pull) opens with
+// incrementalOptions (2 MiB memtables, objects above 256 KiB in the value
+// log); what it writes, across several memtable flushes and with objects
+// on both sides of either value threshold, reads back through a Badger
+// opened the way a zonegit daemon opens it, and fsck passes.
+func TestIncrementalOptionsReadableWithDefaults(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	r, err := Open(dir, Options{Bulk: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := loadTables(t, r, 1)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	r, err = Open(dir, Options{Bulk: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.BulkLoad() {
+		t.Fatal("a Bulk open of a repository with tables reports a bulk load")
+	}
+	if got := r.db.Opts().MemTableSize; got != 2<<20 {
+		t.Fatalf("MemTableSize %d: the incremental handle did not open with incrementalOptions", got)
+	}
+	b, err := r.NewBatch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ~6 MB of ~1 KB objects: three 2 MiB memtables flush during the load.
+	for i := 0; i < 6000; i++ {
+		p := fmt.Appendf(nil, "incremental %d %s", i, bytes.Repeat([]byte{byte(i)}, 1000))
+		h, err := b.PutObject(KindBlob, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%37 == 0 {
+			want[h] = p
+		}
+	}
+	// Below and above this handle's value threshold and above Badger's
+	// default one: in a table, in the value log, in the value log.
+	for _, size := range []int{200 << 10, 512 << 10, 3 << 20} {
+		p := bytes.Repeat(fmt.Appendf(nil, "%08d", size), size/8)
+		h, err := b.PutObject(KindBlob, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[h] = p
+	}
+	if err := b.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	zone := "$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns1 host 1 2 3 4 5\n@ IN NS ns1\nns1 IN A 192.0.2.1\n"
+	if _, err := r.Import(context.Background(), ImportOptions{Zone: "example.com.", Branch: "main", Source: strings.NewReader(zone)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.db.Levels()[0].NumTables; n < 3 {
+		t.Fatalf("level 0 holds %d tables: the test should flush several memtables", n)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	readDefault(t, dir, want, len(want))
+	fsckOK(t, dir)
+}
+
+// TestIncrementalMergesLevelZeroInItsOwnClose: commands that each write a
+// little into a repository that has tables (incremental pulls) leave a
+// level-0 table each; the command that opens on maxLevelZeroPiled of them
+// merges level 0 in its own Close (CompactL0OnClose, behind the marker)
+// instead of a second handle's, the others do not merge, level 0 never
+// holds more than maxLevelZeroPiled tables after a Close, no marker is
+// left, and everything reads back with default options and passes fsck.
+func TestIncrementalMergesLevelZeroInItsOwnClose(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	r, err := Open(dir, Options{Bulk: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := loadTables(t, r, 1)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	merges := 0
+	for run := 0; run < 2*maxLevelZeroPiled+2; run++ {
+		before, err := levelZeroTables(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := Open(dir, Options{Bulk: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantMerge := before >= maxLevelZeroPiled
+		if r.merge != wantMerge || r.db.Opts().CompactL0OnClose != wantMerge {
+			t.Fatalf("run %d: opened on %d level-0 tables: merge %v, CompactL0OnClose %v; want %v",
+				run, before, r.merge, r.db.Opts().CompactL0OnClose, wantMerge)
+		}
+		for i := 0; i < 50; i++ {
+			p := fmt.Appendf(nil, "run %d object %d", run, i)
+			h, err := r.PutObject(KindBlob, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want[h] = p
+		}
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+		after, err := levelZeroTables(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case wantMerge && after != 0:
+			t.Fatalf("run %d: merged in Close, yet %d level-0 tables are left", run, after)
+		case !wantMerge && after != before+1:
+			t.Fatalf("run %d: %d level-0 tables after Close, want %d (one more)", run, after, before+1)
+		case after > maxLevelZeroPiled:
+			t.Fatalf("run %d: %d level-0 tables piled up, more than %d", run, after, maxLevelZeroPiled)
+		}
+		if wantMerge {
+			merges++
+		}
+		if _, err := os.Stat(filepath.Join(dir, bulkCloseName)); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("run %d: the merge marker is left (%v)", run, err)
+		}
+	}
+	if merges < 2 {
+		t.Fatalf("%d merges in %d runs; want at least 2", merges, 2*maxLevelZeroPiled+2)
+	}
+	readDefault(t, dir, want, len(want))
+	fsckOK(t, dir)
+}
+
+// fsckOK runs fsck on dir through a read-only handle and fails on any
+// problem.
+func fsckOK(t *testing.T, dir string) {
+	t.Helper()
+	r, err := Open(dir, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	rep, err := r.Fsck(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		t.Errorf("fsck: %v", rep.Problems)
+	}
+}
+
+// TestIncrementalOpenReplaysLogHelper is the writer
+// TestIncrementalOpenReplaysLog kills: on a repository that has tables, it
+// stores ~5 MB of objects, which stay in its 8 MiB memtable and its
+// write-ahead log, commits, reports, and waits for SIGKILL.
+func TestIncrementalOpenReplaysLogHelper(t *testing.T) {
+	dir := os.Getenv("ZONEGIT_TEST_CRASH_WRITER")
+	if dir == "" {
+		t.Skip("helper process only")
+	}
+	w, err := Open(dir, Options{})
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	b, err := w.NewBatch()
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	for i := 0; i < 5000; i++ {
+		if _, err := b.PutObject(KindBlob, fmt.Appendf(nil, "logged %d %s", i, bytes.Repeat([]byte{byte(i)}, 1000))); err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+	}
+	if err := b.Flush(); err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	res, err := importString(t, w, "example.com.", "", openTestZone)
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	fmt.Println("committed", res.Commit)
+	time.Sleep(time.Minute)
+	os.Exit(1)
+}
+
+// TestIncrementalOpenReplaysLog: a writer killed with ~5 MB in its
+// memtable leaves a write-ahead log written with 8 MiB memtables; the next
+// command's handle (Options.Bulk on a repository with tables) replays it
+// (with 2 MiB memtables Badger would exit), sees the commit, and closes
+// into a repository that reads back with default options and passes fsck.
+func TestIncrementalOpenReplaysLog(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	r, err := Open(dir, Options{Bulk: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := loadTables(t, r, 1)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	commit := crashHelper(t, dir, "TestIncrementalOpenReplaysLogHelper")
+	if m, _ := filepath.Glob(filepath.Join(dir, "*.mem")); len(m) == 0 {
+		t.Fatal("the killed writer left no write-ahead log; nothing to replay")
+	}
+	r, err = Open(dir, Options{Bulk: true})
+	if err != nil {
+		t.Fatalf("a command's open after the kill: %v", err)
+	}
+	if tip, err := r.Branch("example.com.", "main"); err != nil || tip != commit {
+		t.Errorf("main = %s, %v; want %s", tip.Short(), err, commit.Short())
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	readDefault(t, dir, want, len(want)+5000)
+	fsckOK(t, dir)
 }

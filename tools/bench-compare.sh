@@ -9,6 +9,9 @@
 # Environment:
 #   RECORDS=n     records (default 100000)
 #   RUNS=k        pulls per contestant, interleaved (default 5)
+#   INC_RUNS=k    incremental pulls (one changed record) per binary, in a row (default RUNS): the
+#                 level-0 merge comes every few pulls, so take 20 or more to see it in the mean
+#   FULL=0        skip the full-pull comparison (the incremental part still makes its replicas)
 #   ZR=path       a prebuilt zonegit-replicate to measure instead of building this tree
 #   ZR_BEFORE=path  a second zonegit-replicate (an older build) run interleaved with ZR, as "before":
 #                 it pulls from its own `serve` of the same primary, so both sides are the old code
@@ -25,6 +28,7 @@ set -euo pipefail
 
 n="${RECORDS:-100000}"
 runs="${RUNS:-5}"
+inc_runs="${INC_RUNS:-$runs}"
 cd "$(dirname "$0")/.."
 here="$PWD"
 
@@ -163,6 +167,7 @@ stats() {
 contestants=(git zonegit)
 [[ -n $before ]] && contestants+=(before)
 echo "bench-compare: $n records, $runs runs each, interleaved ($(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg))"
+[[ ${FULL:-1} == 0 ]] && runs=0
 for ((r = 1; r <= runs; r++)); do
 	for c in "${contestants[@]}"; do
 		rm -rf "$work/dst"
@@ -175,9 +180,9 @@ for ((r = 1; r <= runs; r++)); do
 done
 rm -rf "$work/dst"
 
-read -r _ gmed _ _ _ _ < <(stats git)
-printf '%-44s %8s %8s %8s %8s %7s %8s %8s\n' "full pull, $n records (seconds)" min median max "RSS MiB" "× git" "CPU s" "serve s"
-for c in "${contestants[@]}"; do
+((runs > 0)) && read -r _ gmed _ _ _ _ < <(stats git)
+((runs > 0)) && printf '%-44s %8s %8s %8s %8s %7s %8s %8s\n' "full pull, $n records (seconds)" min median max "RSS MiB" "× git" "CPU s" "serve s"
+((runs > 0)) && for c in "${contestants[@]}"; do
 	read -r lo med hi rss cpu scpu < <(stats "$c")
 	[[ $c == git ]] && scpu="-"
 	case $c in
@@ -197,7 +202,7 @@ for c in "${bins[@]}"; do
 	[[ $c == before ]] && b="$before" u="$url_before"
 	"$b" pull --primary "$u" --repo "$work/inc-$c" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
 done
-for ((r = 1; r <= runs; r++)); do
+for ((r = 1; r <= inc_runs; r++)); do
 	records "$r" >"$zone"
 	"$zr" import --repo "$work/primary" --zone bench.test. --file "$zone" --json >"$work/import.json"
 	commit="$(sed -n 's/.*"commit":"\([0-9a-f]*\)".*/\1/p' "$work/import.json")"
@@ -208,18 +213,22 @@ for ((r = 1; r <= runs; r++)); do
 			sleep 0.05
 		done
 	done
-	for c in "${bins[@]}"; do
+	order=("${bins[@]}")
+	((r % 2 == 0 && ${#bins[@]} == 2)) && order=("${bins[1]}" "${bins[0]}")
+	for c in "${order[@]}"; do
 		b="$zr" u="$url"
 		[[ $c == before ]] && b="$before" u="$url_before"
 		timed "inc-$c" "$b" pull --primary "$u" --repo "$work/inc-$c"
 	done
 done
-printf '%-44s %8s %8s %8s %8s %7s %8s %8s\n' "one changed record, CLI end to end" min median max "RSS MiB" "" "CPU s" "serve s"
+# The mean beside the median: every few pulls one merges level 0 in its Close.
+printf '%-44s %8s %8s %8s %8s %7s %8s %8s\n' "one changed record, CLI end to end" min median max "RSS MiB" mean "CPU s" "serve s"
 for c in "${bins[@]}"; do
 	read -r lo med hi rss cpu scpu < <(stats "inc-$c")
+	mean="$(awk '{ s += $1 } END { printf "%.3f", s / NR / 1000 }' "$work/inc-$c.times")"
 	label="zonegit-replicate pull"
 	[[ $c == before ]] && label="zonegit-replicate pull, ZR_BEFORE"
-	printf '%-44s %8s %8s %8s %8s %7s %8s %8s\n' "$label" "$lo" "$med" "$hi" "$rss" "" "$cpu" "$scpu"
+	printf '%-44s %8s %8s %8s %8s %7s %8s %8s\n' "$label" "$lo" "$med" "$hi" "$rss" "$mean" "$cpu" "$scpu"
 done
 
 if [[ -n ${BIG:-} ]]; then
