@@ -891,12 +891,34 @@ type packFrame struct {
 // checkFrame is the part of receiving an object that does not depend on
 // the objects before it.
 func checkFrame(h repo.Hash, kind repo.Kind, payload []byte) packFrame {
-	f := packFrame{h: h, kind: kind}
-	f.obj, f.verr = repo.Verify(h, kind, payload)
+	obj, verr := repo.Verify(h, kind, payload)
+	return checkedFrame(h, kind, obj, verr)
+}
+
+// checkedFrame is checkFrame for an object verified already (verr: why
+// it did not verify): it decodes it.
+func checkedFrame(h repo.Hash, kind repo.Kind, obj repo.Verified, verr error) packFrame {
+	f := packFrame{h: h, kind: kind, obj: obj, verr: verr}
 	if f.verr == nil {
 		f.decodeErr = decodeObject(h, kind, f.obj.Payload())
 	}
 	return f
+}
+
+// largeFrame is the payload size from which readPack reads an object
+// straight into the copy the store keeps, hashing it as it arrives
+// (repo.ReadVerified), instead of into the frame reader's buffer first.
+const largeFrame = 256 << 10
+
+// readLarge reads the payload of a large frame with repo.ReadVerified. A
+// payload that arrived whole but does not hash to its name is not the
+// stream's error but the object's (verr), as checkFrame has it.
+func readLarge(h repo.Hash, kind repo.Kind, n int, r io.Reader) (obj repo.Verified, verr, err error) {
+	obj, err = repo.ReadVerified(h, kind, n, r)
+	if errors.Is(err, repo.ErrHashMismatch) {
+		return obj, err, nil
+	}
+	return obj, nil, err
 }
 
 // packChunk is frames read ahead together. err is what ended the stream
@@ -922,14 +944,26 @@ func readPack(fr *wire.FrameReader, out chan<- packChunk, ahead *readAhead, done
 			return false
 		}
 	}
+	// A large frame is read and verified by take, into large.
+	var large packFrame
+	take := func(h repo.Hash, kind repo.Kind, n int, r io.Reader) error {
+		obj, verr, err := readLarge(h, kind, n, r)
+		large = packFrame{h: h, kind: kind, obj: obj, verr: verr}
+		return err
+	}
 	for {
-		h, kind, payload, err := fr.Next()
+		large = packFrame{}
+		h, kind, payload, err := fr.NextFunc(largeFrame, take)
 		if err != nil {
 			c.err = err
 			send()
 			return
 		}
-		cost := min(len(payload)+frameOverhead, readAheadBytes)
+		size := len(payload)
+		if large.kind != "" {
+			size = len(large.obj.Payload()) // none when it did not verify
+		}
+		cost := min(size+frameOverhead, readAheadBytes)
 		// Hand over what is pending before waiting for room, so the room
 		// waited for is never held by this goroutine.
 		if len(c.frames) > 0 && c.cost+cost > chunkBytes && !send() {
@@ -941,7 +975,11 @@ func readPack(fr *wire.FrameReader, out chan<- packChunk, ahead *readAhead, done
 		if c.frames == nil {
 			c.frames = make([]packFrame, 0, chunkFrames)
 		}
-		c.frames = append(c.frames, checkFrame(h, kind, payload))
+		if large.kind != "" {
+			c.frames = append(c.frames, checkedFrame(h, kind, large.obj, large.verr))
+		} else {
+			c.frames = append(c.frames, checkFrame(h, kind, payload))
+		}
 		c.cost += cost
 		if (len(c.frames) == chunkFrames || c.cost >= chunkBytes) && !send() {
 			return

@@ -97,6 +97,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"slices"
 	"strconv"
 )
@@ -161,18 +162,31 @@ func KindOfCode(c uint8) Kind {
 }
 
 // HashObject is the one place object hashes are computed:
-// SHA-256 over "<kind> <decimal len>\x00" followed by the payload.
+// SHA-256 over "<kind> <decimal len>\x00" followed by the payload
+// (objectHash; ReadVerified feeds it a payload in pieces).
 func HashObject(kind Kind, payload []byte) Hash {
+	d := objectHash(kind, len(payload))
+	d.Write(payload)
+	return sumHash(d)
+}
+
+// objectHash starts the hash of an object of kind whose payload is n
+// bytes: the payload is written to it next.
+func objectHash(kind Kind, n int) hash.Hash {
 	h := sha256.New()
 	var hdr [32]byte
 	b := append(hdr[:0], kind...)
 	b = append(b, ' ')
-	b = strconv.AppendInt(b, int64(len(payload)), 10)
+	b = strconv.AppendInt(b, int64(n), 10)
 	b = append(b, 0)
 	h.Write(b)
-	h.Write(payload)
+	return h
+}
+
+// sumHash is the object hash objectHash's digest holds.
+func sumHash(d hash.Hash) Hash {
 	var out Hash
-	h.Sum(out[:0])
+	d.Sum(out[:0])
 	return out
 }
 

@@ -123,16 +123,21 @@ func (r *cachedReader) Peek(h repo.Hash, fn func(kind repo.Kind, payload []byte)
 }
 
 // lookup is the callback of the innermost Peek. The copy for the cache is
-// made after fn, while p is still lent: in a pack response fn frames the
-// object (a flat zone's new apex tree, 4 MB per 100,000 names) and diffs it
-// with its base, so copying first would delay the stream's largest frame
-// by the copy (an allocation of fresh memory and a pass over it) and the
-// client would wait for it; afterwards it overlaps the client's receive.
+// made on another goroutine while fn runs, and p stays lent until both are
+// done: in a pack response fn frames the object (a flat zone's new apex
+// tree, 4 MB per 100,000 names) and diffs it with its base, and the next
+// frames wait for that; copying before fn would delay the stream's largest
+// frame by the copy (an allocation of fresh memory and a pass over it),
+// and copying after it the frames behind it.
 func (r *cachedReader) lookup(kind repo.Kind, p []byte) error {
 	c := r.calls[len(r.calls)-1]
-	err := c.fn(kind, p)
-	if r.c.wants(len(p)) {
-		r.c.add(c.h, kind, bytes.Clone(p))
+	if !r.c.wants(len(p)) {
+		return c.fn(kind, p)
 	}
-	return err
+	cp := make(chan []byte, 1)
+	go func() { cp <- bytes.Clone(p) }()
+	// Deferred, so that p is not given back while the copy still reads
+	// it, even when fn panics.
+	defer func() { r.c.add(c.h, kind, <-cp) }()
+	return c.fn(kind, p)
 }
