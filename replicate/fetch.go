@@ -102,7 +102,12 @@ func decodeObject(h repo.Hash, kind repo.Kind, payload []byte) error {
 	// repo.Validate reads a tree in place, without allocating one entry per
 	// name of a flat zone's apex; a tag names a commit (repo.DecodeTag
 	// refuses any other type).
-	if err := repo.Validate(kind, payload); err != nil {
+	return decodeError(h, kind, repo.Validate(kind, payload))
+}
+
+// decodeError is decodeObject's error for repo.Validate's verdict err.
+func decodeError(h repo.Hash, kind repo.Kind, err error) error {
+	if err != nil {
 		return fmt.Errorf("object %s (%s) does not decode: %w", h, kind, err)
 	}
 	return nil
@@ -906,19 +911,28 @@ func checkedFrame(h repo.Hash, kind repo.Kind, obj repo.Verified, verr error) pa
 }
 
 // largeFrame is the payload size from which readPack reads an object
-// straight into the copy the store keeps, hashing it as it arrives
-// (repo.ReadVerified), instead of into the frame reader's buffer first.
+// straight into the copy the store keeps, hashing and checking it as it
+// arrives (repo.ReadVerified), instead of into the frame reader's buffer
+// first.
 const largeFrame = 256 << 10
 
-// readLarge reads the payload of a large frame with repo.ReadVerified. A
-// payload that arrived whole but does not hash to its name is not the
-// stream's error but the object's (verr), as checkFrame has it.
-func readLarge(h repo.Hash, kind repo.Kind, n int, r io.Reader) (obj repo.Verified, verr, err error) {
-	obj, err = repo.ReadVerified(h, kind, n, r)
-	if errors.Is(err, repo.ErrHashMismatch) {
-		return obj, err, nil
+// readLarge reads the payload of a large frame with repo.ReadVerified,
+// into a frame as checkFrame makes it. A payload that arrived whole but
+// does not hash to its name, or does not decode, is not the stream's
+// error but the object's (in the frame); err is the stream's.
+func readLarge(h repo.Hash, kind repo.Kind, n int, r io.Reader) (f packFrame, err error) {
+	f = packFrame{h: h, kind: kind}
+	var invalid error
+	f.obj, invalid, err = repo.ReadVerified(h, kind, n, r)
+	switch {
+	case errors.Is(err, repo.ErrHashMismatch):
+		f.verr = err
+		return f, nil
+	case err != nil:
+		return f, err
 	}
-	return obj, nil, err
+	f.decodeErr = decodeError(h, kind, invalid)
+	return f, nil
 }
 
 // packChunk is frames read ahead together. err is what ended the stream
@@ -946,9 +960,8 @@ func readPack(fr *wire.FrameReader, out chan<- packChunk, ahead *readAhead, done
 	}
 	// A large frame is read and verified by take, into large.
 	var large packFrame
-	take := func(h repo.Hash, kind repo.Kind, n int, r io.Reader) error {
-		obj, verr, err := readLarge(h, kind, n, r)
-		large = packFrame{h: h, kind: kind, obj: obj, verr: verr}
+	take := func(h repo.Hash, kind repo.Kind, n int, r io.Reader) (err error) {
+		large, err = readLarge(h, kind, n, r)
 		return err
 	}
 	for {
@@ -976,7 +989,7 @@ func readPack(fr *wire.FrameReader, out chan<- packChunk, ahead *readAhead, done
 			c.frames = make([]packFrame, 0, chunkFrames)
 		}
 		if large.kind != "" {
-			c.frames = append(c.frames, checkedFrame(h, kind, large.obj, large.verr))
+			c.frames = append(c.frames, large)
 		} else {
 			c.frames = append(c.frames, checkFrame(h, kind, payload))
 		}

@@ -1120,35 +1120,40 @@ func Verify(h Hash, kind Kind, payload []byte) (Verified, error) {
 // and returns it as Verify would: a receiver so copies a large object once
 // (a flat zone's apex tree is 4 MB per 100,000 names), not into a buffer
 // and then into the store's copy, and hashes it while it arrives rather
-// than in a pass after its last byte. A payload that does not hash to h is
-// an error wrapping ErrHashMismatch; r's errors are returned as they are
-// (an early end as io.ErrUnexpectedEOF).
-func ReadVerified(h Hash, kind Kind, n int, r io.Reader) (Verified, error) {
+// than in a pass after its last byte. A tree is checked as it arrives
+// too: invalid is Validate's verdict on the payload (which a receiver
+// needs before it may store the object), reached for a tree mostly while
+// the bytes still came. A payload that does not hash to h is an error
+// wrapping ErrHashMismatch; r's errors are returned as they are (an early
+// end as io.ErrUnexpectedEOF).
+func ReadVerified(h Hash, kind Kind, n int, r io.Reader) (o Verified, invalid, err error) {
 	if _, err := ParseKind(string(kind)); err != nil {
-		return Verified{}, err
+		return Verified{}, nil, err
 	}
 	if n < 0 {
-		return Verified{}, fmt.Errorf("object %s: negative length %d", h, n)
+		return Verified{}, nil, fmt.Errorf("object %s: negative length %d", h, n)
 	}
 	value := make([]byte, len(kind)+1+n)
 	copy(value, kind) // then the 0 that ends the kind, as encodeObjectValue
 	payload := value[len(kind)+1:]
 	d := objectHash(kind, n)
+	v := validator{kind: kind, p: payload}
 	for off := 0; off < n; {
 		end := min(n, off+readVerifiedPiece)
 		if _, err := io.ReadFull(r, payload[off:end]); err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return Verified{}, err
+			return Verified{}, nil, err
 		}
 		d.Write(payload[off:end])
+		v.advance(end)
 		off = end
 	}
 	if got := sumHash(d); got != h {
-		return Verified{}, fmt.Errorf("object %s (%s, %d bytes) hashes to %s: %w", h, kind, n, got, ErrHashMismatch)
+		return Verified{}, nil, fmt.Errorf("object %s (%s, %d bytes) hashes to %s: %w", h, kind, n, got, ErrHashMismatch)
 	}
-	return Verified{h: h, kind: kind, value: value}, nil
+	return Verified{h: h, kind: kind, value: value}, v.finish(), nil
 }
 
 // readVerifiedPiece is how much ReadVerified reads before it hashes: the
