@@ -987,6 +987,21 @@ func (v txnView) Peek(h Hash, fn func(kind Kind, payload []byte) error) error {
 	return err
 }
 
+// LentInPlace reports whether Peek lends an object's payload of n bytes
+// straight from the store's mapped value log (kind and payload are one
+// value there): Badger keeps values of its ValueThreshold (1 MiB, the
+// default this package writes with) and more in the value log, and
+// item.Value hands them out in place, while smaller ones live in the
+// tables and are copied out on every read. Reading such a payload again
+// costs a lookup, not a copy, so a cache of it saves nothing. (A store
+// another writer filled with other options may keep large values in its
+// tables, and an in-memory store has no value log: such payloads are
+// copied, which is slower, not wrong.)
+func LentInPlace(kind Kind, n int) bool { return len(kind)+1+n >= valueLogBytes }
+
+// valueLogBytes is Badger's default ValueThreshold, which Open keeps.
+const valueLogBytes = 1 << 20
+
 // Peeker is a Reader that can lend payloads in place (txnView, inside
 // View): walks that only look at an object once read it without a copy.
 type Peeker interface {
