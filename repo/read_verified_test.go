@@ -105,9 +105,10 @@ func TestReadVerifiedValidates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	long := slices.Clone(good) // an entry with the longest name, last
+	// The same with an entry of the longest name last.
 	last := TreeEntry{Kind: EntryLeaf, Name: strings.Repeat("z", 255)}
-	if long, err = (&Tree{Entries: append(slices.Clone(es), last)}).Encode(); err != nil {
+	long, err := (&Tree{Entries: append(slices.Clone(es), last)}).Encode()
+	if err != nil {
 		t.Fatal(err)
 	}
 	at := func(p []byte, i int, b byte) []byte { p = slices.Clone(p); p[i] = b; return p }

@@ -130,7 +130,7 @@ func (f *FrameReader) NextFunc(large int, take func(h repo.Hash, kind repo.Kind,
 // truncated is the error of a stream that ended, or failed, inside the
 // payload of h.
 func truncated(h repo.Hash, err error) error {
-	if err == io.EOF {
+	if errors.Is(err, io.EOF) {
 		err = io.ErrUnexpectedEOF
 	}
 	return fmt.Errorf("batch stream truncated in the payload of %s: %w", h.Short(), err)
