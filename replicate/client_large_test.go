@@ -190,3 +190,57 @@ func cutInside(victim repo.Hash) func(w http.ResponseWriter, r *http.Request, bo
 		return true
 	}
 }
+
+// TestHostileLargeJunk: a pack stream that, after the real objects, sends
+// large frames without end, none of them hashing to its name. Each is read
+// in full to be hashed, so the client must stop the stream at the first
+// rather than read frames ahead of the one that stops it: with each junk
+// frame counted at its length against the read-ahead budget, at most that
+// budget is read past it, and the primary's writes fail long before the
+// end. Nothing of it is stored, and the pull converges.
+func TestHostileLargeJunk(t *testing.T) {
+	const frames, size = 200, 300 << 10 // 60 MB in all
+	var written, lied atomic.Int64
+	p := newLiar(t, false, func(w http.ResponseWriter, r *http.Request, body []byte, truth http.Handler) bool {
+		if r.URL.Path != wire.PackPath || lied.Add(1) > 1 {
+			return false
+		}
+		real, ok := realFrames(truth, r, body)
+		if !ok {
+			return false
+		}
+		w.Header().Set("Content-Type", wire.ObjectStreamContentType)
+		w.Header().Set("Trailer", wire.ObjectCountTrailer)
+		w.WriteHeader(http.StatusOK)
+		for _, o := range real {
+			_, _ = w.Write(o.frame())
+		}
+		junk := bytes.Repeat([]byte{'j'}, size)
+		for i := range frames {
+			var h repo.Hash
+			h[0], h[1] = byte(i>>8), byte(i)
+			if _, err := w.Write(obj{h: h, kind: repo.KindBlob, payload: junk}.frame()); err != nil {
+				return true
+			}
+			written.Add(1)
+		}
+		return true
+	})
+	tip := mustSynthetic(t, p.repo, "example.com.", "main", 50)
+	local := openRepo(t, t.TempDir())
+	c := newClient(t, p.url(), local, nil)
+	if _, err := c.PullWith(context.Background(), replicate.PullOptions{}); err != nil {
+		t.Fatalf("the honest transports should complete the closure: %v", err)
+	}
+	assertConverged(t, p.repo, local)
+	if lied.Load() == 0 {
+		t.Fatal("the client never asked for a pack")
+	}
+	// The read-ahead budget (4 MiB) and the socket buffers hold a few
+	// dozen such frames; a client that counted a refused frame at nothing
+	// read on to its chunk's frame limit, 170 of them here.
+	if n := written.Load(); n >= 60 {
+		t.Errorf("the primary wrote %d junk frames of %d KiB: the client read on past the first", n, size>>10)
+	}
+	wantRefs(t, local, map[string]repo.Hash{"example.com./main": tip})
+}

@@ -960,7 +960,9 @@ func readPack(fr *wire.FrameReader, out chan<- packChunk, ahead *readAhead, done
 	}
 	// A large frame is read and verified by take, into large.
 	var large packFrame
+	var largeSize int
 	take := func(h repo.Hash, kind repo.Kind, n int, r io.Reader) (err error) {
+		largeSize = n
 		large, err = readLarge(h, kind, n, r)
 		return err
 	}
@@ -972,9 +974,11 @@ func readPack(fr *wire.FrameReader, out chan<- packChunk, ahead *readAhead, done
 			send()
 			return
 		}
+		// A frame costs its payload's length, kept or not: a stream of
+		// large frames that fail is handed over frame by frame too.
 		size := len(payload)
 		if large.kind != "" {
-			size = len(large.obj.Payload()) // none when it did not verify
+			size = largeSize
 		}
 		cost := min(size+frameOverhead, readAheadBytes)
 		// Hand over what is pending before waiting for room, so the room
