@@ -205,14 +205,14 @@ func TestHostileLargeJunk(t *testing.T) {
 		if r.URL.Path != wire.PackPath || lied.Add(1) > 1 {
 			return false
 		}
-		real, ok := realFrames(truth, r, body)
+		honest, ok := realFrames(truth, r, body)
 		if !ok {
 			return false
 		}
 		w.Header().Set("Content-Type", wire.ObjectStreamContentType)
 		w.Header().Set("Trailer", wire.ObjectCountTrailer)
 		w.WriteHeader(http.StatusOK)
-		for _, o := range real {
+		for _, o := range honest {
 			_, _ = w.Write(o.frame())
 		}
 		junk := bytes.Repeat([]byte{'j'}, size)
