@@ -97,7 +97,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"hash"
 	"slices"
 	"strconv"
 )
@@ -163,31 +162,25 @@ func KindOfCode(c uint8) Kind {
 
 // HashObject is the one place object hashes are computed:
 // SHA-256 over "<kind> <decimal len>\x00" followed by the payload
-// (objectHash; ReadVerified feeds it a payload in pieces).
+// (objectHeader; ReadVerified feeds its digest a payload in pieces). The
+// digest stays on the stack here: hashing allocates nothing.
 func HashObject(kind Kind, payload []byte) Hash {
-	d := objectHash(kind, len(payload))
-	d.Write(payload)
-	return sumHash(d)
-}
-
-// objectHash starts the hash of an object of kind whose payload is n
-// bytes: the payload is written to it next.
-func objectHash(kind Kind, n int) hash.Hash {
 	h := sha256.New()
 	var hdr [32]byte
+	h.Write(objectHeader(&hdr, kind, len(payload)))
+	h.Write(payload)
+	var out Hash
+	h.Sum(out[:0])
+	return out
+}
+
+// objectHeader is what an object's hash covers before its payload of n
+// bytes, in hdr's memory.
+func objectHeader(hdr *[32]byte, kind Kind, n int) []byte {
 	b := append(hdr[:0], kind...)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, int64(n), 10)
-	b = append(b, 0)
-	h.Write(b)
-	return h
-}
-
-// sumHash is the object hash objectHash's digest holds.
-func sumHash(d hash.Hash) Hash {
-	var out Hash
-	d.Sum(out[:0])
-	return out
+	return append(b, 0)
 }
 
 // String returns the 64-character lowercase hex form.

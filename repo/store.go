@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -1151,7 +1152,9 @@ func ReadVerified(h Hash, kind Kind, n int, r io.Reader) (o Verified, invalid, e
 	value := make([]byte, len(kind)+1+n)
 	copy(value, kind) // then the 0 that ends the kind, as encodeObjectValue
 	payload := value[len(kind)+1:]
-	d := objectHash(kind, n)
+	d := sha256.New()
+	var hdr [32]byte
+	d.Write(objectHeader(&hdr, kind, n))
 	v := validator{kind: kind, p: payload}
 	for off := 0; off < n; {
 		end := min(n, off+readVerifiedPiece)
@@ -1165,7 +1168,8 @@ func ReadVerified(h Hash, kind Kind, n int, r io.Reader) (o Verified, invalid, e
 		v.advance(end)
 		off = end
 	}
-	if got := sumHash(d); got != h {
+	var got Hash
+	if d.Sum(got[:0]); got != h {
 		return Verified{}, nil, fmt.Errorf("object %s (%s, %d bytes) hashes to %s: %w", h, kind, n, got, ErrHashMismatch)
 	}
 	return Verified{h: h, kind: kind, value: value}, v.finish(), nil
