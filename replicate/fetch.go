@@ -102,7 +102,12 @@ func decodeObject(h repo.Hash, kind repo.Kind, payload []byte) error {
 	// repo.Validate reads a tree in place, without allocating one entry per
 	// name of a flat zone's apex; a tag names a commit (repo.DecodeTag
 	// refuses any other type).
-	if err := repo.Validate(kind, payload); err != nil {
+	return decodeError(h, kind, repo.Validate(kind, payload))
+}
+
+// decodeError is decodeObject's error for repo.Validate's verdict err.
+func decodeError(h repo.Hash, kind repo.Kind, err error) error {
+	if err != nil {
 		return fmt.Errorf("object %s (%s) does not decode: %w", h, kind, err)
 	}
 	return nil
@@ -953,8 +958,15 @@ const maxFrameLinks = 2
 // the objects before it: hashing, decoding, and the receipt keys the
 // receiver will look up.
 func checkFrame(ky keyer, h repo.Hash, kind repo.Kind, payload []byte) packFrame {
-	f := packFrame{h: h, kind: kind, key: ky.of(h)}
-	f.obj, f.verr = repo.Verify(h, kind, payload)
+	obj, verr := repo.Verify(h, kind, payload)
+	return checkedFrame(ky, h, kind, obj, verr)
+}
+
+// checkedFrame is checkFrame for an object verified already (verr: why
+// it did not verify): it decodes it and keys it.
+func checkedFrame(ky keyer, h repo.Hash, kind repo.Kind, obj repo.Verified, verr error) packFrame {
+	f := packFrame{h: h, kind: kind, obj: obj, verr: verr, key: ky.of(h)}
+	payload := f.obj.Payload()
 	if f.verr == nil {
 		f.decodeErr = decodeObject(h, kind, f.obj.Payload())
 	}
@@ -969,6 +981,31 @@ func checkFrame(ky keyer, h repo.Hash, kind repo.Kind, payload []byte) packFrame
 		}
 	}
 	return f
+}
+
+// largeFrame is the payload size from which readPack reads an object
+// straight into the copy the store keeps, hashing and checking it as it
+// arrives (repo.ReadVerified), instead of into the frame reader's buffer
+// first.
+const largeFrame = 256 << 10
+
+// readLarge reads the payload of a large frame with repo.ReadVerified,
+// into a frame as checkFrame makes it. A payload that arrived whole but
+// does not hash to its name, or does not decode, is not the stream's
+// error but the object's (in the frame); err is the stream's.
+func readLarge(h repo.Hash, kind repo.Kind, n int, r io.Reader) (f packFrame, err error) {
+	f = packFrame{h: h, kind: kind}
+	var invalid error
+	f.obj, invalid, err = repo.ReadVerified(h, kind, n, r)
+	switch {
+	case errors.Is(err, repo.ErrHashMismatch):
+		f.verr = err
+		return f, nil
+	case err != nil:
+		return f, err
+	}
+	f.decodeErr = decodeError(h, kind, invalid)
+	return f, nil
 }
 
 // packChunk is frames read ahead together. err is what ended the stream
@@ -994,14 +1031,29 @@ func readPack(ky keyer, fr *wire.FrameReader, out chan<- packChunk, ahead *readA
 			return false
 		}
 	}
+	// A large frame is read and verified by take, into large.
+	var large packFrame
+	var largeSize int
+	take := func(h repo.Hash, kind repo.Kind, n int, r io.Reader) (err error) {
+		largeSize = n
+		large, err = readLarge(h, kind, n, r)
+		return err
+	}
 	for {
-		h, kind, payload, err := fr.Next()
+		large = packFrame{}
+		h, kind, payload, err := fr.NextFunc(largeFrame, take)
 		if err != nil {
 			c.err = err
 			send()
 			return
 		}
-		cost := min(len(payload)+frameOverhead, readAheadBytes)
+		// A frame costs its payload's length, kept or not: a stream of
+		// large frames that fail is handed over frame by frame too.
+		size := len(payload)
+		if large.kind != "" {
+			size = largeSize
+		}
+		cost := min(size+frameOverhead, readAheadBytes)
 		// Hand over what is pending before waiting for room, so the room
 		// waited for is never held by this goroutine.
 		if len(c.frames) > 0 && c.cost+cost > chunkBytes && !send() {
@@ -1013,7 +1065,12 @@ func readPack(ky keyer, fr *wire.FrameReader, out chan<- packChunk, ahead *readA
 		if c.frames == nil {
 			c.frames = make([]packFrame, 0, chunkFrames)
 		}
-		c.frames = append(c.frames, checkFrame(ky, h, kind, payload))
+		if large.kind != "" {
+			large.key = ky.of(h)
+			c.frames = append(c.frames, large)
+		} else {
+			c.frames = append(c.frames, checkFrame(ky, h, kind, payload))
+		}
 		c.cost += cost
 		if (len(c.frames) == chunkFrames || c.cost >= chunkBytes) && !send() {
 			return

@@ -93,6 +93,9 @@ type puller struct {
 	// root's closure complete by itself (see seal in verify.go).
 	sealed       bool
 	sealCredited bool // the root's first target was credited with every object
+	// ahead is the flush of a large object written ahead (writeAhead),
+	// while it runs: it sends the flush's error.
+	ahead chan error
 }
 
 // PullWith performs one sync cycle with options and reports per branch. Any
@@ -281,7 +284,7 @@ func hexOrEmpty(h repo.Hash) string {
 // Longer than 80 lines on purpose: round 0 (walk or pack, then fetch) and
 // the check-and-fetch rounds share the batch and its cancel-on-failure,
 // which is easiest to see whole.
-func (p *puller) transfer(items []*item, branches, tags []repo.Ref) error {
+func (p *puller) transfer(items []*item, branches, tags []repo.Ref) (err error) {
 	// Known: the local tips, complete closures by invariant. The primary
 	// is told about them (up to walkMaxKnown); the closure check trusts
 	// them, zone by zone.
@@ -341,6 +344,11 @@ func (p *puller) transfer(items []*item, branches, tags []repo.Ref) error {
 		if !flushed {
 			p.batch.Cancel()
 		}
+		// A write ahead still running when the transfer fails is waited
+		// for: it writes into the caller's store, which may close next.
+		if aerr := p.waitAhead(); aerr != nil && err == nil {
+			err = fmt.Errorf("pull: %w", aerr)
+		}
 	}()
 
 	// Round 0: with pack, one request per chunk of roots walks and
@@ -381,6 +389,11 @@ func (p *puller) transfer(items []*item, branches, tags []repo.Ref) error {
 	for round := 1; ; round++ {
 		flushed = true
 		if err := p.batch.Flush(); err != nil {
+			return fmt.Errorf("pull: %w", err)
+		}
+		// The receipts vouch only for objects flushed and synced: the
+		// write ahead too.
+		if err := p.waitAhead(); err != nil {
 			return fmt.Errorf("pull: %w", err)
 		}
 		need, err := p.checkClosures(targets, zoneKnown, asked)
@@ -547,8 +560,21 @@ type objectBatch interface {
 	Cancel()
 }
 
-// put queues one verified object in the current batch. Caller holds p.mu
-// (or is the only writer).
+// writeAheadBytes is the size from which an object is written at once, in
+// a batch of its own flushed (written and synced) in the background, rather
+// than queued until the transfer's flush. A flat zone's apex tree is one
+// object of ~40 bytes a name (4 MB for 100,000 names) that changes with
+// every record: an incremental pull is that tree and a handful of small
+// objects, and the store's write of it (a copy into the value log, whose
+// fresh pages the kernel zeroes first, then its sync) took longer than
+// everything else the client does. Written ahead, it overlaps comparing
+// the tree with the one it replaces and the rest of the stream. Badger
+// keeps values this large in its value log either way (ValueThreshold).
+const writeAheadBytes = 1 << 20
+
+// put queues one verified object in the current batch; a large object is
+// written ahead instead (writeAhead). Caller holds p.mu (or is the only
+// writer).
 //
 // The batch is not flushed while objects arrive, only when a round ends
 // (transfer), before any ref may move: a flush waits for every write
@@ -557,6 +583,9 @@ type objectBatch interface {
 // a later step needs. A repo.Batch hands what it is given to Badger as it
 // goes and bounds what it holds on its own.
 func (p *puller) put(o repo.Verified) error {
+	if len(o.Payload()) >= writeAheadBytes && p.c.Local != nil {
+		return p.writeAhead(o)
+	}
 	if err := p.batch.PutVerified(o); err != nil {
 		return err
 	}
@@ -583,6 +612,41 @@ func (p *puller) put(o repo.Verified) error {
 // object the stream sent earlier readable from the store while the stream
 // still runs, deterministically.
 var midStreamFlushBytes atomic.Int64
+
+// writeAhead writes one large object in a batch of its own, flushed in
+// the background; at most one is in flight, so the objects held for it
+// stay bounded. Like any early flush this is safe: objects are immutable,
+// and no ref moves before waitAhead reported this flush done (transfer
+// waits for it before the closure check trusts the receipts). Caller holds
+// p.mu (or is the only writer).
+func (p *puller) writeAhead(o repo.Verified) error {
+	if err := p.waitAhead(); err != nil {
+		return err
+	}
+	b, err := p.c.Local.NewBatch()
+	if err != nil {
+		return err
+	}
+	if err := b.PutVerified(o); err != nil {
+		b.Cancel()
+		return err
+	}
+	done := make(chan error, 1)
+	p.ahead = done
+	go func() { done <- b.Flush() }()
+	return nil
+}
+
+// waitAhead waits for the write ahead in flight, if any, and returns its
+// error.
+func (p *puller) waitAhead() error {
+	if p.ahead == nil {
+		return nil
+	}
+	err := <-p.ahead
+	p.ahead = nil
+	return err
+}
 
 // progress calls the Progress callback at most every 250ms. Caller holds
 // p.mu (or is the only goroutine left).

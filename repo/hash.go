@@ -161,19 +161,26 @@ func KindOfCode(c uint8) Kind {
 }
 
 // HashObject is the one place object hashes are computed:
-// SHA-256 over "<kind> <decimal len>\x00" followed by the payload.
+// SHA-256 over "<kind> <decimal len>\x00" followed by the payload
+// (objectHeader; ReadVerified feeds its digest a payload in pieces). The
+// digest stays on the stack here: hashing allocates nothing.
 func HashObject(kind Kind, payload []byte) Hash {
 	h := sha256.New()
 	var hdr [32]byte
-	b := append(hdr[:0], kind...)
-	b = append(b, ' ')
-	b = strconv.AppendInt(b, int64(len(payload)), 10)
-	b = append(b, 0)
-	h.Write(b)
+	h.Write(objectHeader(&hdr, kind, len(payload)))
 	h.Write(payload)
 	var out Hash
 	h.Sum(out[:0])
 	return out
+}
+
+// objectHeader is what an object's hash covers before its payload of n
+// bytes, in hdr's memory.
+func objectHeader(hdr *[32]byte, kind Kind, n int) []byte {
+	b := append(hdr[:0], kind...)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(n), 10)
+	return append(b, 0)
 }
 
 // String returns the 64-character lowercase hex form.

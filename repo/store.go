@@ -1,8 +1,10 @@
 package repo
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -1083,6 +1085,21 @@ func (v txnView) Peek(h Hash, fn func(kind Kind, payload []byte) error) error {
 	return err
 }
 
+// LentInPlace reports whether Peek lends an object's payload of n bytes
+// straight from the store's mapped value log (kind and payload are one
+// value there): Badger keeps values of its ValueThreshold (1 MiB, the
+// default this package writes with) and more in the value log, and
+// item.Value hands them out in place, while smaller ones live in the
+// tables and are copied out on every read. Reading such a payload again
+// costs a lookup, not a copy, so a cache of it saves nothing. (A store
+// another writer filled with other options may keep large values in its
+// tables, and an in-memory store has no value log: such payloads are
+// copied, which is slower, not wrong.)
+func LentInPlace(kind Kind, n int) bool { return len(kind)+1+n >= valueLogBytes }
+
+// valueLogBytes is Badger's default ValueThreshold, which Open keeps.
+const valueLogBytes = 1 << 20
+
 // Peeker is a Reader that can lend payloads in place (txnView, inside
 // View): walks that only look at an object once read it without a copy.
 type Peeker interface {
@@ -1342,6 +1359,54 @@ func Verify(h Hash, kind Kind, payload []byte) (Verified, error) {
 	}
 	return Verified{h: h, kind: kind, value: encodeObjectValue(kind, payload)}, nil
 }
+
+// ReadVerified reads the n-byte payload of object h, of kind kind, from r
+// straight into the copy the store keeps, hashing each piece as it lands,
+// and returns it as Verify would: a receiver so copies a large object once
+// (a flat zone's apex tree is 4 MB per 100,000 names), not into a buffer
+// and then into the store's copy, and hashes it while it arrives rather
+// than in a pass after its last byte. A tree is checked as it arrives
+// too: invalid is Validate's verdict on the payload (which a receiver
+// needs before it may store the object), reached for a tree mostly while
+// the bytes still came. A payload that does not hash to h is an error
+// wrapping ErrHashMismatch; r's errors are returned as they are (an early
+// end as io.ErrUnexpectedEOF).
+func ReadVerified(h Hash, kind Kind, n int, r io.Reader) (o Verified, invalid, err error) {
+	if _, err := ParseKind(string(kind)); err != nil {
+		return Verified{}, nil, err
+	}
+	if n < 0 {
+		return Verified{}, nil, fmt.Errorf("object %s: negative length %d", h, n)
+	}
+	value := make([]byte, len(kind)+1+n)
+	copy(value, kind) // then the 0 that ends the kind, as encodeObjectValue
+	payload := value[len(kind)+1:]
+	d := sha256.New()
+	var hdr [32]byte
+	d.Write(objectHeader(&hdr, kind, n))
+	v := validator{kind: kind, p: payload}
+	for off := 0; off < n; {
+		end := min(n, off+readVerifiedPiece)
+		if _, err := io.ReadFull(r, payload[off:end]); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return Verified{}, nil, err
+		}
+		d.Write(payload[off:end])
+		v.advance(end)
+		off = end
+	}
+	var got Hash
+	if d.Sum(got[:0]); got != h {
+		return Verified{}, nil, fmt.Errorf("object %s (%s, %d bytes) hashes to %s: %w", h, kind, n, got, ErrHashMismatch)
+	}
+	return Verified{h: h, kind: kind, value: value}, v.finish(), nil
+}
+
+// readVerifiedPiece is how much ReadVerified reads before it hashes: the
+// piece is hashed while it is still in the cache.
+const readVerifiedPiece = 256 << 10
 
 // Hash is the object's name.
 func (o Verified) Hash() Hash { return o.h }

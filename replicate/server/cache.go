@@ -11,9 +11,11 @@ import (
 // bigObjectCache keeps recently read large objects in memory. Objects are
 // immutable, so an entry can never be stale, whatever snapshot it came
 // from. It exists for flat zones: there the apex tree holds one entry per
-// name (about 40 MB for a million names), and every secondary pulling the
-// same change makes the walk read the same two apex trees; from memory that
-// costs a byte comparison instead of two large store reads.
+// name, and every secondary pulling the same change makes the walk read
+// the same two apex trees; from memory that costs a byte comparison
+// instead of two large store reads. Trees of 1 MiB and more (from ~26,000
+// names) the store lends in place, as cheaply as the cache would: a walk
+// does not copy those in (cachedReader.lookup).
 type bigObjectCache struct {
 	mu       sync.Mutex
 	max      int64 // total payload bytes kept
@@ -124,14 +126,21 @@ func (r *cachedReader) Peek(h repo.Hash, fn func(kind repo.Kind, payload []byte)
 
 // lookup is the callback of the innermost Peek. The copy for the cache is
 // made after fn, while p is still lent: in a pack response fn frames the
-// object (a flat zone's new apex tree, 4 MB per 100,000 names) and diffs it
-// with its base, so copying first would delay the stream's largest frame
-// by the copy (an allocation of fresh memory and a pass over it) and the
-// client would wait for it; afterwards it overlaps the client's receive.
+// object and diffs it with its base, so copying first would delay the
+// stream's largest frame by the copy (an allocation of fresh memory and a
+// pass over it) and the client would wait for it; afterwards it overlaps
+// the client's receive.
+//
+// A payload the store lends in place from its mapped value log
+// (repo.LentInPlace: a flat zone's apex tree from 26,000 names or so) is
+// not copied at all: reading it there again costs no more than reading it
+// from the cache (BenchmarkWalk, 100,000 names: 1.35 ms from the store,
+// 1.46-1.7 ms from the cache), while the copy took ~1.6 ms and 4 MB of
+// fresh memory, on the walk's path, for every new tree.
 func (r *cachedReader) lookup(kind repo.Kind, p []byte) error {
 	c := r.calls[len(r.calls)-1]
 	err := c.fn(kind, p)
-	if r.c.wants(len(p)) {
+	if r.c.wants(len(p)) && !repo.LentInPlace(kind, len(p)) {
 		r.c.add(c.h, kind, bytes.Clone(p))
 	}
 	return err

@@ -131,3 +131,61 @@ func TestCachedReaderNestedPeeks(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheSkipsPayloadsLentInPlace: a Peek does not copy into the cache
+// a payload the store lends in place from its value log (repo.LentInPlace:
+// reading it there again is as cheap), but does cache a large one the store
+// copies out of its tables; both reach the callback intact, and a Get still
+// caches what it copied.
+func TestCacheSkipsPayloadsLentInPlace(t *testing.T) {
+	r, err := repo.Open(t.TempDir(), repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	inPlace, err := r.PutObject(repo.KindBlob, bytes.Repeat([]byte{'v'}, 1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied, err := r.PutObject(repo.KindBlob, bytes.Repeat([]byte{'t'}, 300<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !repo.LentInPlace(repo.KindBlob, 1<<20) || repo.LentInPlace(repo.KindBlob, 300<<10) {
+		t.Fatal("LentInPlace: 1 MiB should be lent in place, 300 KiB not")
+	}
+	c := newBigObjectCache(64<<20, 256<<10)
+	err = r.View(func(rd repo.Reader) error {
+		cr := &cachedReader{Reader: rd, c: c}
+		for _, h := range []repo.Hash{inPlace, copied} {
+			if err := cr.Peek(h, func(k repo.Kind, p []byte) error {
+				if repo.HashObject(k, p) != h {
+					t.Errorf("%s: Peek lent another payload", h.Short())
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := c.get(inPlace); ok {
+		t.Error("a payload lent in place was copied into the cache")
+	}
+	if k, p, ok := c.get(copied); !ok || repo.HashObject(k, p) != copied {
+		t.Errorf("a 300 KiB payload copied out of the tables was not cached under its hash (%v)", ok)
+	}
+	err = r.View(func(rd repo.Reader) error {
+		_, _, err := (&cachedReader{Reader: rd, c: c}).Get(inPlace)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, p, ok := c.get(inPlace); !ok || repo.HashObject(k, p) != inPlace {
+		t.Error("a Get's copy was not cached under its hash")
+	}
+}

@@ -84,8 +84,9 @@ type Server struct {
 
 	// CacheBytes bounds the memory kept for large objects (256 KiB and
 	// more: the apex trees of flat zones) that walks read repeatedly when
-	// many secondaries pull the same change. Default 128 MiB; negative
-	// disables the cache.
+	// many secondaries pull the same change; a walk leaves out those the
+	// store lends in place (repo.LentInPlace), GETs keep them too. Default
+	// 128 MiB; negative disables the cache.
 	CacheBytes int64
 
 	// Banner is the text served on paths the server does not route (the

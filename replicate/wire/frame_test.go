@@ -134,3 +134,72 @@ func TestFrameWriterRoundTrip(t *testing.T) {
 		t.Errorf("after the last frame: %v, want io.EOF", err)
 	}
 }
+
+// TestFrameReaderNextFunc: frames at least as large as the bound go to
+// take, with a reader of exactly their payload, and the frames after them
+// read as usual; smaller ones come back as Next returns them. A take that
+// leaves bytes unread, a payload cut short, and take's own error end the
+// stream with an error.
+func TestFrameReaderNextFunc(t *testing.T) {
+	large := strings.Repeat("x", 300<<10) // beyond the reader's buffer
+	stream := clientFrame(repo.KindBlob, "abc") + clientFrame(repo.KindBlob, large) + clientFrame(repo.KindBlob, "de")
+	var taken []string
+	take := func(h repo.Hash, kind repo.Kind, n int, r io.Reader) error {
+		b, err := io.ReadAll(r)
+		if err != nil {
+			return err
+		}
+		if len(b) != n || repo.HashObject(kind, b) != h {
+			t.Fatalf("take got %d bytes of a %d-byte payload, or not its own", len(b), n)
+		}
+		taken = append(taken, string(b))
+		return nil
+	}
+	fr := NewFrameReader(strings.NewReader(stream), 1<<20)
+	var small []string
+	for {
+		h, kind, payload, err := fr.NextFunc(1000, take)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if payload == nil {
+			continue
+		}
+		if repo.HashObject(kind, payload) != h {
+			t.Fatal("a small frame does not verify")
+		}
+		small = append(small, string(payload))
+	}
+	if len(taken) != 1 || taken[0] != large || len(small) != 2 || small[0] != "abc" || small[1] != "de" {
+		t.Fatalf("taken %d, small %q", len(taken), small)
+	}
+
+	boom := errors.New("refused")
+	for name, tc := range map[string]struct {
+		stream string
+		take   func(repo.Hash, repo.Kind, int, io.Reader) error
+		want   error
+	}{
+		"left unread": {stream, func(_ repo.Hash, _ repo.Kind, _ int, r io.Reader) error {
+			_, err := io.ReadFull(r, make([]byte, 10))
+			return err
+		}, nil},
+		"cut short": {stream[:len(stream)/2], func(_ repo.Hash, _ repo.Kind, n int, r io.Reader) error {
+			_, err := io.ReadFull(r, make([]byte, n))
+			return err
+		}, io.ErrUnexpectedEOF},
+		"take fails": {stream, func(repo.Hash, repo.Kind, int, io.Reader) error { return boom }, boom},
+	} {
+		fr := NewFrameReader(strings.NewReader(tc.stream), 1<<20)
+		var err error
+		for err == nil {
+			_, _, _, err = fr.NextFunc(1000, tc.take)
+		}
+		if errors.Is(err, io.EOF) || tc.want != nil && !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want an error (%v)", name, err, tc.want)
+		}
+	}
+}
