@@ -173,7 +173,7 @@ func openWriter(path string, opts Options) (*Repo, error) {
 		case bulk:
 			bo = bulkOptions(bo)
 		case opts.Bulk:
-			bo = incrementalOptions(bo, hasLog(path))
+			bo = incrementalOptions(bo)
 			// The table this command's Close flushes would make one more
 			// than maxLevelZeroPiled: merge level 0 in this Close rather
 			// than in a second handle opened after it (mergeLevelZero),
@@ -652,60 +652,31 @@ func bulkOptions(bo badger.Options) badger.Options {
 // directory that already has tables (Options.Bulk, not a bulk load): an
 // incremental pull, which writes a few objects and closes.
 //
-// Badger creates what a handle may write into up front, at every open:
-// the memtable's arena (MemTableSize plus its batch limit, on the Go
-// heap) and a write-ahead log file of twice MemTableSize that it maps and
-// writes a header into (the first write to the new sparse file faults in
-// zero pages around it, as far as the device's read-ahead: 8 MiB here). With 8 MiB memtables that is a 10 MiB arena
-// and a 16 MiB log, most of which one changed record never touches, and
-// the arena alone made the Go heap pass its first two collection goals.
-// 2 MiB memtables make them a 2.5 MiB arena and a 4 MiB log (newMemTable
-// in the open: 5.0-5.7 ms -> 3.5 ms median). One changed record in the
-// 100k flat zone, CLI end to end, 30 interleaved pulls into copies of one
-// replica on the shared machine at load 7 (so ~3x the quiet figures),
-// these options with 8 MiB memtables -> with 2 MiB: wall median 335 ->
-// 276 ms, CPU median 121 -> 111 ms; a pull whose Close merges level 0:
-// 226 -> 216 ms, CPU 130 -> 107 ms. Badger requires the value threshold to fit a batch (15% of a
-// memtable), so objects above 256 KiB go to the value log, as those above
-// 1 MiB always did; a reader finds them the same way whatever the
-// threshold was when they were written (TestIncrementalOptionsReadableWithDefaults).
-//
 // A pull that writes more than a few memtables leaves a level-0 table
 // for each; compaction of level 0 starts only past maxLevelZeroPiled + 2
 // tables, so that Badger's compactors (which start at a random moment in
 // the first second of a handle) do not begin a merge that this short
 // handle's Close would then have to wait for: Close merges level 0
 // itself once more than maxLevelZeroPiled tables have piled up. Writes
-// stall at 32 tables (64 MiB of memtables), where compaction has long
-// begun.
+// stall at 32 tables, where compaction has long begun.
 //
-// A write-ahead log left by a writer that was killed (replay) keeps the
-// writer options' memtables: Badger replays each log into one memtable of
-// the size it opens with, and one written with 8 MiB memtables does not fit
-// in 2 MiB (Badger exits: "Arena too small"; TestIncrementalOpenReplaysLog).
-func incrementalOptions(bo badger.Options, replay bool) badger.Options {
-	bo = bo.WithNumLevelZeroTables(maxLevelZeroPiled + 2).
+// The memtables stay at the writer options' 8 MiB, though Badger creates
+// what a handle may write into up front, at every open (the memtable's
+// arena on the Go heap and a write-ahead log file of twice its size whose
+// first write faults in zero pages). 2 MiB memtables made one changed
+// record in the 100k flat zone faster (CLI end to end, 30 interleaved
+// pulls: 65 ms median instead of 75 at load 1-2; 276 instead of 335 ms
+// at load 7), but Badger requires the value threshold to fit in 15% of a
+// memtable, so values from 256 KiB up (a tree of 6,500 names or more)
+// would go to the value log instead of the tables. Each handle starts a
+// value log file of its own, and objects are never garbage: every pull
+// that changed such a tree would leave one more value log file for good,
+// which every later open maps and every Close syncs (~0.25 ms each), where
+// the tables it would have been written to are merged. Values of 1 MiB or
+// more (Badger's largest threshold) go there anyway.
+func incrementalOptions(bo badger.Options) badger.Options {
+	return bo.WithNumLevelZeroTables(maxLevelZeroPiled + 2).
 		WithNumLevelZeroTablesStall(32)
-	if replay {
-		return bo
-	}
-	return bo.WithMemTableSize(2 << 20).WithValueThreshold(256 << 10)
-}
-
-// hasLog reports whether dir holds a memtable's write-ahead log (.mem),
-// which a writer that did not close leaves behind (or whether dir cannot be
-// read: then the larger memtables are the safe choice).
-func hasLog(dir string) bool {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return true
-	}
-	for _, e := range ents {
-		if ext, ok := numberedFile(e.Name()); ok && ext == ".mem" {
-			return true
-		}
-	}
-	return false
 }
 
 // maxLevelZeroKept is how many level-0 tables a bulk load may leave

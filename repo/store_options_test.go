@@ -523,9 +523,10 @@ func loadTables(t *testing.T, r *Repo, tables int) map[Hash][]byte {
 
 // TestIncrementalOptionsReadableWithDefaults: a command's handle on a
 // repository that has tables (Options.Bulk, an incremental pull) opens with
-// incrementalOptions (2 MiB memtables, objects above 256 KiB in the value
-// log); what it writes, across several memtable flushes and with objects
-// on both sides of either value threshold, reads back through a Badger
+// incrementalOptions (level 0 compacted only past maxLevelZeroPiled + 2
+// tables, values below 1 MiB kept in the tables); what it writes, across
+// several memtable flushes and with objects on both sides of the value
+// threshold, reads back through a Badger
 // opened the way a zonegit daemon opens it, and fsck passes.
 func TestIncrementalOptionsReadableWithDefaults(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "repo")
@@ -545,15 +546,20 @@ func TestIncrementalOptionsReadableWithDefaults(t *testing.T) {
 	if r.BulkLoad() {
 		t.Fatal("a Bulk open of a repository with tables reports a bulk load")
 	}
-	if got := r.db.Opts().MemTableSize; got != 2<<20 {
-		t.Fatalf("MemTableSize %d: the incremental handle did not open with incrementalOptions", got)
+	if got := r.db.Opts().NumLevelZeroTables; got != maxLevelZeroPiled+2 {
+		t.Fatalf("NumLevelZeroTables %d: the incremental handle did not open with incrementalOptions", got)
+	}
+	// A tree of 256 KiB-1 MiB (a zone of ~6,500-25,000 names) stays in the
+	// tables: in the value log each pull would leave a file for good.
+	if got := r.db.Opts().ValueThreshold; got != 1<<20 {
+		t.Fatalf("ValueThreshold %d, want 1 MiB", got)
 	}
 	b, err := r.NewBatch()
 	if err != nil {
 		t.Fatal(err)
 	}
-	// ~6 MB of ~1 KB objects: three 2 MiB memtables flush during the load.
-	for i := 0; i < 6000; i++ {
+	// ~30 MB of ~1 KB objects: three 8 MiB memtables flush during the load.
+	for i := 0; i < 30000; i++ {
 		p := fmt.Appendf(nil, "incremental %d %s", i, bytes.Repeat([]byte{byte(i)}, 1000))
 		h, err := b.PutObject(KindBlob, p)
 		if err != nil {
@@ -563,8 +569,8 @@ func TestIncrementalOptionsReadableWithDefaults(t *testing.T) {
 			want[h] = p
 		}
 	}
-	// Below and above this handle's value threshold and above Badger's
-	// default one: in a table, in the value log, in the value log.
+	// Below the value threshold (in a table) and above it (in the value
+	// log).
 	for _, size := range []int{200 << 10, 512 << 10, 3 << 20} {
 		p := bytes.Repeat(fmt.Appendf(nil, "%08d", size), size/8)
 		h, err := b.PutObject(KindBlob, p)
@@ -719,7 +725,8 @@ func TestIncrementalOpenReplaysLogHelper(t *testing.T) {
 // TestIncrementalOpenReplaysLog: a writer killed with ~5 MB in its
 // memtable leaves a write-ahead log written with 8 MiB memtables; the next
 // command's handle (Options.Bulk on a repository with tables) replays it
-// (with 2 MiB memtables Badger would exit), sees the commit, and closes
+// (a handle with smaller memtables would make Badger exit: "Arena too
+// small"), sees the commit, and closes
 // into a repository that reads back with default options and passes fsck.
 func TestIncrementalOpenReplaysLog(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "repo")
