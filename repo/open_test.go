@@ -233,14 +233,7 @@ func TestCrashedWriterHelper(t *testing.T) {
 		fmt.Println("error:", err)
 		os.Exit(1)
 	}
-	res, err := importString(t, w, "example.com.", "", openTestZone)
-	if err != nil {
-		fmt.Println("error:", err)
-		os.Exit(1)
-	}
-	fmt.Println("committed", res.Commit)
-	time.Sleep(time.Minute)
-	os.Exit(1)
+	commitAndWait(t, w)
 }
 
 // crashWriter runs TestCrashedWriterHelper on dir in a new process and
@@ -250,9 +243,10 @@ func crashWriter(t *testing.T, dir string) Hash {
 	return crashHelper(t, dir, "TestCrashedWriterHelper")
 }
 
-// crashHelper runs the test helper named helper on dir in a new process
-// and SIGKILLs it once it prints "committed <hash>"; it returns the hash.
-func crashHelper(t *testing.T, dir, helper string) Hash {
+// killAfterLine runs the test function helper in a new process, with dir
+// in ZONEGIT_TEST_CRASH_WRITER, SIGKILLs it once it has printed a line, and
+// returns that line.
+func killAfterLine(t *testing.T, dir, helper string) string {
 	t.Helper()
 	if runtime.GOOS == "windows" {
 		t.Skip("SIGKILL")
@@ -272,16 +266,39 @@ func crashHelper(t *testing.T, dir, helper string) Hash {
 		t.Fatal(kerr)
 	}
 	_ = cmd.Wait()
-	var h Hash
-	hex, ok := strings.CutPrefix(strings.TrimSpace(line), "committed ")
-	if err != nil || !ok {
-		t.Fatalf("writer said %q (%v)", line, err)
+	if err != nil {
+		t.Fatalf("%s said %q (%v)", helper, line, err)
 	}
-	h, err = ParseHash(hex)
+	return strings.TrimSpace(line)
+}
+
+// crashHelper runs the test helper named helper on dir in a new process
+// and SIGKILLs it once it prints "committed <hash>"; it returns the hash.
+func crashHelper(t *testing.T, dir, helper string) Hash {
+	t.Helper()
+	line := killAfterLine(t, dir, helper)
+	hex, ok := strings.CutPrefix(line, "committed ")
+	if !ok {
+		t.Fatalf("writer said %q", line)
+	}
+	h, err := ParseHash(hex)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// commitAndWait is the end of a crash helper: it commits the test zone
+// with w, prints the commit for crashHelper, and waits for SIGKILL.
+func commitAndWait(t *testing.T, w *Repo) {
+	res, err := importString(t, w, "example.com.", "", openTestZone)
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	fmt.Println("committed", res.Commit)
+	time.Sleep(time.Minute)
+	os.Exit(1)
 }
 
 // TestCrashedWriterIsReadable: after a writer is SIGKILLed, readers open

@@ -1,11 +1,8 @@
 package repo
 
 import (
-	"bufio"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +12,7 @@ import (
 // kills: it opens the repository read-only, prints its snapshot
 // directory, and waits for SIGKILL.
 func TestKilledReaderHelper(t *testing.T) {
-	dir := os.Getenv("ZONEGIT_TEST_KILLED_READER")
+	dir := os.Getenv("ZONEGIT_TEST_CRASH_WRITER")
 	if dir == "" {
 		t.Skip("helper process only")
 	}
@@ -34,7 +31,7 @@ func TestKilledReaderHelper(t *testing.T) {
 // same place once it is old enough; a live reader's directory, a new one
 // and one named as older versions named theirs (which held no lock) stay.
 func TestKilledReadersSnapshotSwept(t *testing.T) {
-	if !sharedLocksSeparate || runtime.GOOS == "windows" {
+	if !sharedLocksSeparate {
 		t.Skip("snapshot directories are swept only where flock(2) has a shared mode")
 	}
 	tmp := t.TempDir()
@@ -42,24 +39,9 @@ func TestKilledReadersSnapshotSwept(t *testing.T) {
 	dir, res := closedRepo(t)
 
 	// A reader killed while it had the repository open.
-	cmd := exec.Command(os.Args[0], "-test.run=^TestKilledReaderHelper$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "ZONEGIT_TEST_KILLED_READER="+dir)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, rerr := bufio.NewReader(out).ReadString('\n')
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
-	killed, ok := strings.CutPrefix(strings.TrimSpace(line), "snapshot ")
-	if rerr != nil || !ok || filepath.Dir(killed) != tmp {
-		t.Fatalf("reader said %q (%v); want its snapshot directory in %s", line, rerr, tmp)
+	killed, ok := strings.CutPrefix(killAfterLine(t, dir, "TestKilledReaderHelper"), "snapshot ")
+	if !ok || filepath.Dir(killed) != tmp {
+		t.Fatalf("reader said %q; want its snapshot directory in %s", killed, tmp)
 	}
 
 	// A live reader, opened before the kill's directory is old enough.

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 )
@@ -461,17 +460,7 @@ func TestShortWritersDoNotPileUpLevelZero(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i := 0; i < 50; i++ {
-			p := fmt.Appendf(nil, "run %d object %d", run, i)
-			h, err := r.PutObject(KindBlob, p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want[h] = p
-		}
-		if err := r.Close(); err != nil {
-			t.Fatal(err)
-		}
+		putAndClose(t, r, run, want)
 		n := levelZero()
 		if n > maxLevelZeroPiled {
 			t.Fatalf("after run %d, %d level-0 tables: more than %d piled up", run, n, maxLevelZeroPiled)
@@ -628,17 +617,7 @@ func TestIncrementalMergesLevelZeroInItsOwnClose(t *testing.T) {
 			t.Fatalf("run %d: opened on %d level-0 tables: merge %v, CompactL0OnClose %v; want %v",
 				run, before, r.merge, r.db.Opts().CompactL0OnClose, wantMerge)
 		}
-		for i := 0; i < 50; i++ {
-			p := fmt.Appendf(nil, "run %d object %d", run, i)
-			h, err := r.PutObject(KindBlob, p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want[h] = p
-		}
-		if err := r.Close(); err != nil {
-			t.Fatal(err)
-		}
+		putAndClose(t, r, run, want)
 		after, err := levelZeroTables(dir)
 		if err != nil {
 			t.Fatal(err)
@@ -712,14 +691,7 @@ func TestIncrementalOpenReplaysLogHelper(t *testing.T) {
 		fmt.Println("error:", err)
 		os.Exit(1)
 	}
-	res, err := importString(t, w, "example.com.", "", openTestZone)
-	if err != nil {
-		fmt.Println("error:", err)
-		os.Exit(1)
-	}
-	fmt.Println("committed", res.Commit)
-	time.Sleep(time.Minute)
-	os.Exit(1)
+	commitAndWait(t, w)
 }
 
 // TestIncrementalOpenReplaysLog: a writer killed with ~5 MB in its
@@ -754,4 +726,21 @@ func TestIncrementalOpenReplaysLog(t *testing.T) {
 	}
 	readDefault(t, dir, want, len(want)+5000)
 	fsckOK(t, dir)
+}
+
+// putAndClose writes 50 small objects with r, one command's worth, adds
+// them to want, and closes r.
+func putAndClose(t *testing.T, r *Repo, run int, want map[Hash][]byte) {
+	t.Helper()
+	for i := 0; i < 50; i++ {
+		p := fmt.Appendf(nil, "run %d object %d", run, i)
+		h, err := r.PutObject(KindBlob, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[h] = p
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
