@@ -671,9 +671,11 @@ func bulkOptions(bo badger.Options) badger.Options {
 // would go to the value log instead of the tables. Each handle starts a
 // value log file of its own, and objects are never garbage: every pull
 // that changed such a tree would leave one more value log file for good,
-// which every later open maps and every Close syncs (~0.25 ms each), where
-// the tables it would have been written to are merged. Values of 1 MiB or
-// more (Badger's largest threshold) go there anyway.
+// which every later open maps and every Close syncs (300 pulls of a 30k
+// flat zone, whose apex is over 1 MiB, left 302; a pull with nothing to do
+// then took ~65 ms instead of ~20), where the tables it would have been
+// written to are merged. Values of 1 MiB or more (Badger's largest
+// threshold) go there anyway.
 func incrementalOptions(bo badger.Options) badger.Options {
 	return bo.WithNumLevelZeroTables(maxLevelZeroPiled + 2).
 		WithNumLevelZeroTablesStall(32)
