@@ -1,0 +1,244 @@
+package repo
+
+import (
+	badger "github.com/dgraph-io/badger/v4"
+
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestBatchAdversaryPutAfterCloseFails: a Batch whose repository was
+// closed under it (a command's shutdown racing a writer) reports errors
+// from Put, Flush and Cancel; none of them may hang, and Flush must not
+// report success for objects that were never written.
+func TestBatchAdversaryPutAfterCloseFails(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	r, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := importString(t, r, "example.com.", "", openTestZone); err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.NewBatch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		var putErr error
+		// Enough objects for Badger's loader to send several requests.
+		for i := 0; i < 40000 && putErr == nil; i++ {
+			_, putErr = b.PutObject(KindBlob, fmt.Appendf(nil, "after close %d %s", i, bytes.Repeat([]byte{1}, 500)))
+		}
+		ferr := b.Flush()
+		b.Cancel()
+		if putErr == nil && ferr == nil {
+			done <- fmt.Errorf("Put and Flush on a closed repository reported success")
+			return
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Put/Flush/Cancel on a batch of a closed repository hung")
+	}
+}
+
+// batchAdversaryObjects are the blobs TestBatchAdversaryKilledHelper
+// stores, by tag: small ones that stay in tables, and ones on either side
+// of the incremental handle's value threshold (256 KiB) and of Badger's
+// default one (1 MiB).
+func batchAdversaryObjects(tag string) [][]byte {
+	var ps [][]byte
+	for i := 0; i < 3000; i++ {
+		ps = append(ps, fmt.Appendf(nil, "%s small %d %s", tag, i, bytes.Repeat([]byte{byte(i)}, 1000)))
+	}
+	for _, size := range []int{300 << 10, 700 << 10, 2 << 20, 5 << 20} {
+		ps = append(ps, bytes.Repeat(fmt.Appendf(nil, "%s%08d", tag, size), size/(len(tag)+8)))
+	}
+	return ps
+}
+
+// TestBatchAdversaryKilledHelper is the writer TestBatchAdversaryKilled
+// kills: two batches opened before either stores anything (on a new
+// repository both start without a committed version), the large objects
+// in one (as a pull writes them ahead) flushed while the other fills,
+// every large object and one small one stored twice, then a commit and a
+// ref; it reports the commit and waits for SIGKILL.
+func TestBatchAdversaryKilledHelper(t *testing.T) {
+	dir := os.Getenv("ZONEGIT_TEST_CRASH_WRITER")
+	if dir == "" {
+		t.Skip("helper process only")
+	}
+	fail := func(err error) {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	w, err := Open(dir, Options{Bulk: true})
+	if err != nil {
+		fail(err)
+	}
+	b1, err := w.NewBatch()
+	if err != nil {
+		fail(err)
+	}
+	b2, err := w.NewBatch()
+	if err != nil {
+		fail(err)
+	}
+	ps := batchAdversaryObjects(os.Getenv("ZONEGIT_TEST_BATCH_TAG"))
+	large := ps[len(ps)-2:]
+	for _, p := range large {
+		if _, err := b2.PutObject(KindBlob, p); err != nil {
+			fail(err)
+		}
+	}
+	ahead := make(chan error, 1)
+	go func() { ahead <- b2.Flush() }()
+	for _, p := range append(append(ps, ps[7]), large...) {
+		if _, err := b1.PutObject(KindBlob, p); err != nil {
+			fail(err)
+		}
+	}
+	if err := <-ahead; err != nil {
+		fail(err)
+	}
+	if err := b1.Flush(); err != nil {
+		fail(err)
+	}
+	res, err := importString(t, w, "example.com.", "", openTestZone)
+	if err != nil {
+		fail(err)
+	}
+	fmt.Println("committed", res.Commit)
+	time.Sleep(time.Minute)
+	os.Exit(1)
+}
+
+// TestBatchAdversaryKilled: a writer killed after its batches' Flush and a
+// ref (a new repository, and one with tables, whose command handle writes
+// with 2 MiB memtables and a 256 KiB value threshold) leaves a log that
+// each kind of handle recovers with every object and the ref: a read-only
+// snapshot, this package's writer (a command's handle, a daemon's), and
+// Badger's own writable open with default options; each recovered copy
+// then reads back with a default-options read-only open and passes fsck.
+func TestBatchAdversaryKilled(t *testing.T) {
+	for _, mode := range []string{"new", "tables"} {
+		t.Run(mode, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "repo")
+			want := map[Hash][]byte{}
+			if mode == "tables" {
+				r, err := Open(dir, Options{Bulk: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = loadTables(t, r, 1)
+				if err := r.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			t.Setenv("ZONEGIT_TEST_BATCH_TAG", mode)
+			for _, p := range batchAdversaryObjects(mode) {
+				want[HashObject(KindBlob, p)] = p
+			}
+			commit := crashHelper(t, dir, "TestBatchAdversaryKilledHelper")
+			if m, _ := filepath.Glob(filepath.Join(dir, "*.mem")); len(m) == 0 {
+				t.Fatal("the killed writer left no write-ahead log")
+			}
+			check := func(what string, r *Repo) {
+				t.Helper()
+				if tip, err := r.Branch("example.com.", "main"); err != nil || tip != commit {
+					t.Errorf("%s: main = %s, %v; want %s", what, tip.Short(), err, commit.Short())
+				}
+				missing := 0
+				for h, p := range want {
+					kind, got, err := r.Get(h)
+					if err != nil || kind != KindBlob || !bytes.Equal(got, p) {
+						missing++
+						if missing < 3 {
+							t.Errorf("%s: object %s (%d bytes): %s, %d bytes, %v", what, h.Short(), len(p), kind, len(got), err)
+						}
+					}
+				}
+				if missing > 0 {
+					t.Errorf("%s: %d of %d objects missing or wrong", what, missing, len(want))
+				}
+			}
+			kinds := []struct {
+				name string
+				open func(t *testing.T, dir string)
+			}{
+				{"read-only snapshot", func(t *testing.T, dir string) {
+					r, err := Open(dir, Options{ReadOnly: true})
+					if err != nil {
+						t.Fatal(err)
+					}
+					check("read-only snapshot", r)
+					if err := r.Close(); err != nil {
+						t.Fatal(err)
+					}
+				}},
+				{"command handle", func(t *testing.T, dir string) {
+					r, err := Open(dir, Options{Bulk: true})
+					if err != nil {
+						t.Fatal(err)
+					}
+					check("command handle", r)
+					if err := r.Close(); err != nil {
+						t.Fatal(err)
+					}
+				}},
+				{"writer", func(t *testing.T, dir string) {
+					r, err := Open(dir, Options{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					check("writer", r)
+					if err := r.Close(); err != nil {
+						t.Fatal(err)
+					}
+				}},
+				{"badger defaults", func(t *testing.T, dir string) {
+					db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := db.Close(); err != nil {
+						t.Fatal(err)
+					}
+				}},
+			}
+			for _, k := range kinds {
+				cp := filepath.Join(t.TempDir(), "copy")
+				if err := os.CopyFS(cp, os.DirFS(dir)); err != nil {
+					t.Fatal(err)
+				}
+				k.open(t, cp)
+				if k.name != "read-only snapshot" {
+					// A reader leaves the log as it is, which Badger's
+					// read-only open refuses (TestCrashedWriterIsReadable).
+					readDefault(t, cp, want, len(want))
+				}
+				fsckOK(t, cp)
+				r, err := Open(cp, Options{ReadOnly: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				check(k.name+", then read-only", r)
+				r.Close()
+			}
+		})
+	}
+}
