@@ -242,3 +242,121 @@ func TestBatchAdversaryKilled(t *testing.T) {
 		})
 	}
 }
+
+// TestBatchAdversaryEqualVersions: a Batch's entries take the version of
+// the last commit, so the same object can be in several tables under one
+// version (stored again by a later batch before any commit, as a pull's
+// write ahead and its batch can), and under versions older than tables
+// that hold it already (a batch opened before a commit, flushed after
+// another batch's). After Badger's compaction merges them all, in a
+// repository whose versions were pushed up by many commits, every object
+// reads back once, with a default-options read-only open too, and fsck
+// passes.
+func TestBatchAdversaryEqualVersions(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	r, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 40 {
+		z := fmt.Sprintf("$ORIGIN example.com.\n@ IN SOA ns1 host %d 2 3 4 5\nwww IN A 192.0.2.1\n", i+1)
+		if _, err := importString(t, r, "example.com.", "", z); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ps := batchAdversaryObjects("equal")
+	want := map[Hash][]byte{}
+	for _, p := range ps {
+		want[HashObject(KindBlob, p)] = p
+	}
+	put := func(b *Batch, ps [][]byte) {
+		t.Helper()
+		for _, p := range ps {
+			if _, err := b.PutObject(KindBlob, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	flushMem := func() {
+		t.Helper()
+		// Force the memtable into a level-0 table, so copies end up in
+		// different tables.
+		put2, err := r.NewBatch()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 9000 {
+			if _, err := put2.PutObject(KindBlob, fmt.Appendf(nil, "filler %d %s", i, bytes.Repeat([]byte{2}, 1000))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := put2.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old, err := r.NewBatch() // opened before the commits below
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := r.NewBatch()
+	put(a, ps)
+	if err := a.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	flushMem()
+	b, _ := r.NewBatch() // same version as a: no commit since
+	put(b, ps[:len(ps)/2])
+	if err := b.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	flushMem()
+	if _, err := importString(t, r, "example.com.", "", openTestZone); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := r.NewBatch() // a newer version
+	put(c, ps[len(ps)/3:])
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	put(old, ps) // an older version than c's, after it
+	if err := old.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for h, p := range want {
+		if _, got, err := r.Get(h); err != nil || !bytes.Equal(got, p) {
+			t.Fatalf("before compaction: object %s: %d bytes, %v", h.Short(), len(got), err)
+		}
+	}
+	if n := r.db.Levels()[0].NumTables; n < 2 {
+		t.Fatalf("level 0 holds %d tables: the copies should be in several", n)
+	}
+	if err := r.read(func() error { return r.db.Flatten(1) }); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	seen := map[Hash]bool{}
+	err = r.ForEachObject(func(h Hash, kind Kind, payload []byte) error {
+		n++
+		if seen[h] {
+			return fmt.Errorf("object %s iterated twice", h.Short())
+		}
+		seen[h] = true
+		if p, ok := want[h]; ok && !bytes.Equal(payload, p) {
+			return fmt.Errorf("object %s reads back %d bytes, want %d", h.Short(), len(payload), len(p))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for h := range want {
+		if !seen[h] {
+			t.Errorf("object %s not iterated", h.Short())
+		}
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	readDefault(t, dir, want, len(want))
+	fsckOK(t, dir)
+}
