@@ -1,7 +1,11 @@
 package repo
 
 import (
+	"bufio"
 	badger "github.com/dgraph-io/badger/v4"
+	"os/exec"
+	"runtime"
+	"strings"
 
 	"bytes"
 	"fmt"
@@ -359,4 +363,123 @@ func TestBatchAdversaryEqualVersions(t *testing.T) {
 	}
 	readDefault(t, dir, want, len(want))
 	fsckOK(t, dir)
+}
+
+// TestBatchAdversaryKilledMidBatchHelper is the writer
+// TestBatchAdversaryKilledMidBatch kills: it commits a ref, reports it,
+// then writes batches without end (a large object ahead in a batch of its
+// own, flushed while the other fills), never committing again.
+func TestBatchAdversaryKilledMidBatchHelper(t *testing.T) {
+	dir := os.Getenv("ZONEGIT_TEST_CRASH_WRITER")
+	if dir == "" {
+		t.Skip("helper process only")
+	}
+	fail := func(err error) {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	w, err := Open(dir, Options{Bulk: true})
+	if err != nil {
+		fail(err)
+	}
+	res, err := importString(t, w, "example.com.", "", openTestZone)
+	if err != nil {
+		fail(err)
+	}
+	fmt.Println("committed", res.Commit)
+	for round := 0; ; round++ {
+		b, err := w.NewBatch()
+		if err != nil {
+			fail(err)
+		}
+		a, err := w.NewBatch()
+		if err != nil {
+			fail(err)
+		}
+		if _, err := a.PutObject(KindBlob, bytes.Repeat(fmt.Appendf(nil, "ahead %d ", round), 200000)); err != nil {
+			fail(err)
+		}
+		ahead := make(chan error, 1)
+		go func() { ahead <- a.Flush() }()
+		for i := 0; i < 2000; i++ {
+			if _, err := b.PutObject(KindBlob, fmt.Appendf(nil, "round %d object %d %s", round, i, bytes.Repeat([]byte{byte(i)}, 100+i%700))); err != nil {
+				fail(err)
+			}
+		}
+		if err := <-ahead; err != nil {
+			fail(err)
+		}
+		if err := b.Flush(); err != nil {
+			fail(err)
+		}
+	}
+}
+
+// TestBatchAdversaryKilledMidBatch: a writer killed at some moment while
+// batches are being handed to Badger (loader requests in flight, entries
+// without transaction marks in its log, memtables being replaced) leaves a
+// repository whose ref is intact and that every kind of handle recovers
+// into one a default-options read-only open reads and fsck passes.
+func TestBatchAdversaryKilledMidBatch(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("SIGKILL")
+	}
+	for _, mode := range []string{"new", "tables"} {
+		for _, delay := range []time.Duration{30 * time.Millisecond, 300 * time.Millisecond} {
+			t.Run(fmt.Sprintf("%s/%s", mode, delay), func(t *testing.T) {
+				dir := filepath.Join(t.TempDir(), "repo")
+				if mode == "tables" {
+					r, err := Open(dir, Options{Bulk: true})
+					if err != nil {
+						t.Fatal(err)
+					}
+					loadTables(t, r, 1)
+					if err := r.Close(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				cmd := exec.Command(os.Args[0], "-test.run=^TestBatchAdversaryKilledMidBatchHelper$", "-test.count=1")
+				cmd.Env = append(os.Environ(), "ZONEGIT_TEST_CRASH_WRITER="+dir)
+				out, err := cmd.StdoutPipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				cmd.Stderr = os.Stderr
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				line, rerr := bufio.NewReader(out).ReadString('\n')
+				time.Sleep(delay)
+				if err := cmd.Process.Kill(); err != nil {
+					t.Fatal(err)
+				}
+				_ = cmd.Wait()
+				hex, ok := strings.CutPrefix(strings.TrimSpace(line), "committed ")
+				commit, err := ParseHash(hex)
+				if rerr != nil || !ok || err != nil {
+					t.Fatalf("writer said %q (%v)", line, rerr)
+				}
+				for _, opts := range []Options{{ReadOnly: true}, {Bulk: true}, {}} {
+					cp := filepath.Join(t.TempDir(), "copy")
+					if err := os.CopyFS(cp, os.DirFS(dir)); err != nil {
+						t.Fatal(err)
+					}
+					r, err := Open(cp, opts)
+					if err != nil {
+						t.Fatalf("open %+v after the kill: %v", opts, err)
+					}
+					if tip, err := r.Branch("example.com.", "main"); err != nil || tip != commit {
+						t.Errorf("open %+v: main = %s, %v; want %s", opts, tip.Short(), err, commit.Short())
+					}
+					if err := r.Close(); err != nil {
+						t.Fatal(err)
+					}
+					if !opts.ReadOnly {
+						readDefault(t, cp, nil, 0)
+					}
+					fsckOK(t, cp)
+				}
+			})
+		}
+	}
 }
