@@ -483,3 +483,146 @@ func TestBatchAdversaryKilledMidBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchAdversaryKilledInOwnMergeHelper is the command
+// TestBatchAdversaryKilledInOwnMerge kills: it opens a repository with
+// maxLevelZeroPiled level-0 tables (so its Close merges level 0), stores
+// objects, commits, reports, and closes.
+func TestBatchAdversaryKilledInOwnMergeHelper(t *testing.T) {
+	dir := os.Getenv("ZONEGIT_TEST_CRASH_WRITER")
+	if dir == "" {
+		t.Skip("helper process only")
+	}
+	fail := func(err error) {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	w, err := Open(dir, Options{Bulk: true})
+	if err != nil {
+		fail(err)
+	}
+	if !w.merge {
+		fail(fmt.Errorf("the handle does not merge in its Close"))
+	}
+	b, err := w.NewBatch()
+	if err != nil {
+		fail(err)
+	}
+	for i := 0; i < 3000; i++ {
+		if _, err := b.PutObject(KindBlob, fmt.Appendf(nil, "merge run %d %s", i, bytes.Repeat([]byte{byte(i)}, 500))); err != nil {
+			fail(err)
+		}
+	}
+	if err := b.Flush(); err != nil {
+		fail(err)
+	}
+	res, err := importString(t, w, "example.com.", "", openTestZone)
+	if err != nil {
+		fail(err)
+	}
+	fmt.Println("committed", res.Commit)
+	if err := w.Close(); err != nil {
+		fail(err)
+	}
+	time.Sleep(time.Minute)
+}
+
+// TestBatchAdversaryKilledInOwnMerge: a command whose Close merges level 0
+// (it opened on maxLevelZeroPiled tables), killed at moments from its
+// commit through its Close (memtable flush, merge behind the marker),
+// leaves a repository that opens with each kind of handle with the ref,
+// reads back with a default-options read-only open once a writer
+// recovered it, and passes fsck.
+func TestBatchAdversaryKilledInOwnMerge(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("SIGKILL")
+	}
+	build := func(t *testing.T) (string, map[Hash][]byte) {
+		dir := filepath.Join(t.TempDir(), "repo")
+		r, err := Open(dir, Options{Bulk: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := loadTables(t, r, 1)
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+		for run := 0; ; run++ {
+			n, err := levelZeroTables(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n >= maxLevelZeroPiled {
+				return dir, want
+			}
+			r, err := Open(dir, Options{Bulk: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < 50; i++ {
+				p := fmt.Appendf(nil, "pile %d object %d", run, i)
+				h, err := r.PutObject(KindBlob, p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want[h] = p
+			}
+			if err := r.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	landed := map[string]int{}
+	for _, delay := range []time.Duration{0, 5 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond} {
+		t.Run(delay.String(), func(t *testing.T) {
+			dir, want := build(t)
+			cmd := exec.Command(os.Args[0], "-test.run=^TestBatchAdversaryKilledInOwnMergeHelper$", "-test.count=1")
+			cmd.Env = append(os.Environ(), "ZONEGIT_TEST_CRASH_WRITER="+dir)
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd.Stderr = os.Stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			line, rerr := bufio.NewReader(out).ReadString('\n')
+			time.Sleep(delay)
+			if err := cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			_ = cmd.Wait()
+			hex, ok := strings.CutPrefix(strings.TrimSpace(line), "committed ")
+			commit, err := ParseHash(hex)
+			if rerr != nil || !ok || err != nil {
+				t.Fatalf("writer said %q (%v)", line, rerr)
+			}
+			_, merr := os.Stat(filepath.Join(dir, bulkCloseName))
+			mems, _ := filepath.Glob(filepath.Join(dir, "*.mem"))
+			state := fmt.Sprintf("marker %v, logs %d", merr == nil, len(mems))
+			landed[state]++
+			t.Log("killed with", state)
+			for _, opts := range []Options{{ReadOnly: true}, {Bulk: true}, {}} {
+				cp := filepath.Join(t.TempDir(), "copy")
+				if err := os.CopyFS(cp, os.DirFS(dir)); err != nil {
+					t.Fatal(err)
+				}
+				r, err := Open(cp, opts)
+				if err != nil {
+					t.Fatalf("open %+v after the kill (%s): %v", opts, state, err)
+				}
+				if tip, err := r.Branch("example.com.", "main"); err != nil || tip != commit {
+					t.Errorf("open %+v: main = %s, %v; want %s", opts, tip.Short(), err, commit.Short())
+				}
+				if err := r.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if !opts.ReadOnly {
+					readDefault(t, cp, want, len(want))
+				}
+				fsckOK(t, cp)
+			}
+		})
+	}
+	t.Log("kills landed:", landed)
+}
