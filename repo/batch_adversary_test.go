@@ -2,17 +2,17 @@ package repo
 
 import (
 	"bufio"
-	badger "github.com/dgraph-io/badger/v4"
-	"os/exec"
-	"runtime"
-	"strings"
-
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
 )
 
 // TestBatchAdversaryPutAfterCloseFails: a Batch whose repository was
