@@ -43,6 +43,13 @@ func dirtyLogPages(t *testing.T, dir string) map[string]int {
 	return logs
 }
 
+// unsyncedSlackKiB is what a replaced memtable's log may still show dirty
+// after a sync that wrote it back: a few pages, and once up to ~900 KiB,
+// were seen dirty in smaps even right after an fsync with no write to the
+// log since (the active log shows the same after Badger's own Sync). The
+// failure this guards against leaves the whole log unwritten: 8-10 MiB.
+const unsyncedSlackKiB = 4 << 10
+
 // TestBatchFlushSyncsEveryLog: Batch.Flush promises its objects are on
 // disk when it returns (a ref may then move, and is synced). Badger's Sync
 // writes back only the active memtable's log (and the value log); a
@@ -83,9 +90,74 @@ func TestBatchFlushSyncsEveryLog(t *testing.T) {
 			active = max(active, name)
 		}
 		for name, kb := range logs {
-			if name != active && kb > 0 {
+			if name != active && kb > unsyncedSlackKiB {
 				t.Fatalf("round %d: after Flush, %d KiB of the replaced memtable's log %s are not written back (dirty KiB by log: %v)", round, kb, name, logs)
 			}
+		}
+	}
+}
+
+// TestRefUpdateSyncsEveryLog: objects stored one by one (Repo.Put, not
+// synced) and then named by a ref: the ref update's sync must write back
+// the logs of memtables replaced since, or the ref could outlive them on a
+// power loss.
+func TestRefUpdateSyncsEveryLog(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc/self/smaps")
+	}
+	dir := filepath.Join(t.TempDir(), "repo")
+	r, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	res, err := importString(t, r, "example.com.", "", openTestZone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Objects of one size fill each memtable with as many: count them in
+	// one, then fill the next to the brim, so that the ref's write is the
+	// one that makes Badger replace it.
+	mems := func() int {
+		m, _ := filepath.Glob(filepath.Join(dir, "*.mem"))
+		return len(m)
+	}
+	put := func(i int) {
+		t.Helper()
+		if _, err := r.PutObject(KindBlob, fmt.Appendf(nil, "one by one %06d %s", i, bytes.Repeat([]byte{byte(i)}, 50<<10))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	i := 0
+	rotations := func() int {
+		before := mems()
+		for ; ; i++ {
+			put(i)
+			if n := mems(); n != before {
+				i++
+				return n
+			}
+		}
+	}
+	rotations()
+	start := i
+	rotations()
+	perTable := i - start
+	for k := 0; k < perTable-1; k++ {
+		put(i)
+		i++
+	}
+	if err := r.UpdateBranch("example.com.", "other", ZeroHash, res.Commit, nil); err != nil {
+		t.Fatal(err)
+	}
+	logs := dirtyLogPages(t, dir)
+	active := ""
+	for name := range logs {
+		active = max(active, name)
+	}
+	for name, kb := range logs {
+		if name != active && kb > unsyncedSlackKiB {
+			t.Fatalf("after a ref update, %d KiB of the replaced memtable's log %s are not written back (dirty KiB by log: %v)", kb, name, logs)
 		}
 	}
 }
