@@ -1500,7 +1500,8 @@ func syncLogs(dir string) error {
 		if ext, ok := numberedFile(e.Name()); !ok || ext != ".mem" {
 			continue
 		}
-		f, err := os.Open(filepath.Join(dir, e.Name()))
+		// Writable: Windows flushes only a handle that may write.
+		f, err := os.OpenFile(filepath.Join(dir, e.Name()), os.O_RDWR, 0)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
