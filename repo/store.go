@@ -1447,6 +1447,48 @@ func (b *Batch) Flush() error {
 	if err := b.r.read(b.r.db.Sync); err != nil {
 		return fmt.Errorf("sync objects: %w", err)
 	}
+	if err := syncLogs(b.r.path); err != nil {
+		return fmt.Errorf("sync objects: %w", err)
+	}
+	return nil
+}
+
+// syncLogs writes back every write-ahead log (.mem) in dir. Badger's Sync
+// writes back only the active memtable's log and the value log; a
+// memtable a batch filled and Badger replaced keeps the only copy of its
+// entries in its log, unwritten, until Badger has flushed it to a table
+// in the background, so a ref committed and synced after Flush could
+// survive a power loss that its objects do not
+// (TestBatchFlushSyncsEveryLog). A log that is gone by the time it is
+// opened was flushed to a table, which Badger syncs.
+func syncLogs(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if ext, ok := numberedFile(e.Name()); !ok || ext != ".mem" {
+			continue
+		}
+		// Writable: Windows flushes only a handle that may write.
+		f, err := os.OpenFile(filepath.Join(dir, e.Name()), os.O_RDWR, 0)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
