@@ -42,13 +42,24 @@ func TestBatchAdversaryPutAfterCloseFails(t *testing.T) {
 		for i := 0; i < 40000 && putErr == nil; i++ {
 			_, putErr = b.PutObject(KindBlob, fmt.Appendf(nil, "after close %d %s", i, bytes.Repeat([]byte{1}, 500)))
 		}
+		// A Put that failed fails every later Put and the Flush: the
+		// loader reports a failed write only once.
+		var againErr error
+		if putErr != nil {
+			_, againErr = b.PutObject(KindBlob, []byte("after the error"))
+		}
 		ferr := b.Flush()
 		b.Cancel()
-		if putErr == nil && ferr == nil {
+		switch {
+		case putErr == nil && ferr == nil:
 			done <- fmt.Errorf("Put and Flush on a closed repository reported success")
-			return
+		case putErr != nil && againErr == nil:
+			done <- fmt.Errorf("a Put after a failed Put (%v) succeeded", putErr)
+		case putErr != nil && ferr == nil:
+			done <- fmt.Errorf("Flush after a failed Put (%v) succeeded", putErr)
+		default:
+			done <- nil
 		}
-		done <- nil
 	}()
 	select {
 	case err := <-done:

@@ -1189,6 +1189,10 @@ type Batch struct {
 	size    int          // what group holds, as Badger counts it
 	big     int          // bytes of large values handed to ld
 	kv      pb.KV        // reused: the loader copies the key, keeps the value
+	// err is the first error a Put met: the loader reports a failed
+	// background write once, to the call that meets it, so the Batch
+	// keeps it for every later Put and for Flush.
+	err     error
 	key     [34]byte
 	objects int
 	bytes   int64
@@ -1400,13 +1404,17 @@ func (b *Batch) PutVerified(o Verified) error {
 	if o.value == nil {
 		return fmt.Errorf("object %s: not verified (a zero repo.Verified)", o.h)
 	}
+	if b.err != nil {
+		return b.err
+	}
 	n := len(o.Payload())
-	if err := b.r.reserve(n, false); err != nil {
-		return err
+	if b.err = b.r.reserve(n, false); b.err != nil {
+		return b.err
 	}
 	b.objects++
 	b.bytes += int64(n)
-	return b.r.read(func() error { return b.add(o.h, o.value) })
+	b.err = b.r.read(func() error { return b.add(o.h, o.value) })
+	return b.err
 }
 
 // PutObject hashes, queues and returns the hash of one object. The object
@@ -1428,6 +1436,10 @@ func (b *Batch) Count() (objects int, bytes int64) { return b.objects, b.bytes }
 func (b *Batch) Flush() error {
 	if b.ld == nil {
 		return errBatchDone
+	}
+	if b.err != nil {
+		b.Cancel()
+		return fmt.Errorf("write objects: %w", b.err)
 	}
 	if err := b.r.reserve(0, true); err != nil {
 		b.Cancel()
