@@ -1,14 +1,11 @@
 package repo
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -168,7 +165,7 @@ func TestBatchAdversaryKilled(t *testing.T) {
 			for _, p := range batchAdversaryObjects(mode) {
 				want[HashObject(KindBlob, p)] = p
 			}
-			commit := crashHelper(t, dir, "TestBatchAdversaryKilledHelper")
+			commit := crashHelper(t, dir, "TestBatchAdversaryKilledHelper", 0)
 			if m, _ := filepath.Glob(filepath.Join(dir, "*.mem")); len(m) == 0 {
 				t.Fatal("the killed writer left no write-ahead log")
 			}
@@ -449,27 +446,7 @@ func TestBatchAdversaryKilledMidBatch(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				cmd := exec.Command(os.Args[0], "-test.run=^TestBatchAdversaryKilledMidBatchHelper$", "-test.count=1")
-				cmd.Env = append(os.Environ(), "ZONEGIT_TEST_CRASH_WRITER="+dir)
-				out, err := cmd.StdoutPipe()
-				if err != nil {
-					t.Fatal(err)
-				}
-				cmd.Stderr = os.Stderr
-				if err := cmd.Start(); err != nil {
-					t.Fatal(err)
-				}
-				line, rerr := bufio.NewReader(out).ReadString('\n')
-				time.Sleep(delay)
-				if err := cmd.Process.Kill(); err != nil {
-					t.Fatal(err)
-				}
-				_ = cmd.Wait()
-				hex, ok := strings.CutPrefix(strings.TrimSpace(line), "committed ")
-				commit, err := ParseHash(hex)
-				if rerr != nil || !ok || err != nil {
-					t.Fatalf("writer said %q (%v)", line, rerr)
-				}
+				commit := crashHelper(t, dir, "TestBatchAdversaryKilledMidBatchHelper", delay)
 				for _, opts := range []Options{{ReadOnly: true}, {Bulk: true}, {}} {
 					cp := filepath.Join(t.TempDir(), "copy")
 					if err := os.CopyFS(cp, os.DirFS(dir)); err != nil {
@@ -587,27 +564,7 @@ func TestBatchAdversaryKilledInOwnMerge(t *testing.T) {
 	for _, delay := range []time.Duration{0, 5 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond} {
 		t.Run(delay.String(), func(t *testing.T) {
 			dir, want := build(t)
-			cmd := exec.Command(os.Args[0], "-test.run=^TestBatchAdversaryKilledInOwnMergeHelper$", "-test.count=1")
-			cmd.Env = append(os.Environ(), "ZONEGIT_TEST_CRASH_WRITER="+dir)
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			cmd.Stderr = os.Stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			line, rerr := bufio.NewReader(out).ReadString('\n')
-			time.Sleep(delay)
-			if err := cmd.Process.Kill(); err != nil {
-				t.Fatal(err)
-			}
-			_ = cmd.Wait()
-			hex, ok := strings.CutPrefix(strings.TrimSpace(line), "committed ")
-			commit, err := ParseHash(hex)
-			if rerr != nil || !ok || err != nil {
-				t.Fatalf("writer said %q (%v)", line, rerr)
-			}
+			commit := crashHelper(t, dir, "TestBatchAdversaryKilledInOwnMergeHelper", delay)
 			_, merr := os.Stat(filepath.Join(dir, bulkCloseName))
 			mems, _ := filepath.Glob(filepath.Join(dir, "*.mem"))
 			state := fmt.Sprintf("marker %v, logs %d", merr == nil, len(mems))

@@ -240,13 +240,13 @@ func TestCrashedWriterHelper(t *testing.T) {
 // SIGKILLs it once it has committed; it returns the commit.
 func crashWriter(t *testing.T, dir string) Hash {
 	t.Helper()
-	return crashHelper(t, dir, "TestCrashedWriterHelper")
+	return crashHelper(t, dir, "TestCrashedWriterHelper", 0)
 }
 
 // killAfterLine runs the test function helper in a new process, with dir
-// in ZONEGIT_TEST_CRASH_WRITER, SIGKILLs it once it has printed a line, and
-// returns that line.
-func killAfterLine(t *testing.T, dir, helper string) string {
+// in ZONEGIT_TEST_CRASH_WRITER, SIGKILLs it delay after it has printed a
+// line, and returns that line.
+func killAfterLine(t *testing.T, dir, helper string, delay time.Duration) string {
 	t.Helper()
 	if runtime.GOOS == "windows" {
 		t.Skip("SIGKILL")
@@ -262,6 +262,7 @@ func killAfterLine(t *testing.T, dir, helper string) string {
 		t.Fatal(err)
 	}
 	line, err := bufio.NewReader(out).ReadString('\n')
+	time.Sleep(delay)
 	if kerr := cmd.Process.Kill(); kerr != nil {
 		t.Fatal(kerr)
 	}
@@ -274,9 +275,9 @@ func killAfterLine(t *testing.T, dir, helper string) string {
 
 // crashHelper runs the test helper named helper on dir in a new process
 // and SIGKILLs it once it prints "committed <hash>"; it returns the hash.
-func crashHelper(t *testing.T, dir, helper string) Hash {
+func crashHelper(t *testing.T, dir, helper string, delay time.Duration) Hash {
 	t.Helper()
-	line := killAfterLine(t, dir, helper)
+	line := killAfterLine(t, dir, helper, delay)
 	hex, ok := strings.CutPrefix(line, "committed ")
 	if !ok {
 		t.Fatalf("writer said %q", line)
@@ -504,4 +505,37 @@ func TestNoSpaceIsAnError(t *testing.T) {
 	if rep, err := r.Fsck(context.Background()); err != nil || !rep.OK() {
 		t.Errorf("fsck %+v, %v", rep, err)
 	}
+}
+
+// TestEmptyLogIsDropped: a writer killed between creating a write-ahead
+// log and sizing it leaves an empty .mem file, on which Badger's open
+// fails ("Create a new file"). Every kind of open succeeds, sees the
+// commit, and the read-only opens leave the directory as it was.
+func TestEmptyLogIsDropped(t *testing.T) {
+	dir, res := closedRepo(t)
+	empty := filepath.Join(dir, "00099.mem") // Badger names logs %05d.mem
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := dirstate.Listing(t, dir)
+	for _, opts := range []Options{{ReadOnly: true}, {ReadOnly: true, Detached: true}, {Bulk: true}, {}} {
+		r, err := Open(dir, opts)
+		if err != nil {
+			t.Fatalf("open %+v with an empty write-ahead log: %v", opts, err)
+		}
+		tip, err := r.Branch("example.com.", "main")
+		if err != nil || tip != res.Commit {
+			t.Errorf("open %+v: main = %s, %v; want %s", opts, tip.Short(), err, res.Commit.Short())
+		}
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if opts.ReadOnly {
+			dirstate.Unchanged(t, "a read-only open", dir, before)
+		}
+	}
+	if _, err := os.Stat(empty); !os.IsNotExist(err) {
+		t.Errorf("the writer left the empty log %s (%v)", empty, err)
+	}
+	fsckOK(t, dir)
 }

@@ -39,7 +39,7 @@ func TestKilledReadersSnapshotSwept(t *testing.T) {
 	dir, res := closedRepo(t)
 
 	// A reader killed while it had the repository open.
-	killed, ok := strings.CutPrefix(killAfterLine(t, dir, "TestKilledReaderHelper"), "snapshot ")
+	killed, ok := strings.CutPrefix(killAfterLine(t, dir, "TestKilledReaderHelper", 0), "snapshot ")
 	if !ok || filepath.Dir(killed) != tmp {
 		t.Fatalf("reader said %q; want its snapshot directory in %s", killed, tmp)
 	}

@@ -239,7 +239,43 @@ func prepareWriter(path string) error {
 	if err := checkFiles(path, path); err != nil {
 		return err
 	}
+	if err := dropEmptyLogs(path, path); err != nil {
+		return err
+	}
 	return checkFree(path, path, minFreeSpace)
+}
+
+// dropEmptyLogs removes the empty write-ahead logs (.mem) in dir (the
+// repository, or a private copy of it; errors name repoPath). Badger
+// creates a log and then sizes it: a writer killed in between leaves a
+// file of no bytes, which holds no entry, and on which Badger's next open
+// fails ("while opening fid: N err: Create a new file") until it is gone.
+// The caller holds the directory's exclusive lock (or the copy is its
+// own), so no live writer is between those two steps.
+func dropEmptyLogs(repoPath, dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("open repository %s: %w", repoPath, err)
+	}
+	for _, e := range ents {
+		if ext, ok := numberedFile(e.Name()); !ok || ext != ".mem" {
+			continue
+		}
+		fi, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("open repository %s: %w", repoPath, err)
+		}
+		if fi.Size() != 0 {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("open repository %s: remove the empty write-ahead log %s a killed writer left: %w", repoPath, e.Name(), err)
+		}
+	}
+	return nil
 }
 
 // openReadOnly opens a private snapshot of path (Options.ReadOnly).
@@ -288,6 +324,12 @@ func openReadOnly(path string, opts Options) (*Repo, error) {
 func openSnapshot(path string, snap *snapshot, opts Options) (*badger.DB, error) {
 	if err := checkFiles(path, snap.dir); err != nil {
 		return nil, err
+	}
+	if snap.recover {
+		// A full copy of its own (takeSnapshot): the source is untouched.
+		if err := dropEmptyLogs(path, snap.dir); err != nil {
+			return nil, err
+		}
 	}
 	base := baseOptions(badger.DefaultOptions(snap.dir), opts).WithBypassLockGuard(true)
 	if snap.recover {

@@ -710,7 +710,7 @@ func TestIncrementalOpenReplaysLog(t *testing.T) {
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
-	commit := crashHelper(t, dir, "TestIncrementalOpenReplaysLogHelper")
+	commit := crashHelper(t, dir, "TestIncrementalOpenReplaysLogHelper", 0)
 	if m, _ := filepath.Glob(filepath.Join(dir, "*.mem")); len(m) == 0 {
 		t.Fatal("the killed writer left no write-ahead log; nothing to replay")
 	}
