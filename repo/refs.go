@@ -181,12 +181,10 @@ func (r *Repo) update(fn func(txn *badger.Txn) error) error {
 	if err != nil {
 		return err
 	}
-	if err := r.read(r.db.Sync); err != nil {
-		return err
-	}
-	// The write may have replaced a memtable whose objects (Repo.Put does
-	// not sync) are in a log Badger's Sync does not write back (syncLogs).
-	return syncLogs(r.path)
+	// Sync writes back every log: this write may have replaced a memtable
+	// whose objects (Repo.Put does not sync) are in a log Badger's Sync
+	// leaves out (syncLogs).
+	return r.Sync()
 }
 
 // RefUpdate is one compare-and-swap on a ref. Old is the expected current

@@ -888,12 +888,16 @@ func (r *Repo) Close() error {
 	return err
 }
 
-// Sync forces everything written so far to disk.
+// Sync forces everything written so far to disk: Badger's Sync, and every
+// write-ahead log it leaves out (syncLogs).
 func (r *Repo) Sync() error {
 	if r.readOnly {
 		return nil
 	}
-	return r.read(r.db.Sync)
+	if err := r.read(r.db.Sync); err != nil {
+		return err
+	}
+	return syncLogs(r.path)
 }
 
 func objKey(h Hash) []byte {
@@ -1498,10 +1502,7 @@ func (b *Batch) Flush() error {
 	if err != nil {
 		return fmt.Errorf("write objects: %w", err)
 	}
-	if err := b.r.read(b.r.db.Sync); err != nil {
-		return fmt.Errorf("sync objects: %w", err)
-	}
-	if err := syncLogs(b.r.path); err != nil {
+	if err := b.r.Sync(); err != nil {
 		return fmt.Errorf("sync objects: %w", err)
 	}
 	return nil
